@@ -1,0 +1,1 @@
+"""The realtime layer: frames, channels, hub and brokers. Knows nothing of orders."""

@@ -1,0 +1,31 @@
+"""Every mapped table, imported here so that `Base.metadata` knows them all."""
+
+from persistence.tables.menu import Category, Item, ItemAvailability, OptionChoice, OptionGroup
+from persistence.tables.orders import Cart, CartLine, Order, OrderLine, OrderNumber, Payment
+from persistence.tables.people import Branch, Device, KnownCustomer, Role, Session, User
+from persistence.tables.reliability import CommandLogEntry, Deadline, OutboxEvent, PosDelivery, WebhookEvent
+
+__all__ = [
+    "Branch",
+    "Cart",
+    "CartLine",
+    "Category",
+    "CommandLogEntry",
+    "Deadline",
+    "Device",
+    "Item",
+    "ItemAvailability",
+    "KnownCustomer",
+    "OptionChoice",
+    "OptionGroup",
+    "Order",
+    "OrderLine",
+    "OrderNumber",
+    "OutboxEvent",
+    "Payment",
+    "PosDelivery",
+    "Role",
+    "Session",
+    "User",
+    "WebhookEvent",
+]

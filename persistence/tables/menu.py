@@ -1,0 +1,109 @@
+"""The menu: categories, items with option groups and choices, and per-branch stock.
+
+Categories and items are the chain's catalogue; `items_live_available` says which items
+a branch offers, whether they are on (not 86'd) and how many are left.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from persistence.base import Base, Timestamps, UTCDateTime, utcnow
+
+
+class Category(Timestamps, Base):
+    """A section of the menu, shown in `position` order."""
+
+    __tablename__ = "categories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    position: Mapped[int] = mapped_column(default=0)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Item(Timestamps, Base):
+    """A menu item; `price` is in minor units of the selling branch's currency."""
+
+    __tablename__ = "items_live"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id", ondelete="RESTRICT"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str | None] = mapped_column(String(1000))
+    image_url: Mapped[str | None] = mapped_column(String(1000))
+    price: Mapped[int]
+    position: Mapped[int] = mapped_column(default=0)
+    # Soft delete: orders keep pointing at removed items.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    option_groups: Mapped[list[OptionGroup]] = relationship(
+        back_populates="item",
+        order_by="OptionGroup.position, OptionGroup.id",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
+
+    __table_args__ = (CheckConstraint("price >= 0", name="price_not_negative"),)
+
+
+class OptionGroup(Base):
+    """A choice the customer makes about an item, e.g. "Size" (exactly one) or "Extras" (up to 3)."""
+
+    __tablename__ = "option_groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items_live.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    min_select: Mapped[int] = mapped_column(default=0)
+    max_select: Mapped[int] = mapped_column(default=1)
+    position: Mapped[int] = mapped_column(default=0)
+
+    item: Mapped[Item] = relationship(back_populates="option_groups")
+    choices: Mapped[list[OptionChoice]] = relationship(
+        back_populates="group",
+        order_by="OptionChoice.position, OptionChoice.id",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
+
+    __table_args__ = (
+        CheckConstraint("min_select >= 0", name="min_not_negative"),
+        CheckConstraint("max_select >= 1 AND max_select >= min_select", name="max_at_least_min"),
+    )
+
+
+class OptionChoice(Base):
+    """One answer of an option group, with its price difference in minor units."""
+
+    __tablename__ = "option_choices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("option_groups.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    price_delta: Mapped[int] = mapped_column(default=0)
+    is_default: Mapped[bool] = mapped_column(default=False)
+    position: Mapped[int] = mapped_column(default=0)
+
+    group: Mapped[OptionGroup] = relationship(back_populates="choices")
+
+
+class ItemAvailability(Base):
+    """An item as offered by one branch: on or 86'd, and its stock (None = unlimited).
+
+    Stock is only ever reserved with one conditional UPDATE (`stock >= qty`); the check
+    constraint is the last line of defence against overselling.
+    """
+
+    __tablename__ = "items_live_available"
+
+    branch_id: Mapped[int] = mapped_column(ForeignKey("branches.id", ondelete="CASCADE"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items_live.id", ondelete="CASCADE"), primary_key=True, index=True)
+    available: Mapped[bool] = mapped_column(default=True)
+    stock: Mapped[int | None]
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (CheckConstraint("stock IS NULL OR stock >= 0", name="stock_not_negative"),)

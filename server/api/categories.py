@@ -1,0 +1,7 @@
+"""REST routes: categories. (to be written)"""
+
+from __future__ import annotations
+
+from server.api.routing import ApiRouter
+
+router = ApiRouter("categories")

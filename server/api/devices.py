@@ -1,0 +1,7 @@
+"""REST routes: devices. (to be written)"""
+
+from __future__ import annotations
+
+from server.api.routing import ApiRouter
+
+router = ApiRouter("devices")

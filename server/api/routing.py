@@ -1,0 +1,255 @@
+"""How a REST route is declared, and the one path every request takes through it.
+
+    router = ApiRouter("users")
+
+    @router.get("/users/{user_id}", "Read a user", permission=Permission.USERS_READ, response=UserOut)
+    async def read_user(call: Call[None, None]) -> UserOut: ...
+
+A request is authenticated (unless the route is public), checked for the route's
+permission, its JSON (or form) body and query string validated into pydantic models,
+and handled inside one database transaction that commits before the response is
+sent. Failures become the error shape of PROTOCOL.md. The same declarations feed the
+OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, cast
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from server.auth.permissions import Permission
+from server.auth.principals import Principal, authenticate
+from server.errors import ApiError
+from server.services import Services
+
+log = logging.getLogger("server.api")
+
+B = TypeVar("B", bound=BaseModel | None)
+Q = TypeVar("Q", bound=BaseModel | None)
+
+
+@dataclass
+class Call(Generic[B, Q]):
+    """One REST call: who makes it, its validated body and query, and its transaction."""
+
+    request: Request
+    services: Services
+    session: AsyncSession
+    principal_or_none: Principal | None
+    body: B
+    query: Q
+
+    @property
+    def principal(self) -> Principal:
+        """The authenticated caller (every route but the public ones has one)."""
+        if self.principal_or_none is None:
+            raise ApiError("unauthorized", "this route needs a token")
+        return self.principal_or_none
+
+    def path_int(self, name: str) -> int:
+        """An integer path parameter; `not_found` when it is not one."""
+        raw = self.request.path_params[name]
+        if isinstance(raw, int):
+            return raw
+        if not str(raw).isdigit():
+            raise ApiError("not_found", f"{name} must be a positive integer", {name: raw})
+        return int(raw)
+
+    @property
+    def client_address(self) -> str:
+        """The caller's address as the server sees it (uvicorn applies X-Forwarded-For when trusted)."""
+        return self.request.client.host if self.request.client else "unknown"
+
+
+Handler = Callable[[Call[Any, Any]], Awaitable[BaseModel | None]]
+
+
+@dataclass
+class Operation:
+    """A route's declaration: everything the OpenAPI document says about it."""
+
+    method: str
+    path: str
+    summary: str
+    tag: str
+    handler: Handler
+    permission: Permission | None
+    public: bool
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status_code: int
+    form: bool
+    errors: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def description(self) -> str:
+        """The handler's docstring."""
+        return (self.handler.__doc__ or "").strip()
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    """The JSON response for an `ApiError`."""
+    return JSONResponse({"error": error.body()}, status_code=error.status_code, headers=error.headers)
+
+
+def validation_error(exc: ValidationError, where: str) -> ApiError:
+    """`invalid`, with each failing field, for a pydantic validation error."""
+    errors = [
+        {"field": ".".join(str(part) for part in err["loc"]), "message": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+    return ApiError("invalid", f"invalid {where}", {"errors": errors})
+
+
+async def _read_body(request: Request, model: type[BaseModel]) -> BaseModel:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.form()
+        raw: Any = {key: value for key, value in form.items() if isinstance(value, str)}
+    else:
+        data = await request.body()
+        try:
+            raw = json.loads(data) if data else {}
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ApiError("invalid", "the body is not valid JSON") from exc
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_error(exc, "body") from exc
+
+
+def _read_query(request: Request, model: type[BaseModel]) -> BaseModel:
+    try:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise validation_error(exc, "query") from exc
+
+
+def _bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        request.scope["route_template"] = op.path
+        services: Services = request.app.state.services
+        try:
+            async with services.db.session() as session:
+                principal = None
+                if not op.public:
+                    principal = await authenticate(session, services.tokens, _bearer_token(request))
+                    if op.permission is not None:
+                        principal.require(op.permission)
+                body = await _read_body(request, op.body) if op.body else None
+                query = _read_query(request, op.query) if op.query else None
+                call: Call[Any, Any] = Call(request, services, session, principal, body, query)
+                result = await op.handler(call)
+        except ApiError as error:
+            return error_response(error)
+        except IntegrityError as exc:
+            log.info("integrity error on %s %s: %s", op.method, op.path, exc.orig)
+            return error_response(ApiError("conflict", "the change conflicts with existing data"))
+        except (DBAPIError, OSError) as exc:
+            if isinstance(exc, DBAPIError) and not exc.connection_invalidated and not _is_connection_error(exc):
+                raise
+            log.warning("database unavailable on %s %s: %s", op.method, op.path, exc)
+            return error_response(ApiError("unavailable", "the database is unavailable; nothing was changed"))
+        if result is None:
+            return Response(status_code=204 if op.status_code == 200 else op.status_code)
+        return JSONResponse(result.model_dump(mode="json"), status_code=op.status_code)
+
+    endpoint.__name__ = op.handler.__name__
+    return endpoint
+
+
+def _is_connection_error(exc: DBAPIError) -> bool:
+    # asyncpg and aiosqlite surface a lost server as OSError or an "interface" error.
+    return isinstance(exc.orig, OSError) or type(exc.orig).__name__ in ("InterfaceError", "ConnectionDoesNotExistError")
+
+
+class ApiRouter:
+    """Collects the routes of one resource and their OpenAPI declarations."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.operations: list[Operation] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        summary: str,
+        *,
+        permission: Permission | None = None,
+        public: bool = False,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        status_code: int = 200,
+        form: bool = False,
+        errors: tuple[str, ...] = (),
+    ) -> Callable[[Callable[[Call[Any, Any]], Awaitable[Any]]], Handler]:
+        """Declare a route; `public` routes take no token, all others need one."""
+
+        def register(handler: Callable[[Call[Any, Any]], Awaitable[Any]]) -> Handler:
+            typed = cast(Handler, handler)
+            self.operations.append(
+                Operation(
+                    method=method,
+                    path=path,
+                    summary=summary,
+                    tag=self.tag,
+                    handler=typed,
+                    permission=permission,
+                    public=public,
+                    body=body,
+                    query=query,
+                    response=response,
+                    status_code=status_code,
+                    form=form,
+                    errors=errors,
+                )
+            )
+            return typed
+
+        return register
+
+    def get(
+        self, path: str, summary: str, **kwargs: Any
+    ) -> Callable[[Callable[[Call[Any, Any]], Awaitable[Any]]], Handler]:
+        """Declare a GET route."""
+        return self.route("GET", path, summary, **kwargs)
+
+    def post(
+        self, path: str, summary: str, **kwargs: Any
+    ) -> Callable[[Callable[[Call[Any, Any]], Awaitable[Any]]], Handler]:
+        """Declare a POST route."""
+        return self.route("POST", path, summary, **kwargs)
+
+    def patch(
+        self, path: str, summary: str, **kwargs: Any
+    ) -> Callable[[Callable[[Call[Any, Any]], Awaitable[Any]]], Handler]:
+        """Declare a PATCH route."""
+        return self.route("PATCH", path, summary, **kwargs)
+
+    def delete(
+        self, path: str, summary: str, **kwargs: Any
+    ) -> Callable[[Callable[[Call[Any, Any]], Awaitable[Any]]], Handler]:
+        """Declare a DELETE route."""
+        return self.route("DELETE", path, summary, **kwargs)
+
+    def routes(self, prefix: str) -> list[Route]:
+        """Starlette routes for every declared operation, mounted under `prefix`."""
+        return [Route(prefix + op.path, _endpoint(op), methods=[op.method]) for op in self.operations]

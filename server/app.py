@@ -1,0 +1,99 @@
+"""`create_app()`: the one composition root. Everything the server runs is wired here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from server.api import (
+    auth,
+    branches,
+    categories,
+    customers,
+    devices,
+    docs,
+    items,
+    orders,
+    payments,
+    roles,
+    system,
+    users,
+)
+from server.api.routing import ApiRouter, error_response
+from server.errors import ApiError
+from server.logs import configure_logging
+from server.metrics_middleware import MetricsMiddleware
+from server.services import Services
+from server.settings import Settings
+
+API_ROUTERS: list[ApiRouter] = [
+    auth.router,
+    users.router,
+    roles.router,
+    branches.router,
+    devices.router,
+    categories.router,
+    items.router,
+    customers.router,
+    orders.router,
+    payments.router,
+]
+
+_HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "invalid", 429: "rate_limited"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # Unknown paths and wrong methods answer in the same error shape as everything else.
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "invalid")
+    response = error_response(ApiError(code, str(exc.detail)))  # type: ignore[arg-type]
+    response.status_code = exc.status_code
+    return response
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
+    """The ASGI app; tests pass their own `services`, production builds them from `settings`."""
+    settings = settings or (services.settings if services else Settings())
+    configure_logging(settings)
+    owned = services is None
+    ready = services or Services.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owned:
+                await ready.close()
+
+    prefix = settings.API_V1_STR
+    routes: list[BaseRoute] = [*system.routes(settings), *docs.routes(settings, API_ROUTERS)]
+    for router in API_ROUTERS:
+        routes.extend(router.routes(prefix))
+
+    app = Starlette(
+        debug=settings.DEBUG,
+        routes=routes,
+        middleware=[
+            Middleware(MetricsMiddleware, metrics=ready.metrics),
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.ALLOWED_ORIGINS,
+                allow_methods=["*"],
+                allow_headers=["*"],
+                allow_credentials=True,
+            ),
+        ],
+        exception_handlers={HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.services = ready
+    return app

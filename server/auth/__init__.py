@@ -1,0 +1,1 @@
+"""Who is calling: passwords, tokens, principals and what they may do."""

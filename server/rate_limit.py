@@ -1,0 +1,61 @@
+"""Fixed-window rate limits, in process or shared by every instance through Redis.
+
+A key's window opens at its first hit and lasts `window_s` seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+
+class RateLimiter(Protocol):
+    """Counts hits of a key in windows of `window_s` seconds."""
+
+    async def hit(self, key: str, limit: int, window_s: int) -> float | None:
+        """Count one hit; None while within `limit`, else the seconds until the window ends."""
+
+
+class MemoryRateLimiter:
+    """Per-process counters, for the embedded single-instance setup."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    async def hit(self, key: str, limit: int, window_s: int) -> float | None:
+        """Count one hit of `key`; a key's window opens at its first hit."""
+        now = time.monotonic()
+        if len(self._windows) > 100_000:
+            # Drop finished windows rather than grow without bound under a spray of keys.
+            self._windows = {k: v for k, v in self._windows.items() if now - v[0] < window_s}
+        start, count = self._windows.get(key, (now, 0))
+        if now - start >= window_s:
+            start, count = now, 0
+        self._windows[key] = (start, count + 1)
+        return None if count + 1 <= limit else start + window_s - now
+
+
+class RedisRateLimiter:
+    """Counters in Redis, so a limit holds across every instance behind the load balancer."""
+
+    def __init__(self, redis: Redis, prefix: str = "ratelimit") -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    async def hit(self, key: str, limit: int, window_s: int) -> float | None:
+        """Count one hit of `key`; a key's window opens at its first hit."""
+        redis_key = f"{self._prefix}:{key}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(redis_key, 0, ex=window_s, nx=True)
+            pipe.incr(redis_key)
+            pipe.pttl(redis_key)
+            _, count, ttl_ms = await pipe.execute()
+        return None if int(count) <= limit else max(int(ttl_ms), 0) / 1000
+
+
+def retry_after_header(seconds: float) -> dict[str, str]:
+    """The Retry-After header for a wait of `seconds`, rounded up to whole seconds."""
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}

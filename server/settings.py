@@ -1,0 +1,148 @@
+"""Configuration from the environment and a `.env` file.
+
+Every variable of the deployment guide is honoured under its own name; the protocol's
+tunables sit beside them. Unset `DATABASE_URL` means a local SQLite file and unset
+`REDIS_URL` means the in-process broker, so the server runs with nothing but Python.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from typing import Annotated, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Shipped so that `make run` works out of the box; refused in production.
+DEFAULT_SECRET_KEY = "dev-only-secret-key-change-me-for-production"
+DEFAULT_JWT_SECRET_KEY = "dev-only-jwt-secret-key-change-me-for-production"
+MIN_SECRET_LENGTH = 32
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/kiosk.db"
+
+
+class InsecureSettingsError(ValueError):
+    """Raised when production would start on a default or short secret."""
+
+
+def normalise_database_url(url: str | None) -> str:
+    """Return an async SQLAlchemy URL for `url`; None means the local SQLite file.
+
+    Railway and Heroku hand out `postgres://` and `postgresql://` URLs meant for libpq;
+    SQLAlchemy needs the asyncpg driver named, and asyncpg spells `sslmode` as `ssl`.
+    """
+    if not url:
+        return DEFAULT_SQLITE_URL
+    scheme, rest = url.split("://", 1) if "://" in url else (url, "")
+    if scheme in ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"):
+        scheme = "postgresql+asyncpg"
+    elif scheme == "sqlite":
+        scheme = "sqlite+aiosqlite"
+    normalised = f"{scheme}://{rest}"
+    if scheme == "postgresql+asyncpg":
+        parts = urlsplit(normalised)
+        query = [("ssl" if key == "sslmode" else key, value) for key, value in parse_qsl(parts.query)]
+        normalised = urlunsplit(parts._replace(query=urlencode(query)))
+    return normalised
+
+
+def _parse_origins(value: object) -> object:
+    """Accept a JSON list (as the deployment guide writes it) or a comma-separated string."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """All configuration of one server process."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Application
+    PROJECT_NAME: str = "KIOSK Application"
+    API_V1_STR: str = "/api/v1"
+    ENVIRONMENT: Literal["local", "development", "staging", "production", "test"] = "local"
+    DEBUG: bool = False
+    SECRET_KEY: str = DEFAULT_SECRET_KEY
+    JWT_SECRET_KEY: str = DEFAULT_JWT_SECRET_KEY
+
+    # Backends
+    DATABASE_URL: str | None = None
+    REDIS_URL: str | None = None
+
+    # Tokens
+    JWT_ALGORITHM: Literal["HS256", "HS384", "HS512"] = "HS256"
+    ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=1800, gt=0)
+    REFRESH_TOKEN_EXPIRE_DAYS: int = Field(default=30, gt=0)
+
+    # HTTP
+    ALLOWED_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    LOGIN_RATE_LIMIT: int = Field(default=10, gt=0, description="failed logins a minute per username and per address")
+
+    # Integrations
+    POS_API_URL: str | None = None
+    POS_API_KEY: str | None = None
+    PAYMENT_API_URL: str | None = None
+    PAYMENT_API_KEY: str | None = None
+
+    # Device protocol tunables (PROTOCOL.md)
+    WS_MAX_MESSAGE_BYTES: int = Field(default=65536, gt=0)
+    WS_HEARTBEAT_S: float = Field(default=20, gt=0)
+    WS_MAX_BAD_FRAMES: int = Field(default=20, gt=0)
+    HISTORY_SIZE: int = Field(default=1000, gt=0)
+    HISTORY_TTL_S: int = Field(default=600, gt=0)
+    ORDER_PAYMENT_TIMEOUT_S: int = Field(default=600, gt=0)
+    PAYMENT_TIMEOUT_S: int = Field(default=120, gt=0)
+    SHUTDOWN_GRACE_S: float = Field(default=10, gt=0)
+
+    @field_validator("ALLOWED_ORIGINS", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        return _parse_origins(value)
+
+    @field_validator("POS_API_URL", "POS_API_KEY", "PAYMENT_API_URL", "PAYMENT_API_KEY", "REDIS_URL", "DATABASE_URL")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        # The guide writes `POS_API_URL=` for "not used"; treat it as unset.
+        return value or None
+
+    @field_validator("API_V1_STR")
+    @classmethod
+    def _api_prefix(cls, value: str) -> str:
+        value = "/" + value.strip("/")
+        return "" if value == "/" else value
+
+    @model_validator(mode="after")
+    def _refuse_weak_secrets_in_production(self) -> Settings:
+        if self.ENVIRONMENT != "production":
+            return self
+        problems = []
+        for name, default in (("SECRET_KEY", DEFAULT_SECRET_KEY), ("JWT_SECRET_KEY", DEFAULT_JWT_SECRET_KEY)):
+            value: str = getattr(self, name)
+            if value == default or "change-this" in value or "change-me" in value:
+                problems.append(f"{name} is the default value")
+            elif len(value) < MIN_SECRET_LENGTH:
+                problems.append(f"{name} is shorter than {MIN_SECRET_LENGTH} characters")
+        if problems:
+            raise InsecureSettingsError(
+                "refusing to start with ENVIRONMENT=production: "
+                + "; ".join(problems)
+                + '. Generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+            )
+        return self
+
+    @cached_property
+    def database_url(self) -> str:
+        """The async SQLAlchemy URL the engine connects to."""
+        return normalise_database_url(self.DATABASE_URL)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the database is the local SQLite file."""
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,146 @@
+"""Fixtures shared by the whole suite.
+
+Behaviour that touches storage runs twice, once per runtime of DESIGN.md decision 1:
+`sqlite` (the embedded defaults: SQLite file, in-process broker and limits) and
+`postgresql` (PostgreSQL and Redis, as in production). The real servers must be
+reachable: the suite fails rather than skip them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import text
+
+import persistence.tables  # noqa: F401
+from persistence import migrate
+from persistence.base import Base
+from persistence.database import Database
+from server.app import create_app
+from server.services import Services
+from server.settings import Settings
+from tests.world import World, build_world
+
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_TEST_DB = os.environ.get("TEST_POSTGRES_DB", "kiosk_test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pg_url(database: str) -> str:
+    """An asyncpg SQLAlchemy URL for a database on the test PostgreSQL server."""
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{database}"
+
+
+async def create_pg_database(name: str) -> None:
+    """Create (empty) a database on the test server, dropping any old one of that name."""
+    try:
+        connection = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise RuntimeError(
+            f"PostgreSQL is required for the tests and is not reachable at {PG_ADMIN_URL}: {exc}"
+        ) from exc
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder for this test session's SQLite files."""
+    return tmp_path_factory.mktemp("db")
+
+
+@pytest.fixture(scope="session")
+async def migrated_urls(tmp_root: Path) -> dict[str, str]:
+    """A database per backend, migrated to head once per test session."""
+    await create_pg_database(PG_TEST_DB)
+    urls = {"sqlite": f"sqlite+aiosqlite:///{tmp_root / 'suite.db'}", "postgresql": pg_url(PG_TEST_DB)}
+    for url in urls.values():
+        await migrate.upgrade(url)
+    return urls
+
+
+@pytest.fixture(scope="session")
+async def redis_client() -> AsyncIterator[Redis]:
+    """A client of the test Redis database; the suite fails when Redis is down."""
+    client = Redis.from_url(REDIS_URL)
+    try:
+        await asyncio.wait_for(client.ping(), 5)
+    except Exception as exc:
+        raise RuntimeError(f"Redis is required for the tests and is not reachable at {REDIS_URL}: {exc}") from exc
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The runtime a test runs on: `sqlite` (embedded) or `postgresql` (PostgreSQL + Redis)."""
+    return str(request.param)
+
+
+async def _empty(db: Database) -> None:
+    tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
+    async with db.engine.begin() as connection:
+        if db.backend == "postgresql":
+            await connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                await connection.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+async def db(backend: str, migrated_urls: dict[str, str]) -> AsyncIterator[Database]:
+    """The backend's database, emptied before the test."""
+    database = Database.from_url(migrated_urls[backend])
+    await _empty(database)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def settings(backend: str) -> Settings:
+    """Settings of the runtime under test (Redis only on the production-like backend)."""
+    return Settings(
+        _env_file=None,
+        ENVIRONMENT="test",
+        REDIS_URL=REDIS_URL if backend == "postgresql" else None,
+    )
+
+
+@pytest.fixture
+async def services(settings: Settings, db: Database, redis_client: Redis) -> AsyncIterator[Services]:
+    """The app's services over the test database (and a clean test Redis database)."""
+    redis = None
+    if settings.REDIS_URL:
+        await redis_client.flushdb()
+        redis = Redis.from_url(settings.REDIS_URL)
+    built = Services.build(settings, db=db, redis=redis)
+    yield built
+    if redis is not None:
+        await redis.aclose()
+
+
+@pytest.fixture
+async def client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in process."""
+    app = create_app(services=services)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+async def world(services: Services) -> World:
+    """Two branches and a user of every role, with their auth headers."""
+    return await build_world(services)
