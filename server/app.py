@@ -24,6 +24,7 @@ from server.api import (
     orders,
     payments,
     roles,
+    stock,
     system,
     users,
 )
@@ -42,6 +43,7 @@ API_ROUTERS: list[ApiRouter] = [
     devices.router,
     categories.router,
     items.router,
+    stock.router,
     customers.router,
     orders.router,
     payments.router,

@@ -22,13 +22,17 @@ class _PoolCollector(Collector):
         self._db = db
 
     def collect(self) -> Iterable[Metric]:
+        """Connections by state, for pools that keep a count (PostgreSQL, and SQLite in a file)."""
         pool = self._db.engine.sync_engine.pool
+        # SQLite in memory (StaticPool) or a NullPool has nothing to count: export no series rather than made-up zeros.
+        if not isinstance(pool, QueuePool):
+            return
         gauge = GaugeMetricFamily("db_pool_connections", "Database pool connections by state.", labels=["state"])
-        if isinstance(pool, QueuePool):
-            gauge.add_metric(["checked_out"], pool.checkedout())
-            gauge.add_metric(["idle"], pool.checkedin())
-            gauge.add_metric(["overflow"], max(pool.overflow(), 0))
-            gauge.add_metric(["size"], pool.size())
+        gauge.add_metric(["checked_out"], pool.checkedout())
+        gauge.add_metric(["idle"], pool.checkedin())
+        # overflow() counts down from -size while the pool is not full; only the part past size is overflow.
+        gauge.add_metric(["overflow"], max(pool.overflow(), 0))
+        gauge.add_metric(["size"], pool.size())
         yield gauge
 
 

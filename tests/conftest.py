@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,12 +25,14 @@ from persistence import migrate
 from persistence.base import Base
 from persistence.database import Database
 from server.app import create_app
+from server.rate_limit import RedisRateLimiter
 from server.services import Services
 from server.settings import Settings
 from tests.world import World, build_world
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-PG_TEST_DB = os.environ.get("TEST_POSTGRES_DB", "kiosk_test")
+# One database per pytest process, so that concurrent runs on one machine never collide.
+PG_TEST_DB = f"{os.environ.get('TEST_POSTGRES_DB', 'kiosk_test')}_{os.getpid()}"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 BACKENDS = ("sqlite", "postgresql")
 
@@ -55,6 +58,15 @@ async def create_pg_database(name: str) -> None:
         await connection.close()
 
 
+async def drop_pg_database(name: str) -> None:
+    """Drop a database of the test server if it exists."""
+    connection = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
 @pytest.fixture(scope="session")
 def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder for this test session's SQLite files."""
@@ -62,13 +74,14 @@ def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-async def migrated_urls(tmp_root: Path) -> dict[str, str]:
+async def migrated_urls(tmp_root: Path) -> AsyncIterator[dict[str, str]]:
     """A database per backend, migrated to head once per test session."""
     await create_pg_database(PG_TEST_DB)
     urls = {"sqlite": f"sqlite+aiosqlite:///{tmp_root / 'suite.db'}", "postgresql": pg_url(PG_TEST_DB)}
     for url in urls.values():
         await migrate.upgrade(url)
-    return urls
+    yield urls
+    await drop_pg_database(PG_TEST_DB)
 
 
 @pytest.fixture(scope="session")
@@ -120,12 +133,12 @@ def settings(backend: str) -> Settings:
 
 @pytest.fixture
 async def services(settings: Settings, db: Database, redis_client: Redis) -> AsyncIterator[Services]:
-    """The app's services over the test database (and a clean test Redis database)."""
-    redis = None
-    if settings.REDIS_URL:
-        await redis_client.flushdb()
-        redis = Redis.from_url(settings.REDIS_URL)
+    """The app's services over the test database, with Redis keys of this test's own."""
+    redis = Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
     built = Services.build(settings, db=db, redis=redis)
+    if redis is not None:
+        # Other tests (and other test runs) share the Redis server: give this one fresh keys.
+        built.rate_limiter = RedisRateLimiter(redis, prefix=f"test:{uuid.uuid4()}:ratelimit")
     yield built
     if redis is not None:
         await redis.aclose()

@@ -165,7 +165,7 @@ async def refresh(call: Call[RefreshIn, None]) -> TokenPair:
     return _issue_pair(call, login)
 
 
-@router.post("/auth/logout", "Log out", errors=("unauthorized",))
+@router.post("/auth/logout", "Log out", errors=("unauthorized", "invalid"))
 async def logout(call: Call[None, None]) -> None:
     """End the caller's session: its access and refresh tokens stop working at once."""
     principal = call.principal

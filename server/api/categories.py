@@ -1,7 +1,171 @@
-"""REST routes: categories. (to be written)"""
+"""REST routes: the menu's categories, shown in `position` order.
+
+Categories are the chain's catalogue, the same in every branch. Deleting one is soft
+(`deleted_at`), and refused while it still holds items that are not deleted.
+"""
 
 from __future__ import annotations
 
-from server.api.routing import ApiRouter
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import func, select
+
+from persistence.base import utcnow
+from persistence.tables import Category, Item
+from server.api.pagination import Page, PageQuery, fetch_page
+from server.api.routing import ApiRouter, Call
+from server.auth.permissions import Permission
+from server.errors import ApiError, not_found
 
 router = ApiRouter("categories")
+
+# Positions are stored as 32-bit integers on PostgreSQL.
+MAX_POSITION = 2_147_483_647
+
+
+class CategoryOut(BaseModel):
+    """A category of the menu."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    position: int
+    deleted_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class CategoryCreate(BaseModel):
+    """A new category."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=120)
+    position: int = Field(default=0, ge=-MAX_POSITION, le=MAX_POSITION, description="display order, lowest first")
+
+
+class CategoryUpdate(BaseModel):
+    """The fields to change; those left out keep their value."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=120)
+    position: int | None = Field(default=None, ge=-MAX_POSITION, le=MAX_POSITION)
+
+    @field_validator("name", "position")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Leaving a field out keeps it; null would erase a value the category must have.
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
+
+
+class CategoryQuery(PageQuery):
+    """Filters of the category list."""
+
+    include_deleted: bool = Field(default=False, description="also list deleted categories")
+
+
+async def _load(call: Call[Any, Any]) -> Category:
+    category_id = call.path_int("category_id")
+    category = await call.session.get(Category, category_id)
+    if category is None:
+        raise not_found("category", category_id)
+    return category
+
+
+@router.get(
+    "/categories",
+    "List categories",
+    permission=Permission.MENU_READ,
+    query=CategoryQuery,
+    response=Page[CategoryOut],
+    errors=("unauthorized", "forbidden", "invalid"),
+)
+async def list_categories(call: Call[None, CategoryQuery]) -> Page[CategoryOut]:
+    """Categories in display order (position, then id); deleted ones only with `include_deleted=true`."""
+    statement = select(Category).order_by(Category.position, Category.id)
+    if not call.query.include_deleted:
+        statement = statement.where(Category.deleted_at.is_(None))
+    rows, total = await fetch_page(call.session, statement, call.query)
+    return Page[CategoryOut](
+        items=[CategoryOut.model_validate(row) for row in rows],
+        total=total,
+        limit=call.query.limit,
+        offset=call.query.offset,
+    )
+
+
+@router.get(
+    "/categories/{category_id}",
+    "Read a category",
+    permission=Permission.MENU_READ,
+    response=CategoryOut,
+    errors=("unauthorized", "forbidden", "not_found"),
+)
+async def read_category(call: Call[None, None]) -> CategoryOut:
+    """One category, deleted or not."""
+    return CategoryOut.model_validate(await _load(call))
+
+
+@router.post(
+    "/categories",
+    "Create a category",
+    permission=Permission.MENU_WRITE,
+    body=CategoryCreate,
+    response=CategoryOut,
+    status_code=201,
+    errors=("unauthorized", "forbidden", "invalid"),
+)
+async def create_category(call: Call[CategoryCreate, None]) -> CategoryOut:
+    """Add a category to the chain's menu."""
+    category = Category(name=call.body.name, position=call.body.position)
+    call.session.add(category)
+    await call.session.flush()
+    return CategoryOut.model_validate(category)
+
+
+@router.patch(
+    "/categories/{category_id}",
+    "Update a category",
+    permission=Permission.MENU_WRITE,
+    body=CategoryUpdate,
+    response=CategoryOut,
+    errors=("unauthorized", "forbidden", "invalid", "not_found", "conflict"),
+)
+async def update_category(call: Call[CategoryUpdate, None]) -> CategoryOut:
+    """Rename or reorder a category; a deleted category is `conflict`."""
+    category = await _load(call)
+    if category.deleted_at is not None:
+        raise ApiError("conflict", f"category {category.id} is deleted", {"category_id": category.id})
+    for name, value in call.body.model_dump(exclude_unset=True).items():
+        setattr(category, name, value)
+    await call.session.flush()
+    return CategoryOut.model_validate(category)
+
+
+@router.delete(
+    "/categories/{category_id}",
+    "Delete a category",
+    permission=Permission.MENU_WRITE,
+    errors=("unauthorized", "forbidden", "not_found", "conflict"),
+)
+async def delete_category(call: Call[None, None]) -> None:
+    """Hide a category (soft delete); `conflict` while it still holds items that are not deleted."""
+    category = await _load(call)
+    if category.deleted_at is not None:
+        return
+    live_items = await call.session.scalar(
+        select(func.count()).select_from(Item).where(Item.category_id == category.id, Item.deleted_at.is_(None))
+    )
+    if live_items:
+        raise ApiError(
+            "conflict",
+            f"category {category.id} still holds {live_items} items; move or delete them first",
+            {"category_id": category.id, "items": live_items},
+        )
+    category.deleted_at = utcnow()

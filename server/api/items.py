@@ -1,7 +1,375 @@
-"""REST routes: items. (to be written)"""
+"""REST routes: menu items with their option groups.
+
+Items are the chain's catalogue. An item's option groups are written as a whole: a
+PATCH that sends `option_groups` sends the complete new list. A group or choice sent
+with its `id` is updated in place, so ids stay stable (carts refer to choice ids); one
+sent without an id is created; those left out are deleted. Deleting an item is soft:
+orders keep pointing at it. Which branches offer an item, and its stock there, is
+`server/api/stock.py`.
+"""
 
 from __future__ import annotations
 
-from server.api.routing import ApiRouter
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, UrlConstraints, field_validator
+from sqlalchemy import select
+
+from persistence.base import utcnow
+from persistence.tables import Category, Item, ItemAvailability, OptionChoice, OptionGroup
+from server.api.pagination import Page, PageQuery, fetch_page
+from server.api.routing import ApiRouter, Call
+from server.api.stock import INT32_MAX, RowId, StockOut, load_item
+from server.auth.permissions import Permission
+from server.domain.menu_rules import option_groups_breaches
+from server.errors import ApiError, not_found
 
 router = ApiRouter("items")
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+# Money is whole minor units (cents): strict, so 6.5 or "650" is refused rather than converted.
+Price = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX, description="minor units (cents)")]
+PriceDelta = Annotated[int, Field(strict=True, ge=-INT32_MAX, le=INT32_MAX, description="minor units, may be negative")]
+Position = Annotated[int, Field(ge=-INT32_MAX, le=INT32_MAX, description="display order, lowest first")]
+ImageUrl = Annotated[HttpUrl, UrlConstraints(max_length=1000)]
+FieldError = dict[str, str]
+
+
+class ChoiceOut(BaseModel):
+    """One answer of an option group; `price_delta` is added to the item's price."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    price_delta: int
+    is_default: bool
+    position: int
+
+
+class OptionGroupOut(BaseModel):
+    """A choice the customer makes about an item: pick `min_select` to `max_select` of `choices`."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    min_select: int
+    max_select: int
+    position: int
+    choices: list[ChoiceOut]
+
+
+class ItemFields(BaseModel):
+    """What every view of an item shows."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    category_id: int
+    name: str
+    description: str | None
+    image_url: str | None
+    price: int
+    position: int
+    deleted_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    option_groups: list[OptionGroupOut]
+
+
+class ItemOut(ItemFields):
+    """An item in a list; `availability` is its stock in the branch the list was asked for."""
+
+    availability: StockOut | None = None
+
+
+class ItemDetailOut(ItemFields):
+    """One item, with its availability in every branch the caller may see."""
+
+    availability: list[StockOut]
+
+
+class ChoiceIn(BaseModel):
+    """A choice as written: with the `id` of an existing choice of this item to keep it, without to add one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: RowId | None = None
+    name: Name
+    price_delta: PriceDelta = 0
+    is_default: bool = False
+    position: Position = 0
+
+
+class OptionGroupIn(BaseModel):
+    """An option group as written: with the `id` of an existing group of this item to keep it, without to add one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: RowId | None = None
+    name: Name
+    min_select: int = Field(default=0, description="the fewest choices the customer must pick")
+    max_select: int = Field(default=1, description="the most choices the customer may pick")
+    position: Position = 0
+    choices: list[ChoiceIn] = Field(max_length=100)
+
+
+class ItemCreate(BaseModel):
+    """A new item."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category_id: RowId
+    name: Name
+    description: str | None = Field(default=None, max_length=1000)
+    image_url: ImageUrl | None = None
+    price: Price
+    position: Position = 0
+    option_groups: list[OptionGroupIn] = Field(default_factory=list, max_length=50)
+
+
+class ItemUpdate(BaseModel):
+    """The fields to change; those left out keep their value. `option_groups`, when sent, is the complete list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category_id: RowId | None = None
+    name: Name | None = None
+    description: str | None = Field(default=None, max_length=1000)
+    image_url: ImageUrl | None = None
+    price: Price | None = None
+    position: Position | None = None
+    option_groups: list[OptionGroupIn] | None = Field(default=None, max_length=50)
+
+    @field_validator("category_id", "name", "price", "position", "option_groups")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Leaving a field out keeps it; null would erase a value every item must have.
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
+
+
+class ItemQuery(PageQuery):
+    """Filters of the item list."""
+
+    category_id: RowId | None = Field(default=None, description="only items of this category")
+    q: str | None = Field(default=None, max_length=120, description="only items whose name contains this (any case)")
+    include_deleted: bool = Field(default=False, description="also list deleted items")
+    branch_id: RowId | None = Field(
+        default=None, description="only items this branch offers, each with its availability there"
+    )
+
+
+def _field_error(path: Sequence[int | str], message: str, rule: str) -> FieldError:
+    # The same shape as the errors of a body that fails validation (server.api.routing.validation_error).
+    return {"field": ".".join(str(part) for part in path), "message": message, "type": rule}
+
+
+def _rule_errors(groups: list[OptionGroupIn]) -> list[FieldError]:
+    return [
+        _field_error(("option_groups", *breach.path), breach.message, breach.rule)
+        for breach in option_groups_breaches(groups)
+    ]
+
+
+async def _category_errors(call: Call[Any, Any], category_id: int) -> list[FieldError]:
+    category = await call.session.get(Category, category_id)
+    if category is None:
+        return [_field_error(("category_id",), f"category {category_id} does not exist", "unknown_category")]
+    if category.deleted_at is not None:
+        return [_field_error(("category_id",), f"category {category_id} is deleted", "deleted_category")]
+    return []
+
+
+def _id_errors(item: Item, groups: list[OptionGroupIn]) -> list[FieldError]:
+    """Group and choice ids that are not this item's, or that are sent twice."""
+    own_groups = {group.id for group in item.option_groups}
+    own_choices = {choice.id for group in item.option_groups for choice in group.choices}
+    seen: set[tuple[str, int]] = set()
+    errors: list[FieldError] = []
+
+    def check(kind: str, ident: int | None, own: set[int], path: tuple[int | str, ...]) -> None:
+        if ident is None:
+            return
+        if ident not in own:
+            errors.append(_field_error(path, f"{kind} {ident} is not one of this item's", "unknown_id"))
+        elif (kind, ident) in seen:
+            errors.append(_field_error(path, f"{kind} {ident} is sent twice", "duplicate_id"))
+        seen.add((kind, ident))
+
+    for g, group in enumerate(groups):
+        check("option group", group.id, own_groups, ("option_groups", g, "id"))
+        for c, choice in enumerate(group.choices):
+            check("choice", choice.id, own_choices, ("option_groups", g, "choices", c, "id"))
+    return errors
+
+
+def _replace_option_groups(item: Item, groups: list[OptionGroupIn]) -> None:
+    """Make the item's groups exactly `groups` (ids already checked by `_id_errors`)."""
+    old_groups = {group.id: group for group in item.option_groups}
+    old_choices = {choice.id: choice for group in item.option_groups for choice in group.choices}
+    new_groups: list[OptionGroup] = []
+    for group_in in groups:
+        group = old_groups[group_in.id] if group_in.id is not None else OptionGroup()
+        for name, value in group_in.model_dump(exclude={"id", "choices"}).items():
+            setattr(group, name, value)
+        new_choices: list[OptionChoice] = []
+        for choice_in in group_in.choices:
+            # A kept choice may move to another group of the item; its id goes with it.
+            choice = old_choices[choice_in.id] if choice_in.id is not None else OptionChoice()
+            for name, value in choice_in.model_dump(exclude={"id"}).items():
+                setattr(choice, name, value)
+            new_choices.append(choice)
+        group.choices = new_choices
+        new_groups.append(group)
+    item.option_groups = new_groups
+
+
+async def _detail(call: Call[Any, Any], item_id: int) -> ItemDetailOut:
+    """The item as stored, with its availability in the branches the caller may see; `not_found` when missing."""
+    # populate_existing: after a write, groups and choices come back in display order rather than as sent.
+    item = await call.session.scalar(select(Item).where(Item.id == item_id).execution_options(populate_existing=True))
+    if item is None:
+        raise not_found("item", item_id)
+    statement = select(ItemAvailability).where(ItemAvailability.item_id == item_id).order_by(ItemAvailability.branch_id)
+    scope = call.principal.branch_scope()
+    if scope is not None:
+        statement = statement.where(ItemAvailability.branch_id == scope)
+    availability = [StockOut.model_validate(row) for row in await call.session.scalars(statement)]
+    return ItemDetailOut(**ItemFields.model_validate(item).model_dump(), availability=availability)
+
+
+@router.get(
+    "/items",
+    "List items",
+    permission=Permission.MENU_READ,
+    query=ItemQuery,
+    response=Page[ItemOut],
+    errors=("unauthorized", "forbidden", "invalid"),
+)
+async def list_items(call: Call[None, ItemQuery]) -> Page[ItemOut]:
+    """Items in display order (position, then id), with their option groups; deleted ones only on request.
+
+    With `branch_id`, only the items that branch offers, each with its `availability` there.
+    """
+    query = call.query
+    statement = select(Item).order_by(Item.position, Item.id)
+    if query.category_id is not None:
+        statement = statement.where(Item.category_id == query.category_id)
+    if query.q:
+        statement = statement.where(Item.name.icontains(query.q, autoescape=True))
+    if not query.include_deleted:
+        statement = statement.where(Item.deleted_at.is_(None))
+    if query.branch_id is not None:
+        call.principal.require_branch(query.branch_id)
+        statement = statement.join(
+            ItemAvailability,
+            (ItemAvailability.item_id == Item.id) & (ItemAvailability.branch_id == query.branch_id),
+        )
+    rows, total = await fetch_page(call.session, statement, query)
+    availability: dict[int, StockOut] = {}
+    if query.branch_id is not None and rows:
+        offered = await call.session.scalars(
+            select(ItemAvailability).where(
+                ItemAvailability.branch_id == query.branch_id, ItemAvailability.item_id.in_([row.id for row in rows])
+            )
+        )
+        availability = {row.item_id: StockOut.model_validate(row) for row in offered}
+    items = [
+        ItemOut(**ItemFields.model_validate(row).model_dump(), availability=availability.get(row.id)) for row in rows
+    ]
+    return Page[ItemOut](items=items, total=total, limit=query.limit, offset=query.offset)
+
+
+@router.get(
+    "/items/{item_id}",
+    "Read an item",
+    permission=Permission.MENU_READ,
+    response=ItemDetailOut,
+    errors=("unauthorized", "forbidden", "not_found"),
+)
+async def read_item(call: Call[None, None]) -> ItemDetailOut:
+    """One item (deleted or not) with its option groups and its availability in the branches the caller may see."""
+    return await _detail(call, call.path_int("item_id"))
+
+
+@router.post(
+    "/items",
+    "Create an item",
+    permission=Permission.MENU_WRITE,
+    body=ItemCreate,
+    response=ItemDetailOut,
+    status_code=201,
+    errors=("unauthorized", "forbidden", "invalid"),
+)
+async def create_item(call: Call[ItemCreate, None]) -> ItemDetailOut:
+    """Add an item, with its option groups, to a category of the chain's menu (no branch offers it yet)."""
+    body = call.body
+    item = Item(
+        category_id=body.category_id,
+        name=body.name,
+        description=body.description,
+        image_url=str(body.image_url) if body.image_url else None,
+        price=body.price,
+        position=body.position,
+    )
+    errors = (
+        await _category_errors(call, body.category_id)
+        + _rule_errors(body.option_groups)
+        + _id_errors(item, body.option_groups)
+    )
+    if errors:
+        raise ApiError("invalid", "invalid body", {"errors": errors})
+    _replace_option_groups(item, body.option_groups)
+    call.session.add(item)
+    await call.session.flush()
+    return await _detail(call, item.id)
+
+
+@router.patch(
+    "/items/{item_id}",
+    "Update an item",
+    permission=Permission.MENU_WRITE,
+    body=ItemUpdate,
+    response=ItemDetailOut,
+    errors=("unauthorized", "forbidden", "invalid", "not_found", "conflict"),
+)
+async def update_item(call: Call[ItemUpdate, None]) -> ItemDetailOut:
+    """Change an item; `option_groups`, when sent, replaces the whole list (ids sent are kept, others deleted)."""
+    item = await load_item(call)
+    if item.deleted_at is not None:
+        raise ApiError("conflict", f"item {item.id} is deleted", {"item_id": item.id})
+    body = call.body
+    changes = body.model_dump(mode="json", exclude_unset=True, exclude={"option_groups"})
+    errors: list[FieldError] = []
+    if "category_id" in changes:
+        errors += await _category_errors(call, changes["category_id"])
+    if body.option_groups is not None:
+        errors += _rule_errors(body.option_groups) + _id_errors(item, body.option_groups)
+    if errors:
+        raise ApiError("invalid", "invalid body", {"errors": errors})
+    for name, value in changes.items():
+        setattr(item, name, value)
+    if body.option_groups is not None:
+        _replace_option_groups(item, body.option_groups)
+    # Group changes alone leave the item's row untouched; clients still need to see it changed.
+    item.updated_at = utcnow()
+    await call.session.flush()
+    return await _detail(call, item.id)
+
+
+@router.delete(
+    "/items/{item_id}",
+    "Delete an item",
+    permission=Permission.MENU_WRITE,
+    errors=("unauthorized", "forbidden", "not_found"),
+)
+async def delete_item(call: Call[None, None]) -> None:
+    """Hide an item from the menu (soft delete): orders that name it keep it, and it can still be read by id."""
+    item = await load_item(call)
+    if item.deleted_at is None:
+        item.deleted_at = utcnow()

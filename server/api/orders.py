@@ -1,7 +1,138 @@
-"""REST routes: orders. (to be written)"""
+"""REST routes: orders, read-only (they are placed and moved on over the device protocol)."""
 
 from __future__ import annotations
 
-from server.api.routing import ApiRouter
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from persistence.enums import OrderStatus
+from persistence.tables import Order, Payment
+from server.api.pagination import Page, PageQuery, fetch_page
+from server.api.payments import PaymentOut, RowId
+from server.api.routing import ApiRouter, Call
+from server.auth.permissions import Permission
+from server.errors import not_found
 
 router = ApiRouter("orders")
+
+
+class OrderLineOut(BaseModel):
+    """One line as it was priced when the order was placed (minor units)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    item_id: int
+    name: str
+    qty: int
+    unit_price: int
+    options: list[dict[str, Any]] = Field(description='[{"choice_id", "group", "name", "price_delta"}]')
+    line_total: int
+
+
+class OrderOut(BaseModel):
+    """An order with its lines; money in minor units of `currency`."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    branch_id: int
+    device_id: int | None
+    cart_id: int | None
+    customer_id: int | None
+    customer_name: str | None
+    number: int
+    business_date: date
+    status: OrderStatus
+    currency: str
+    subtotal: int
+    tax: int
+    total: int
+    paid_at: datetime | None
+    started_at: datetime | None
+    ready_at: datetime | None
+    completed_at: datetime | None
+    cancelled_at: datetime | None
+    cancel_reason: str | None
+    refunded_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    lines: list[OrderLineOut]
+
+
+class OrderDetailOut(OrderOut):
+    """An order with its lines and every payment attempt, oldest first."""
+
+    payments: list[PaymentOut]
+
+
+class OrderQuery(PageQuery):
+    """Filters of the order list."""
+
+    branch_id: RowId | None = Field(default=None, description="only orders of this branch")
+    status: OrderStatus | None = None
+    business_date: date | None = Field(default=None, description="the branch's business day (its own time zone)")
+    device_id: RowId | None = Field(default=None, description="only orders placed at this kiosk")
+    number: RowId | None = Field(default=None, description="the order number called out to the customer")
+    created_from: AwareDatetime | None = Field(default=None, description="created at or after (with a time zone)")
+    created_to: AwareDatetime | None = Field(default=None, description="created before (with a time zone)")
+
+
+@router.get(
+    "/orders",
+    "List orders",
+    permission=Permission.ORDERS_READ,
+    query=OrderQuery,
+    response=Page[OrderOut],
+    errors=("unauthorized", "forbidden", "invalid"),
+)
+async def list_orders(call: Call[None, OrderQuery]) -> Page[OrderOut]:
+    """Orders of the branches the caller may see, newest first, with their lines."""
+    query = call.query
+    statement = select(Order).order_by(Order.created_at.desc(), Order.id.desc())
+    if query.branch_id is not None:
+        call.principal.require_branch(query.branch_id)
+        statement = statement.where(Order.branch_id == query.branch_id)
+    scope = call.principal.branch_scope()
+    if scope is not None:
+        statement = statement.where(Order.branch_id == scope)
+    for column, value in (
+        (Order.status, query.status),
+        (Order.business_date, query.business_date),
+        (Order.device_id, query.device_id),
+        (Order.number, query.number),
+    ):
+        if value is not None:
+            statement = statement.where(column == value)
+    if query.created_from is not None:
+        statement = statement.where(Order.created_at >= query.created_from)
+    if query.created_to is not None:
+        statement = statement.where(Order.created_at < query.created_to)
+    rows, total = await fetch_page(call.session, statement, query)
+    return Page[OrderOut](
+        items=[OrderOut.model_validate(row) for row in rows], total=total, limit=query.limit, offset=query.offset
+    )
+
+
+@router.get(
+    "/orders/{order_id}",
+    "Read an order",
+    permission=Permission.ORDERS_READ,
+    response=OrderDetailOut,
+    errors=("unauthorized", "forbidden", "not_found"),
+)
+async def read_order(call: Call[None, None]) -> OrderDetailOut:
+    """One order of a branch the caller may see, with its lines and its payments."""
+    order_id = call.path_int("order_id")
+    order = await call.session.get(Order, order_id)
+    if order is None:
+        raise not_found("order", order_id)
+    call.principal.require_branch(order.branch_id)
+    payments = await call.session.scalars(select(Payment).where(Payment.order_id == order.id).order_by(Payment.id))
+    return OrderDetailOut(
+        **OrderOut.model_validate(order).model_dump(),
+        payments=[PaymentOut.model_validate(payment) for payment in payments],
+    )

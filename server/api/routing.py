@@ -34,6 +34,9 @@ from server.services import Services
 
 log = logging.getLogger("server.api")
 
+# Ids are 32-bit integers in the database; a larger one can name nothing.
+MAX_ID = 2**31 - 1
+
 B = TypeVar("B", bound=BaseModel | None)
 Q = TypeVar("Q", bound=BaseModel | None)
 
@@ -61,8 +64,8 @@ class Call(Generic[B, Q]):
         raw = self.request.path_params[name]
         if isinstance(raw, int):
             return raw
-        if not str(raw).isdigit():
-            raise ApiError("not_found", f"{name} must be a positive integer", {name: raw})
+        if not str(raw).isdigit() or int(raw) > MAX_ID:
+            raise ApiError("not_found", f"no resource with {name} {raw}", {name: raw})
         return int(raw)
 
     @property
@@ -141,9 +144,11 @@ def _bearer_token(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def _endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(op: Operation, prefix: str) -> Callable[[Request], Awaitable[Response]]:
+    template = prefix + op.path
+
     async def endpoint(request: Request) -> Response:
-        request.scope["route_template"] = op.path
+        request.scope["route_template"] = template
         services: Services = request.app.state.services
         try:
             async with services.db.session() as session:
@@ -161,11 +166,12 @@ def _endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
         except IntegrityError as exc:
             log.info("integrity error on %s %s: %s", op.method, op.path, exc.orig)
             return error_response(ApiError("conflict", "the change conflicts with existing data"))
-        except (DBAPIError, OSError) as exc:
-            if isinstance(exc, DBAPIError) and not exc.connection_invalidated and not _is_connection_error(exc):
-                raise
-            log.warning("database unavailable on %s %s: %s", op.method, op.path, exc)
-            return error_response(ApiError("unavailable", "the database is unavailable; nothing was changed"))
+        except Exception as exc:
+            if is_unavailable(exc):
+                log.warning("database unavailable on %s %s: %s", op.method, op.path, exc)
+                return error_response(ApiError("unavailable", "the database is unavailable; nothing was changed"))
+            log.exception("unhandled error on %s %s", op.method, op.path)
+            return error_response(ApiError("internal", "internal error"))
         if result is None:
             return Response(status_code=204 if op.status_code == 200 else op.status_code)
         return JSONResponse(result.model_dump(mode="json"), status_code=op.status_code)
@@ -174,9 +180,23 @@ def _endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
     return endpoint
 
 
-def _is_connection_error(exc: DBAPIError) -> bool:
-    # asyncpg and aiosqlite surface a lost server as OSError or an "interface" error.
-    return isinstance(exc.orig, OSError) or type(exc.orig).__name__ in ("InterfaceError", "ConnectionDoesNotExistError")
+def is_unavailable(exc: BaseException) -> bool:
+    """True when `exc` means the database could not be reached (nothing was changed)."""
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    if isinstance(exc, DBAPIError):
+        # asyncpg and aiosqlite surface a lost server as OSError or an "interface" error.
+        return (
+            exc.connection_invalidated
+            or isinstance(exc.orig, OSError)
+            or type(exc.orig).__name__
+            in (
+                "InterfaceError",
+                "ConnectionDoesNotExistError",
+                "CannotConnectNowError",
+            )
+        )
+    return False
 
 
 class ApiRouter:
@@ -252,4 +272,4 @@ class ApiRouter:
 
     def routes(self, prefix: str) -> list[Route]:
         """Starlette routes for every declared operation, mounted under `prefix`."""
-        return [Route(prefix + op.path, _endpoint(op), methods=[op.method]) for op in self.operations]
+        return [Route(prefix + op.path, _endpoint(op, prefix), methods=[op.method]) for op in self.operations]

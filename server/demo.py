@@ -1,0 +1,317 @@
+"""The demo data of `python -m server seed-demo`: one branch, ready to take orders.
+
+A branch with a small menu (burgers, sides, drinks; burger extras, fries dips and drink
+sizes as option groups), stock for every item (one running low, one unlimited), one
+device of each kind with the kiosk paired to the terminal, and an admin. The admin
+password and the device secrets are generated here and returned once; only their
+hashes are stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from persistence.database import Database
+from persistence.enums import DeviceKind
+from persistence.tables import Branch, Category, Device, Item, ItemAvailability, OptionChoice, OptionGroup, User
+from server.auth.passwords import generate_secret, hash_secret
+from server.auth.permissions import ADMIN_ROLE
+from server.auth.roles import ensure_default_roles
+
+ADMIN_USERNAME = "admin"
+
+
+@dataclass(frozen=True)
+class DemoBranch:
+    """The demo restaurant."""
+
+    name: str = "Demo Diner"
+    currency: str = "EUR"
+    timezone: str = "Europe/Berlin"
+    tax_rate_bp: int = 1900
+    address: str = "1 Example Street, Berlin"
+
+
+@dataclass(frozen=True)
+class DemoChoice:
+    """One answer of a demo option group; `price_delta` in minor units."""
+
+    name: str
+    price_delta: int = 0
+    is_default: bool = False
+
+
+@dataclass(frozen=True)
+class DemoGroup:
+    """A demo option group: between `min_select` and `max_select` of its choices."""
+
+    name: str
+    min_select: int
+    max_select: int
+    choices: tuple[DemoChoice, ...]
+
+
+@dataclass(frozen=True)
+class DemoItem:
+    """A demo menu item; `stock` None means unlimited."""
+
+    name: str
+    description: str
+    price: int
+    stock: int | None
+    groups: tuple[DemoGroup, ...] = ()
+
+
+BURGER_EXTRAS = DemoGroup(
+    "Extras",
+    min_select=0,
+    max_select=3,
+    choices=(
+        DemoChoice("Cheese", 80),
+        DemoChoice("Bacon", 150),
+        DemoChoice("Jalapeños", 60),
+        DemoChoice("Avocado", 120),
+        DemoChoice("Extra patty", 250),
+    ),
+)
+FRIES_DIPS = DemoGroup(
+    "Dips",
+    min_select=0,
+    max_select=2,
+    choices=(DemoChoice("Ketchup"), DemoChoice("Mayonnaise"), DemoChoice("Garlic aioli", 50)),
+)
+DRINK_SIZE = DemoGroup(
+    "Size",
+    min_select=1,
+    max_select=1,
+    choices=(DemoChoice("Small", 0, is_default=True), DemoChoice("Medium", 60), DemoChoice("Large", 110)),
+)
+
+LOW_STOCK = 3
+
+# Categories in display order, each with its items in display order.
+DEMO_MENU: tuple[tuple[str, tuple[DemoItem, ...]], ...] = (
+    (
+        "Burgers",
+        (
+            DemoItem("Classic Burger", "Beef patty, lettuce, tomato, pickles, house sauce", 890, 40, (BURGER_EXTRAS,)),
+            DemoItem("Cheeseburger", "Beef patty, double cheddar, onions, pickles", 990, 40, (BURGER_EXTRAS,)),
+            DemoItem("Chicken Burger", "Crispy chicken, slaw, chipotle mayo", 950, LOW_STOCK, (BURGER_EXTRAS,)),
+            DemoItem("Veggie Burger", "Grilled halloumi, roasted peppers, rocket", 920, 25, (BURGER_EXTRAS,)),
+        ),
+    ),
+    (
+        "Sides",
+        (
+            DemoItem("Fries", "Skin-on, sea salt", 350, 100, (FRIES_DIPS,)),
+            DemoItem("Sweet Potato Fries", "With smoked paprika", 420, 60, (FRIES_DIPS,)),
+            DemoItem("Onion Rings", "Beer-battered", 390, 40),
+        ),
+    ),
+    (
+        "Drinks",
+        (
+            DemoItem("Cola", "From the fountain", 290, None, (DRINK_SIZE,)),
+            DemoItem("Lemonade", "Freshly squeezed", 320, 50, (DRINK_SIZE,)),
+            DemoItem("Still Water", "0.5 l bottle", 220, 80),
+        ),
+    ),
+)
+
+# (kind, name) in the order they are created and listed.
+DEMO_DEVICES: tuple[tuple[DeviceKind, str], ...] = (
+    (DeviceKind.KIOSK, "Kiosk 1"),
+    (DeviceKind.PAYMENT_TERMINAL, "Terminal 1"),
+    (DeviceKind.KITCHEN_DISPLAY, "Kitchen display"),
+    (DeviceKind.ORDER_BOARD, "Order board"),
+)
+
+
+@dataclass(frozen=True)
+class DemoDevice:
+    """A device the demo created, with the secret it logs in with (shown once)."""
+
+    id: int
+    kind: DeviceKind
+    name: str
+    secret: str
+    paired_terminal_id: int | None = None
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What `seed_demo` created, with the secrets that exist in clear only here."""
+
+    branch_id: int
+    branch: DemoBranch
+    categories: int
+    items: int
+    admin_username: str
+    # None when a user of that name already existed and was left as it was.
+    admin_password: str | None
+    devices: list[DemoDevice] = field(default_factory=list)
+
+
+async def seed_demo(db: Database, *, hasher: Callable[[str], Awaitable[str]] = hash_secret) -> DemoResult | None:
+    """Load the demo into a database without branches; None, changing nothing, when one exists.
+
+    `hasher` turns a secret into its stored hash (Argon2; tests pass a cheaper one).
+    """
+    async with db.session() as session:
+        if await session.scalar(select(Branch.id).limit(1)) is not None:
+            return None
+        admin_taken = await session.scalar(select(User.id).where(User.username == ADMIN_USERNAME)) is not None
+
+        # Hashed before the first write, so SQLite's write lock is not held meanwhile; the
+        # hashes run side by side in threads, as Argon2 takes a while each.
+        admin_password = None if admin_taken else generate_secret()
+        device_secrets = [generate_secret() for _ in DEMO_DEVICES]
+        to_hash = device_secrets if admin_password is None else [admin_password, *device_secrets]
+        hashes = list(await asyncio.gather(*(hasher(secret) for secret in to_hash)))
+
+        demo = DemoBranch()
+        branch = Branch(
+            name=demo.name,
+            currency=demo.currency,
+            timezone=demo.timezone,
+            tax_rate_bp=demo.tax_rate_bp,
+            address=demo.address,
+        )
+        session.add(branch)
+        await session.flush()
+        items = await _add_menu(session, branch.id)
+        roles = await ensure_default_roles(session)
+        if admin_password is not None:
+            session.add(
+                User(
+                    username=ADMIN_USERNAME,
+                    full_name="Demo admin",
+                    password_hash=hashes.pop(0),
+                    role_id=roles[ADMIN_ROLE].id,
+                )
+            )
+        devices = await _add_devices(session, branch.id, device_secrets, hashes)
+        return DemoResult(
+            branch_id=branch.id,
+            branch=demo,
+            categories=len(DEMO_MENU),
+            items=items,
+            admin_username=ADMIN_USERNAME,
+            admin_password=admin_password,
+            devices=devices,
+        )
+
+
+async def _add_menu(session: AsyncSession, branch_id: int) -> int:
+    """Add the categories, items with their option groups, and the branch's stock; returns the item count."""
+    items: list[tuple[Item, DemoItem]] = []
+    for category_position, (category_name, demo_items) in enumerate(DEMO_MENU):
+        category = Category(name=category_name, position=category_position)
+        session.add(category)
+        await session.flush()
+        for item_position, demo_item in enumerate(demo_items):
+            item = Item(
+                category_id=category.id,
+                name=demo_item.name,
+                description=demo_item.description,
+                price=demo_item.price,
+                position=item_position,
+                option_groups=[_option_group(group, position) for position, group in enumerate(demo_item.groups)],
+            )
+            session.add(item)
+            items.append((item, demo_item))
+    await session.flush()
+    session.add_all(
+        ItemAvailability(branch_id=branch_id, item_id=item.id, available=True, stock=demo_item.stock)
+        for item, demo_item in items
+    )
+    return len(items)
+
+
+def _option_group(group: DemoGroup, position: int) -> OptionGroup:
+    """A fresh option group row (each item gets its own copy) for `group`."""
+    return OptionGroup(
+        name=group.name,
+        min_select=group.min_select,
+        max_select=group.max_select,
+        position=position,
+        choices=[
+            OptionChoice(
+                name=choice.name,
+                price_delta=choice.price_delta,
+                is_default=choice.is_default,
+                position=choice_position,
+            )
+            for choice_position, choice in enumerate(group.choices)
+        ],
+    )
+
+
+async def _add_devices(
+    session: AsyncSession, branch_id: int, secrets: list[str], secret_hashes: list[str]
+) -> list[DemoDevice]:
+    """Add one device of each kind and pair the kiosk with the terminal."""
+    rows = [
+        Device(branch_id=branch_id, kind=kind, name=name, secret_hash=secret_hash)
+        for (kind, name), secret_hash in zip(DEMO_DEVICES, secret_hashes, strict=True)
+    ]
+    session.add_all(rows)
+    await session.flush()
+    by_kind = {row.kind: row for row in rows}
+    by_kind[DeviceKind.KIOSK].paired_terminal_id = by_kind[DeviceKind.PAYMENT_TERMINAL].id
+    await session.flush()
+    return [
+        DemoDevice(row.id, row.kind, row.name, secret, row.paired_terminal_id)
+        for row, secret in zip(rows, secrets, strict=True)
+    ]
+
+
+def describe(result: DemoResult, base_url: str, api_prefix: str) -> str:
+    """The friendly printout of a fresh demo: where to go, how to log in, and every device secret."""
+    api = f"{base_url.rstrip('/')}{api_prefix}"
+    branch = result.branch
+    low = [item.name for _, items in DEMO_MENU for item in items if item.stock == LOW_STOCK]
+    unlimited = [item.name for _, items in DEMO_MENU for item in items if item.stock is None]
+    lines = [
+        "Demo data loaded.",
+        "",
+        f"  Branch     {branch.name} (id {result.branch_id}), {branch.currency}, {branch.timezone}, "
+        f"tax {branch.tax_rate_bp / 100:g}%",
+        f"  Menu       {result.categories} categories, {result.items} items; "
+        f"{' and '.join(low)} running low ({LOW_STOCK} left), {' and '.join(unlimited)} unlimited",
+        "",
+        f"  API        {api}",
+        f"  Docs       {api}/docs  (Authorize with the admin login below)",
+        "",
+    ]
+    if result.admin_password is None:
+        lines.append(f"  Admin      a user named {result.admin_username!r} already existed; log in with its password")
+    else:
+        lines += [
+            "  Admin login (shown only now, keep it):",
+            f"    username  {result.admin_username}",
+            f"    password  {result.admin_password}",
+        ]
+    lines += ["", "  Devices (secrets shown only now, keep them):"]
+    name_width = max(len(device.name) for device in result.devices)
+    kind_width = max(len(device.kind) for device in result.devices)
+    for device in result.devices:
+        paired = f"  (paired with terminal {device.paired_terminal_id})" if device.paired_terminal_id else ""
+        lines.append(
+            f"    id {device.id:<3} {device.kind:<{kind_width}}  {device.name:<{name_width}}  "
+            f"secret {device.secret}{paired}"
+        )
+    kiosk = next(device for device in result.devices if device.kind == DeviceKind.KIOSK)
+    body = json.dumps({"device_id": kiosk.id, "secret": kiosk.secret})
+    lines += [
+        "",
+        "  A device gets its access token with its id and secret, e.g. the kiosk:",
+        f"    curl -s -X POST {api}/auth/device -H 'Content-Type: application/json' -d '{body}'",
+    ]
+    return "\n".join(lines)

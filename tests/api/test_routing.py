@@ -1,0 +1,91 @@
+"""The one path every REST request takes: error shapes for bad input, unknown routes, crashes and outages."""
+
+from __future__ import annotations
+
+import httpx
+from pydantic import BaseModel
+from starlette.applications import Starlette
+
+from persistence.database import Database
+from server.api.routing import ApiRouter, Call
+from server.app import create_app
+from server.services import Services
+from server.settings import Settings
+
+
+class Echo(BaseModel):
+    """A body to validate."""
+
+    n: int
+
+
+def _app_with(router: ApiRouter, services: Services) -> Starlette:
+    app = Starlette(routes=list(router.routes("/t")))
+    app.state.services = services
+    return app
+
+
+async def _request(app: Starlette, method: str, url: str, **kwargs: object) -> httpx.Response:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        return await http.request(method, url, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_unknown_path_and_wrong_method_use_the_error_shape(client: httpx.AsyncClient) -> None:
+    """404 and 405 answer like every other error."""
+    missing = await client.get("/api/v1/nothing-here")
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
+    wrong = await client.delete("/api/v1/auth/login")
+    assert wrong.status_code == 405
+    assert wrong.json()["error"]["code"] == "invalid"
+
+
+async def test_a_body_that_is_not_json_is_invalid(client: httpx.AsyncClient) -> None:
+    """Broken JSON is `invalid`, not a crash."""
+    response = await client.post("/api/v1/auth/login", content=b"{not json")
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "invalid")
+
+
+async def test_a_crash_is_internal_and_leaks_nothing(services: Services) -> None:
+    """An unexpected exception becomes `internal` without its message."""
+    router = ApiRouter("t")
+
+    @router.post("/boom", "Boom", public=True, body=Echo)
+    async def boom(call: Call[Echo, None]) -> None:
+        raise RuntimeError("secret detail")
+
+    response = await _request(_app_with(router, services), "POST", "/t/boom", json={"n": 1})
+    assert response.status_code == 500
+    assert response.json()["error"] == {"code": "internal", "message": "internal error", "details": {}}
+    assert "secret" not in response.text
+
+
+async def test_query_validation_names_the_field(services: Services) -> None:
+    """A bad query parameter is `invalid` with its name."""
+
+    class Query(BaseModel):
+        limit: int = 10
+
+    router = ApiRouter("t")
+
+    @router.get("/q", "Q", public=True, query=Query)
+    async def q(call: Call[None, Query]) -> Echo:
+        return Echo(n=call.query.limit)
+
+    app = _app_with(router, services)
+    assert (await _request(app, "GET", "/t/q?limit=3")).json() == {"n": 3}
+    bad = await _request(app, "GET", "/t/q?limit=many")
+    assert bad.status_code == 422
+    assert bad.json()["error"]["details"]["errors"][0]["field"] == "limit"
+
+
+async def test_database_down_is_unavailable() -> None:
+    """With the database unreachable a request gets 503 `unavailable`."""
+    settings = Settings(_env_file=None, ENVIRONMENT="test")
+    down = Services.build(settings, db=Database.from_url("postgresql+asyncpg://postgres@127.0.0.1:1/none"))
+    try:
+        app = create_app(services=down)
+        response = await _request(app, "POST", "/api/v1/auth/login", json={"username": "a", "password": "b"})
+    finally:
+        await down.close()
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "unavailable"

@@ -1,0 +1,181 @@
+"""The demo data: a complete branch ready to take orders, loaded once and never twice."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+from argon2 import PasswordHasher
+from sqlalchemy import func, select
+
+from persistence.base import Base
+from persistence.database import Database
+from persistence.enums import DeviceKind
+from persistence.tables import Branch, Category, Device, Item, ItemAvailability, OptionGroup, Role, User
+from server.auth.passwords import verify_secret
+from server.auth.roles import ensure_default_roles
+from server.demo import ADMIN_USERNAME, LOW_STOCK, DemoResult, describe, seed_demo
+from tests.world import PASSWORD_HASH, add_user
+
+# Real Argon2 hashes, with the cheapest parameters: verify_secret reads them from the hash.
+_cheap_hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+async def cheap_hash(secret: str) -> str:
+    """An Argon2 hash that costs microseconds instead of a fifth of a second."""
+    return _cheap_hasher.hash(secret)
+
+
+async def _seed(db: Database) -> DemoResult:
+    """Load the demo, which must not have been there."""
+    result = await seed_demo(db, hasher=cheap_hash)
+    assert result is not None
+    return result
+
+
+async def _row_counts(db: Database) -> dict[str, int]:
+    """How many rows every table holds."""
+    async with db.session() as session:
+        return {
+            table.name: int(await session.scalar(select(func.count()).select_from(table)) or 0)
+            for table in Base.metadata.sorted_tables
+        }
+
+
+async def test_demo_creates_a_branch_with_a_menu_in_display_order(db: Database) -> None:
+    """One branch with currency, time zone and tax; three categories and ten items, each in order."""
+    result = await _seed(db)
+    async with db.session() as session:
+        [branch] = (await session.scalars(select(Branch))).all()
+        categories = (await session.scalars(select(Category).order_by(Category.position))).all()
+        items = (await session.scalars(select(Item))).all()
+    assert branch.id == result.branch_id
+    assert (branch.currency, branch.timezone, branch.tax_rate_bp) == ("EUR", "Europe/Berlin", 1900)
+    assert [category.name for category in categories] == ["Burgers", "Sides", "Drinks"]
+    assert [category.position for category in categories] == [0, 1, 2]
+    assert len(items) == result.items == 10
+    for category in categories:
+        positions = sorted(item.position for item in items if item.category_id == category.id)
+        assert positions == list(range(len(positions))), category.name
+    assert all(item.price > 0 for item in items)
+
+
+async def test_demo_option_groups_include_a_sized_drink_and_burger_extras(db: Database) -> None:
+    """Drink size is exactly one of three with a default; burger extras allow up to three."""
+    await _seed(db)
+    async with db.session() as session:
+        groups = (await session.scalars(select(OptionGroup))).all()
+    sizes = [group for group in groups if group.name == "Size"]
+    extras = [group for group in groups if group.name == "Extras"]
+    assert sizes and extras
+    for size in sizes:
+        assert (size.min_select, size.max_select) == (1, 1)
+        assert len(size.choices) == 3
+        assert [choice.is_default for choice in size.choices].count(True) == 1
+        assert len({choice.price_delta for choice in size.choices}) == 3
+    for group in extras:
+        assert (group.min_select, group.max_select) == (0, 3)
+        assert len(group.choices) > 3
+        assert all(choice.price_delta > 0 for choice in group.choices)
+
+
+async def test_demo_stocks_every_item_with_one_low_and_one_unlimited(db: Database) -> None:
+    """Every item is offered by the branch; one is nearly sold out and one never runs out."""
+    result = await _seed(db)
+    async with db.session() as session:
+        item_ids = set((await session.scalars(select(Item.id))).all())
+        stock = (await session.scalars(select(ItemAvailability))).all()
+    assert {row.item_id for row in stock} == item_ids
+    assert {row.branch_id for row in stock} == {result.branch_id}
+    assert all(row.available for row in stock)
+    levels = [row.stock for row in stock]
+    assert levels.count(LOW_STOCK) == 1
+    assert levels.count(None) == 1
+    assert all(level is None or level >= LOW_STOCK for level in levels)
+
+
+async def test_demo_devices_are_one_of_each_kind_with_the_kiosk_paired(db: Database) -> None:
+    """A kiosk paired to the terminal, a kitchen display and an order board, each with its own secret."""
+    result = await _seed(db)
+    async with db.session() as session:
+        devices = {device.kind: device for device in (await session.scalars(select(Device))).all()}
+    assert set(devices) == set(DeviceKind)
+    assert len(result.devices) == 4
+    assert devices[DeviceKind.KIOSK].paired_terminal_id == devices[DeviceKind.PAYMENT_TERMINAL].id
+    assert {device.branch_id for device in devices.values()} == {result.branch_id}
+    assert len({device.secret for device in result.devices}) == 4
+    kiosk = next(device for device in result.devices if device.kind == DeviceKind.KIOSK)
+    # Only the hash is stored, and it matches the secret handed out.
+    assert kiosk.secret not in devices[DeviceKind.KIOSK].secret_hash
+    assert await verify_secret(devices[DeviceKind.KIOSK].secret_hash, kiosk.secret)
+
+
+async def test_demo_creates_an_admin_and_the_default_roles(db: Database) -> None:
+    """The admin has every permission, no branch, and the password printed once."""
+    result = await _seed(db)
+    async with db.session() as session:
+        admin = await session.scalar(select(User).where(User.username == ADMIN_USERNAME))
+        roles = set((await session.scalars(select(Role.name))).all())
+    assert roles == {"admin", "manager", "staff"}
+    assert admin is not None
+    assert admin.role.name == "admin"
+    assert admin.branch_id is None
+    assert result.admin_password is not None
+    assert await verify_secret(admin.password_hash, result.admin_password)
+
+
+async def test_a_second_seed_returns_none_and_changes_nothing(db: Database) -> None:
+    """Seeding a database that already holds a branch is a no-op."""
+    await _seed(db)
+    before = await _row_counts(db)
+    assert await seed_demo(db, hasher=cheap_hash) is None
+    assert await _row_counts(db) == before
+
+
+async def test_seed_refuses_any_database_that_already_has_a_branch(db: Database) -> None:
+    """A real installation with its own branch is left untouched."""
+    async with db.session() as session:
+        session.add(Branch(name="Production branch", currency="USD", timezone="America/New_York"))
+    before = await _row_counts(db)
+    assert await seed_demo(db, hasher=cheap_hash) is None
+    assert await _row_counts(db) == before
+
+
+async def test_an_existing_admin_user_is_kept(db: Database) -> None:
+    """When a user named admin exists (create-admin ran first), the demo loads and leaves that user alone."""
+    async with db.session() as session:
+        roles = await ensure_default_roles(session)
+    await add_user(db, ADMIN_USERNAME, roles["admin"].id, None)
+    result = await _seed(db)
+    assert result.admin_password is None
+    async with db.session() as session:
+        users = (await session.scalars(select(User))).all()
+    assert [(user.username, user.password_hash) for user in users] == [(ADMIN_USERNAME, PASSWORD_HASH)]
+    assert "already existed" in describe(result, "http://127.0.0.1:8000", "/api/v1")
+
+
+async def test_demo_credentials_log_in_through_the_api(db: Database, client: httpx.AsyncClient) -> None:
+    """The printed admin password and device secret get tokens from the real auth routes."""
+    result = await _seed(db)
+    login = await client.post("/api/v1/auth/login", json={"username": "admin", "password": result.admin_password})
+    assert login.status_code == 200, login.text
+    kiosk = next(device for device in result.devices if device.kind == DeviceKind.KIOSK)
+    token = await client.post("/api/v1/auth/device", json={"device_id": kiosk.id, "secret": kiosk.secret})
+    assert token.status_code == 200, token.text
+    assert token.json()["device_kind"] == "kiosk"
+
+
+async def test_printout_names_urls_login_every_secret_and_a_working_curl_line(db: Database) -> None:
+    """The printout is everything a newcomer needs: docs URL, admin login, device secrets, a curl example."""
+    result = await _seed(db)
+    text = describe(result, "http://127.0.0.1:8000/", "/api/v1")
+    assert "http://127.0.0.1:8000/api/v1/docs" in text
+    assert result.admin_password is not None and result.admin_password in text
+    for device in result.devices:
+        assert re.search(rf"id {device.id}\s+{device.kind}\s+.*secret {re.escape(device.secret)}", text)
+    [curl] = [line.strip() for line in text.splitlines() if line.strip().startswith("curl ")]
+    assert "http://127.0.0.1:8000/api/v1/auth/device" in curl
+    body = json.loads(curl.split(" -d ", 1)[1].strip("'"))
+    kiosk = next(device for device in result.devices if device.kind == DeviceKind.KIOSK)
+    assert body == {"device_id": kiosk.id, "secret": kiosk.secret}
