@@ -11,11 +11,12 @@ from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 from sqlalchemy import func, or_, select
 
 from persistence.tables import Branch, Order
+from server.api.fields import PatchBody
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
@@ -74,10 +75,10 @@ class BranchCreate(BaseModel):
     address: Address | None = None
 
 
-class BranchUpdate(BaseModel):
+class BranchUpdate(PatchBody):
     """Changes to a branch; only the fields sent change. `is_active` false disables it."""
 
-    model_config = ConfigDict(extra="forbid")
+    clearable = frozenset({"address"})
 
     name: BranchName | None = None
     currency: Currency | None = None
@@ -85,14 +86,6 @@ class BranchUpdate(BaseModel):
     tax_rate_bp: TaxRate | None = None
     address: Address | None = None
     is_active: bool | None = None
-
-    @field_validator("name", "currency", "timezone", "tax_rate_bp", "is_active", mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        # Leaving a field out keeps it; sending null for a required one is a mistake, not a request.
-        if value is None:
-            raise ValueError("may not be null")
-        return value
 
 
 class BranchQuery(PageQuery):

@@ -9,20 +9,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from persistence.base import utcnow
 from persistence.tables import Category, Item
+from server.api.fields import PatchBody, Position
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
 from server.errors import ApiError, not_found
 
 router = ApiRouter("categories")
-
-# Positions are stored as 32-bit integers on PostgreSQL.
-MAX_POSITION = 2_147_483_647
 
 
 class CategoryOut(BaseModel):
@@ -44,24 +42,16 @@ class CategoryCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=120)
-    position: int = Field(default=0, ge=-MAX_POSITION, le=MAX_POSITION, description="display order, lowest first")
+    position: Position = 0
 
 
-class CategoryUpdate(BaseModel):
+class CategoryUpdate(PatchBody):
     """The fields to change; those left out keep their value."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str | None = Field(default=None, min_length=1, max_length=120)
-    position: int | None = Field(default=None, ge=-MAX_POSITION, le=MAX_POSITION)
-
-    @field_validator("name", "position")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        # Leaving a field out keeps it; null would erase a value the category must have.
-        if value is None:
-            raise ValueError("may be left out, but not null")
-        return value
+    position: Position | None = None
 
 
 class CategoryQuery(PageQuery):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
 from persistence.tables import KnownCustomer
+from server.api.fields import PatchBody
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
@@ -68,8 +69,10 @@ class CustomerCreate(BaseModel):
     _check_email = field_validator("email")(_email)
 
 
-class CustomerUpdate(BaseModel):
+class CustomerUpdate(PatchBody):
     """The fields of a customer that may change; only those sent are applied, null clears email and notes."""
+
+    clearable = frozenset({"email", "notes"})
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -81,14 +84,6 @@ class CustomerUpdate(BaseModel):
 
     _normalise_phone = field_validator("phone")(_phone)
     _check_email = field_validator("email")(_email)
-
-    @field_validator("phone", "name", "is_active")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        # Omitting a field keeps it; sending null would erase a required value.
-        if value is None:
-            raise ValueError("may be omitted but not null")
-        return value
 
 
 class CustomerQuery(PageQuery):

@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from persistence.enums import DeviceKind
 from persistence.tables import Branch, Device
+from server.api.fields import PatchBody, invalid_field
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.auth.passwords import generate_secret, hash_secret
@@ -65,21 +66,13 @@ class DeviceCreate(BaseModel):
     name: str = Field(min_length=1, max_length=120)
 
 
-class DeviceUpdate(BaseModel):
+class DeviceUpdate(PatchBody):
     """The fields of a device that may change; only those sent are applied."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str | None = Field(default=None, min_length=1, max_length=120)
     is_active: bool | None = None
-
-    @field_validator("name", "is_active")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        # Omitting a field keeps it; sending null would erase a required value.
-        if value is None:
-            raise ValueError("may be omitted but not null")
-        return value
 
 
 class DeviceQuery(PageQuery):
@@ -97,11 +90,6 @@ class PairIn(BaseModel):
 
     terminal_id: int
     force: bool = Field(default=False, description="take the terminal away from the kiosk it is paired with now")
-
-
-def _invalid_field(field: str, message: str) -> ApiError:
-    """`invalid` naming one body field, in the shape of a validation error."""
-    return ApiError("invalid", message, {"errors": [{"field": field, "message": message, "type": "value_error"}]})
 
 
 async def _load(call: Call[Any, Any]) -> Device:
@@ -181,7 +169,7 @@ async def create_device(call: Call[DeviceCreate, None]) -> DeviceWithSecret:
     """Create a device and return it with its secret, which is shown only this once."""
     call.principal.require_branch(call.body.branch_id)
     if await call.session.get(Branch, call.body.branch_id) is None:
-        raise _invalid_field("branch_id", f"branch {call.body.branch_id} does not exist")
+        raise invalid_field("branch_id", f"branch {call.body.branch_id} does not exist")
     secret, secret_hash = await _new_secret()
     device = Device(branch_id=call.body.branch_id, kind=call.body.kind, name=call.body.name, secret_hash=secret_hash)
     call.session.add(device)
@@ -269,11 +257,11 @@ async def pair_terminal(call: Call[PairIn, None]) -> DeviceOut:
     terminal_id = call.body.terminal_id
     terminal = await call.session.get(Device, terminal_id)
     if terminal is None:
-        raise _invalid_field("terminal_id", f"device {terminal_id} does not exist")
+        raise invalid_field("terminal_id", f"device {terminal_id} does not exist")
     if terminal.kind != DeviceKind.PAYMENT_TERMINAL:
-        raise _invalid_field("terminal_id", f"device {terminal_id} is a {terminal.kind}, not a payment_terminal")
+        raise invalid_field("terminal_id", f"device {terminal_id} is a {terminal.kind}, not a payment_terminal")
     if terminal.branch_id != kiosk.branch_id:
-        raise _invalid_field("terminal_id", f"device {terminal_id} belongs to another branch than the kiosk")
+        raise invalid_field("terminal_id", f"device {terminal_id} belongs to another branch than the kiosk")
 
     holder = await call.session.scalar(
         select(Device).where(Device.paired_terminal_id == terminal_id, Device.id != kiosk.id)

@@ -14,14 +14,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, UrlConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, UrlConstraints
 from sqlalchemy import select
 
 from persistence.base import utcnow
 from persistence.tables import Category, Item, ItemAvailability, OptionChoice, OptionGroup
+from server.api.fields import INT32_MAX, PatchBody, Position, RowId
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
-from server.api.stock import INT32_MAX, RowId, StockOut, load_item
+from server.api.stock import StockOut, load_item
 from server.auth.permissions import Permission
 from server.domain.menu_rules import option_groups_breaches
 from server.errors import ApiError, not_found
@@ -32,7 +33,6 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 # Money is whole minor units (cents): strict, so 6.5 or "650" is refused rather than converted.
 Price = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX, description="minor units (cents)")]
 PriceDelta = Annotated[int, Field(strict=True, ge=-INT32_MAX, le=INT32_MAX, description="minor units, may be negative")]
-Position = Annotated[int, Field(ge=-INT32_MAX, le=INT32_MAX, description="display order, lowest first")]
 ImageUrl = Annotated[HttpUrl, UrlConstraints(max_length=1000)]
 FieldError = dict[str, str]
 
@@ -131,10 +131,10 @@ class ItemCreate(BaseModel):
     option_groups: list[OptionGroupIn] = Field(default_factory=list, max_length=50)
 
 
-class ItemUpdate(BaseModel):
+class ItemUpdate(PatchBody):
     """The fields to change; those left out keep their value. `option_groups`, when sent, is the complete list."""
 
-    model_config = ConfigDict(extra="forbid")
+    clearable = frozenset({"description", "image_url"})
 
     category_id: RowId | None = None
     name: Name | None = None
@@ -143,14 +143,6 @@ class ItemUpdate(BaseModel):
     price: Price | None = None
     position: Position | None = None
     option_groups: list[OptionGroupIn] | None = Field(default=None, max_length=50)
-
-    @field_validator("category_id", "name", "price", "position", "option_groups")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        # Leaving a field out keeps it; null would erase a value every item must have.
-        if value is None:
-            raise ValueError("may be left out, but not null")
-        return value
 
 
 class ItemQuery(PageQuery):

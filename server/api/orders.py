@@ -10,8 +10,9 @@ from sqlalchemy import select
 
 from persistence.enums import OrderStatus
 from persistence.tables import Order, Payment
+from server.api.fields import RowId
 from server.api.pagination import Page, PageQuery, fetch_page
-from server.api.payments import PaymentOut, RowId
+from server.api.payments import PaymentOut
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
 from server.errors import not_found

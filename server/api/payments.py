@@ -7,13 +7,13 @@ terminal approved them after the order could no longer be paid.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from persistence.enums import PaymentMethod, PaymentStatus
 from persistence.tables import Payment
+from server.api.fields import RowId
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
@@ -22,7 +22,6 @@ from server.errors import not_found
 router = ApiRouter("payments")
 
 # Ids are 32-bit integers on PostgreSQL; a bigger one in a filter is `invalid`, not a database error.
-RowId = Annotated[int, Field(ge=1, le=2_147_483_647)]
 
 
 class PaymentOut(BaseModel):

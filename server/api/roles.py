@@ -18,23 +18,14 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import func, select
 
 from persistence.tables import Role, User
+from server.api.fields import PatchBody
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
-from server.auth.permissions import ALL, DEFAULT_ROLES, Permission, known_permission
+from server.auth.permissions import DEFAULT_ROLES, Permission, known_permission
 from server.auth.principals import Principal
 from server.errors import ApiError, not_found
 
 router = ApiRouter("roles")
-
-
-def grants(permissions: Collection[str], permission: Permission) -> bool:
-    """True when a role with `permissions` is allowed `permission`."""
-    return ALL in permissions or permission in permissions
-
-
-def grantable(principal: Principal, permissions: Collection[str]) -> bool:
-    """True when the principal holds every one of `permissions`, so giving them away escalates nothing."""
-    return ALL in principal.permissions or set(permissions) <= principal.permissions
 
 
 def _known_permissions(values: list[str]) -> list[str]:
@@ -84,22 +75,14 @@ class RoleCreate(BaseModel):
     permissions: Permissions = Field(default_factory=list)
 
 
-class RoleUpdate(BaseModel):
+class RoleUpdate(PatchBody):
     """Changes to a role; only the fields sent change."""
 
-    model_config = ConfigDict(extra="forbid")
+    clearable = frozenset({"description"})
 
     name: RoleName | None = None
     description: Description | None = None
     permissions: Permissions | None = None
-
-    @field_validator("name", "permissions", mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        # Leaving a field out keeps it; sending null for a required one is a mistake, not a request.
-        if value is None:
-            raise ValueError("may not be null")
-        return value
 
 
 async def _load_role(call: Call[RoleUpdate, None] | Call[None, None], role_id: int) -> Role:
@@ -122,7 +105,7 @@ async def _require_free_name(
 
 
 def _require_grantable(principal: Principal, permissions: Collection[str]) -> None:
-    if not grantable(principal, permissions):
+    if not principal.holds_all(permissions):
         missing = sorted(set(permissions) - principal.permissions)
         raise ApiError("forbidden", "you may only handle permissions you hold yourself", {"missing": missing})
 

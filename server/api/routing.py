@@ -27,15 +27,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from server.api.fields import INT32_MAX
 from server.auth.permissions import Permission
 from server.auth.principals import Principal, authenticate
 from server.errors import ApiError
 from server.services import Services
 
 log = logging.getLogger("server.api")
-
-# Ids are 32-bit integers in the database; a larger one can name nothing.
-MAX_ID = 2**31 - 1
 
 B = TypeVar("B", bound=BaseModel | None)
 Q = TypeVar("Q", bound=BaseModel | None)
@@ -64,7 +62,7 @@ class Call(Generic[B, Q]):
         raw = self.request.path_params[name]
         if isinstance(raw, int):
             return raw
-        if not str(raw).isdigit() or int(raw) > MAX_ID:
+        if not str(raw).isdigit() or int(raw) > INT32_MAX:
             raise ApiError("not_found", f"no resource with {name} {raw}", {name: raw})
         return int(raw)
 

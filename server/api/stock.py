@@ -9,7 +9,7 @@ orders reserve it (DESIGN.md decision 7): concurrent changes can never oversell.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from persistence.tables import Branch, Item, ItemAvailability
+from server.api.fields import RowId
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
@@ -24,9 +25,6 @@ from server.errors import ApiError, not_found
 
 router = ApiRouter("stock")
 
-# Ids and counts are 32-bit integers on PostgreSQL; bigger values are refused before they reach it.
-INT32_MAX = 2_147_483_647
-RowId = Annotated[int, Field(ge=1, le=INT32_MAX)]
 # Low enough that stock + quantity never overflows a 32-bit integer.
 MAX_STOCK = 1_000_000_000
 

@@ -18,11 +18,11 @@ from sqlalchemy import or_, select, update
 
 from persistence.base import utcnow
 from persistence.tables import Branch, Role, Session, User
+from server.api.fields import PatchBody, invalid_field
 from server.api.pagination import Page, PageQuery, fetch_page
-from server.api.roles import grantable, grants
 from server.api.routing import ApiRouter, Call
 from server.auth.passwords import hash_secret
-from server.auth.permissions import Permission
+from server.auth.permissions import Permission, grants
 from server.auth.principals import Principal
 from server.errors import ApiError, not_found
 
@@ -81,10 +81,10 @@ class UserCreate(BaseModel):
     email: Email | None = None
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(PatchBody):
     """Changes to a user; only the fields sent change, and a new password ends its sessions."""
 
-    model_config = ConfigDict(extra="forbid")
+    clearable = frozenset({"full_name", "email", "branch_id"})
 
     full_name: FullName | None = None
     email: Email | None = None
@@ -92,14 +92,6 @@ class UserUpdate(BaseModel):
     branch_id: int | None = None
     is_active: bool | None = None
     password: Password | None = None
-
-    @field_validator("role_id", "is_active", "password", mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        # Leaving a field out keeps it; sending null for a required one is a mistake, not a request.
-        if value is None:
-            raise ValueError("may not be null")
-        return value
 
 
 class UserQuery(PageQuery):
@@ -113,11 +105,6 @@ class UserQuery(PageQuery):
     )
 
 
-def _unknown(field: str, message: str) -> ApiError:
-    # The same shape as a body validation error, so clients show it beside the field.
-    return ApiError("invalid", message, {"errors": [{"field": field, "message": message, "type": "unknown"}]})
-
-
 async def _load_user(call: Call[UserUpdate, None] | Call[None, None], user_id: int) -> User:
     user = await call.session.get(User, user_id)
     if user is None:
@@ -128,15 +115,15 @@ async def _load_user(call: Call[UserUpdate, None] | Call[None, None], user_id: i
 
 def _require_manageable(principal: Principal, user: User) -> None:
     # Changing the password of a stronger user would be a way to become them.
-    if not grantable(principal, user.role.permissions):
+    if not principal.holds_all(user.role.permissions):
         raise ApiError("forbidden", "this user's role holds permissions you lack", {"role": user.role.name})
 
 
 async def _role_to_grant(call: Call[UserCreate, None] | Call[UserUpdate, None], role_id: int) -> Role:
     role = await call.session.get(Role, role_id)
     if role is None:
-        raise _unknown("role_id", f"role {role_id} does not exist")
-    if not grantable(call.principal, role.permissions):
+        raise invalid_field("role_id", f"role {role_id} does not exist")
+    if not call.principal.holds_all(role.permissions):
         missing = sorted(set(role.permissions) - call.principal.permissions)
         raise ApiError("forbidden", f"role {role.name} holds permissions you lack", {"missing": missing})
     return role
@@ -145,7 +132,7 @@ async def _role_to_grant(call: Call[UserCreate, None] | Call[UserUpdate, None], 
 async def _require_branch_to_join(call: Call[UserCreate, None] | Call[UserUpdate, None], branch_id: int | None) -> None:
     call.principal.require_branch(branch_id)
     if branch_id is not None and await call.session.get(Branch, branch_id) is None:
-        raise _unknown("branch_id", f"branch {branch_id} does not exist")
+        raise invalid_field("branch_id", f"branch {branch_id} does not exist")
 
 
 def _is_self(principal: Principal, user: User) -> bool:

@@ -7,6 +7,7 @@ branch, every permission is limited to that branch; see `Principal`.
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
 
 
 class Permission(enum.StrEnum):
@@ -69,6 +70,11 @@ DEFAULT_ROLES: dict[str, tuple[str, list[str]]] = {
         ],
     ),
 }
+
+
+def grants(permissions: Collection[str], permission: Permission) -> bool:
+    """True when a role with `permissions` is allowed `permission`."""
+    return ALL in permissions or permission in permissions
 
 
 def known_permission(value: str) -> bool:

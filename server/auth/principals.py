@@ -7,6 +7,7 @@ out session or a rotated device secret stops working at once.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -14,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.base import utcnow
 from persistence.enums import DeviceKind
-from persistence.tables import Device, Session, User
-from server.auth.permissions import ALL, Permission
+from persistence.tables import Branch, Device, Session, User
+from server.auth.permissions import ALL, Permission, grants
 from server.auth.tokens import TokenClaims, TokenCodec
 from server.errors import ApiError
 
@@ -44,7 +45,11 @@ class Principal:
 
     def has(self, permission: Permission) -> bool:
         """True when the principal's role grants `permission`."""
-        return ALL in self.permissions or permission in self.permissions
+        return grants(self.permissions, permission)
+
+    def holds_all(self, permissions: Collection[str]) -> bool:
+        """True when the principal holds every one of `permissions`, so handing them on escalates nothing."""
+        return ALL in self.permissions or set(permissions) <= self.permissions
 
     def require(self, permission: Permission) -> None:
         """Raise `forbidden` unless the principal holds `permission`."""
@@ -98,6 +103,7 @@ async def principal_for_claims(session: AsyncSession, claims: TokenClaims) -> Pr
             raise ApiError("unauthorized", "device token revoked")
         if not device.is_active:
             raise ApiError("forbidden", "device disabled")
+        await _require_active_branch(session, device.branch_id)
         return device_principal(device)
 
     login = await session.get(Session, claims.session_id) if claims.session_id else None
@@ -108,7 +114,17 @@ async def principal_for_claims(session: AsyncSession, claims: TokenClaims) -> Pr
         raise ApiError("unauthorized", "user no longer exists")
     if not user.is_active:
         raise ApiError("forbidden", "user disabled")
+    await _require_active_branch(session, user.branch_id)
     return user_principal(user, login.id)
+
+
+async def _require_active_branch(session: AsyncSession, branch_id: int | None) -> None:
+    # A disabled branch is closed: its devices and staff stop working with it.
+    if branch_id is None:
+        return
+    branch = await session.get(Branch, branch_id)
+    if branch is None or not branch.is_active:
+        raise ApiError("forbidden", "branch disabled", {"branch_id": branch_id})
 
 
 async def authenticate(session: AsyncSession, codec: TokenCodec, token: str | None) -> Principal:

@@ -157,3 +157,19 @@ async def test_device_token_from_id_and_secret(client: httpx.AsyncClient, servic
         assert stored is not None
         stored.secret_version += 1
     assert (await client.get("/api/v1/auth/me", headers=headers)).status_code == 401
+
+
+async def test_a_disabled_branch_locks_out_its_users_but_not_admins(
+    client: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    """Closing a branch stops its staff's tokens; chain-wide admins keep working."""
+    from persistence.tables import Branch
+
+    async with services.db.session() as session:
+        branch = await session.get(Branch, world.branch_a)
+        assert branch is not None
+        branch.is_active = False
+    refused = await client.get("/api/v1/auth/me", headers=world.staff_a.headers)
+    assert (refused.status_code, refused.json()["error"]["message"]) == (403, "branch disabled")
+    assert (await client.get("/api/v1/auth/me", headers=world.staff_b.headers)).status_code == 200
+    assert (await client.get("/api/v1/auth/me", headers=world.admin.headers)).status_code == 200

@@ -219,11 +219,12 @@ async def test_update_changes_only_the_fields_sent(client: httpx.AsyncClient, wo
 
 
 async def test_disable_a_branch(client: httpx.AsyncClient, world: World) -> None:
-    """PATCH is_active false disables a branch; it stays readable."""
+    """PATCH is_active false disables a branch: admins still read it, its own users are locked out."""
     url = f"{BRANCHES}/{world.branch_b}"
     response = await client.patch(url, headers=world.admin.headers, json={"is_active": False})
     assert response.status_code == 200 and response.json()["is_active"] is False
-    assert (await client.get(url, headers=world.manager_b.headers)).json()["is_active"] is False
+    assert (await client.get(url, headers=world.admin.headers)).json()["is_active"] is False
+    assert (await client.get(url, headers=world.manager_b.headers)).status_code == 403
 
 
 async def test_currency_is_fixed_once_the_branch_has_orders(
