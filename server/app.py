@@ -11,9 +11,10 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, WebSocketRoute
 
 from server.api import (
+    asyncapi,
     auth,
     branches,
     categories,
@@ -34,6 +35,7 @@ from server.logs import configure_logging
 from server.metrics_middleware import MetricsMiddleware
 from server.services import Services
 from server.settings import Settings
+from server.socket import device_socket
 
 API_ROUTERS: list[ApiRouter] = [
     auth.router,
@@ -70,14 +72,19 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await ready.start()
         try:
             yield
         finally:
-            if owned:
-                await ready.close()
+            await (ready.close() if owned else ready.stop())
 
     prefix = settings.API_V1_STR
-    routes: list[BaseRoute] = [*system.routes(settings), *docs.routes(settings, API_ROUTERS)]
+    routes: list[BaseRoute] = [
+        *system.routes(settings),
+        *docs.routes(settings, API_ROUTERS),
+        *asyncapi.routes(settings),
+        WebSocketRoute(f"{prefix}/ws", device_socket),
+    ]
     for router in API_ROUTERS:
         routes.extend(router.routes(prefix))
 

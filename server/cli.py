@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import sys
 from collections.abc import Callable, Coroutine, Iterator
@@ -22,7 +21,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import uvicorn
 from alembic.util.exc import CommandError as AlembicCommandError
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
@@ -34,11 +32,12 @@ from persistence.database import Database
 from persistence.tables import User
 from server import __version__
 from server.api.users import Password, Username
+from server.app import create_app
 from server.auth.passwords import generate_secret, hash_secret
 from server.auth.permissions import ADMIN_ROLE
 from server.auth.roles import ensure_default_roles
 from server.demo import DemoResult, describe, seed_demo
-from server.logs import uvicorn_log_config
+from server.serving import GracefulServer, uvicorn_config
 from server.settings import DEFAULT_SQLITE_URL, InsecureSettingsError, Settings
 
 EXIT_FAILURE = 1
@@ -140,17 +139,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     """Run the server with uvicorn until it is stopped."""
     url = base_url(args.host, args.port)
     print(f"{settings.PROJECT_NAME} on {url} (API docs: {url}{settings.API_V1_STR}/docs)", flush=True)
-    uvicorn.run(
-        "server.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        log_config=uvicorn_log_config(),
-        proxy_headers=True,
-        forwarded_allow_ips=args.forwarded_allow_ips,
-        # Open connections get this long to finish before the process exits.
-        timeout_graceful_shutdown=math.ceil(settings.SHUTDOWN_GRACE_S),
-    )
+    app = create_app(settings)
+    config = uvicorn_config(app, settings, host=args.host, port=args.port, forwarded_allow_ips=args.forwarded_allow_ips)
+    GracefulServer(config, app.state.services).run()
     return 0
 
 

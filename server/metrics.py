@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.pool import QueuePool
 
+from channels.hub import Hub
+from channels.relay import Relay
 from persistence.database import Database
 
 
@@ -36,6 +38,25 @@ class _PoolCollector(Collector):
         yield gauge
 
 
+class _RealtimeCollector(Collector):
+    """Reads counters the realtime layer keeps itself, so that its hot path touches no metric object."""
+
+    def __init__(self, hub: Hub, relay: Relay) -> None:
+        self._hub = hub
+        self._relay = relay
+
+    def collect(self) -> Iterable[Metric]:
+        yield CounterMetricFamily(
+            "ws_events_delivered", "Event frames queued to subscribers.", value=self._hub.delivered
+        )
+        yield CounterMetricFamily(
+            "events_published", "Outbox events published to the broker.", value=self._relay.published
+        )
+        yield GaugeMetricFamily(
+            "outbox_lag_seconds", "Age of the oldest unpublished outbox event.", value=self._relay.lag_s
+        )
+
+
 class Metrics:
     """Every metric the server exports."""
 
@@ -54,3 +75,33 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_PoolCollector(db))
+
+        # The realtime layer.
+        self.connections = Gauge(
+            "ws_connections",
+            "Open device and user WebSocket connections by device kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.commands = Counter(
+            "ws_commands_total",
+            "Commands by type and outcome (ok or an error code).",
+            ["command", "outcome"],
+            registry=self.registry,
+        )
+        self.command_latency = Histogram(
+            "ws_command_duration_seconds",
+            "Time from a command frame to its reply.",
+            ["command"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.send_queue_drops = Counter(
+            "ws_send_queue_overflows_total",
+            "Connections closed with 4008 because their send queue overflowed.",
+            registry=self.registry,
+        )
+
+    def watch_realtime(self, hub: Hub, relay: Relay) -> None:
+        """Export the hub's and the relay's own counters at scrape time."""
+        self.registry.register(_RealtimeCollector(hub, relay))

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
+from channels.brokers import Broker, create_broker
+from channels.frames import encode_data
+from channels.hub import Hub
+from channels.presence import Presence, create_presence
+from channels.relay import Relay
+from persistence.base import rfc3339, utcnow
 from persistence.database import Database
 from server.auth.tokens import TokenCodec
 from server.metrics import Metrics
 from server.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from server.settings import Settings
+from server.snapshots import Snapshots
 
 
 @dataclass
 class Services:
-    """Settings, database, Redis (when configured), token codec, rate limiter and metrics."""
+    """Settings, database, Redis, broker, hub, relay, presence, tokens, rate limiter and metrics."""
 
     settings: Settings
     db: Database
@@ -23,25 +32,77 @@ class Services:
     redis: Redis | None
     rate_limiter: RateLimiter
     metrics: Metrics
+    broker: Broker
+    hub: Hub
+    relay: Relay
+    presence: Presence
 
     @classmethod
-    def build(cls, settings: Settings, *, db: Database | None = None, redis: Redis | None = None) -> Services:
-        """Services for `settings`; tests pass their own database or Redis client."""
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        db: Database | None = None,
+        redis: Redis | None = None,
+        prefix: str = "kiosk",
+    ) -> Services:
+        """Services for `settings`; tests pass their own database, Redis client or key prefix."""
         db = db or Database.from_url(settings.database_url)
         if redis is None and settings.REDIS_URL:
             redis = Redis.from_url(settings.REDIS_URL, health_check_interval=30)
-        limiter: RateLimiter = RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
+        limiter: RateLimiter = (
+            RedisRateLimiter(redis, prefix=f"{prefix}:ratelimit") if redis is not None else MemoryRateLimiter()
+        )
+        broker = create_broker(
+            settings.REDIS_URL,
+            history_size=settings.HISTORY_SIZE,
+            history_ttl_s=settings.HISTORY_TTL_S,
+            prefix=prefix,
+        )
+
+        async def announce(channel: str, event: str, data: dict[str, Any]) -> None:
+            # Presence is not state of the database: it goes to the broker directly, not through the outbox.
+            await broker.publish(channel, str(uuid.uuid4()), event, encode_data(data), rfc3339(utcnow()))
+
+        presence = create_presence(settings.REDIS_URL, announce, prefix=prefix)
+        snapshots = Snapshots(db, presence)
+        hub = Hub(broker, snapshots.snapshot)
+        relay = Relay(db, broker)
+        metrics = Metrics(db)
+        metrics.watch_realtime(hub, relay)
         return cls(
             settings=settings,
             db=db,
             tokens=TokenCodec(settings),
             redis=redis,
             rate_limiter=limiter,
-            metrics=Metrics(db),
+            metrics=metrics,
+            broker=broker,
+            hub=hub,
+            relay=relay,
+            presence=presence,
         )
 
+    async def start(self) -> None:
+        """Connect the realtime layer: broker deliveries to the hub, the outbox relay, presence."""
+        await self.broker.start(self.hub)
+        await self.presence.start()
+        self.relay.start()
+
+    async def stop(self) -> None:
+        """Stop the realtime layer's background work (the reverse of `start`)."""
+        await self.relay.close()
+        await self.presence.close()
+        await self.broker.close()
+
     async def close(self) -> None:
-        """Release connections."""
+        """Stop background work and release connections."""
+        await self.stop()
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.dispose()
+
+    async def send_control(self, message: dict[str, Any]) -> None:
+        """Tell every instance, e.g. to close the sockets of a revoked device."""
+        await self.broker.send_control(message)
+

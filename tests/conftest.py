@@ -25,7 +25,6 @@ from persistence import migrate
 from persistence.base import Base
 from persistence.database import Database
 from server.app import create_app
-from server.rate_limit import RedisRateLimiter
 from server.services import Services
 from server.settings import Settings
 from tests.world import World, build_world
@@ -134,14 +133,16 @@ def settings(backend: str) -> Settings:
 @pytest.fixture
 async def services(settings: Settings, db: Database, redis_client: Redis) -> AsyncIterator[Services]:
     """The app's services over the test database, with Redis keys of this test's own."""
-    redis = Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
-    built = Services.build(settings, db=db, redis=redis)
-    if redis is not None:
-        # Other tests (and other test runs) share the Redis server: give this one fresh keys.
-        built.rate_limiter = RedisRateLimiter(redis, prefix=f"test:{uuid.uuid4()}:ratelimit")
+    # Other tests (and other test runs) share the Redis server: give this one keys of its own.
+    prefix = f"test:{uuid.uuid4()}"
+    built = Services.build(settings, db=db, prefix=prefix)
     yield built
-    if redis is not None:
-        await redis.aclose()
+    await built.stop()
+    if built.redis is not None:
+        keys = [key async for key in built.redis.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await built.redis.delete(*keys)
+        await built.redis.aclose()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from channels import frames
 from persistence.base import utcnow
 from persistence.enums import DeviceKind
 from persistence.tables import Device, Session, User
@@ -175,6 +176,7 @@ async def logout(call: Call[None, None]) -> None:
     if login is not None and login.revoked_at is None:
         login.revoked_at = utcnow()
         login.revoked_reason = "logout"
+    call.close_sockets(session=principal.session_id, code=frames.UNAUTHORIZED, reason="logged out")
 
 
 @router.post(

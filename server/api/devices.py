@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from channels import frames
 from persistence.enums import DeviceKind
 from persistence.tables import Branch, Device
 from server.api.fields import PatchBody, invalid_field
@@ -199,7 +200,10 @@ async def read_device(call: Call[None, None]) -> DeviceOut:
 async def update_device(call: Call[DeviceUpdate, None]) -> DeviceOut:
     """Rename a device or switch it on or off; only the fields sent change."""
     device = await _load(call)
-    for name, value in call.body.model_dump(exclude_unset=True).items():
+    changes = call.body.model_dump(exclude_unset=True)
+    if device.is_active and changes.get("is_active") is False:
+        call.close_sockets(principal=f"device:{device.id}", code=frames.FORBIDDEN, reason="device disabled")
+    for name, value in changes.items():
         setattr(device, name, value)
     return await _out(call, device)
 
@@ -216,6 +220,7 @@ async def rotate_secret(call: Call[None, None]) -> DeviceWithSecret:
     device = await _load(call)
     secret, device.secret_hash = await _new_secret()
     device.secret_version += 1
+    call.close_sockets(principal=f"device:{device.id}", code=frames.UNAUTHORIZED, reason="device secret rotated")
     return DeviceWithSecret(**(await _out(call, device)).model_dump(), secret=secret)
 
 
@@ -227,7 +232,9 @@ async def rotate_secret(call: Call[None, None]) -> DeviceWithSecret:
 )
 async def disable_device(call: Call[None, None]) -> None:
     """Refuse the device's logins and tokens until it is enabled again; its data and pairing stay."""
-    (await _load(call)).is_active = False
+    device = await _load(call)
+    device.is_active = False
+    call.close_sockets(principal=f"device:{device.id}", code=frames.FORBIDDEN, reason="device disabled")
 
 
 @router.post(

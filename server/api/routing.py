@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from channels.hub import close_message
 from server.api.fields import INT32_MAX
 from server.auth.permissions import Permission
 from server.auth.principals import Principal, authenticate
@@ -49,6 +50,14 @@ class Call(Generic[B, Q]):
     principal_or_none: Principal | None
     body: B
     query: Q
+    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def close_sockets(
+        self, *, principal: str | None = None, session: str | None = None, code: int, reason: str
+    ) -> None:
+        """Once this call's transaction commits, close those sockets on every instance (revocations)."""
+        message = close_message(principal=principal, session=session, code=code, reason=reason)
+        self.after_commit.append(lambda: self.services.send_control(message))
 
     @property
     def principal(self) -> Principal:
@@ -102,6 +111,15 @@ class Operation:
 def error_response(error: ApiError) -> JSONResponse:
     """The JSON response for an `ApiError`."""
     return JSONResponse({"error": error.body()}, status_code=error.status_code, headers=error.headers)
+
+
+async def _after_commit(hook: Callable[[], Awaitable[None]]) -> None:
+    # The change is committed whatever happens here; a revocation missed now is still enforced
+    # by the database check on the next request or reconnect.
+    try:
+        await hook()
+    except Exception:
+        log.exception("after-commit step failed")
 
 
 def validation_error(exc: ValidationError, where: str) -> ApiError:
@@ -159,6 +177,8 @@ def _endpoint(op: Operation, prefix: str) -> Callable[[Request], Awaitable[Respo
                 query = _read_query(request, op.query) if op.query else None
                 call: Call[Any, Any] = Call(request, services, session, principal, body, query)
                 result = await op.handler(call)
+            for hook in call.after_commit:
+                await _after_commit(hook)
         except ApiError as error:
             return error_response(error)
         except IntegrityError as exc:

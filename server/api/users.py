@@ -16,6 +16,7 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 from sqlalchemy import or_, select, update
 
+from channels import frames
 from persistence.base import utcnow
 from persistence.tables import Branch, Role, Session, User
 from server.api.fields import PatchBody, invalid_field
@@ -158,7 +159,11 @@ async def _revoke_sessions(
     )
     if keep is not None:
         statement = statement.where(Session.id != keep)
-    await call.session.execute(statement)
+    ended = (await call.session.execute(statement.returning(Session.id))).scalars().all()
+    # Their open sockets close too, on whichever instance holds them.
+    code = frames.FORBIDDEN if reason == "user_disabled" else frames.UNAUTHORIZED
+    for session_id in ended:
+        call.close_sockets(session=session_id, code=code, reason=reason.replace("_", " "))
 
 
 @router.get(

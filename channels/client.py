@@ -1,0 +1,172 @@
+"""A small device client of the protocol, shared by the tests, the simulator and the benchmarks.
+
+    async with DeviceClient(ws_url, token) as kiosk:
+        reply = await kiosk.command("cart.create", {})
+        event = await kiosk.next_event("device:1")
+
+It keeps each channel's last seq and epoch, so `DeviceClient(url, token,
+resume=old.resume_state())` picks up where an earlier connection left off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+
+class CommandFailed(Exception):
+    """A command answered with `ok: false`; `code` is the protocol error code."""
+
+    def __init__(self, reply: dict[str, Any]) -> None:
+        error = reply.get("error") or {}
+        super().__init__(f"{error.get('code')}: {error.get('message')}")
+        self.reply = reply
+        self.code: str = error.get("code", "")
+        self.details: dict[str, Any] = error.get("details") or {}
+
+
+class HandshakeRefused(Exception):
+    """The server closed the connection instead of answering `hello` (4001, 4003, ...)."""
+
+    def __init__(self, code: int | None, reason: str) -> None:
+        super().__init__(f"closed with {code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class DeviceClient:
+    """One authenticated connection: commands with their replies, and a stream of events and snapshots."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, url: str, token: str, *, resume: dict[str, dict[str, Any]] | None = None) -> None:
+        self.url = url
+        self.token = token
+        self.welcome: dict[str, Any] = {}
+        self.positions: dict[str, tuple[int, str]] = {
+            channel: (int(place["seq"]), str(place["epoch"])) for channel, place in (resume or {}).items()
+        }
+        self._resume = resume or {}
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._stream: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.closed = asyncio.Event()
+
+    async def __aenter__(self) -> DeviceClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def connect(self, timeout: float = 10) -> dict[str, Any]:
+        """Open the socket, say hello and return the `welcome` data."""
+        self._ws = await asyncio.wait_for(websockets.connect(self.url, max_size=None), timeout)
+        hello: dict[str, Any] = {"type": "hello", "token": self.token}
+        if self._resume:
+            hello["resume"] = self._resume
+        await self._ws.send(json.dumps(hello))
+        try:
+            first = json.loads(await asyncio.wait_for(self._ws.recv(), timeout))
+        except websockets.ConnectionClosed as closed:
+            code, reason = (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (None, "")
+            raise HandshakeRefused(code, reason) from closed
+        if first.get("type") != "welcome":
+            raise RuntimeError(f"expected welcome, got {first}")
+        self.welcome = first["data"]
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        return self.welcome
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        try:
+            async for text in self._ws:
+                frame = json.loads(text)
+                kind = frame.get("type")
+                if kind == "reply" and frame.get("id") in self._replies:
+                    self._replies.pop(frame["id"]).set_result(frame)
+                    continue
+                if kind in ("event", "snapshot"):
+                    self.positions[frame["channel"]] = (frame["seq"], frame["epoch"])
+                await self._stream.put(frame)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            self.closed.set()
+            for future in self._replies.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("connection closed"))
+
+    async def send_raw(self, text: str) -> None:
+        """Send any text frame, valid or not (for tests of the server's error handling)."""
+        assert self._ws is not None
+        await self._ws.send(text)
+
+    async def request(
+        self, kind: str, data: dict[str, Any] | None = None, *, command_id: str | None = None, timeout: float = 10
+    ) -> dict[str, Any]:
+        """Send a command and return its reply frame, successful or not."""
+        assert self._ws is not None
+        command_id = command_id or f"c{next(self._ids)}"
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._replies[command_id] = future
+        await self._ws.send(json.dumps({"type": kind, "id": command_id, "data": data or {}}))
+        return await asyncio.wait_for(future, timeout)
+
+    async def command(
+        self, kind: str, data: dict[str, Any] | None = None, *, command_id: str | None = None, timeout: float = 10
+    ) -> dict[str, Any]:
+        """Send a command and return its reply data; `CommandFailed` when it failed."""
+        reply = await self.request(kind, data, command_id=command_id, timeout=timeout)
+        if not reply.get("ok"):
+            raise CommandFailed(reply)
+        data_out: dict[str, Any] = reply.get("data") or {}
+        return data_out
+
+    async def next_frame(self, timeout: float = 10) -> dict[str, Any]:
+        """The next event, snapshot or unmatched frame, in arrival order."""
+        return await asyncio.wait_for(self._stream.get(), timeout)
+
+    async def next_event(
+        self, channel: str | None = None, event: str | None = None, *, timeout: float = 10
+    ) -> dict[str, Any]:
+        """The next event frame matching `channel` and `event`, skipping others."""
+        async with asyncio.timeout(timeout):
+            while True:
+                frame = await self._stream.get()
+                if frame.get("type") != "event":
+                    continue
+                if (channel is None or frame["channel"] == channel) and (event is None or frame["event"] == event):
+                    return frame
+
+    def resume_state(self) -> dict[str, dict[str, Any]]:
+        """The `resume` object of a later `hello`: each channel's last seq and epoch."""
+        return {channel: {"seq": seq, "epoch": epoch} for channel, (seq, epoch) in self.positions.items()}
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code the server sent, once the connection is closed."""
+        if self._ws is None or self._ws.close_code is None:
+            return None
+        return int(self._ws.close_code)
+
+    async def wait_closed(self, timeout: float = 10) -> int | None:
+        """Wait until the server closes the connection; its close code."""
+        await asyncio.wait_for(self.closed.wait(), timeout)
+        return self.close_code
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            try:
+                await asyncio.wait_for(self._reader, 5)
+            except (TimeoutError, asyncio.CancelledError):
+                self._reader.cancel()

@@ -1,0 +1,98 @@
+"""The frames of the device protocol (PROTOCOL.md): parsing what clients send, encoding what they get.
+
+Every frame is one JSON object in one text WebSocket message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# Close codes (PROTOCOL.md "Close codes").
+GOING_AWAY = 1001
+TOO_BIG = 1009
+PROTOCOL_ABUSE = 4000
+UNAUTHORIZED = 4001
+FORBIDDEN = 4003
+TOO_SLOW = 4008
+RATE_LIMITED = 4029
+
+MAX_ID_LENGTH = 64
+PONG = '{"type":"pong"}'
+
+
+class BadFrame(Exception):
+    """A frame that is not a valid command; answered with an `invalid` reply, the connection stays."""
+
+    def __init__(self, message: str, frame_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.frame_id = frame_id
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFrame:
+    """A parsed client frame: `type`, the client's `id` (None for hello and ping) and `data`."""
+
+    type: str
+    id: str | None
+    data: dict[str, Any]
+    raw: dict[str, Any]
+
+
+def parse_client_frame(text: str | bytes) -> ClientFrame:
+    """Parse one client frame; `BadFrame` for anything that is not a JSON object with a string `type`.
+
+    Commands need an `id` of 1-64 characters and an object (or absent) `data`; `hello`
+    and `ping` need no id.
+    """
+    try:
+        raw = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadFrame("the frame is not valid JSON") from exc
+    if not isinstance(raw, dict):
+        raise BadFrame("a frame must be a JSON object")
+    frame_id = raw.get("id")
+    readable_id = frame_id if isinstance(frame_id, str) and 0 < len(frame_id) <= MAX_ID_LENGTH else None
+    kind = raw.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise BadFrame("a frame needs a string `type`", readable_id)
+    if kind in ("hello", "ping"):
+        return ClientFrame(kind, readable_id, raw, raw)
+    if readable_id is None:
+        raise BadFrame(f"a command needs an `id` of 1-{MAX_ID_LENGTH} characters")
+    data = raw.get("data", {})
+    if not isinstance(data, dict):
+        raise BadFrame("`data` must be a JSON object", readable_id)
+    return ClientFrame(kind, readable_id, data, raw)
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def reply_ok(frame_id: str | None, data: Any) -> str:
+    """A success reply to command `frame_id`."""
+    return _dump({"type": "reply", "id": frame_id, "ok": True, "data": data})
+
+
+def reply_error(frame_id: str | None, code: str, message: str, details: dict[str, Any] | None = None) -> str:
+    """A failure reply to command `frame_id` (None when the id could not be read)."""
+    error = {"code": code, "message": message, "details": details or {}}
+    return _dump({"type": "reply", "id": frame_id, "ok": False, "error": error})
+
+
+def snapshot(channel: str, seq: int, epoch: str, data: Any) -> str:
+    """The state of `channel` as of `seq`: events after it follow."""
+    return _dump({"type": "snapshot", "channel": channel, "seq": seq, "epoch": epoch, "data": data})
+
+
+def welcome(data: dict[str, Any]) -> str:
+    """The answer to a valid `hello`."""
+    return _dump({"type": "welcome", "data": data})
+
+
+def encode_data(data: Any) -> str:
+    """The JSON text of an event's data, as the broker puts it into the frame."""
+    return _dump(data)

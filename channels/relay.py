@@ -1,0 +1,122 @@
+"""From the outbox to the broker: right after commit, and by a relay for whatever was left behind.
+
+The process that committed an event publishes it at once (`publish_committed`). If it
+died between commit and publish, or the broker was down, the row stays unpublished and
+the relay loop publishes it later; on PostgreSQL only one instance relays at a time
+(an advisory lock), so rows go out in outbox order. Publishing the same row twice is
+harmless: the broker recognises the event id and never gives it a second seq.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy import text
+
+from channels.brokers.base import Broker
+from channels.frames import encode_data
+from persistence import outbox
+from persistence.base import utcnow
+from persistence.database import Database
+from persistence.tables import OutboxEvent
+
+log = logging.getLogger("channels.relay")
+
+# Any constant shared by every instance: the key of the "one relay at a time" lock.
+_RELAY_LOCK_KEY = 7_140_512
+_BATCH = 200
+
+
+def _timestamp(row: OutboxEvent) -> str:
+    return row.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Relay:
+    """Publishes outbox rows to the broker and records that they were published."""
+
+    def __init__(self, db: Database, broker: Broker, *, interval_s: float = 1.0) -> None:
+        self._db = db
+        self._broker = broker
+        self._interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self.published = 0
+        self.lag_s = 0.0
+
+    async def publish_committed(self, rows: Sequence[OutboxEvent]) -> None:
+        """Publish rows whose transaction just committed; on failure leave them to the relay."""
+        if not rows:
+            return
+        try:
+            await self._publish(rows)
+        except Exception as exc:
+            log.warning("publish after commit failed, the relay will retry: %s", exc)
+            self._wake.set()
+
+    async def _publish(self, rows: Sequence[OutboxEvent]) -> None:
+        for row in rows:
+            await self._broker.publish(row.channel, row.event_id, row.event, encode_data(row.data), _timestamp(row))
+        async with self._db.session() as session:
+            await outbox.mark_published(session, [row.id for row in rows])
+        self.published += len(rows)
+
+    async def relay_once(self) -> int:
+        """Publish every unpublished row (oldest first); returns how many went out."""
+        sent = 0
+        async with self._db.engine.connect() as lock_connection:
+            if self._db.backend == "postgresql":
+                # Held by this connection's transaction, so it ends with it however the relay stops
+                # (a session lock could stay behind on a pooled connection if the unlock never ran).
+                locked = await lock_connection.scalar(
+                    text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _RELAY_LOCK_KEY}
+                )
+                if not locked:
+                    return 0
+            while True:
+                async with self._db.session() as session:
+                    rows = await outbox.unpublished(session, _BATCH)
+                if not rows:
+                    return sent
+                await self._publish(rows)
+                sent += len(rows)
+
+    async def _run(self) -> None:
+        while True:
+            # Cleared before the pass, not after: a wake-up that arrives during the pass asks for another one.
+            self._wake.clear()
+            try:
+                sent = await self.relay_once()
+                if sent:
+                    log.info("relayed %d outbox events", sent)
+                self.lag_s = await self.lag_seconds()
+            except Exception as exc:
+                log.warning("outbox relay failed, retrying: %s", exc)
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._interval_s)
+            except TimeoutError:
+                pass
+
+    def start(self) -> None:
+        """Run the relay loop in the background."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox-relay")
+
+    async def close(self) -> None:
+        """Stop the relay loop."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def lag_seconds(self) -> float:
+        """Age of the oldest unpublished event, 0 when none waits (the outbox lag metric)."""
+        async with self._db.session() as session:
+            rows = await outbox.unpublished(session, 1)
+        if not rows:
+            return 0.0
+        return max(0.0, (utcnow() - rows[0].created_at).total_seconds())

@@ -1,0 +1,34 @@
+"""The command log: each principal's replies by command id, so a retried command is answered, not redone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from persistence.base import utcnow
+from persistence.tables import CommandLogEntry
+
+
+async def stored_reply(session: AsyncSession, principal: str, command_id: str) -> dict[str, Any] | None:
+    """The reply already given to this command id, if any."""
+    statement = select(CommandLogEntry.reply).where(
+        CommandLogEntry.principal == principal, CommandLogEntry.command_id == command_id
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+def record(session: AsyncSession, principal: str, command_id: str, command: str, reply: dict[str, Any]) -> None:
+    """Store the reply in the session's transaction, beside the command's effect."""
+    session.add(
+        CommandLogEntry(principal=principal, command_id=command_id, command=command, reply=reply, created_at=utcnow())
+    )
+
+
+async def forget_before(session: AsyncSession, cutoff: datetime) -> int:
+    """Delete the replies stored before `cutoff` (ids are unique for 24 hours only); returns how many went."""
+    result = await session.execute(delete(CommandLogEntry).where(CommandLogEntry.created_at < cutoff))
+    # A bulk DELETE always gives a cursor result, which counts the rows it touched.
+    return cast(CursorResult[Any], result).rowcount

@@ -1,0 +1,212 @@
+"""The command router: from a client frame to exactly one reply, effects at most once.
+
+    registry = CommandRegistry()
+
+    @registry.command("item.set_available", SetAvailable, who=Who(permission=Permission.STOCK_WRITE), summary=...)
+    async def set_available(ctx: CommandContext, data: SetAvailable) -> ItemOut: ...
+
+`execute` looks the command up (`invalid` when unknown), checks who may send it
+(`forbidden`), validates its data (`invalid` with field details) and runs the handler
+in one database transaction together with the command log row holding its reply and
+the outbox rows of the events it emits. A command id already in the log gets the
+stored reply and nothing runs again. After commit the events are published.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from channels import frames
+from persistence import command_log, outbox
+from persistence.enums import DeviceKind
+from persistence.tables import OutboxEvent
+from server.api.routing import is_unavailable, validation_error
+from server.auth.permissions import Permission
+from server.auth.principals import Principal
+from server.errors import ApiError
+from server.services import Services
+
+log = logging.getLogger("server.commands")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Who:
+    """Who may send a command: devices of some kinds and/or users holding a permission."""
+
+    devices: frozenset[DeviceKind] = frozenset()
+    permission: Permission | None = None
+
+    def allows(self, principal: Principal) -> bool:
+        """True when `principal` may send the command."""
+        if principal.kind == "device":
+            return principal.device_kind in self.devices
+        return self.permission is not None and principal.has(self.permission)
+
+    def describe(self) -> str:
+        """Who, in words, for the docs."""
+        parts = [kind.value for kind in sorted(self.devices)]
+        if self.permission is not None:
+            parts.append(f"users with {self.permission}")
+        return ", ".join(parts) or "nobody"
+
+
+@dataclass
+class CommandContext:
+    """What a handler works with: the caller, the services, its transaction and its events."""
+
+    principal: Principal
+    services: Services
+    session: AsyncSession
+    command_id: str
+    events: list[OutboxEvent] = field(default_factory=list)
+
+    def emit(self, channel: str, event: str, data: dict[str, Any]) -> None:
+        """Record an event in this transaction; it is published once the transaction commits."""
+        self.events.append(outbox.add_event(self.session, channel, event, data))
+
+
+Handler = Callable[[CommandContext, Any], Awaitable[BaseModel | dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A registered command: its data model, who may send it, and what it answers."""
+
+    name: str
+    model: type[BaseModel]
+    handler: Handler
+    who: Who
+    summary: str
+    reply: type[BaseModel] | None
+    errors: tuple[str, ...]
+
+    @property
+    def description(self) -> str:
+        """The handler's docstring."""
+        return (self.handler.__doc__ or "").strip()
+
+
+class CommandRegistry:
+    """Command type -> handler, data model and audience."""
+
+    def __init__(self) -> None:
+        self.commands: dict[str, CommandSpec] = {}
+
+    def command(
+        self,
+        name: str,
+        model: type[M],
+        *,
+        who: Who,
+        summary: str,
+        reply: type[BaseModel] | None = None,
+        errors: tuple[str, ...] = (),
+    ) -> Callable[[Callable[[CommandContext, M], Awaitable[Any]]], Handler]:
+        """Register a handler for command `name`."""
+
+        def register(handler: Callable[[CommandContext, M], Awaitable[Any]]) -> Handler:
+            if name in self.commands:
+                raise ValueError(f"command {name} registered twice")
+            self.commands[name] = CommandSpec(name, model, handler, who, summary, reply, errors)
+            return handler
+
+        return register
+
+    def include(self, other: CommandRegistry) -> None:
+        """Add every command of another registry (one per area of handlers)."""
+        for spec in other.commands.values():
+            if spec.name in self.commands:
+                raise ValueError(f"command {spec.name} registered twice")
+            self.commands[spec.name] = spec
+
+
+def _as_data(result: BaseModel | dict[str, Any]) -> dict[str, Any]:
+    return result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+
+
+def _reply_frame(frame_id: str, reply: dict[str, Any]) -> str:
+    if reply.get("ok"):
+        return frames.reply_ok(frame_id, reply.get("data"))
+    error = reply.get("error") or {}
+    return frames.reply_error(frame_id, error.get("code", "internal"), error.get("message", ""), error.get("details"))
+
+
+def _error_reply(error: ApiError) -> dict[str, Any]:
+    return {"ok": False, "error": error.body()}
+
+
+async def execute(
+    registry: CommandRegistry, services: Services, principal: Principal, frame: frames.ClientFrame
+) -> tuple[str, str]:
+    """Run one command frame; returns the reply frame text and its outcome (`ok` or an error code)."""
+    assert frame.id is not None
+    spec = registry.commands.get(frame.type)
+    if spec is None:
+        return frames.reply_error(frame.id, "invalid", f"unknown command {frame.type}", {"type": frame.type}), "invalid"
+    if not spec.who.allows(principal):
+        message = f"{frame.type} may only be sent by {spec.who.describe()}"
+        return frames.reply_error(frame.id, "forbidden", message), "forbidden"
+    try:
+        data = spec.model.model_validate(frame.data)
+    except ValidationError as exc:
+        error = validation_error(exc, "data")
+        return frames.reply_error(frame.id, error.code, error.message, error.details), "invalid"
+
+    try:
+        reply, events = await _run(spec, services, principal, frame.id, data)
+    except Exception as exc:
+        context = {"command_id": frame.id, "principal": principal.key}
+        if is_unavailable(exc):
+            log.warning("command %s: database unavailable: %s", frame.type, exc, extra=context)
+            message = "the database is unavailable; nothing was changed"
+            return frames.reply_error(frame.id, "unavailable", message), "unavailable"
+        log.exception("command %s failed", frame.type, extra=context)
+        return frames.reply_error(frame.id, "internal", "internal error"), "internal"
+    await services.relay.publish_committed(events)
+    outcome = "ok" if reply.get("ok") else str(reply["error"]["code"])
+    return _reply_frame(frame.id, reply), outcome
+
+
+async def _run(
+    spec: CommandSpec, services: Services, principal: Principal, command_id: str, data: BaseModel
+) -> tuple[dict[str, Any], list[OutboxEvent]]:
+    try:
+        async with services.db.session() as session:
+            stored = await command_log.stored_reply(session, principal.key, command_id)
+            if stored is not None:
+                return stored, []
+            ctx = CommandContext(principal, services, session, command_id)
+            reply = {"ok": True, "data": _as_data(await spec.handler(ctx, data))}
+            command_log.record(session, principal.key, command_id, spec.name, reply)
+        return reply, ctx.events
+    except ApiError as error:
+        refusal = error
+    except IntegrityError:
+        # Either the same command id arrived twice at once and the other one won: answer with its reply;
+        stored = await _stored_reply(services, principal, command_id)
+        if stored is not None:
+            return stored, []
+        # or the handler's change collides with existing data, which REST calls a conflict too.
+        refusal = ApiError("conflict", "the change conflicts with existing data")
+    # The effect was rolled back; the refusal is the first reply, and a retry gets it again.
+    reply = _error_reply(refusal)
+    try:
+        async with services.db.session() as session:
+            command_log.record(session, principal.key, command_id, spec.name, reply)
+    except IntegrityError:
+        return await _stored_reply(services, principal, command_id) or reply, []
+    return reply, []
+
+
+async def _stored_reply(services: Services, principal: Principal, command_id: str) -> dict[str, Any] | None:
+    async with services.db.session() as session:
+        return await command_log.stored_reply(session, principal.key, command_id)

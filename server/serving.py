@@ -1,0 +1,58 @@
+"""Running the app under uvicorn, with the protocol's WebSocket limits and a graceful stop.
+
+On SIGTERM or SIGINT the server stops accepting connections, lets every socket finish
+the command it is handling, closes it with 1001 (clients reconnect and resume,
+possibly on another instance), and exits within `SHUTDOWN_GRACE_S`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import socket
+
+import uvicorn
+from starlette.applications import Starlette
+
+from channels import frames
+from server.logs import uvicorn_log_config
+from server.services import Services
+from server.settings import Settings
+
+
+def uvicorn_config(
+    app: Starlette, settings: Settings, *, host: str, port: int, forwarded_allow_ips: str | None = None
+) -> uvicorn.Config:
+    """The uvicorn configuration for `app`: frame size limit (1009), heartbeat pings, proxy headers, JSON logs."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=uvicorn_log_config(),
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        ws_max_size=settings.WS_MAX_MESSAGE_BYTES,
+        ws_ping_interval=settings.WS_HEARTBEAT_S,
+        ws_ping_timeout=settings.WS_HEARTBEAT_S,
+        timeout_graceful_shutdown=math.ceil(settings.SHUTDOWN_GRACE_S),
+    )
+
+
+class GracefulServer(uvicorn.Server):
+    """A uvicorn server that closes device sockets with 1001 after their in-flight commands, not 1012."""
+
+    def __init__(self, config: uvicorn.Config, services: Services) -> None:
+        super().__init__(config)
+        self.services = services
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stop accepting, close every socket with 1001 once its command is done, then shut down as usual."""
+        for server in self.servers:
+            server.close()
+        hub = self.services.hub
+        hub.close_all(frames.GOING_AWAY, "server going away")
+        try:
+            await asyncio.wait_for(hub.empty.wait(), self.services.settings.SHUTDOWN_GRACE_S / 2)
+        except TimeoutError:
+            pass
+        await super().shutdown(sockets)

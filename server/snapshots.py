@@ -1,0 +1,154 @@
+"""Channel snapshots, from the database: the state a client starts from when it cannot resume.
+
+One provider per channel kind (PROTOCOL.md "Channels"). A snapshot is read after the
+channel's position, so it contains at least every event up to the seq it is sent with;
+events after that seq may repeat what it already shows, and clients apply them as
+upserts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from channels.names import ChannelName
+from channels.presence import Presence
+from persistence.base import rfc3339, utcnow
+from persistence.database import Database
+from persistence.enums import CartStatus, OrderStatus, PaymentStatus
+from persistence.tables import Cart, Device, Order, Payment
+from server.menu_view import branch_menu
+
+Provider = Callable[[AsyncSession, ChannelName], Awaitable[Any]]
+
+OPEN_TICKETS = (OrderStatus.PAID, OrderStatus.PREPARING, OrderStatus.READY)
+
+
+def _order(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "number": order.number,
+        "status": order.status,
+        "branch_id": order.branch_id,
+        "device_id": order.device_id,
+        "customer_name": order.customer_name,
+        "currency": order.currency,
+        "total": order.total,
+        "created_at": rfc3339(order.created_at),
+        "paid_at": rfc3339(order.paid_at) if order.paid_at else None,
+        "lines": [
+            {"item_id": line.item_id, "name": line.name, "qty": line.qty, "options": line.options}
+            for line in order.lines
+        ],
+    }
+
+
+class Snapshots:
+    """Builds the snapshot of any channel."""
+
+    def __init__(self, db: Database, presence: Presence) -> None:
+        self._db = db
+        self._presence = presence
+        self._providers: dict[str, Provider] = {
+            "branch:devices": self._devices,
+            "branch:kitchen": self._kitchen,
+            "branch:board": self._board,
+            "branch:orders": self._orders,
+            "branch:menu": self._menu,
+            "device": self._device,
+        }
+
+    def register(self, kind: str, provider: Provider) -> None:
+        """Replace the provider of a channel kind (`branch:menu`, `device`, ...)."""
+        self._providers[kind] = provider
+
+    async def snapshot(self, channel: ChannelName) -> Any:
+        """The current state of `channel`."""
+        async with self._db.session() as session:
+            return await self._providers[channel.kind](session, channel)
+
+    async def _devices(self, session: AsyncSession, channel: ChannelName) -> Any:
+        assert channel.branch_id is not None
+        devices = (
+            await session.scalars(select(Device).where(Device.branch_id == channel.branch_id).order_by(Device.id))
+        ).all()
+        online = await self._presence.online_devices(channel.branch_id)
+        return {
+            "devices": [
+                {"id": d.id, "kind": d.kind, "name": d.name, "is_active": d.is_active, "online": d.id in online}
+                for d in devices
+            ]
+        }
+
+    async def _kitchen(self, session: AsyncSession, channel: ChannelName) -> Any:
+        statement = (
+            select(Order)
+            .where(Order.branch_id == channel.branch_id, Order.status.in_(OPEN_TICKETS))
+            .order_by(Order.paid_at, Order.id)
+        )
+        return {"tickets": [_order(order) for order in (await session.scalars(statement)).all()]}
+
+    async def _board(self, session: AsyncSession, channel: ChannelName) -> Any:
+        statement = (
+            select(Order.number, Order.status)
+            .where(Order.branch_id == channel.branch_id, Order.status.in_((OrderStatus.PREPARING, OrderStatus.READY)))
+            .order_by(Order.id)
+        )
+        rows = (await session.execute(statement)).all()
+        return {
+            "preparing": [number for number, status in rows if status == OrderStatus.PREPARING],
+            "ready": [number for number, status in rows if status == OrderStatus.READY],
+        }
+
+    async def _orders(self, session: AsyncSession, channel: ChannelName) -> Any:
+        since = utcnow() - timedelta(days=1)
+        statement = (
+            select(Order)
+            .where(
+                Order.branch_id == channel.branch_id,
+                Order.created_at >= since,
+                Order.status.not_in((OrderStatus.COMPLETED,)),
+            )
+            .order_by(Order.id)
+        )
+        return {"orders": [_order(order) for order in (await session.scalars(statement)).all()]}
+
+    async def _menu(self, session: AsyncSession, channel: ChannelName) -> Any:
+        assert channel.branch_id is not None
+        return await branch_menu(session, channel.branch_id)
+
+    async def _device(self, session: AsyncSession, channel: ChannelName) -> Any:
+        device_id = channel.device_id
+        carts = (
+            await session.scalars(select(Cart).where(Cart.device_id == device_id, Cart.status == CartStatus.OPEN))
+        ).all()
+        orders = (
+            await session.scalars(
+                select(Order)
+                .where(Order.device_id == device_id, Order.status == OrderStatus.AWAITING_PAYMENT)
+                .order_by(Order.id)
+            )
+        ).all()
+        in_flight = (PaymentStatus.PENDING, PaymentStatus.PROCESSING)
+        payments = (
+            await session.scalars(
+                select(Payment)
+                .where(
+                    (Payment.kiosk_id == device_id) | (Payment.terminal_id == device_id),
+                    Payment.status.in_(in_flight),
+                )
+                .order_by(Payment.id)
+            )
+        ).all()
+        return {
+            "carts": [{"id": cart.id, "status": cart.status} for cart in carts],
+            "orders": [_order(order) for order in orders],
+            "payments": [
+                {"id": p.id, "order_id": p.order_id, "status": p.status, "amount": p.amount, "currency": p.currency}
+                for p in payments
+            ],
+        }

@@ -1,0 +1,413 @@
+"""The device WebSocket at `{API_V1_STR}/ws`: hello, then commands in and events out (PROTOCOL.md).
+
+One connection is three parts: the handshake (a `hello` with a token within 10 s, then
+`welcome` and each channel's missed events or snapshot), a reader that answers every
+frame with exactly one reply, and a writer that drains a bounded send queue the hub
+fills. Closing is always the writer's last act. A close for abuse, rate or size, or
+for shutdown, goes out after everything queued before it, so those replies are not
+lost; a close for a slow reader or a revoked or expired token drops what is queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from channels import frames, names
+from channels.hub import ChannelStatus, Subscriber
+from channels.rules import auto_channels, may_subscribe
+from persistence.base import utcnow
+from server.api.routing import is_unavailable, validation_error
+from server.auth.principals import Principal, principal_for_claims
+from server.auth.tokens import TokenClaims
+from server.commands import registry
+from server.commands.router import execute
+from server.errors import ApiError
+from server.services import Services
+
+log = logging.getLogger("server.socket")
+
+HELLO_TIMEOUT_S = 10.0
+SEND_QUEUE_SIZE = 1024
+# Missed events replayed per channel on hello or subscribe; a longer gap gets a snapshot. A quarter of the
+# queue: a device's two channels on hello, and live events arriving meanwhile, still fit.
+REPLAY_SHARE_OF_QUEUE = 4
+BAD_FRAME_WINDOW_S = 60.0
+# Commands a second per connection, and the burst a device may use at once.
+COMMAND_RATE_PER_S = 20.0
+COMMAND_BURST = 40
+# Commands the connection itself answers; the rest go to the command registry.
+CONNECTION_COMMANDS = ("subscribe", "unsubscribe", "auth.refresh")
+
+
+class Resume(BaseModel):
+    """Where a client left a channel."""
+
+    seq: int = Field(ge=0)
+    epoch: str = Field(min_length=1, max_length=64)
+
+
+class Hello(BaseModel):
+    """The first frame."""
+
+    type: str
+    token: str = Field(min_length=1)
+    resume: dict[str, Resume] = Field(default_factory=dict)
+
+
+class SubscribeData(BaseModel):
+    """`subscribe`: a channel, and optionally where the client left it."""
+
+    channel: str
+    since: int | None = Field(default=None, ge=0)
+    epoch: str | None = Field(default=None, max_length=64)
+
+
+class UnsubscribeData(BaseModel):
+    """`unsubscribe`: a channel."""
+
+    channel: str
+
+
+class RefreshData(BaseModel):
+    """`auth.refresh`: a new access token for the same principal."""
+
+    token: str = Field(min_length=1)
+
+
+# Closes after which nothing queued is sent: the client cannot keep up, or may no longer see the data.
+_DROP_QUEUED_ON_CLOSE = (frames.TOO_SLOW, frames.UNAUTHORIZED, frames.FORBIDDEN)
+
+
+class _Transport:
+    """The hub's handle on this connection: a bounded queue of frames drained by the writer, then a close."""
+
+    def __init__(self, services: Services) -> None:
+        # The bound is kept by `send`, so that the close marker (None) always fits behind the frames.
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self._services = services
+
+    def send(self, frame: str) -> bool:
+        """Queue a frame; a full queue closes the connection with 4008 and returns False."""
+        if self.close_code is not None and self.close_code != frames.GOING_AWAY:
+            return True
+        if self.queue.qsize() >= SEND_QUEUE_SIZE:
+            self._services.metrics.send_queue_drops.inc()
+            self.close(frames.TOO_SLOW, "send queue overflowed")
+            return False
+        self.queue.put_nowait(frame)
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        """Have the writer close the connection with `code` once it reaches the close in the queue."""
+        if self.close_code is not None:
+            return
+        self.close_code, self.close_reason = code, reason
+        if code in _DROP_QUEUED_ON_CLOSE:
+            while not self.queue.empty():
+                self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+
+class _Limits:
+    """Per-connection limits: bad frames a minute (then 4000) and a command token bucket (then 4029)."""
+
+    def __init__(self, max_bad_frames: int) -> None:
+        self._max_bad = max_bad_frames
+        self._bad: deque[float] = deque()
+        self._tokens = float(COMMAND_BURST)
+        self._stamp = time.monotonic()
+        self.refused_in_a_row = 0
+
+    def bad_frame(self) -> bool:
+        """Count a bad frame; True when the connection has abused the protocol enough to be closed."""
+        now = time.monotonic()
+        self._bad.append(now)
+        while self._bad and now - self._bad[0] > BAD_FRAME_WINDOW_S:
+            self._bad.popleft()
+        return len(self._bad) > self._max_bad
+
+    def take(self) -> bool:
+        """Take a command token; False when the client sends faster than allowed."""
+        now = time.monotonic()
+        self._tokens = min(COMMAND_BURST, self._tokens + (now - self._stamp) * COMMAND_RATE_PER_S)
+        self._stamp = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            self.refused_in_a_row = 0
+            return True
+        self.refused_in_a_row += 1
+        return False
+
+
+class Connection:
+    """One authenticated device or user socket."""
+
+    def __init__(self, websocket: WebSocket, services: Services) -> None:
+        self.ws = websocket
+        self.services = services
+        self.id = uuid.uuid4().hex
+        self.transport = _Transport(services)
+        self.limits = _Limits(services.settings.WS_MAX_BAD_FRAMES)
+        self.principal: Principal | None = None
+        self.subscriber: Subscriber | None = None
+        self.expires_at = 0.0
+        self._expiry_task: asyncio.Task[None] | None = None
+
+    # -- handshake -----------------------------------------------------------------------
+
+    async def handshake(self) -> bool:
+        """Wait for `hello`, authenticate, subscribe and send `welcome` with what each channel missed."""
+        try:
+            message = await asyncio.wait_for(self.ws.receive(), HELLO_TIMEOUT_S)
+        except TimeoutError:
+            await self.ws.close(frames.UNAUTHORIZED, f"no hello within {HELLO_TIMEOUT_S:g} s")
+            return False
+        if message["type"] == "websocket.disconnect":
+            return False
+        try:
+            text = message.get("text")
+            if text is None:
+                raise frames.BadFrame("the first frame must be a text frame")
+            hello = Hello.model_validate(frames.parse_client_frame(text).raw)
+            if hello.type != "hello":
+                raise ApiError("unauthorized", "the first frame must be hello")
+            claims = self.services.tokens.decode(hello.token, "access")
+            principal = await self._principal(claims)
+        except (frames.BadFrame, ValidationError):
+            await self.ws.close(frames.UNAUTHORIZED, "the first frame must be a hello with a token")
+            return False
+        except ApiError as error:
+            code = frames.FORBIDDEN if error.code == "forbidden" else frames.UNAUTHORIZED
+            await self.ws.close(code, error.message)
+            return False
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            await self.ws.close(1011, "the server cannot reach its database; retry shortly")
+            return False
+
+        self.principal = principal
+        self.subscriber = Subscriber(self.id, principal.key, self.transport, principal.session_id)
+        self._expire_at(claims)
+        hub = self.services.hub
+        hub.attach(self.subscriber)
+        statuses: dict[str, ChannelStatus] = {}
+        prepared = []
+        for channel in auto_channels(principal):
+            since = hello.resume.get(channel)
+            ready = await hub.prepare(
+                self.subscriber, channel, (since.seq, since.epoch) if since else None, max_replay=_max_replay()
+            )
+            statuses[channel] = ready.status
+            prepared.append((channel, ready))
+        self.transport.send(
+            frames.welcome(
+                {
+                    "connection_id": self.id,
+                    "principal": principal.public(),
+                    "server_time": utcnow().isoformat(timespec="seconds").replace("+00:00", "Z"),
+                    "heartbeat_s": _number(self.services.settings.WS_HEARTBEAT_S),
+                    "channels": {channel: status.public() for channel, status in statuses.items()},
+                }
+            )
+        )
+        for channel, ready in prepared:
+            hub.complete(self.subscriber, channel, ready)
+        if principal.kind == "device" and principal.branch_id is not None:
+            await self.services.presence.connected(principal.id, principal.branch_id, self.id)
+        return True
+
+    async def _principal(self, claims: TokenClaims) -> Principal:
+        async with self.services.db.session() as session:
+            return await principal_for_claims(session, claims)
+
+    def _expire_at(self, claims: TokenClaims) -> None:
+        # A token that expires without an `auth.refresh` ends the connection with 4001.
+        if self._expiry_task is not None:
+            self._expiry_task.cancel()
+        delay = max(0.0, (claims.expires_at - utcnow()).total_seconds())
+        self._expiry_task = asyncio.get_running_loop().create_task(self._expire(delay))
+
+    async def _expire(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self.transport.close(frames.UNAUTHORIZED, "token expired")
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def read(self) -> None:
+        """Answer every frame until the client leaves or the connection is closed."""
+        while self.transport.close_code is None:
+            try:
+                message = await self.ws.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                return
+            if message["type"] == "websocket.disconnect" or self.transport.close_code is not None:
+                # Once the server has decided to close, a frame that arrives meanwhile is not acted on.
+                return
+            text = message.get("text")
+            if text is None:
+                self._bad(None, "frames must be text")
+                continue
+            if len(text.encode()) > self.services.settings.WS_MAX_MESSAGE_BYTES:
+                self.transport.close(frames.TOO_BIG, "frame too big")
+                return
+            self.transport.idle.clear()
+            try:
+                await self._handle(text)
+            finally:
+                self.transport.idle.set()
+
+    def _bad(self, frame_id: str | None, message: str, details: dict[str, Any] | None = None) -> None:
+        self.transport.send(frames.reply_error(frame_id, "invalid", message, details))
+        if self.limits.bad_frame():
+            self.transport.close(frames.PROTOCOL_ABUSE, "too many bad frames")
+
+    async def _handle(self, text: str) -> None:
+        try:
+            frame = frames.parse_client_frame(text)
+        except frames.BadFrame as bad:
+            self._bad(bad.frame_id, bad.message)
+            return
+        if frame.type == "ping":
+            self.transport.send(frames.PONG)
+            return
+        if frame.type == "hello":
+            self._bad(frame.id, "hello was already accepted")
+            return
+        assert frame.id is not None
+        if frame.type not in registry.commands and frame.type not in CONNECTION_COMMANDS:
+            self._bad(frame.id, f"unknown command {frame.type}", {"type": frame.type})
+            return
+        if not self.limits.take():
+            self.transport.send(frames.reply_error(frame.id, "rate_limited", "too many commands; slow down"))
+            if self.limits.refused_in_a_row > COMMAND_BURST:
+                self.transport.close(frames.RATE_LIMITED, "rate limited")
+            return
+        started = time.perf_counter()
+        reply, outcome = await self._dispatch(frame)
+        if reply is not None:
+            self.transport.send(reply)
+        # Only known command types get here, so clients cannot create label values.
+        self.services.metrics.commands.labels(frame.type, outcome).inc()
+        self.services.metrics.command_latency.labels(frame.type).observe(time.perf_counter() - started)
+
+    async def _dispatch(self, frame: frames.ClientFrame) -> tuple[str | None, str]:
+        assert self.principal is not None and frame.id is not None
+        try:
+            if frame.type == "subscribe":
+                await self._subscribe(frame.id, SubscribeData.model_validate(frame.data))
+                return None, "ok"
+            if frame.type == "unsubscribe":
+                return await self._unsubscribe(frame.id, UnsubscribeData.model_validate(frame.data)), "ok"
+            if frame.type == "auth.refresh":
+                return await self._refresh(frame.id, RefreshData.model_validate(frame.data)), "ok"
+        except ValidationError as exc:
+            error = validation_error(exc, "data")
+            return frames.reply_error(frame.id, error.code, error.message, error.details), "invalid"
+        except ApiError as error:
+            return frames.reply_error(frame.id, error.code, error.message, error.details), error.code
+        return await execute(registry, self.services, self.principal, frame)
+
+    async def _subscribe(self, frame_id: str, data: SubscribeData) -> None:
+        assert self.principal is not None and self.subscriber is not None
+        channel = names.parse(data.channel)
+        if channel is None:
+            raise ApiError("invalid", f"no such channel {data.channel!r}", {"channel": data.channel})
+        if not may_subscribe(self.principal, channel):
+            raise ApiError("forbidden", f"you may not subscribe to {data.channel}", {"channel": data.channel})
+        since = (data.since, data.epoch) if data.since is not None and data.epoch else None
+        # The reply goes first; the missed events or snapshot follow it, then live events.
+        prepared = await self.services.hub.prepare(self.subscriber, channel.name, since, max_replay=_max_replay())
+        self.transport.send(frames.reply_ok(frame_id, {"channel": channel.name, **prepared.status.public()}))
+        self.services.hub.complete(self.subscriber, channel.name, prepared)
+
+    async def _unsubscribe(self, frame_id: str, data: UnsubscribeData) -> str:
+        assert self.subscriber is not None
+        await self.services.hub.leave(self.subscriber, data.channel)
+        return frames.reply_ok(frame_id, {"channel": data.channel})
+
+    async def _refresh(self, frame_id: str, data: RefreshData) -> str:
+        assert self.principal is not None
+        claims = self.services.tokens.decode(data.token, "access")
+        assert self.subscriber is not None
+        if claims.subject != self.principal.key:
+            raise ApiError("unauthorized", "the token belongs to another principal")
+        # The new token may carry another session (a fresh login) or role: revocations follow the new one.
+        self.principal = await self._principal(claims)
+        self.subscriber.session_id = self.principal.session_id
+        self._expire_at(claims)
+        return frames.reply_ok(frame_id, {"expires_at": claims.expires_at.isoformat().replace("+00:00", "Z")})
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def write(self) -> None:
+        """Send queued frames until a close is requested, then close with its code."""
+        transport = self.transport
+        while True:
+            frame = await transport.queue.get()
+            if frame is None:
+                break
+            await self.ws.send_text(frame)
+        if transport.close_code == frames.GOING_AWAY:
+            # Shutting down: let the command in hand finish and its reply go out first.
+            await transport.idle.wait()
+            while not transport.queue.empty():
+                queued = transport.queue.get_nowait()
+                if queued is not None:
+                    await self.ws.send_text(queued)
+        await self.ws.close(transport.close_code or 1000, transport.close_reason)
+
+    async def finish(self) -> None:
+        """Leave every channel and announce the device offline."""
+        if self._expiry_task is not None:
+            self._expiry_task.cancel()
+        if self.subscriber is not None:
+            await self.services.hub.detach(self.subscriber)
+        principal = self.principal
+        if principal is not None and principal.kind == "device" and principal.branch_id is not None:
+            await self.services.presence.disconnected(principal.id, principal.branch_id, self.id)
+
+
+def _max_replay() -> int:
+    """How many missed events of one channel are replayed rather than replaced by a snapshot."""
+    return SEND_QUEUE_SIZE // REPLAY_SHARE_OF_QUEUE
+
+
+def _number(value: float) -> int | float:
+    """`20` rather than `20.0` where a setting holds a whole number: typed clients read it as an integer."""
+    return int(value) if value.is_integer() else value
+
+
+async def device_socket(websocket: WebSocket) -> None:
+    """The WebSocket endpoint."""
+    services: Services = websocket.app.state.services
+    await websocket.accept()
+    connection = Connection(websocket, services)
+    if not await connection.handshake():
+        return
+    assert connection.principal is not None
+    gauge = services.metrics.connections.labels(str(connection.principal.device_kind or "user"))
+    gauge.inc()
+    writer = asyncio.get_running_loop().create_task(connection.write())
+    try:
+        await connection.read()
+    finally:
+        connection.transport.close(connection.transport.close_code or 1000, connection.transport.close_reason)
+        try:
+            await asyncio.wait_for(writer, services.settings.SHUTDOWN_GRACE_S)
+        except (TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
+            writer.cancel()
+        gauge.dec()
+        await connection.finish()

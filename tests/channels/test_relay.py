@@ -1,0 +1,192 @@
+"""The outbox relay (channels/relay.py): rows a failed publish left behind go out later, in outbox order, each
+with one seq; on PostgreSQL one relay runs at a time; the lag metric is the oldest waiting event's age.
+
+The broker is the backend's real one behind `Flaky`, which can fail or stall chosen publishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from channels import names
+from channels.brokers import Broker, BrokerListener, Delivery
+from channels.relay import Relay
+from persistence import outbox
+from persistence.base import utcnow
+from persistence.database import Database
+from persistence.tables import OutboxEvent
+from server.services import Services
+
+# Every await of a test is bounded by this, so a lost event fails the test instead of hanging the suite.
+LIMIT_S = 10
+CHANNEL = names.branch_kitchen(1)
+
+
+class Flaky(Broker):
+    """A real broker behind a switch: chosen event ids fail once, and publishes can be held back."""
+
+    def __init__(self, inner: Broker) -> None:
+        super().__init__(history_size=inner.history_size, history_ttl_s=inner.history_ttl_s)
+        self.inner = inner
+        # Event ids whose next publish fails (once each).
+        self.failing: set[str] = set()
+        # When set, every publish waits for it first.
+        self.hold: asyncio.Event | None = None
+        self.attempted = asyncio.Event()
+        # Event ids handed to the real broker, in order, repeats included; also queued for tests to await.
+        self.published: list[str] = []
+        self.passed: asyncio.Queue[str] = asyncio.Queue()
+
+    async def publish(self, channel: str, event_id: str, event: str, data_json: str, ts: str) -> Delivery:
+        """Fail, wait, or pass the publish on to the real broker."""
+        self.attempted.set()
+        if self.hold is not None:
+            await asyncio.wait_for(self.hold.wait(), LIMIT_S)
+        if event_id in self.failing:
+            self.failing.discard(event_id)
+            raise ConnectionError("the broker is unreachable")
+        self.published.append(event_id)
+        self.passed.put_nowait(event_id)
+        return await self.inner.publish(channel, event_id, event, data_json, ts)
+
+    async def start(self, listener: BrokerListener) -> None:
+        """Start the real broker."""
+        await self.inner.start(listener)
+
+    async def close(self) -> None:
+        """Close the real broker."""
+        await self.inner.close()
+
+    async def position(self, channel: str) -> tuple[int, str]:
+        """The real broker's position."""
+        return await self.inner.position(channel)
+
+    async def history(self, channel: str, after_seq: int, epoch: str) -> list[Delivery] | None:
+        """The real broker's history."""
+        return await self.inner.history(channel, after_seq, epoch)
+
+    async def subscribe(self, channel: str) -> None:
+        """Subscribe on the real broker."""
+        await self.inner.subscribe(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Unsubscribe on the real broker."""
+        await self.inner.unsubscribe(channel)
+
+    async def send_control(self, message: dict[str, Any]) -> None:
+        """Send through the real broker."""
+        await self.inner.send_control(message)
+
+    async def ping(self) -> None:
+        """Ping the real broker."""
+        await self.inner.ping()
+
+
+async def write(db: Database, count: int, *, first: int = 0) -> list[OutboxEvent]:
+    """Commit `count` events on CHANNEL, numbered from `first` in their data, in one transaction."""
+    async with db.session() as session:
+        return [outbox.add_event(session, CHANNEL, "thing.happened", {"n": n}) for n in range(first, first + count)]
+
+
+async def published(db: Database) -> list[bool]:
+    """Whether each outbox row is marked published, oldest first."""
+    async with db.session() as session:
+        stamps = (await session.scalars(select(OutboxEvent.published_at).order_by(OutboxEvent.id))).all()
+    return [stamp is not None for stamp in stamps]
+
+
+async def channel_events(broker: Broker) -> list[tuple[int, int]]:
+    """(seq, data n) of every event CHANNEL's history holds, in order."""
+    _, epoch = await broker.position(CHANNEL)
+    history = await broker.history(CHANNEL, 0, epoch)
+    assert history is not None
+    return [(delivery.seq, json.loads(delivery.frame)["data"]["n"]) for delivery in history]
+
+
+async def test_rows_a_failed_publish_left_go_out_later_in_order(services: Services) -> None:
+    """A publish that fails midway marks nothing; `relay_once` then sends every row in order, seqs 1, 2, 3."""
+    broker = Flaky(services.broker)
+    relay = Relay(services.db, broker)
+    rows = await write(services.db, 3)
+    broker.failing.add(rows[1].event_id)
+    await relay.publish_committed(rows)
+    assert await published(services.db) == [False, False, False]
+    assert await services.broker.position(CHANNEL) == (1, (await services.broker.position(CHANNEL))[1])
+    assert await asyncio.wait_for(relay.relay_once(), LIMIT_S) == 3
+    assert await published(services.db) == [True, True, True]
+    # The first row reached the broker twice and kept its seq.
+    assert await channel_events(services.broker) == [(1, 0), (2, 1), (3, 2)]
+    assert broker.published == [rows[0].event_id, rows[0].event_id, rows[1].event_id, rows[2].event_id]
+
+
+async def test_a_row_published_twice_keeps_its_first_seq(services: Services) -> None:
+    """The relay and the after-commit path both publishing a row give it one seq; the next row gets the next."""
+    broker = Flaky(services.broker)
+    relay = Relay(services.db, broker)
+    [row] = await write(services.db, 1)
+    await relay.publish_committed([row])
+    # As if the relay had read the row just before the after-commit path marked it.
+    async with services.db.session() as session:
+        await session.execute(update(OutboxEvent).values(published_at=None))
+    assert await asyncio.wait_for(relay.relay_once(), LIMIT_S) == 1
+    await relay.publish_committed([row])
+    assert broker.published == [row.event_id] * 3
+    assert await channel_events(services.broker) == [(1, 0)]
+    await relay.publish_committed(await write(services.db, 1, first=1))
+    assert await channel_events(services.broker) == [(1, 0), (2, 1)]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_two_relays_on_postgresql_take_turns(services: Services) -> None:
+    """While one relay works, another finds the advisory lock taken and sends nothing; the lock ends with it."""
+    first_broker, second_broker = Flaky(services.broker), Flaky(services.broker)
+    first_broker.hold = asyncio.Event()
+    first, second = Relay(services.db, first_broker), Relay(services.db, second_broker)
+    await write(services.db, 5)
+    working = asyncio.create_task(first.relay_once())
+    await asyncio.wait_for(first_broker.attempted.wait(), LIMIT_S)
+    assert await asyncio.wait_for(second.relay_once(), LIMIT_S) == 0
+    first_broker.hold.set()
+    assert await asyncio.wait_for(working, LIMIT_S) == 5
+    assert (len(first_broker.published), second_broker.published) == (5, [])
+    await write(services.db, 1, first=5)
+    assert await asyncio.wait_for(second.relay_once(), LIMIT_S) == 1
+    assert [seq for seq, _ in await channel_events(services.broker)] == [1, 2, 3, 4, 5, 6]
+
+
+async def test_lag_is_the_age_of_the_oldest_unpublished_event(services: Services) -> None:
+    """No waiting event means 0; otherwise the oldest one's age; published events no longer count."""
+    relay = Relay(services.db, services.broker)
+    assert await relay.lag_seconds() == 0.0
+    older, newer = await write(services.db, 2)
+    async with services.db.session() as session:
+        for row, age in ((older, 30), (newer, 5)):
+            statement = update(OutboxEvent).where(OutboxEvent.id == row.id)
+            await session.execute(statement.values(created_at=utcnow() - timedelta(seconds=age)))
+    assert 30 <= await relay.lag_seconds() < 30 + LIMIT_S
+    await asyncio.wait_for(relay.relay_once(), LIMIT_S)
+    assert await relay.lag_seconds() == 0.0
+
+
+async def test_a_failed_publish_wakes_the_relay_loop(services: Services) -> None:
+    """After a publish fails, the loop sends what waits at once rather than after its interval."""
+    broker = Flaky(services.broker)
+    relay = Relay(services.db, broker, interval_s=60)
+    left, committed = await write(services.db, 2)
+    broker.failing.update({left.event_id, committed.event_id})
+    relay.start()
+    try:
+        # The loop's first pass fails on the first row; the loop then waits up to 60 s unless woken.
+        await asyncio.wait_for(broker.attempted.wait(), LIMIT_S)
+        await relay.publish_committed([committed])
+        assert await asyncio.wait_for(broker.passed.get(), LIMIT_S) == left.event_id
+        assert await asyncio.wait_for(broker.passed.get(), LIMIT_S) == committed.event_id
+    finally:
+        await relay.close()
+    assert await channel_events(services.broker) == [(1, 0), (2, 1)]

@@ -1,0 +1,139 @@
+"""`item.set_available` (server/commands/menu.py): staff 86 an item in their branch, and every kiosk hears it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from channels import names
+from channels.frames import parse_client_frame
+from persistence.enums import DeviceKind
+from persistence.tables import Category, Item, ItemAvailability, OutboxEvent
+from server.auth.principals import Principal, authenticate
+from server.commands import registry
+from server.commands.router import execute
+from server.services import Services
+from tests.world import Actor, World
+
+LIMIT_S = 10
+
+
+@dataclass
+class Menu:
+    """An item offered by branch a (on, 5 left) and one that no branch offers."""
+
+    offered: int
+    not_offered: int
+
+
+@pytest.fixture
+async def menu(services: Services, world: World) -> Menu:
+    """Two items of the catalogue; only the first is offered, by branch a."""
+    async with services.db.session() as session:
+        mains = Category(name="Mains")
+        session.add(mains)
+        await session.flush()
+        burger, soup = (
+            Item(category_id=mains.id, name="Burger", price=900),
+            Item(category_id=mains.id, name="Soup", price=450),
+        )
+        session.add_all([burger, soup])
+        await session.flush()
+        session.add(ItemAvailability(branch_id=world.branch_a, item_id=burger.id, available=True, stock=5))
+        return Menu(offered=burger.id, not_offered=soup.id)
+
+
+async def principal_of(services: Services, actor: Actor) -> Principal:
+    """The principal of a world actor, authenticated from its token as the socket does."""
+    token = actor.headers["Authorization"].split()[1]
+    async with services.db.session() as session:
+        return await authenticate(session, services.tokens, token)
+
+
+async def set_available(
+    services: Services, principal: Principal, data: dict[str, Any], command_id: str = "c1"
+) -> tuple[dict[str, Any], str]:
+    """Send `item.set_available` through the app's registry; returns the parsed reply and the outcome."""
+    frame = parse_client_frame(json.dumps({"type": "item.set_available", "id": command_id, "data": data}))
+    text, outcome = await asyncio.wait_for(execute(registry, services, principal, frame), LIMIT_S)
+    return json.loads(text), outcome
+
+
+async def offer(services: Services, branch_id: int, item_id: int) -> tuple[bool, int | None]:
+    """Whether the branch has the item on, and its stock."""
+    async with services.db.session() as session:
+        row = await session.get(ItemAvailability, (branch_id, item_id))
+    assert row is not None
+    return row.available, row.stock
+
+
+async def outbox(services: Services) -> list[tuple[str, str, dict[str, Any]]]:
+    """Channel, event and data of every outbox row, oldest first."""
+    async with services.db.session() as session:
+        rows = (await session.scalars(select(OutboxEvent).order_by(OutboxEvent.id))).all()
+    return [(row.channel, row.event, row.data) for row in rows]
+
+
+async def test_staff_86_an_item_of_their_branch_and_bring_it_back(services: Services, world: World, menu: Menu) -> None:
+    """Staff turn the item off and on again; stock is untouched and each change emits `stock.changed`."""
+    staff = await principal_of(services, world.staff_a)
+    off, outcome = await set_available(services, staff, {"item_id": menu.offered, "available": False}, "off")
+    expected_off = {"branch_id": world.branch_a, "item_id": menu.offered, "available": False, "stock": 5}
+    assert outcome == "ok"
+    assert off["data"] == expected_off
+    assert await offer(services, world.branch_a, menu.offered) == (False, 5)
+    on, _ = await set_available(services, staff, {"item_id": menu.offered, "available": True}, "on")
+    assert on["data"]["available"] is True
+    assert await offer(services, world.branch_a, menu.offered) == (True, 5)
+    channel = names.branch_menu(world.branch_a)
+    assert await outbox(services) == [
+        (channel, "stock.changed", expected_off),
+        (channel, "stock.changed", {**expected_off, "available": True}),
+    ]
+
+
+async def test_staff_of_another_branch_are_forbidden(services: Services, world: World, menu: Menu) -> None:
+    """Naming a branch that is not theirs is `forbidden`, and nothing changes or is announced."""
+    staff_b = await principal_of(services, world.staff_b)
+    data = {"item_id": menu.offered, "available": False, "branch_id": world.branch_a}
+    reply, outcome = await set_available(services, staff_b, data)
+    assert outcome == "forbidden"
+    assert reply["error"]["code"] == "forbidden"
+    assert await offer(services, world.branch_a, menu.offered) == (True, 5)
+    assert await outbox(services) == []
+
+
+async def test_an_admin_must_name_the_branch(services: Services, world: World, menu: Menu) -> None:
+    """A chain-wide user gets `invalid` naming `branch_id` without one, and may act in any branch with one."""
+    admin = await principal_of(services, world.admin)
+    reply, outcome = await set_available(services, admin, {"item_id": menu.offered, "available": False}, "a1")
+    assert outcome == "invalid"
+    assert [error["field"] for error in reply["error"]["details"]["errors"]] == ["branch_id"]
+    data = {"item_id": menu.offered, "available": False, "branch_id": world.branch_a}
+    reply, outcome = await set_available(services, admin, data, "a2")
+    assert outcome == "ok"
+    assert await offer(services, world.branch_a, menu.offered) == (False, 5)
+
+
+async def test_an_item_the_branch_does_not_offer_is_not_found(services: Services, world: World, menu: Menu) -> None:
+    """An item outside the branch's offer, or no item at all, is `not_found` and announces nothing."""
+    staff = await principal_of(services, world.staff_a)
+    for command_id, item_id in (("c1", menu.not_offered), ("c2", 999_999)):
+        reply, outcome = await set_available(services, staff, {"item_id": item_id, "available": False}, command_id)
+        assert outcome == "not_found"
+        assert reply["error"]["details"] == {"item_id": item_id}
+    assert await outbox(services) == []
+
+
+async def test_devices_may_not_86_items(services: Services, world: World, menu: Menu) -> None:
+    """The command is for staff and up: a kiosk gets `forbidden`."""
+    kiosk = Principal(kind="device", id=7, branch_id=world.branch_a, device_kind=DeviceKind.KIOSK)
+    reply, outcome = await set_available(services, kiosk, {"item_id": menu.offered, "available": False})
+    assert outcome == "forbidden"
+    assert reply["error"]["code"] == "forbidden"
+    assert await offer(services, world.branch_a, menu.offered) == (True, 5)

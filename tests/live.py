@@ -1,0 +1,64 @@
+"""A real uvicorn server in the test's event loop, and device tokens for it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from persistence.enums import DeviceKind
+from persistence.tables import Device
+from server.app import create_app
+from server.services import Services
+from server.serving import GracefulServer, uvicorn_config
+from tests.world import PASSWORD_HASH
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Live:
+    """A running server: its URLs and its services."""
+
+    http: str
+    ws: str
+    services: Services
+    server: GracefulServer
+    task: asyncio.Task[None]
+
+
+@asynccontextmanager
+async def live_server(services: Services) -> AsyncIterator[Live]:
+    """Serve the app over real sockets until the block ends (then shut down gracefully)."""
+    port = free_port()
+    app = create_app(services=services)
+    server = GracefulServer(uvicorn_config(app, services.settings, host="127.0.0.1", port=port), services)
+    task = asyncio.get_running_loop().create_task(server.serve())
+    async with asyncio.timeout(10):
+        # uvicorn exposes only a flag for "started".
+        while not server.started:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    prefix = services.settings.API_V1_STR
+    try:
+        yield Live(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}{prefix}/ws", services, server, task)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+async def add_device(services: Services, branch_id: int, kind: DeviceKind, name: str = "") -> tuple[int, str]:
+    """Insert an active device; returns its id and an access token for it."""
+    async with services.db.session() as session:
+        device = Device(branch_id=branch_id, kind=kind, name=name or kind.value, secret_hash=PASSWORD_HASH)
+        session.add(device)
+        await session.flush()
+        device_id = device.id
+    token, _ = services.tokens.issue("device", device_id, secret_version=1)
+    return device_id, token
