@@ -144,13 +144,17 @@ class Hub:
         More than `max_replay` missed events come as one snapshot instead, so that catching up
         never overflows the subscriber's send queue (which would close it as too slow, again and again).
         """
-        subscriber.pending.setdefault(channel, [])
-        members = self._channels.get(channel)
-        if members is None:
-            members = self._channels[channel] = set()
+        if channel not in self._channels:
+            # Only a channel the broker really subscribed is recorded, or a failure here would silence it.
             await self.broker.subscribe(channel)
-        members.add(subscriber)
-        return await self._missed(channel, since, max_replay)
+            self._channels.setdefault(channel, set())
+        subscriber.pending.setdefault(channel, [])
+        self._channels[channel].add(subscriber)
+        try:
+            return await self._missed(channel, since, max_replay)
+        except BaseException:
+            await self.leave(subscriber, channel)
+            raise
 
     def complete(self, subscriber: Subscriber, channel: str, prepared: _Prepared) -> None:
         """Send what `prepare` found, then the deliveries held back meanwhile, then go live."""

@@ -325,16 +325,14 @@ class RedisPresence(Presence):
             await self._redis.aclose()
 
     async def _keep_alive(self) -> None:
-        while True:
+        while not _cancel_requested():
             await asyncio.sleep(self.refresh_s)
             try:
                 await self.refresh()
                 await self.sweep()
             except Exception:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    # redis-py may turn our cancellation into its own error while it drops the connection.
-                    raise
+                if _cancel_requested():
+                    return
                 # Redis may be back by the next tick; a dead loop would let every local connection expire.
                 log.exception("presence refresh or sweep failed; retrying in %ss", self.refresh_s)
 
@@ -355,6 +353,17 @@ class RedisPresence(Presence):
     @staticmethod
     def _moment(now_ms: int) -> datetime:
         return datetime.fromtimestamp(int(now_ms) / 1000, UTC)
+
+
+def _cancel_requested() -> bool:
+    """Whether the current task was asked to stop.
+
+    redis-py can swallow a cancellation (or turn it into its own error) while it drops a
+    connection, so a loop that must stop on cancel checks for the request, not only for
+    CancelledError.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def create_presence(

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from channels.brokers.base import Broker
 from channels.frames import encode_data
 from persistence import outbox
-from persistence.base import utcnow
+from persistence.base import rfc3339, utcnow
 from persistence.database import Database
 from persistence.tables import OutboxEvent
 
@@ -29,10 +29,6 @@ _RELAY_LOCK_KEY = 7_140_512
 _BATCH = 200
 
 
-def _timestamp(row: OutboxEvent) -> str:
-    return row.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class Relay:
     """Publishes outbox rows to the broker and records that they were published."""
 
@@ -41,6 +37,7 @@ class Relay:
         self._broker = broker
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._wake = asyncio.Event()
         self.published = 0
         self.lag_s = 0.0
@@ -57,7 +54,9 @@ class Relay:
 
     async def _publish(self, rows: Sequence[OutboxEvent]) -> None:
         for row in rows:
-            await self._broker.publish(row.channel, row.event_id, row.event, encode_data(row.data), _timestamp(row))
+            await self._broker.publish(
+                row.channel, row.event_id, row.event, encode_data(row.data), rfc3339(row.created_at)
+            )
         async with self._db.session() as session:
             await outbox.mark_published(session, [row.id for row in rows])
         self.published += len(rows)
@@ -83,7 +82,7 @@ class Relay:
                 sent += len(rows)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             # Cleared before the pass, not after: a wake-up that arrives during the pass asks for another one.
             self._wake.clear()
             try:
@@ -101,17 +100,21 @@ class Relay:
     def start(self) -> None:
         """Run the relay loop in the background."""
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox-relay")
 
     async def close(self) -> None:
         """Stop the relay loop."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        # On Python 3.11 a cancellation landing just as an awaited operation completes can be lost (asyncio.wait_for,
+        # which redis-py uses for every command, returns the result instead): the flag ends the loop regardless.
+        self._stopping = True
+        self._wake.set()
+        task.cancel()
+        # Waits without raising the loop's CancelledError, so a cancellation of the caller itself still propagates.
+        await asyncio.wait({task})
 
     async def lag_seconds(self) -> float:
         """Age of the oldest unpublished event, 0 when none waits (the outbox lag metric)."""

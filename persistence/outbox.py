@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.base import utcnow
@@ -31,3 +32,10 @@ async def mark_published(session: AsyncSession, ids: Sequence[int]) -> None:
     if ids:
         statement = update(OutboxEvent).where(OutboxEvent.id.in_(ids)).values(published_at=utcnow())
         await session.execute(statement)
+
+
+async def forget_published_before(session: AsyncSession, cutoff: datetime) -> int:
+    """Delete events published before `cutoff` (they live on in the broker's history); returns how many."""
+    statement = delete(OutboxEvent).where(OutboxEvent.published_at.is_not(None), OutboxEvent.published_at < cutoff)
+    result = await session.execute(statement)
+    return cast(CursorResult[Any], result).rowcount

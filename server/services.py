@@ -16,6 +16,7 @@ from channels.relay import Relay
 from persistence.base import rfc3339, utcnow
 from persistence.database import Database
 from server.auth.tokens import TokenCodec
+from server.housekeeping import Housekeeping
 from server.metrics import Metrics
 from server.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from server.settings import Settings
@@ -36,6 +37,7 @@ class Services:
     hub: Hub
     relay: Relay
     presence: Presence
+    housekeeping: Housekeeping
 
     @classmethod
     def build(
@@ -81,6 +83,7 @@ class Services:
             hub=hub,
             relay=relay,
             presence=presence,
+            housekeeping=Housekeeping(db),
         )
 
     async def start(self) -> None:
@@ -88,9 +91,11 @@ class Services:
         await self.broker.start(self.hub)
         await self.presence.start()
         self.relay.start()
+        self.housekeeping.start()
 
     async def stop(self) -> None:
         """Stop the realtime layer's background work (the reverse of `start`)."""
+        await self.housekeeping.close()
         await self.relay.close()
         await self.presence.close()
         await self.broker.close()
@@ -105,4 +110,3 @@ class Services:
     async def send_control(self, message: dict[str, Any]) -> None:
         """Tell every instance, e.g. to close the sockets of a revoked device."""
         await self.broker.send_control(message)
-

@@ -34,6 +34,8 @@ def uvicorn_config(
         ws_max_size=settings.WS_MAX_MESSAGE_BYTES,
         ws_ping_interval=settings.WS_HEARTBEAT_S,
         ws_ping_timeout=settings.WS_HEARTBEAT_S,
+        # Compression would redo the work for every subscriber: the hub sends one prepared frame to all.
+        ws_per_message_deflate=False,
         timeout_graceful_shutdown=math.ceil(settings.SHUTDOWN_GRACE_S),
     )
 

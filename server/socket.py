@@ -23,7 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from channels import frames, names
 from channels.hub import ChannelStatus, Subscriber
 from channels.rules import auto_channels, may_subscribe
-from persistence.base import utcnow
+from persistence.base import rfc3339, utcnow
 from server.api.routing import is_unavailable, validation_error
 from server.auth.principals import Principal, principal_for_claims
 from server.auth.tokens import TokenClaims
@@ -205,19 +205,25 @@ class Connection:
         hub.attach(self.subscriber)
         statuses: dict[str, ChannelStatus] = {}
         prepared = []
-        for channel in auto_channels(principal):
-            since = hello.resume.get(channel)
-            ready = await hub.prepare(
-                self.subscriber, channel, (since.seq, since.epoch) if since else None, max_replay=_max_replay()
-            )
-            statuses[channel] = ready.status
-            prepared.append((channel, ready))
+        try:
+            for channel in auto_channels(principal):
+                since = hello.resume.get(channel)
+                ready = await hub.prepare(
+                    self.subscriber, channel, (since.seq, since.epoch) if since else None, max_replay=_max_replay()
+                )
+                statuses[channel] = ready.status
+                prepared.append((channel, ready))
+        except Exception:
+            log.exception("could not subscribe %s on hello", principal.key)
+            await hub.detach(self.subscriber)
+            await self.ws.close(1011, "the server cannot reach its broker or database; retry shortly")
+            return False
         self.transport.send(
             frames.welcome(
                 {
                     "connection_id": self.id,
                     "principal": principal.public(),
-                    "server_time": utcnow().isoformat(timespec="seconds").replace("+00:00", "Z"),
+                    "server_time": rfc3339(utcnow()),
                     "heartbeat_s": _number(self.services.settings.WS_HEARTBEAT_S),
                     "channels": {channel: status.public() for channel, status in statuses.items()},
                 }
@@ -329,7 +335,11 @@ class Connection:
             raise ApiError("forbidden", f"you may not subscribe to {data.channel}", {"channel": data.channel})
         since = (data.since, data.epoch) if data.since is not None and data.epoch else None
         # The reply goes first; the missed events or snapshot follow it, then live events.
-        prepared = await self.services.hub.prepare(self.subscriber, channel.name, since, max_replay=_max_replay())
+        try:
+            prepared = await self.services.hub.prepare(self.subscriber, channel.name, since, max_replay=_max_replay())
+        except Exception as exc:
+            log.warning("subscribe to %s failed: %s", channel.name, exc)
+            raise ApiError("unavailable", "the broker or database is unavailable; try again") from exc
         self.transport.send(frames.reply_ok(frame_id, {"channel": channel.name, **prepared.status.public()}))
         self.services.hub.complete(self.subscriber, channel.name, prepared)
 
@@ -339,16 +349,15 @@ class Connection:
         return frames.reply_ok(frame_id, {"channel": data.channel})
 
     async def _refresh(self, frame_id: str, data: RefreshData) -> str:
-        assert self.principal is not None
+        assert self.principal is not None and self.subscriber is not None
         claims = self.services.tokens.decode(data.token, "access")
-        assert self.subscriber is not None
         if claims.subject != self.principal.key:
             raise ApiError("unauthorized", "the token belongs to another principal")
         # The new token may carry another session (a fresh login) or role: revocations follow the new one.
         self.principal = await self._principal(claims)
         self.subscriber.session_id = self.principal.session_id
         self._expire_at(claims)
-        return frames.reply_ok(frame_id, {"expires_at": claims.expires_at.isoformat().replace("+00:00", "Z")})
+        return frames.reply_ok(frame_id, {"expires_at": rfc3339(claims.expires_at)})
 
     # -- writing -------------------------------------------------------------------------
 

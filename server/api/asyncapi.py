@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute, Route
 import server
 from channels import frames
 from channels.names import BRANCH_TOPICS
-from channels.rules import DEVICE_TOPICS
+from channels.rules import DEVICE_MAY_SUBSCRIBE, DEVICE_TOPICS, OWN_CHANNEL_ON_HELLO
 from persistence.enums import CartStatus, DeviceKind, OrderStatus, PaymentStatus
 from server.api.openapi import ErrorBody
 from server.commands import registry
@@ -679,10 +679,13 @@ def _channel(kind: str, messages: dict[str, Any]) -> dict[str, Any]:
 def _audience(topic: str | None) -> str:
     """Who may subscribe to a channel kind and who gets it on `hello`, in words, from channels/rules.py."""
     if topic is None:
-        return "device d itself (subscribed on hello, whatever its kind) and chain-wide users (admins)."
-    kinds = [kind for kind, topics in DEVICE_TOPICS.items() if topic in topics]
+        hello = " or ".join(f"`{kind}`" for kind in sorted(OWN_CHANNEL_ON_HELLO))
+        return f"device d itself (subscribed on hello when it is a {hello}) and chain-wide users (admins)."
+    kinds = [kind for kind, topics in DEVICE_MAY_SUBSCRIBE.items() if topic in topics]
+    on_hello = [kind for kind, topics in DEVICE_TOPICS.items() if topic in topics]
     devices = (
-        f"devices of branch b of kind {' or '.join(f'`{kind}`' for kind in kinds)} (subscribed on hello)"
+        f"devices of branch b of kind {' or '.join(f'`{kind}`' for kind in kinds)}"
+        f" (subscribed on hello: {', '.join(f'`{kind}`' for kind in on_hello) or 'none'})"
         if kinds
         else "no device"
     )

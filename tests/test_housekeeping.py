@@ -1,0 +1,34 @@
+"""Housekeeping forgets expired command replies and old published events, and nothing else."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from persistence import command_log, outbox
+from persistence.base import utcnow
+from persistence.database import Database
+from persistence.tables import CommandLogEntry, OutboxEvent
+from server.housekeeping import clean_up
+
+
+async def test_clean_up_keeps_what_is_still_needed(db: Database) -> None:
+    """Replies older than 24 h and events published over a day ago go; fresh and unpublished ones stay."""
+    old = utcnow() - timedelta(hours=25)
+    async with db.session() as session:
+        command_log.record(session, "device:1", "old", "x", {"ok": True})
+        command_log.record(session, "device:1", "new", "x", {"ok": True})
+        stale = outbox.add_event(session, "device:1", "e", {})
+        fresh = outbox.add_event(session, "device:1", "e", {})
+        waiting = outbox.add_event(session, "device:1", "e", {})
+        waiting.created_at = old
+        await session.flush()
+        (await session.get(CommandLogEntry, ("device:1", "old"))).created_at = old  # type: ignore[union-attr]
+        stale.published_at = old
+        fresh.published_at = utcnow()
+    assert await clean_up(db) == (1, 1)
+    async with db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(CommandLogEntry)) == 1
+        left = set((await session.scalars(select(OutboxEvent.id))).all())
+    assert left == {fresh.id, waiting.id}
