@@ -258,14 +258,13 @@ class RedisPresence(Presence):
         self._task: asyncio.Task[None] | None = None
 
     async def connected(self, device_id: int, branch_id: int, connection_id: str) -> None:
-        """Register the connection everywhere; the device's first one announces it online."""
+        """Register the connection everywhere; the device's first one announces it online.
+
+        When Redis fails, the error is raised but the connection stays known to this instance,
+        so the next refresh registers it: call `disconnected` when it closes all the same.
+        """
         self._local[connection_id] = (device_id, branch_id)
-        try:
-            await self._run(self._register, [int(self.ttl_s * 1000)], [(device_id, branch_id, connection_id)])
-        except BaseException:
-            # The caller sees the failure and may never call `disconnected`: refresh must not keep it alive.
-            self._local.pop(connection_id, None)
-            raise
+        await self._run(self._register, [int(self.ttl_s * 1000)], [(device_id, branch_id, connection_id)])
 
     async def disconnected(self, device_id: int, branch_id: int, connection_id: str) -> None:
         """Remove the connection; the device's last one anywhere announces it offline."""

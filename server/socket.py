@@ -232,7 +232,11 @@ class Connection:
         for channel, ready in prepared:
             hub.complete(self.subscriber, channel, ready)
         if principal.kind == "device" and principal.branch_id is not None:
-            await self.services.presence.connected(principal.id, principal.branch_id, self.id)
+            try:
+                await self.services.presence.connected(principal.id, principal.branch_id, self.id)
+            except Exception as exc:
+                # The device works without it; the next presence refresh registers it, within refresh_s.
+                log.warning("presence update for %s failed: %s", principal.key, exc)
         return True
 
     async def _principal(self, claims: TokenClaims) -> Principal:
@@ -386,7 +390,11 @@ class Connection:
             await self.services.hub.detach(self.subscriber)
         principal = self.principal
         if principal is not None and principal.kind == "device" and principal.branch_id is not None:
-            await self.services.presence.disconnected(principal.id, principal.branch_id, self.id)
+            try:
+                await self.services.presence.disconnected(principal.id, principal.branch_id, self.id)
+            except Exception as exc:
+                # The presence sweep announces it offline once its entry expires.
+                log.warning("presence update for %s failed: %s", principal.key, exc)
 
 
 def _max_replay() -> int:

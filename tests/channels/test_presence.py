@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from channels.presence import Presence, RedisPresence, create_presence
 from tests.conftest import REDIS_URL
@@ -89,6 +92,62 @@ class Fleet:
                     await redis.delete(*keys)
             finally:
                 await redis.aclose()
+
+
+class Outage:
+    """A TCP relay to the test Redis that can be cut and restored, to stage a real Redis outage."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> str:
+        """Listen on a free loopback port; the Redis URL that goes through the relay."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return urlsplit(REDIS_URL)._replace(netloc=f"127.0.0.1:{port}").geturl()
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self._writers.append(client_writer)
+        if self.down:
+            client_writer.close()
+            return
+        target = urlsplit(REDIS_URL)
+        redis_reader, redis_writer = await asyncio.open_connection(target.hostname, target.port)
+        self._writers.append(redis_writer)
+        for source, sink in ((client_reader, redis_writer), (redis_reader, client_writer)):
+            pipe = asyncio.create_task(self._pipe(source, sink))
+            self._pipes.add(pipe)
+            pipe.add_done_callback(self._pipes.discard)
+
+    @staticmethod
+    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        sink.close()
+
+    def cut(self) -> None:
+        """Drop every relayed connection and refuse new ones."""
+        self.down = True
+        for writer in self._writers:
+            writer.close()
+
+    async def close(self) -> None:
+        """Stop listening and drop everything."""
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for pipe in list(self._pipes):
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+        for writer in self._writers:
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -310,6 +369,29 @@ async def test_an_instance_back_from_a_stall_brings_its_swept_devices_online_aga
         assert await sweeper.is_online(7)
         assert heard_sweeper.events() == [("device.offline", 7)]
         assert heard_stalled.events() == [("device.online", 7), ("device.online", 7)]
+
+
+async def test_a_connection_made_during_a_redis_outage_is_registered_once_redis_is_back(redis_fleet: Fleet) -> None:
+    """connected() raises while Redis is unreachable, and the next refresh registers and announces the device."""
+    outage = Outage()
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            heard = Heard()
+            url = await outage.start()
+            presence = RedisPresence(url, heard, refresh_s=REFRESH_S, ttl_s=TTL_S, prefix=redis_fleet.prefix)
+            redis_fleet.running.append(presence)
+            observer, _ = redis_fleet.instance()
+            outage.cut()
+            with pytest.raises(RedisError):
+                await presence.connected(7, 1, "c1")
+            outage.down = False
+            assert not await observer.is_online(7)
+            await presence.refresh()
+            assert await observer.is_online(7)
+            assert heard.events() == [("device.online", 7)]
+            await redis_fleet.close(presence)
+    finally:
+        await asyncio.wait_for(outage.close(), TIMEOUT_S)
 
 
 def test_the_ttl_must_outlast_the_refresh_period() -> None:
