@@ -16,8 +16,9 @@ run: $(VENV)/.installed
 	$(SERVER) serve
 
 # pytest exits 5 when it collects no tests; like any other non-zero status, that fails `make test`.
+# Two workers (pytest-xdist): each has its own PostgreSQL database and Redis key prefix.
 test: lint
-	$(BIN)/pytest --cov --cov-branch --cov-report=term
+	$(BIN)/pytest -n 2 --cov --cov-branch --cov-report=term
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
