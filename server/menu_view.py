@@ -1,28 +1,123 @@
 """The menu as a branch's kiosks see it: categories in order, offered items with options and availability.
 
-The same shape serves the `branch:{b}:menu` snapshot and, later, `menu.get`.
+One shape everywhere: the `branch:{b}:menu` snapshot and the `menu.get` reply are
+`branch_menu`; `menu.item_updated` carries one item of it (`branch_item`), and
+`stock.changed` carries `stock_changed`. The models below describe that shape for the
+AsyncAPI document and the command replies; the dicts are built directly.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.tables import Branch, Category, Item, ItemAvailability
 
 
-async def branch_menu(session: AsyncSession, branch_id: int) -> dict[str, Any]:
-    """The menu of one branch: only items it offers and that are not deleted, each with `available` and `stock`."""
-    branch = await session.get(Branch, branch_id)
-    statement = (
+class MenuChoice(BaseModel):
+    """One choice of an option group; `price_delta` in minor units."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    name: str
+    price_delta: int
+    is_default: bool
+
+
+class MenuOptionGroup(BaseModel):
+    """A group of choices of an item, and how many of them a cart line may hold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    name: str
+    min_select: int
+    max_select: int
+    choices: list[MenuChoice]
+
+
+class MenuItem(BaseModel):
+    """An item the branch offers: `available` is the 86 flag alone; `orderable` says whether a kiosk may sell it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    category_id: int
+    name: str
+    description: str | None
+    image_url: str | None
+    price: int
+    position: int = Field(description="display order within its category, lowest first")
+    available: bool = Field(description="false when staff 86'd the item in the branch")
+    stock: int | None = Field(description="how many are left; null when the branch does not count them")
+    orderable: bool = Field(description="available and stock null or above 0: whether a kiosk may sell it now")
+    option_groups: list[MenuOptionGroup]
+
+
+class MenuCategory(BaseModel):
+    """A category with the items the branch offers in it, in display order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    name: str
+    position: int
+    items: list[MenuItem]
+
+
+class MenuSnapshot(BaseModel):
+    """`branch:{b}:menu` and the `menu.get` reply: the branch's menu in display order, with availability."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    branch_id: int
+    currency: str | None
+    categories: list[MenuCategory]
+
+
+class MenuItemRemoved(BaseModel):
+    """`menu.item_removed`: the item left the branch's menu."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    branch_id: int
+    item_id: int
+
+
+def is_orderable(available: bool, stock: int | None) -> bool:
+    """Whether a kiosk may sell the item: it is not 86'd, and its stock is not counted or not used up."""
+    return available and (stock is None or stock > 0)
+
+
+def stock_changed(branch_id: int, item_id: int, available: bool, stock: int | None) -> dict[str, Any]:
+    """The data of a `stock.changed` event: an item's availability and stock in a branch after a change."""
+    return {
+        "branch_id": branch_id,
+        "item_id": item_id,
+        "available": available,
+        "stock": stock,
+        "orderable": is_orderable(available, stock),
+    }
+
+
+def _offered(branch_id: int) -> Select[Item, ItemAvailability]:
+    """Items the branch offers that are on its menu: neither they nor their category are deleted."""
+    return (
         select(Item, ItemAvailability)
         .join(ItemAvailability, ItemAvailability.item_id == Item.id)
         .join(Category, Category.id == Item.category_id)
         .where(ItemAvailability.branch_id == branch_id, Item.deleted_at.is_(None), Category.deleted_at.is_(None))
-        .order_by(Category.position, Category.id, Item.position, Item.id)
     )
+
+
+async def branch_menu(session: AsyncSession, branch_id: int) -> dict[str, Any]:
+    """The menu of one branch: only items it offers and that are not deleted, each with its availability."""
+    branch = await session.get(Branch, branch_id)
+    statement = _offered(branch_id).order_by(Category.position, Category.id, Item.position, Item.id)
     rows = (await session.execute(statement)).all()
     categories = (
         await session.scalars(
@@ -43,16 +138,27 @@ async def branch_menu(session: AsyncSession, branch_id: int) -> dict[str, Any]:
     }
 
 
+async def branch_item(session: AsyncSession, branch_id: int, item_id: int) -> dict[str, Any] | None:
+    """One item exactly as the branch's menu shows it; None when it is not on that menu."""
+    # populate_existing: within a transaction that just changed the item, read what was written
+    # (option groups in display order, the stock the UPDATE left) rather than the objects as they were built.
+    statement = _offered(branch_id).where(Item.id == item_id).execution_options(populate_existing=True)
+    row = (await session.execute(statement)).one_or_none()
+    return None if row is None else _item(row[0], row[1])
+
+
 def _item(item: Item, offer: ItemAvailability) -> dict[str, Any]:
     return {
         "id": item.id,
+        "category_id": item.category_id,
         "name": item.name,
         "description": item.description,
         "image_url": item.image_url,
         "price": item.price,
-        # The 86 flag, as in `stock.changed`; an item can be ordered when available and stock is null or > 0.
+        "position": item.position,
         "available": offer.available,
         "stock": offer.stock,
+        "orderable": is_orderable(offer.available, offer.stock),
         "option_groups": [
             {
                 "id": group.id,

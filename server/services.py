@@ -16,6 +16,7 @@ from channels.relay import Relay
 from persistence.base import rfc3339, utcnow
 from persistence.database import Database
 from server.auth.tokens import TokenCodec
+from server.deadline_worker import DeadlineWorker
 from server.housekeeping import Housekeeping
 from server.metrics import Metrics
 from server.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -25,7 +26,7 @@ from server.snapshots import Snapshots
 
 @dataclass
 class Services:
-    """Settings, database, Redis, broker, hub, relay, presence, tokens, rate limiter and metrics."""
+    """Settings, database, Redis, broker, hub, relay, presence, background workers, tokens, rate limiter, metrics."""
 
     settings: Settings
     db: Database
@@ -38,6 +39,7 @@ class Services:
     relay: Relay
     presence: Presence
     housekeeping: Housekeeping
+    deadlines: DeadlineWorker
 
     @classmethod
     def build(
@@ -67,7 +69,7 @@ class Services:
             await broker.publish(channel, str(uuid.uuid4()), event, encode_data(data), rfc3339(utcnow()))
 
         presence = create_presence(settings.REDIS_URL, announce, prefix=prefix)
-        snapshots = Snapshots(db, presence)
+        snapshots = Snapshots(db, presence, settings)
         hub = Hub(broker, snapshots.snapshot)
         relay = Relay(db, broker)
         metrics = Metrics(db)
@@ -84,17 +86,20 @@ class Services:
             relay=relay,
             presence=presence,
             housekeeping=Housekeeping(db),
+            deadlines=DeadlineWorker(db, relay, settings),
         )
 
     async def start(self) -> None:
-        """Connect the realtime layer: broker deliveries to the hub, the outbox relay, presence."""
+        """Connect the realtime layer (broker deliveries to the hub, outbox relay, presence) and start the workers."""
         await self.broker.start(self.hub)
         await self.presence.start()
         self.relay.start()
         self.housekeeping.start()
+        self.deadlines.start()
 
     async def stop(self) -> None:
         """Stop the realtime layer's background work (the reverse of `start`)."""
+        await self.deadlines.close()
         await self.housekeeping.close()
         await self.relay.close()
         await self.presence.close()

@@ -8,6 +8,7 @@ tunables sit beside them. Unset `DATABASE_URL` means a local SQLite file and uns
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from functools import cached_property
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -99,6 +100,7 @@ class Settings(BaseSettings):
     HISTORY_TTL_S: int = Field(default=600, gt=0)
     ORDER_PAYMENT_TIMEOUT_S: int = Field(default=600, gt=0)
     PAYMENT_TIMEOUT_S: int = Field(default=120, gt=0)
+    CART_IDLE_TIMEOUT_S: int = Field(default=900, gt=0)
     SHUTDOWN_GRACE_S: float = Field(default=10, gt=0)
 
     @field_validator("ALLOWED_ORIGINS", mode="before")
@@ -146,3 +148,8 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """True when the database is the local SQLite file."""
         return self.database_url.startswith("sqlite")
+
+    @property
+    def cart_idle_timeout(self) -> timedelta:
+        """How long a cart may stay unchanged before it expires."""
+        return timedelta(seconds=self.CART_IDLE_TIMEOUT_S)

@@ -17,42 +17,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.names import ChannelName
 from channels.presence import Presence
-from persistence.base import rfc3339, utcnow
+from persistence.base import utcnow
 from persistence.database import Database
 from persistence.enums import CartStatus, OrderStatus, PaymentStatus
 from persistence.tables import Cart, Device, Order, Payment
+from server.cart_view import price_cart
 from server.menu_view import branch_menu
+from server.order_view import BOARD_COLUMN, board_entry, order_data
+from server.settings import Settings
 
 Provider = Callable[[AsyncSession, ChannelName], Awaitable[Any]]
 
 OPEN_TICKETS = (OrderStatus.PAID, OrderStatus.PREPARING, OrderStatus.READY)
-
-
-def _order(order: Order) -> dict[str, Any]:
-    return {
-        "id": order.id,
-        "number": order.number,
-        "status": order.status,
-        "branch_id": order.branch_id,
-        "device_id": order.device_id,
-        "customer_name": order.customer_name,
-        "currency": order.currency,
-        "total": order.total,
-        "created_at": rfc3339(order.created_at),
-        "paid_at": rfc3339(order.paid_at) if order.paid_at else None,
-        "lines": [
-            {"item_id": line.item_id, "name": line.name, "qty": line.qty, "options": line.options}
-            for line in order.lines
-        ],
-    }
+ON_BOARD = tuple(status for status, column in BOARD_COLUMN.items() if column is not None)
 
 
 class Snapshots:
     """Builds the snapshot of any channel."""
 
-    def __init__(self, db: Database, presence: Presence) -> None:
+    def __init__(self, db: Database, presence: Presence, settings: Settings) -> None:
         self._db = db
         self._presence = presence
+        self._cart_idle = settings.cart_idle_timeout
         self._providers: dict[str, Provider] = {
             "branch:devices": self._devices,
             "branch:kitchen": self._kitchen,
@@ -90,19 +76,19 @@ class Snapshots:
             .where(Order.branch_id == channel.branch_id, Order.status.in_(OPEN_TICKETS))
             .order_by(Order.paid_at, Order.id)
         )
-        return {"tickets": [_order(order) for order in (await session.scalars(statement)).all()]}
+        return {"tickets": [order_data(order) for order in (await session.scalars(statement)).all()]}
 
     async def _board(self, session: AsyncSession, channel: ChannelName) -> Any:
         statement = (
-            select(Order.number, Order.status)
-            .where(Order.branch_id == channel.branch_id, Order.status.in_((OrderStatus.PREPARING, OrderStatus.READY)))
-            .order_by(Order.id)
+            select(Order)
+            .where(Order.branch_id == channel.branch_id, Order.status.in_(ON_BOARD))
+            .order_by(Order.paid_at, Order.id)
         )
-        rows = (await session.execute(statement)).all()
-        return {
-            "preparing": [number for number, status in rows if status == OrderStatus.PREPARING],
-            "ready": [number for number, status in rows if status == OrderStatus.READY],
-        }
+        columns: dict[str, list[dict[str, Any]]] = {"preparing": [], "ready": []}
+        for order in (await session.scalars(statement)).all():
+            entry = board_entry(order)
+            columns[entry["column"]].append({"order_id": entry["order_id"], "number": entry["number"]})
+        return columns
 
     async def _orders(self, session: AsyncSession, channel: ChannelName) -> Any:
         since = utcnow() - timedelta(days=1)
@@ -115,7 +101,7 @@ class Snapshots:
             )
             .order_by(Order.id)
         )
-        return {"orders": [_order(order) for order in (await session.scalars(statement)).all()]}
+        return {"orders": [order_data(order) for order in (await session.scalars(statement)).all()]}
 
     async def _menu(self, session: AsyncSession, channel: ChannelName) -> Any:
         assert channel.branch_id is not None
@@ -124,7 +110,9 @@ class Snapshots:
     async def _device(self, session: AsyncSession, channel: ChannelName) -> Any:
         device_id = channel.device_id
         carts = (
-            await session.scalars(select(Cart).where(Cart.device_id == device_id, Cart.status == CartStatus.OPEN))
+            await session.scalars(
+                select(Cart).where(Cart.device_id == device_id, Cart.status == CartStatus.OPEN).order_by(Cart.id)
+            )
         ).all()
         orders = (
             await session.scalars(
@@ -145,8 +133,8 @@ class Snapshots:
             )
         ).all()
         return {
-            "carts": [{"id": cart.id, "status": cart.status} for cart in carts],
-            "orders": [_order(order) for order in orders],
+            "carts": [(await price_cart(session, cart)).data(self._cart_idle) for cart in carts],
+            "orders": [order_data(order) for order in orders],
             "payments": [
                 {"id": p.id, "order_id": p.order_id, "status": p.status, "amount": p.amount, "currency": p.currency}
                 for p in payments

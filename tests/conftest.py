@@ -27,6 +27,7 @@ from persistence.database import Database
 from server.app import create_app
 from server.services import Services
 from server.settings import Settings
+from tests.shop import Shop, build_shop
 from tests.world import World, build_world
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -158,3 +159,9 @@ async def client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
 async def world(services: Services) -> World:
     """Two branches and a user of every role, with their auth headers."""
     return await build_world(services)
+
+
+@pytest.fixture
+async def shop(services: Services, world: World) -> Shop:
+    """Branch a set up to sell: menu with options and stock, a known customer, its devices and staff."""
+    return await build_shop(services, world)

@@ -27,6 +27,16 @@ class Cart(Timestamps, Base):
 
     lines: Mapped[list[CartLine]] = relationship(order_by="CartLine.id", cascade="all, delete-orphan", lazy="selectin")
 
+    # The idle-cart sweep looks only at open carts, oldest change first.
+    __table_args__ = (
+        Index(
+            "ix_carts_open_updated_at",
+            "updated_at",
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
+    )
+
 
 class CartLine(Base):
     """An item in a cart with the option choices picked for it."""
@@ -104,7 +114,7 @@ class OrderLine(Base):
     name: Mapped[str] = mapped_column(String(120))
     qty: Mapped[int]
     unit_price: Mapped[int]
-    # [{"choice_id", "group", "name", "price_delta"}] as chosen and priced at placement.
+    # [{"choice_id", "group_id", "group", "name", "price_delta"}] as chosen and priced at placement.
     options: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
     line_total: Mapped[int]
 

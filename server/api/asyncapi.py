@@ -4,12 +4,13 @@ What it is read from:
 
     server.commands registry    every command: its data model, who may send it, its reply model and errors
     server.socket               `hello` and the data models of the connection's own commands
-    channels.names, .rules      the channel kinds, who may subscribe, what each device kind gets on `hello`
-    channels.frames             close codes
+    server.payloads             the data of replies, events, snapshots and the connection's own frames
+    channels.names              the channel kinds
+    server.api.asyncapi_text    the words: what channels, events and close codes are, who may subscribe
 
-The server writes welcome, snapshot and presence frames as plain JSON; the models below
-describe them, and the tests hold them to what a live server sends. docs/protocol.md
-says the same in words, with examples.
+The server writes its data as plain JSON; the models of server.payloads describe it, and
+the tests hold them to what a live server sends. docs/protocol.md says the same in words,
+with examples.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable
-from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,24 +29,37 @@ from starlette.routing import BaseRoute, Route
 import server
 from channels import frames
 from channels.names import BRANCH_TOPICS
-from channels.rules import DEVICE_MAY_SUBSCRIBE, DEVICE_TOPICS, OWN_CHANNEL_ON_HELLO
-from persistence.enums import CartStatus, DeviceKind, OrderStatus, PaymentStatus
+from server.api.asyncapi_text import (
+    CHANNEL_NOTES,
+    CHANNEL_SUMMARIES,
+    CONNECTION_COMMANDS,
+    EVENT_SUMMARIES,
+    audience,
+    command_text,
+    hello_text,
+    info_text,
+    server_object,
+)
 from server.api.openapi import ErrorBody
 from server.commands import registry
 from server.commands.menu import Availability
 from server.commands.router import CommandRegistry, CommandSpec
 from server.errors import ErrorCode
-from server.settings import Settings
-from server.socket import (
-    COMMAND_BURST,
-    COMMAND_RATE_PER_S,
-    HELLO_TIMEOUT_S,
-    SEND_QUEUE_SIZE,
-    Hello,
-    RefreshData,
-    SubscribeData,
-    UnsubscribeData,
+from server.payloads import (
+    SNAPSHOTS,
+    BoardEntry,
+    CartView,
+    DevicePresence,
+    MenuItem,
+    MenuItemRemoved,
+    OrderView,
+    RefreshReply,
+    SubscribeReply,
+    UnsubscribeReply,
+    WelcomeData,
 )
+from server.settings import Settings
+from server.socket import HELLO_TIMEOUT_S, Hello, RefreshData, SubscribeData, UnsubscribeData
 
 ASYNCAPI_VERSION = "3.0.0"
 SERVER = "ws"
@@ -54,333 +67,46 @@ SERVER = "ws"
 CONNECTION = "connection"
 _REF_PREFIX = "#/components/schemas/"
 
-# Frames the server writes itself ---------------------------------------------------------------------------------
-
-
-class ChannelPosition(BaseModel):
-    """Where the client starts on a channel: its seq and epoch, and whether missed events follow (resumed)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    seq: int = Field(ge=0)
-    epoch: str
-    resumed: bool
-
-
-class DevicePrincipal(BaseModel):
-    """A device, as `welcome` names it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["device"]
-    id: int
-    branch_id: int
-    device_kind: DeviceKind
-
-
-class UserPrincipal(BaseModel):
-    """A user, as `welcome` names it; `branch_id` null for chain-wide users (admins)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["user"]
-    id: int
-    branch_id: int | None
-    role: str
-    permissions: list[str]
-
-
-class WelcomeData(BaseModel):
-    """The answer to `hello`: who the connection acts for and the channels it was subscribed to."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    connection_id: str
-    # A plain union: AsyncAPI spells `discriminator` differently from the OpenAPI form pydantic writes.
-    principal: DevicePrincipal | UserPrincipal
-    server_time: datetime
-    heartbeat_s: float = Field(description="seconds between the server's WebSocket pings")
-    channels: dict[str, ChannelPosition] = Field(description="each channel subscribed on hello, by name")
-
-
-class SubscribeReply(ChannelPosition):
-    """`subscribe` succeeded: the channel and where the client starts on it."""
-
-    channel: str
-
-
-class UnsubscribeReply(BaseModel):
-    """`unsubscribe` done (also when the client was not subscribed)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    channel: str
-
-
-class RefreshReply(BaseModel):
-    """`auth.refresh` accepted: the connection now ends when the new token expires."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    expires_at: datetime
-
-
-class DevicePresence(BaseModel):
-    """`device.online` / `device.offline`: a device got its first connection or lost its last one."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    device_id: int
-    branch_id: int
-    online: bool
-    at: datetime
-
-
-class OrderLineView(BaseModel):
-    """One line of an order in a snapshot."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    item_id: int
-    name: str
-    qty: int
-    options: list[dict[str, Any]] = Field(description="the options chosen, as priced when the order was placed")
-
-
-class OrderView(BaseModel):
-    """An order in a snapshot; money in minor units of `currency`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: int
-    number: int
-    status: OrderStatus
-    branch_id: int
-    device_id: int | None
-    customer_name: str | None
-    currency: str
-    total: int
-    created_at: datetime
-    paid_at: datetime | None
-    lines: list[OrderLineView]
-
-
-class MenuChoice(BaseModel):
-    """One choice of an option group; `price_delta` in minor units."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: int
-    name: str
-    price_delta: int
-    is_default: bool
-
-
-class MenuOptionGroup(BaseModel):
-    """A group of choices of an item, and how many of them a cart line may hold."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: int
-    name: str
-    min_select: int
-    max_select: int
-    choices: list[MenuChoice]
-
-
-class MenuItem(BaseModel):
-    """An item the branch offers; `available` is false when 86'd or when its counted stock is 0."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: int
-    name: str
-    description: str | None
-    image_url: str | None
-    price: int
-    available: bool
-    stock: int | None = Field(description="how many are left; null when the branch does not count them")
-    option_groups: list[MenuOptionGroup]
-
-
-class MenuCategory(BaseModel):
-    """A category with the items the branch offers in it, in display order."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: int
-    name: str
-    position: int
-    items: list[MenuItem]
-
-
-class MenuSnapshot(BaseModel):
-    """`branch:{b}:menu`: the branch's menu, categories and items in display order, with availability."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    branch_id: int
-    currency: str | None
-    categories: list[MenuCategory]
-
-
-class KitchenSnapshot(BaseModel):
-    """`branch:{b}:kitchen`: open tickets (paid, preparing or ready), the first paid first."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    tickets: list[OrderView]
-
-
-class BoardSnapshot(BaseModel):
-    """`branch:{b}:board`: the order numbers preparing and ready."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    preparing: list[int]
-    ready: list[int]
-
-
-class OrdersSnapshot(BaseModel):
-    """`branch:{b}:orders`: orders created in the last 24 hours and not completed, by id."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    orders: list[OrderView]
-
-
-class DeviceView(BaseModel):
-    """A device of the branch and whether it has a live connection."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: int
-    kind: DeviceKind
-    name: str
-    is_active: bool
-    online: bool
-
-
-class DevicesSnapshot(BaseModel):
-    """`branch:{b}:devices`: every device of the branch, by id."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    devices: list[DeviceView]
-
-
-class CartView(BaseModel):
-    """An open cart of the device."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: int
-    status: CartStatus
-
-
-class PaymentView(BaseModel):
-    """A payment in flight of the device; `amount` in minor units of `currency`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: int
-    order_id: int
-    status: PaymentStatus
-    amount: int
-    currency: str
-
-
-class DeviceSnapshot(BaseModel):
-    """`device:{d}`: its open carts, its orders awaiting payment and its payments pending or processing."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    carts: list[CartView]
-    orders: list[OrderView]
-    payments: list[PaymentView]
-
-
 # What each channel kind carries ----------------------------------------------------------------------------------
 
-_KITCHEN_EVENTS = (
-    "order.queued",
+# What the kiosk that placed an order and the branch's staff hear of it (server/order_view.announce).
+_ORDER_EVENTS = (
+    "order.placed",
+    "order.paid",
     "order.preparing",
     "order.ready",
     "order.recalled",
     "order.completed",
     "order.cancelled",
 )
-
-# Channel kind (as `ChannelName.kind` spells it) -> the events PROTOCOL.md names for it.
+# Channel kind (as `ChannelName.kind` spells it) -> its events: those the server sends now, and on `device` the
+# terminal's, which come with the payment work.
 CHANNEL_EVENTS: dict[str, tuple[str, ...]] = {
     "branch:menu": ("menu.item_updated", "menu.item_removed", "stock.changed"),
-    "branch:kitchen": _KITCHEN_EVENTS,
+    "branch:kitchen": (
+        "order.queued",
+        "order.preparing",
+        "order.ready",
+        "order.recalled",
+        "order.completed",
+        "order.cancelled",
+    ),
     "branch:board": ("board.updated",),
-    "branch:orders": _KITCHEN_EVENTS,
+    "branch:orders": _ORDER_EVENTS,
     "branch:devices": ("device.online", "device.offline"),
-    "device": ("cart.updated", "payment.requested", "payment.cancel_requested"),
+    "device": ("cart.updated", *_ORDER_EVENTS, "payment.requested", "payment.cancel_requested"),
 }
 
-SNAPSHOTS: dict[str, type[BaseModel]] = {
-    "branch:menu": MenuSnapshot,
-    "branch:kitchen": KitchenSnapshot,
-    "branch:board": BoardSnapshot,
-    "branch:orders": OrdersSnapshot,
-    "branch:devices": DevicesSnapshot,
-    "device": DeviceSnapshot,
-}
-
-# Events whose data has a model in the code; the others get theirs with the order and payment work.
+# The data of each event the server sends; the others (`payment.*`) get theirs with the payment work.
 EVENT_DATA: dict[str, type[BaseModel]] = {
+    "cart.updated": CartView,
+    **dict.fromkeys((*_ORDER_EVENTS, "order.queued"), OrderView),
+    "board.updated": BoardEntry,
+    "menu.item_updated": MenuItem,
+    "menu.item_removed": MenuItemRemoved,
     "stock.changed": Availability,
     "device.online": DevicePresence,
     "device.offline": DevicePresence,
-}
-
-_CHANNEL_SUMMARIES = {
-    "branch:menu": "The menu of branch b, with availability.",
-    "branch:kitchen": "The kitchen queue of branch b.",
-    "branch:board": "The order board of branch b: numbers preparing and ready.",
-    "branch:orders": "Every order and payment event of branch b, for staff.",
-    "branch:devices": "The devices of branch b and whether they are online.",
-    "device": "Everything addressed to device d.",
-}
-
-_CHANNEL_NOTES = {
-    "branch:orders": "Besides the order events listed, every order and payment event of the branch comes here; "
-    "their names are listed with the order and payment work.",
-    "device": "Besides the events listed, the orders and payments of the device (`order.*`, `payment.*`) come "
-    "here; their names are listed with the order and payment work.",
-}
-
-_EVENT_SUMMARIES = {
-    "menu.item_updated": "An item of the menu changed.",
-    "menu.item_removed": "An item left the menu.",
-    "stock.changed": "An item's availability or stock changed in the branch (86'd or back).",
-    "order.queued": "A paid order joined the kitchen queue.",
-    "order.preparing": "The kitchen started an order.",
-    "order.ready": "An order is ready for pick-up.",
-    "order.recalled": "A ready order went back to preparing.",
-    "order.completed": "An order was handed over.",
-    "order.cancelled": "An order was cancelled.",
-    "board.updated": "The numbers preparing and ready changed.",
-    "device.online": "A device got its first live connection.",
-    "device.offline": "A device lost its last live connection.",
-    "cart.updated": "A cart of the kiosk changed.",
-    "payment.requested": "The terminal is asked to charge a payment.",
-    "payment.cancel_requested": "The terminal is asked to stop a payment.",
-}
-
-CLOSE_CODES: dict[int, str] = {
-    frames.GOING_AWAY: "server going away (restart, deploy): reconnect and resume",
-    frames.TOO_BIG: "a frame over the size limit: fix the client",
-    # Not the protocol's own: the WebSocket layer's keep-alive, and the handshake when the database is down.
-    1011: "no answer to a ping in time, or the database unreachable during the handshake: reconnect with backoff",
-    frames.PROTOCOL_ABUSE: "too many bad frames: fix the client",
-    frames.UNAUTHORIZED: "no hello in time, a bad, expired or revoked token, or logged out: get a new token, reconnect",
-    frames.FORBIDDEN: "the device, user or branch is disabled: stop",
-    frames.TOO_SLOW: "the send queue overflowed: reconnect and resume",
-    frames.RATE_LIMITED: "too many commands: back off, reconnect",
 }
 
 
@@ -413,7 +139,7 @@ def asyncapi_document(settings: Settings, commands: CommandRegistry) -> dict[str
         "action": "send",
         "channel": {"$ref": f"#/channels/{CONNECTION}"},
         "summary": f"Authenticate: the first frame, within {HELLO_TIMEOUT_S:g} s of the upgrade",
-        "description": _hello_text(settings.API_V1_STR),
+        "description": hello_text(settings.API_V1_STR),
         "messages": _on_connection("hello"),
         "reply": {"channel": {"$ref": f"#/channels/{CONNECTION}"}, "messages": _on_connection("welcome")},
     }
@@ -432,7 +158,7 @@ def asyncapi_document(settings: Settings, commands: CommandRegistry) -> dict[str
         connection[f"reply.{name}"] = message(f"reply.{name}", _ok_reply(name, reply))
         operations[f"send.{name}"] = _send(name, summary, description)
     for spec in commands.commands.values():
-        description = _command_text(spec)
+        description = command_text(spec)
         data = {"$ref": schemas.ref(spec.model, "validation")}
         reply = {"$ref": schemas.ref(spec.reply, "serialization")} if spec.reply else {"type": "object"}
         connection[f"command.{spec.name}"] = message(
@@ -480,10 +206,10 @@ def asyncapi_document(settings: Settings, commands: CommandRegistry) -> dict[str
         "info": {
             "title": f"{settings.PROJECT_NAME} device protocol",
             "version": server.__version__,
-            "description": _info_text(settings.API_V1_STR),
+            "description": info_text(settings.API_V1_STR),
         },
         "defaultContentType": "application/json",
-        "servers": {SERVER: _server(settings)},
+        "servers": {SERVER: server_object(settings)},
         "channels": channels,
         "operations": operations,
         "components": {"schemas": schemas.components, "messages": messages},
@@ -492,7 +218,7 @@ def asyncapi_document(settings: Settings, commands: CommandRegistry) -> dict[str
 
 def _channel_kinds() -> list[str]:
     kinds = [f"branch:{topic}" for topic in BRANCH_TOPICS] + ["device"]
-    for table in (CHANNEL_EVENTS, SNAPSHOTS, _CHANNEL_SUMMARIES):
+    for table in (CHANNEL_EVENTS, SNAPSHOTS, CHANNEL_SUMMARIES):
         if set(table) != set(kinds):
             raise ValueError(f"channel kinds {sorted(kinds)} and the document's tables {sorted(table)} disagree")
     return kinds
@@ -613,9 +339,7 @@ def _ok_reply(name: str, data: dict[str, Any]) -> dict[str, Any]:
 def _event(event: str, schemas: _Schemas) -> dict[str, Any]:
     model = EVENT_DATA.get(event)
     data = {"$ref": schemas.ref(model, "serialization")} if model else {"type": "object"}
-    description = (
-        "" if model else "The data schema of this event comes with the order and payment work; until then, any object."
-    )
+    description = "" if model else "The data schema of this event comes with the payment work; until then, any object."
     payload = _frame(
         {
             "type": {"const": "event"},
@@ -627,7 +351,7 @@ def _event(event: str, schemas: _Schemas) -> dict[str, Any]:
             "ts": {"type": "string", "format": "date-time"},
         }
     )
-    body = {"name": event, "title": event, "summary": _EVENT_SUMMARIES[event], "payload": payload}
+    body = {"name": event, "title": event, "summary": EVENT_SUMMARIES[event], "payload": payload}
     return {**body, "description": description} if description else body
 
 
@@ -663,76 +387,35 @@ def _channel(kind: str, messages: dict[str, Any]) -> dict[str, Any]:
         if topic
         else {"d": {"description": "The device id.", "examples": ["7"]}}
     )
-    description = f"{_CHANNEL_SUMMARIES[kind]}\n\n**Who may subscribe:** {_audience(topic)}"
-    if kind in _CHANNEL_NOTES:
-        description += f"\n\n{_CHANNEL_NOTES[kind]}"
+    description = f"{CHANNEL_SUMMARIES[kind]}\n\n**Who may subscribe:** {audience(topic)}"
+    if kind in CHANNEL_NOTES:
+        description += f"\n\n{CHANNEL_NOTES[kind]}"
     return {
         "address": address,
         "title": address,
-        "summary": _CHANNEL_SUMMARIES[kind],
+        "summary": CHANNEL_SUMMARIES[kind],
         "description": description,
         "parameters": parameters,
         "messages": messages,
     }
 
 
-def _audience(topic: str | None) -> str:
-    """Who may subscribe to a channel kind and who gets it on `hello`, in words, from channels/rules.py."""
-    if topic is None:
-        hello = " or ".join(f"`{kind}`" for kind in sorted(OWN_CHANNEL_ON_HELLO))
-        return f"device d itself (subscribed on hello when it is a {hello}) and chain-wide users (admins)."
-    kinds = [kind for kind, topics in DEVICE_MAY_SUBSCRIBE.items() if topic in topics]
-    on_hello = [kind for kind, topics in DEVICE_TOPICS.items() if topic in topics]
-    devices = (
-        f"devices of branch b of kind {' or '.join(f'`{kind}`' for kind in kinds)}"
-        f" (subscribed on hello: {', '.join(f'`{kind}`' for kind in on_hello) or 'none'})"
-        if kinds
-        else "no device"
-    )
-    return f"users of branch b (any role), chain-wide users (admins), and {devices}."
-
-
 def _connection_commands(schemas: _Schemas) -> list[tuple[str, str, str, dict[str, Any], dict[str, Any]]]:
     """(name, summary, description, data schema, reply data schema) of the commands the connection answers itself."""
+    models: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
+        "subscribe": (SubscribeData, SubscribeReply),
+        "unsubscribe": (UnsubscribeData, UnsubscribeReply),
+        "auth.refresh": (RefreshData, RefreshReply),
+    }
     return [
         (
-            "subscribe",
-            "Add a channel, from where the client left it or from a snapshot",
-            "With `since` and `epoch` the missed events follow the reply when the channel's history still has them; "
-            "otherwise one snapshot does. Then live events. A channel the principal may not see is `forbidden`; "
-            "a name that is no channel is `invalid`. Subscribing again to a channel already held syncs it again.",
-            {"$ref": schemas.ref(SubscribeData, "validation")},
-            {"$ref": schemas.ref(SubscribeReply, "serialization")},
-        ),
-        (
-            "unsubscribe",
-            "Drop a channel",
-            "Nothing of the channel follows the reply. Succeeds also for a channel the connection does not hold.",
-            {"$ref": schemas.ref(UnsubscribeData, "validation")},
-            {"$ref": schemas.ref(UnsubscribeReply, "serialization")},
-        ),
-        (
-            "auth.refresh",
-            "Replace the connection's token before it expires",
-            "The token must be a valid access token of the same principal; the connection then closes with 4001 "
-            "when the new token expires instead. `unauthorized` (bad token, or another principal's) or `forbidden` "
-            "(disabled) leave the connection and its old expiry as they were.",
-            {"$ref": schemas.ref(RefreshData, "validation")},
-            {"$ref": schemas.ref(RefreshReply, "serialization")},
-        ),
+            name,
+            *CONNECTION_COMMANDS[name],
+            {"$ref": schemas.ref(data, "validation")},
+            {"$ref": schemas.ref(reply, "serialization")},
+        )
+        for name, (data, reply) in models.items()
     ]
-
-
-def _command_text(spec: CommandSpec) -> str:
-    errors = ", ".join(f"`{code}`" for code in spec.errors) or "none beyond the common ones"
-    parts = [
-        spec.description,
-        f"**Who:** {spec.who.describe()}.",
-        f"**Errors:** {errors}; besides, any command may fail with `invalid` (data), `forbidden` (sender), "
-        "`rate_limited`, `unavailable` or `internal`.",
-        "**Idempotent:** a retry with the same `id` gets the first reply again, and nothing runs twice.",
-    ]
-    return "\n\n".join(part for part in parts if part)
 
 
 def _on_connection(*keys: str) -> list[dict[str, str]]:
@@ -750,51 +433,6 @@ def _send(name: str, summary: str, description: str) -> dict[str, Any]:
             "channel": {"$ref": f"#/channels/{CONNECTION}"},
             "messages": _on_connection(f"reply.{name}", "reply.error"),
         },
-    }
-
-
-# Texts -----------------------------------------------------------------------------------------------------------
-
-
-def _hello_text(prefix: str) -> str:
-    return (
-        f"The token is an access token from `POST {prefix}/auth/device` (devices) or `POST {prefix}/auth/login` "
-        "(users). `resume` maps a channel to the last `seq` seen and its `epoch`; only the channels the principal is "
-        f"subscribed to on hello are resumed. No hello within {HELLO_TIMEOUT_S:g} s, a first frame that is not a "
-        "hello, or a bad, expired or revoked token closes with 4001; a disabled device, user or branch with 4003."
-    )
-
-
-def _info_text(prefix: str) -> str:
-    return (
-        f"One WebSocket per device (or staff tool) at `{prefix}/ws`: a `hello` with an access token, then commands "
-        "in and events out, as JSON text frames. The full description, with examples of every frame, is "
-        "docs/protocol.md; REST (login and admin) is the OpenAPI document at "
-        f"`{prefix}/openapi.json`.\n\n"
-        "Every command gets exactly one `reply` with the command's `id`. Every event of a channel carries `seq` "
-        "(one more than the last, no gaps) and `epoch`; a client that reconnects with both gets the events it "
-        "missed, or a snapshot when they are gone.\n\n"
-        "**Limits:** a frame over the size limit closes with 1009; "
-        f"{COMMAND_RATE_PER_S:g} commands a second with bursts of {COMMAND_BURST}, then `rate_limited` replies and "
-        f"at last 4029; bad frames beyond the limit a minute close with 4000; a client whose "
-        f"{SEND_QUEUE_SIZE} queued frames are not read is closed with 4008."
-    )
-
-
-def _server(settings: Settings) -> dict[str, Any]:
-    closes = "\n".join(f"| {code} | {meaning} |" for code, meaning in sorted(CLOSE_CODES.items()))
-    return {
-        "host": "{host}",
-        "protocol": "ws",
-        "pathname": f"{settings.API_V1_STR}/ws",
-        "title": "The device WebSocket",
-        "description": (
-            f"`ws://` locally, `wss://` behind TLS. Say `hello` within {HELLO_TIMEOUT_S:g} s. The server sends "
-            f"WebSocket pings every {settings.WS_HEARTBEAT_S:g} s and drops a peer that does not answer one within "
-            f"as long (1011). Frames over {settings.WS_MAX_MESSAGE_BYTES} bytes close the connection with 1009.\n\n"
-            f"| close code | meaning |\n| --- | --- |\n{closes}"
-        ),
-        "variables": {"host": {"default": "127.0.0.1:8000", "description": "The server's host and port."}},
     }
 
 

@@ -1,7 +1,8 @@
 """REST routes: the menu's categories, shown in `position` order.
 
 Categories are the chain's catalogue, the same in every branch. Deleting one is soft
-(`deleted_at`), and refused while it still holds items that are not deleted.
+(`deleted_at`), and refused while it still holds items that are not deleted. Renaming or
+moving one sends `menu.item_updated` for each of its items to every branch offering it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from persistence.tables import Category, Item
 from server.api.fields import PatchBody, Position
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
+from server.api.stock import announce_items
 from server.auth.permissions import Permission
 from server.errors import ApiError, not_found
 
@@ -135,6 +137,10 @@ async def update_category(call: Call[CategoryUpdate, None]) -> CategoryOut:
     for name, value in call.body.model_dump(exclude_unset=True).items():
         setattr(category, name, value)
     await call.session.flush()
+    items = await call.session.scalars(
+        select(Item.id).where(Item.category_id == category.id, Item.deleted_at.is_(None)).order_by(Item.id)
+    )
+    await announce_items(call, items.all())
     return CategoryOut.model_validate(category)
 
 
@@ -158,4 +164,5 @@ async def delete_category(call: Call[None, None]) -> None:
             f"category {category.id} still holds {live_items} items; move or delete them first",
             {"category_id": category.id, "items": live_items},
         )
+    # Nothing to announce: its items were all deleted before, and each left the menus then.
     category.deleted_at = utcnow()

@@ -5,7 +5,8 @@ PATCH that sends `option_groups` sends the complete new list. A group or choice 
 with its `id` is updated in place, so ids stay stable (carts refer to choice ids); one
 sent without an id is created; those left out are deleted. Deleting an item is soft:
 orders keep pointing at it. Which branches offer an item, and its stock there, is
-`server/api/stock.py`.
+`server/api/stock.py`. Every branch that offers an item hears of its changes on
+`branch:{b}:menu`: `menu.item_updated`, or `menu.item_removed` when it is deleted.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from persistence.tables import Category, Item, ItemAvailability, OptionChoice, O
 from server.api.fields import INT32_MAX, PatchBody, Position, RowId
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
-from server.api.stock import StockOut, load_item
+from server.api.stock import StockOut, announce_items, load_item
 from server.auth.permissions import Permission
 from server.domain.menu_rules import option_groups_breaches
 from server.errors import ApiError, not_found
@@ -351,6 +352,7 @@ async def update_item(call: Call[ItemUpdate, None]) -> ItemDetailOut:
     # Group changes alone leave the item's row untouched; clients still need to see it changed.
     item.updated_at = utcnow()
     await call.session.flush()
+    await announce_items(call, [item.id])
     return await _detail(call, item.id)
 
 
@@ -365,3 +367,5 @@ async def delete_item(call: Call[None, None]) -> None:
     item = await load_item(call)
     if item.deleted_at is None:
         item.deleted_at = utcnow()
+        await call.session.flush()
+        await announce_items(call, [item.id])

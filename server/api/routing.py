@@ -8,8 +8,9 @@
 A request is authenticated (unless the route is public), checked for the route's
 permission, its JSON (or form) body and query string validated into pydantic models,
 and handled inside one database transaction that commits before the response is
-sent. Failures become the error shape of PROTOCOL.md. The same declarations feed the
-OpenAPI document.
+sent; the events it emits (`call.emit`) go to the outbox in that transaction and are
+published after the commit. Failures become the error shape of PROTOCOL.md. The same
+declarations feed the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from channels.hub import close_message
+from persistence import outbox
+from persistence.tables import OutboxEvent
 from server.api.fields import INT32_MAX
 from server.auth.permissions import Permission
 from server.auth.principals import Principal, authenticate
@@ -51,6 +54,14 @@ class Call(Generic[B, Q]):
     body: B
     query: Q
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    events: list[OutboxEvent] = field(default_factory=list)
+
+    def emit(self, channel: str, event: str, data: dict[str, Any]) -> None:
+        """Record an event in this call's transaction; it is published once the transaction commits."""
+        if not self.events:
+            # Rows left unpublished (the broker down, say) are the relay's to publish; the call still succeeds.
+            self.after_commit.append(lambda: self.services.relay.publish_committed(self.events))
+        self.events.append(outbox.add_event(self.session, channel, event, data))
 
     def close_sockets(
         self, *, principal: str | None = None, session: str | None = None, code: int, reason: str

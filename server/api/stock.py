@@ -4,24 +4,32 @@ The first stock call for a branch creates its `items_live_available` row: the br
 now offers the item. Stock is `None` for unlimited. Adding to it (or writing it off with
 a negative quantity) is one conditional UPDATE that never takes it below zero, the way
 orders reserve it (DESIGN.md decision 7): concurrent changes can never oversell.
+
+Every change is announced on the `branch:{b}:menu` channel of the branch concerned:
+`menu.item_updated` when the branch starts offering the item, `stock.changed` after.
+`announce_items` tells every branch that offers an item how its menu now shows it; the
+item and category routes call it after their changes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from channels import names
 from persistence.tables import Branch, Item, ItemAvailability
 from server.api.fields import RowId
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
 from server.errors import ApiError, not_found
+from server.menu_view import branch_item, stock_changed
 
 router = ApiRouter("stock")
 
@@ -86,8 +94,30 @@ def _body_errors(change: StockChange) -> list[dict[str, str]]:
     return []
 
 
-async def _offer(call: Call[StockChange, None], item_id: int) -> None:
-    """Create the branch's row for the item unless it exists; a concurrent creator is no error."""
+async def announce_items(call: Call[Any, Any], item_ids: Iterable[int]) -> None:
+    """Tell every branch offering these items how its menu shows each now: `menu.item_updated` or `menu.item_removed`.
+
+    Call it after the change is flushed, so that the events carry what was written.
+    """
+    offers = await call.session.execute(
+        select(ItemAvailability.branch_id, ItemAvailability.item_id)
+        .where(ItemAvailability.item_id.in_(list(item_ids)))
+        .order_by(ItemAvailability.item_id, ItemAvailability.branch_id)
+    )
+    for branch_id, item_id in offers.all():
+        await _announce_item(call, branch_id, item_id)
+
+
+async def _announce_item(call: Call[Any, Any], branch_id: int, item_id: int) -> None:
+    item = await branch_item(call.session, branch_id, item_id)
+    if item is None:
+        call.emit(names.branch_menu(branch_id), "menu.item_removed", {"branch_id": branch_id, "item_id": item_id})
+    else:
+        call.emit(names.branch_menu(branch_id), "menu.item_updated", item)
+
+
+async def _offer(call: Call[StockChange, None], item_id: int) -> bool:
+    """Create the branch's row for the item unless it exists (True when created); a concurrent creator is no error."""
     change = call.body
     values = {
         "branch_id": change.branch_id,
@@ -95,10 +125,9 @@ async def _offer(call: Call[StockChange, None], item_id: int) -> None:
         "available": True if change.available is None else change.available,
         "stock": 0 if change.mode == "add" else None,
     }
-    if call.session.get_bind().dialect.name == "postgresql":
-        await call.session.execute(postgresql_insert(ItemAvailability).values(values).on_conflict_do_nothing())
-    else:
-        await call.session.execute(sqlite_insert(ItemAvailability).values(values).on_conflict_do_nothing())
+    insert = postgresql_insert if call.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    result = await call.session.execute(insert(ItemAvailability).values(values).on_conflict_do_nothing())
+    return cast(CursorResult[Any], result).rowcount == 1
 
 
 @router.post(
@@ -113,7 +142,8 @@ async def change_stock(call: Call[StockChange, None]) -> StockOut:
     """Set or add to an item's stock in a branch, or 86 it; the first call makes the branch offer the item.
 
     Adding never takes the stock below zero: `conflict` (with the current stock) instead.
-    Adding to an unlimited stock is `invalid`: set a number first.
+    Adding to an unlimited stock is `invalid`: set a number first. The branch's kiosks hear
+    `menu.item_updated` (the whole item) when the branch starts offering it, `stock.changed` after.
     """
     item = await load_item(call)
     change = call.body
@@ -126,7 +156,7 @@ async def change_stock(call: Call[StockChange, None]) -> StockOut:
     if errors:
         raise ApiError("invalid", "invalid body", {"errors": errors})
 
-    await _offer(call, item.id)
+    created = await _offer(call, item.id)
     offer = ItemAvailability
     statement = update(offer).where(offer.branch_id == change.branch_id, offer.item_id == item.id)
     if change.available is not None:
@@ -144,6 +174,11 @@ async def change_stock(call: Call[StockChange, None]) -> StockOut:
     changed = result.scalar_one_or_none()
     if changed is None:
         raise await _add_refused(call, item.id)
+    if created:
+        await _announce_item(call, change.branch_id, item.id)
+    else:
+        data = stock_changed(change.branch_id, item.id, changed.available, changed.stock)
+        call.emit(names.branch_menu(change.branch_id), "stock.changed", data)
     return StockOut.model_validate(changed)
 
 

@@ -59,13 +59,14 @@ DEFAULT_ROLES: dict[str, tuple[str, list[str]]] = {
         ],
     ),
     STAFF_ROLE: (
-        "Works in one branch: reads it, changes stock and availability.",
+        "Works in one branch: reads it, changes stock and availability, runs the kitchen and the counter.",
         [
             Permission.BRANCHES_READ,
             Permission.DEVICES_READ,
             Permission.MENU_READ,
             Permission.STOCK_WRITE,
             Permission.ORDERS_READ,
+            Permission.ORDERS_WRITE,
             Permission.PAYMENTS_READ,
         ],
     ),

@@ -1,9 +1,12 @@
 """Device command handlers by area; `registry` holds them all."""
 
-from server.commands import menu
+from server.commands import carts, kitchen, menu, orders
 from server.commands.router import CommandRegistry
 
 registry = CommandRegistry()
 registry.include(menu.registry)
+registry.include(carts.registry)
+registry.include(orders.registry)
+registry.include(kitchen.registry)
 
 __all__ = ["registry"]

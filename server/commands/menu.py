@@ -1,19 +1,57 @@
-"""Menu commands over the socket: staff 86 an item (or bring it back) in their branch."""
+"""Menu commands over the socket: read a branch's menu, and staff 86 an item (or bring it back) in their branch."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import update
 
 from channels import names
 from persistence.base import utcnow
-from persistence.tables import ItemAvailability
+from persistence.enums import DeviceKind
+from persistence.tables import Branch, ItemAvailability
 from server.api.fields import RowId, invalid_field
 from server.auth.permissions import Permission
 from server.commands.router import CommandContext, CommandRegistry, Who
-from server.errors import ApiError
+from server.errors import ApiError, not_found
+from server.menu_view import MenuSnapshot, branch_menu, stock_changed
 
 registry = CommandRegistry()
+
+
+def _branch(ctx: CommandContext, branch_id: int | None) -> int:
+    """The branch a command acts in: the one named, else the sender's own; `forbidden` outside the sender's branch."""
+    branch_id = branch_id or ctx.principal.branch_id
+    if branch_id is None:
+        raise invalid_field("branch_id", "branch_id is required for users of no branch")
+    ctx.principal.require_branch(branch_id)
+    return branch_id
+
+
+class GetMenu(BaseModel):
+    """`menu.get`: nothing, or the branch (needed only by chain-wide users)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    branch_id: RowId | None = Field(default=None, description="defaults to the sender's own branch")
+
+
+@registry.command(
+    "menu.get",
+    GetMenu,
+    who=Who(devices=frozenset({DeviceKind.KIOSK, DeviceKind.KITCHEN_DISPLAY}), permission=Permission.MENU_READ),
+    summary="Read the branch's menu with availability",
+    reply=MenuSnapshot,
+    errors=("not_found", "forbidden", "invalid"),
+    read_only=True,
+)
+async def get_menu(ctx: CommandContext, data: GetMenu) -> dict[str, Any]:
+    """The branch's menu, exactly as the `branch:{b}:menu` snapshot shows it: categories and items in display order."""
+    branch_id = _branch(ctx, data.branch_id)
+    if await ctx.session.get(Branch, branch_id) is None:
+        raise not_found("branch", branch_id)
+    return await branch_menu(ctx.session, branch_id)
 
 
 class SetAvailable(BaseModel):
@@ -27,12 +65,15 @@ class SetAvailable(BaseModel):
 
 
 class Availability(BaseModel):
-    """An item as one branch offers it."""
+    """An item as one branch offers it; also the data of `stock.changed`."""
+
+    model_config = ConfigDict(extra="forbid")
 
     branch_id: int
     item_id: int
-    available: bool
-    stock: int | None
+    available: bool = Field(description="false when staff 86'd the item in the branch")
+    stock: int | None = Field(description="how many are left; null when the branch does not count them")
+    orderable: bool = Field(description="available and stock null or above 0: whether a kiosk may sell it now")
 
 
 @registry.command(
@@ -45,10 +86,7 @@ class Availability(BaseModel):
 )
 async def set_available(ctx: CommandContext, data: SetAvailable) -> Availability:
     """Turn an item on or off in a branch; every kiosk of the branch hears `stock.changed` at once."""
-    branch_id = data.branch_id or ctx.principal.branch_id
-    if branch_id is None:
-        raise invalid_field("branch_id", "branch_id is required for users of no branch")
-    ctx.principal.require_branch(branch_id)
+    branch_id = _branch(ctx, data.branch_id)
     offer = ItemAvailability
     result = await ctx.session.execute(
         update(offer)
@@ -60,6 +98,6 @@ async def set_available(ctx: CommandContext, data: SetAvailable) -> Availability
     stock = result.one_or_none()
     if stock is None:
         raise ApiError("not_found", f"branch {branch_id} does not offer item {data.item_id}", {"item_id": data.item_id})
-    availability = Availability(branch_id=branch_id, item_id=data.item_id, available=data.available, stock=stock[0])
-    ctx.emit(names.branch_menu(branch_id), "stock.changed", availability.model_dump())
-    return availability
+    changed = stock_changed(branch_id, data.item_id, data.available, stock[0])
+    ctx.emit(names.branch_menu(branch_id), "stock.changed", changed)
+    return Availability(**changed)

@@ -88,6 +88,8 @@ class CommandSpec:
     summary: str
     reply: type[BaseModel] | None
     errors: tuple[str, ...]
+    # A read changes nothing, so it is not logged: a retry reads afresh (and no copy of a menu is kept).
+    read_only: bool = False
 
     @property
     def description(self) -> str:
@@ -110,13 +112,14 @@ class CommandRegistry:
         summary: str,
         reply: type[BaseModel] | None = None,
         errors: tuple[str, ...] = (),
+        read_only: bool = False,
     ) -> Callable[[Callable[[CommandContext, M], Awaitable[Any]]], Handler]:
-        """Register a handler for command `name`."""
+        """Register a handler for command `name`; a `read_only` one changes nothing and is not logged."""
 
         def register(handler: Callable[[CommandContext, M], Awaitable[Any]]) -> Handler:
             if name in self.commands:
                 raise ValueError(f"command {name} registered twice")
-            self.commands[name] = CommandSpec(name, model, handler, who, summary, reply, errors)
+            self.commands[name] = CommandSpec(name, model, handler, who, summary, reply, errors, read_only)
             return handler
 
         return register
@@ -179,6 +182,13 @@ async def execute(
 async def _run(
     spec: CommandSpec, services: Services, principal: Principal, command_id: str, data: BaseModel
 ) -> tuple[dict[str, Any], list[OutboxEvent]]:
+    if spec.read_only:
+        try:
+            async with services.db.session() as session:
+                ctx = CommandContext(principal, services, session, command_id)
+                return {"ok": True, "data": _as_data(await spec.handler(ctx, data))}, []
+        except ApiError as error:
+            return _error_reply(error), []
     try:
         async with services.db.session() as session:
             stored = await command_log.stored_reply(session, principal.key, command_id)

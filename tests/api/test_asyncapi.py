@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from datetime import date
@@ -13,9 +14,9 @@ import pytest
 from pydantic import BaseModel
 from starlette.applications import Starlette
 
-from channels import frames
+from channels import frames, names
 from channels.client import DeviceClient
-from channels.names import BRANCH_TOPICS
+from channels.names import BRANCH_TOPICS, parse
 from persistence.base import utcnow
 from persistence.enums import DeviceKind, OrderStatus, PaymentMethod, PaymentStatus
 from persistence.tables import (
@@ -30,7 +31,7 @@ from persistence.tables import (
     Payment,
 )
 from server.api import asyncapi
-from server.api.asyncapi import asyncapi_document
+from server.api.asyncapi import EVENT_DATA, asyncapi_document
 from server.commands import registry
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.errors import ErrorCode
@@ -38,12 +39,14 @@ from server.services import Services
 from server.settings import Settings
 from server.socket import Hello, RefreshData, SubscribeData, UnsubscribeData
 from tests.live import add_device, live_server
+from tests.shop import Shop
 from tests.world import World
 
 PREFIX = "/api/v1"
 REF = "#/components/schemas/{model}"
 PROTOCOL_DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 CHANNEL_KINDS = [f"branch.{topic}" for topic in BRANCH_TOPICS] + ["device"]
+LIMIT_S = 10
 
 
 def _address(kind: str) -> str:
@@ -174,17 +177,33 @@ def test_connection_commands_use_the_socket_models(document: dict[str, Any]) -> 
 
 
 def test_events_carry_their_data_model_or_say_it_is_coming(document: dict[str, Any]) -> None:
-    """`stock.changed` and presence events have their schemas; the others are named with a generic object."""
+    """Every event the server sends has its data schema; only the payment events, not sent yet, say they are coming."""
     for kind in CHANNEL_KINDS:
         messages = document["channels"][kind]["messages"]
         assert f"snapshot.{kind}" in messages, kind
-    stock = _resolve(document, "#/components/messages/event.stock.changed")["payload"]["properties"]["data"]
-    assert stock == {"$ref": "#/components/schemas/Availability"}
-    online = _resolve(document, "#/components/messages/event.device.online")["payload"]["properties"]["data"]
-    assert online == {"$ref": "#/components/schemas/DevicePresence"}
-    ready = _resolve(document, "#/components/messages/event.order.ready")
-    assert ready["payload"]["properties"]["data"] == {"type": "object"}
-    assert "order and payment work" in ready["description"]
+    expected = {
+        "cart.updated": "CartView",
+        "board.updated": "BoardEntry",
+        "menu.item_updated": "MenuItem",
+        "menu.item_removed": "MenuItemRemoved",
+        "stock.changed": "Availability",
+        "device.online": "DevicePresence",
+        "device.offline": "DevicePresence",
+    }
+    for status in ("placed", "paid", "queued", "preparing", "ready", "recalled", "completed", "cancelled"):
+        expected[f"order.{status}"] = "OrderView"
+    messages = document["components"]["messages"]
+    events = {key.removeprefix("event."): message for key, message in messages.items() if key.startswith("event.")}
+    for event, message in events.items():
+        data = message["payload"]["properties"]["data"]
+        if event in expected:
+            assert data == {"$ref": REF.format(model=expected[event])}, event
+            assert "description" not in message, event
+        else:
+            assert event.startswith("payment."), event
+            assert data == {"type": "object"}
+            assert "comes with the payment work" in message["description"]
+    assert set(expected) <= set(events)
 
 
 class Paint(BaseModel):
@@ -243,11 +262,72 @@ class _Frames:
         self.checked: set[str] = set()
 
     def check(self, message: str, frame: dict[str, Any]) -> None:
-        """Fail unless `frame` is a valid `message` of the document."""
+        """Fail unless `frame` is a valid `message` of the document (timestamps and dates in their formats too)."""
         root = {"$ref": f"#/components/messages/{message}/payload", "components": self._document["components"]}
-        errors = [error.message for error in self._validator(root).iter_errors(frame)]
+        validator = self._validator(root, format_checker=self._validator.FORMAT_CHECKER)
+        errors = [error.message for error in validator.iter_errors(frame)]
         assert not errors, f"{message}: {errors} in {frame}"
         self.checked.add(message)
+
+    def frame(self, frame: dict[str, Any], command: str | None = None) -> None:
+        """Fail unless `frame` is a valid message of the document; an event also one its channel lists."""
+        if frame["type"] == "reply":
+            self.check(f"reply.{command}" if frame["ok"] else "reply.error", frame)
+        elif frame["type"] in ("event", "snapshot"):
+            parsed = parse(frame["channel"])
+            assert parsed is not None, frame
+            kind = parsed.kind.replace(":", ".")
+            message = f"event.{frame['event']}" if frame["type"] == "event" else f"snapshot.{kind}"
+            assert message in self._document["channels"][kind]["messages"], f"{message} is not listed on {kind}"
+            self.check(message, frame)
+        else:
+            self.check(frame["type"], frame)
+
+
+class _Seen:
+    """One client of a live server whose every frame is checked against the document."""
+
+    def __init__(self, frames: _Frames, client: DeviceClient) -> None:
+        self._frames = frames
+        self.client = client
+        frames.check("welcome", {"type": "welcome", "data": client.welcome})
+
+    async def send(self, command: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Send a command that must succeed; its reply data, the reply checked."""
+        reply = await self.client.request(command, data, timeout=LIMIT_S)
+        self._frames.frame(reply, command)
+        assert reply["ok"], reply
+        result: dict[str, Any] = reply["data"]
+        return result
+
+    async def until(self, channel: str, event: str, **data: Any) -> dict[str, Any]:
+        """Check every frame that arrives until the event `event` on `channel` whose data holds `data`; its data."""
+        while True:
+            frame = await self.client.next_frame(timeout=LIMIT_S)
+            self._frames.frame(frame)
+            if frame["type"] == "event" and (frame["channel"], frame["event"]) == (channel, event):
+                found: dict[str, Any] = frame["data"]
+                if all(found.get(key) == value for key, value in data.items()):
+                    return found
+
+    async def snapshot(self, channel: str) -> dict[str, Any]:
+        """Subscribe to `channel` and check every frame that arrives until its snapshot; the snapshot's data."""
+        await self.send("subscribe", {"channel": channel})
+        while True:
+            frame = await self.client.next_frame(timeout=LIMIT_S)
+            self._frames.frame(frame)
+            if (frame["type"], frame.get("channel")) == ("snapshot", channel):
+                data: dict[str, Any] = frame["data"]
+                return data
+
+    async def drain(self) -> None:
+        """Check every frame still on its way, until none came for a moment."""
+        while True:
+            try:
+                frame = await self.client.next_frame(timeout=0.3)
+            except TimeoutError:
+                return
+            self._frames.frame(frame)
 
 
 async def _shop(services: Services, world: World, kiosk_id: int, terminal_id: int) -> int:
@@ -322,7 +402,8 @@ async def test_frames_of_a_live_server_match_the_document(
             snapshots[kind] = snapshot["data"]
         # Rows in every list, so that the schemas of the items were checked too.
         assert [ticket["status"] for ticket in snapshots["branch.kitchen"]["tickets"]] == ["paid", "preparing"]
-        assert snapshots["branch.board"] == {"preparing": [2], "ready": []}
+        assert [place["number"] for place in snapshots["branch.board"]["preparing"]] == [1, 2]
+        assert snapshots["branch.board"]["ready"] == []
         assert len(snapshots["branch.orders"]["orders"]) == 3 and snapshots["branch.devices"]["devices"]
         assert all(snapshots["device"][key] for key in ("carts", "orders", "payments"))
         assert snapshots["branch.menu"]["categories"][0]["items"][0]["option_groups"][0]["choices"]
@@ -354,3 +435,92 @@ async def test_frames_of_a_live_server_match_the_document(
     server_frames |= {"reply.subscribe", "reply.unsubscribe", "reply.auth.refresh"}
     server_frames |= {"event.device.online", "event.device.offline"} | {f"snapshot.{kind}" for kind in CHANNEL_KINDS}
     assert check.checked == server_frames
+
+
+async def test_an_order_flow_on_a_live_server_matches_the_document(
+    shop: Shop, world: World, document: dict[str, Any]
+) -> None:
+    """Every reply, event and snapshot kiosk, kitchen, board, staff and admin see of a whole order fit the document."""
+    check = _Frames(document)
+    branch = shop.branch_id
+    menu_channel, kitchen_channel = names.branch_menu(branch), names.branch_kitchen(branch)
+    board_channel, orders_channel = names.branch_board(branch), names.branch_orders(branch)
+    devices_channel, device_channel = names.branch_devices(branch), names.device(shop.kiosk.id)
+    admin_token = world.admin.headers["Authorization"].split()[1]
+    staff_token = world.staff_a.headers["Authorization"].split()[1]
+
+    async with live_server(shop.services) as live, asyncio.timeout(60):
+        async with (
+            DeviceClient(live.ws, shop.kiosk.token) as kiosk_client,
+            DeviceClient(live.ws, shop.kitchen.token) as kitchen_client,
+            DeviceClient(live.ws, shop.board.token) as board_client,
+            DeviceClient(live.ws, staff_token) as staff_client,
+        ):
+            kiosk, kitchen = _Seen(check, kiosk_client), _Seen(check, kitchen_client)
+            board, staff = _Seen(check, board_client), _Seen(check, staff_client)
+            await staff.send("subscribe", {"channel": orders_channel})
+
+            # A kiosk orders a burger with options and fries for a known customer; staff take cash.
+            await kiosk.send("menu.get", {})
+            cart = await kiosk.send("cart.create", {})
+            options = [shop.choices["Large"], shop.choices["Bacon"]]
+            await kiosk.send("cart.add", {"cart_id": cart["id"], "item_id": shop.burger, "qty": 2, "options": options})
+            cart = await kiosk.send("cart.add", {"cart_id": cart["id"], "item_id": shop.fries})
+            fries = cart["lines"][1]["id"]
+            cart = await kiosk.send("cart.update", {"cart_id": cart["id"], "line_id": fries, "qty": 3})
+            cart = await kiosk.send("cart.set_customer", {"cart_id": cart["id"], "phone": shop.customer_phone})
+            order = await kiosk.send("order.place", {"cart_id": cart["id"], "expected_total": cart["total"]})
+            await staff.send("order.mark_paid", {"order_id": order["id"]})
+
+            # The kitchen prepares it, calls it ready, takes it back once and calls it ready again.
+            for move in ("order.start", "order.ready", "order.recall", "order.ready"):
+                await kitchen.send(move, {"order_id": order["id"]})
+            await board.until(board_channel, "board.updated", order_id=order["id"], column="ready")
+
+            # Meanwhile an order awaits payment and a cart is open: an admin takes every snapshot.
+            cart = await kiosk.send("cart.create", {})
+            await kiosk.send("cart.add", {"cart_id": cart["id"], "item_id": shop.cola})
+            unpaid = await kiosk.send("order.place", {"cart_id": cart["id"]})
+            cart = await kiosk.send("cart.create", {})
+            await kiosk.send("cart.add", {"cart_id": cart["id"], "item_id": shop.fries})
+            async with DeviceClient(live.ws, admin_token) as admin_client:
+                admin = _Seen(check, admin_client)
+                channels = (
+                    menu_channel,
+                    kitchen_channel,
+                    board_channel,
+                    orders_channel,
+                    devices_channel,
+                    device_channel,
+                )
+                taken = {channel: await admin.snapshot(channel) for channel in channels}
+            assert taken[board_channel] == {
+                "preparing": [],
+                "ready": [{"order_id": order["id"], "number": order["number"]}],
+            }
+            assert [ticket["id"] for ticket in taken[kitchen_channel]["tickets"]] == [order["id"]]
+            assert [o["id"] for o in taken[device_channel]["orders"]] == [unpaid["id"]]
+            assert [c["id"] for c in taken[device_channel]["carts"]] == [cart["id"]]
+
+            # The order is handed over, the unpaid one cancelled; then the menu changes.
+            await kitchen.send("order.complete", {"order_id": order["id"]})
+            await kiosk.send("order.cancel", {"order_id": unpaid["id"]})
+            async with httpx.AsyncClient(base_url=live.http, headers=world.admin.headers, timeout=LIMIT_S) as http:
+                assert (await http.patch(f"{PREFIX}/items/{shop.burger}", json={"price": 950})).status_code == 200
+                assert (await http.delete(f"{PREFIX}/items/{shop.cola}")).status_code == 204
+
+            await board.until(board_channel, "board.updated", order_id=order["id"], column=None)
+            await kitchen.until(kitchen_channel, "order.completed", id=order["id"])
+            await kitchen.until(menu_channel, "menu.item_removed", item_id=shop.cola)
+            await staff.until(orders_channel, "order.cancelled", id=unpaid["id"])
+            await kiosk.until(device_channel, "order.cancelled", id=unpaid["id"])
+            await kiosk.until(menu_channel, "menu.item_removed", item_id=shop.cola)
+            for seen in (kiosk, kitchen, board, staff):
+                await seen.drain()
+
+    commands = ["menu.get", "cart.create", "cart.add", "cart.update", "cart.set_customer", "order.place"]
+    commands += ["order.cancel", "order.mark_paid", "order.start", "order.ready", "order.recall", "order.complete"]
+    expected = {"welcome", "reply.subscribe", *(f"reply.{command}" for command in commands)}
+    expected |= {f"snapshot.{kind}" for kind in CHANNEL_KINDS}
+    expected |= {f"event.{event}" for event in EVENT_DATA if not event.startswith("device.")}
+    assert expected <= check.checked, sorted(expected - check.checked)

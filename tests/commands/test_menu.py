@@ -1,4 +1,4 @@
-"""`item.set_available` (server/commands/menu.py): staff 86 an item in their branch, and every kiosk hears it."""
+"""Menu commands (server/commands/menu.py): `menu.get` reads a branch's menu; `item.set_available` 86es an item."""
 
 from __future__ import annotations
 
@@ -8,15 +8,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from channels import names
 from channels.frames import parse_client_frame
 from persistence.enums import DeviceKind
-from persistence.tables import Category, Item, ItemAvailability, OutboxEvent
+from persistence.tables import Category, CommandLogEntry, Item, ItemAvailability, OutboxEvent
 from server.auth.principals import Principal, authenticate
 from server.commands import registry
 from server.commands.router import execute
+from server.menu_view import branch_menu
 from server.services import Services
 from tests.world import Actor, World
 
@@ -83,18 +84,37 @@ async def test_staff_86_an_item_of_their_branch_and_bring_it_back(services: Serv
     """Staff turn the item off and on again; stock is untouched and each change emits `stock.changed`."""
     staff = await principal_of(services, world.staff_a)
     off, outcome = await set_available(services, staff, {"item_id": menu.offered, "available": False}, "off")
-    expected_off = {"branch_id": world.branch_a, "item_id": menu.offered, "available": False, "stock": 5}
+    expected_off = {
+        "branch_id": world.branch_a,
+        "item_id": menu.offered,
+        "available": False,
+        "stock": 5,
+        "orderable": False,
+    }
     assert outcome == "ok"
     assert off["data"] == expected_off
     assert await offer(services, world.branch_a, menu.offered) == (False, 5)
     on, _ = await set_available(services, staff, {"item_id": menu.offered, "available": True}, "on")
-    assert on["data"]["available"] is True
+    assert (on["data"]["available"], on["data"]["orderable"]) == (True, True)
     assert await offer(services, world.branch_a, menu.offered) == (True, 5)
     channel = names.branch_menu(world.branch_a)
     assert await outbox(services) == [
         (channel, "stock.changed", expected_off),
-        (channel, "stock.changed", {**expected_off, "available": True}),
+        (channel, "stock.changed", {**expected_off, "available": True, "orderable": True}),
     ]
+
+
+async def test_an_item_back_on_with_no_stock_left_is_not_orderable(
+    services: Services, world: World, menu: Menu
+) -> None:
+    """Bringing back an item whose counted stock is 0 says `available: true` but `orderable: false`."""
+    async with services.db.session() as session:
+        await session.execute(update(ItemAvailability).values(stock=0))
+    staff = await principal_of(services, world.staff_a)
+    reply, _ = await set_available(services, staff, {"item_id": menu.offered, "available": True})
+    assert (reply["data"]["available"], reply["data"]["stock"], reply["data"]["orderable"]) == (True, 0, False)
+    [(_, _, data)] = await outbox(services)
+    assert data == reply["data"]
 
 
 async def test_staff_of_another_branch_are_forbidden(services: Services, world: World, menu: Menu) -> None:
@@ -137,3 +157,99 @@ async def test_devices_may_not_86_items(services: Services, world: World, menu: 
     assert outcome == "forbidden"
     assert reply["error"]["code"] == "forbidden"
     assert await offer(services, world.branch_a, menu.offered) == (True, 5)
+
+
+# -- menu.get ----------------------------------------------------------------------------
+
+
+async def get_menu(
+    services: Services, principal: Principal, data: dict[str, Any], command_id: str = "m1"
+) -> tuple[dict[str, Any], str]:
+    """Send `menu.get` through the app's registry; returns the parsed reply and the outcome."""
+    frame = parse_client_frame(json.dumps({"type": "menu.get", "id": command_id, "data": data}))
+    text, outcome = await asyncio.wait_for(execute(registry, services, principal, frame), LIMIT_S)
+    return json.loads(text), outcome
+
+
+async def snapshot(services: Services, branch_id: int) -> dict[str, Any]:
+    """The `branch:{b}:menu` snapshot data, as the socket would send it."""
+    async with services.db.session() as session:
+        return await asyncio.wait_for(branch_menu(session, branch_id), LIMIT_S)
+
+
+async def test_menu_get_answers_the_menu_snapshot(services: Services, world: World, menu: Menu) -> None:
+    """Kiosks, kitchen displays and staff get their branch's menu, exactly the snapshot, and nothing is emitted."""
+    expected = await snapshot(services, world.branch_a)
+    [category] = expected["categories"]
+    assert [item["id"] for item in category["items"]] == [menu.offered]
+    assert category["items"][0] | {"option_groups": []} == {
+        "id": menu.offered,
+        "category_id": category["id"],
+        "name": "Burger",
+        "description": None,
+        "image_url": None,
+        "price": 900,
+        "position": 0,
+        "available": True,
+        "stock": 5,
+        "orderable": True,
+        "option_groups": [],
+    }
+    kiosk = Principal(kind="device", id=7, branch_id=world.branch_a, device_kind=DeviceKind.KIOSK)
+    kitchen = Principal(kind="device", id=8, branch_id=world.branch_a, device_kind=DeviceKind.KITCHEN_DISPLAY)
+    staff = await principal_of(services, world.staff_a)
+    for who in (kiosk, kitchen, staff):
+        reply, outcome = await get_menu(services, who, {})
+        assert outcome == "ok", reply
+        assert reply["data"] == expected
+    assert await outbox(services) == []
+
+
+async def test_menu_get_names_the_branch_only_for_chain_wide_users(
+    services: Services, world: World, menu: Menu
+) -> None:
+    """Admins must name a branch (`invalid` without); others may name only their own (`forbidden` otherwise)."""
+    admin = await principal_of(services, world.admin)
+    reply, outcome = await get_menu(services, admin, {}, "a1")
+    assert outcome == "invalid"
+    assert [error["field"] for error in reply["error"]["details"]["errors"]] == ["branch_id"]
+    reply, outcome = await get_menu(services, admin, {"branch_id": world.branch_b}, "a2")
+    assert outcome == "ok"
+    assert reply["data"] == {"branch_id": world.branch_b, "currency": "USD", "categories": []}
+    reply, outcome = await get_menu(services, admin, {"branch_id": 999_999}, "a3")
+    assert (outcome, reply["error"]["details"]) == ("not_found", {"resource": "branch", "id": 999_999})
+    staff_b = await principal_of(services, world.staff_b)
+    reply, outcome = await get_menu(services, staff_b, {"branch_id": world.branch_a})
+    assert outcome == "forbidden"
+    reply, outcome = await get_menu(services, staff_b, {"branch_id": world.branch_b}, "b2")
+    assert outcome == "ok"
+
+
+@pytest.mark.parametrize("kind", [DeviceKind.PAYMENT_TERMINAL, DeviceKind.ORDER_BOARD])
+async def test_menu_get_is_not_for_other_devices(services: Services, world: World, kind: DeviceKind) -> None:
+    """Payment terminals and order boards get `forbidden`."""
+    device = Principal(kind="device", id=9, branch_id=world.branch_a, device_kind=kind)
+    reply, outcome = await get_menu(services, device, {})
+    assert (outcome, reply["error"]["code"]) == ("forbidden", "forbidden")
+
+
+async def test_menu_get_takes_no_other_data(services: Services, world: World) -> None:
+    """Fields other than `branch_id` are `invalid`."""
+    kiosk = Principal(kind="device", id=7, branch_id=world.branch_a, device_kind=DeviceKind.KIOSK)
+    reply, outcome = await get_menu(services, kiosk, {"items": True})
+    assert outcome == "invalid"
+    assert [error["field"] for error in reply["error"]["details"]["errors"]] == ["items"]
+
+
+async def test_menu_get_is_not_logged_so_a_retry_reads_the_menu_afresh(
+    services: Services, world: World, menu: Menu
+) -> None:
+    """A read is not kept in the command log: the same id again answers the menu as it is now."""
+    kiosk = Principal(kind="device", id=7, branch_id=world.branch_a, device_kind=DeviceKind.KIOSK)
+    first, _ = await get_menu(services, kiosk, {}, "same")
+    async with services.db.session() as session:
+        await session.execute(update(Item).where(Item.id == menu.offered).values(price=990))
+        assert (await session.scalars(select(CommandLogEntry))).all() == []
+    again, _ = await get_menu(services, kiosk, {}, "same")
+    prices = [item["price"] for reply in (first, again) for item in reply["data"]["categories"][0]["items"]]
+    assert prices == [900, 990]

@@ -33,7 +33,13 @@ async def test_kiosk_hears_an_item_86d_by_staff(services: Services, world: World
             assert set(kiosk.welcome["channels"]) == {menu, f"device:{kiosk_id}"}
             assert (await kiosk.next_frame())["type"] == "snapshot"
             reply = await staff.command("item.set_available", {"item_id": item_id, "available": False})
-            assert reply == {"branch_id": world.branch_a, "item_id": item_id, "available": False, "stock": 5}
+            assert reply == {
+                "branch_id": world.branch_a,
+                "item_id": item_id,
+                "available": False,
+                "stock": 5,
+                "orderable": False,
+            }
             event = await kiosk.next_event(menu, "stock.changed")
             assert event["data"]["available"] is False
             assert event["seq"] == 1

@@ -1,0 +1,30 @@
+"""Short order numbers: per branch, starting at 1 each business day, never repeated within a day."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from persistence.tables import OrderNumber
+
+
+async def next_number(session: AsyncSession, branch_id: int, business_date: date) -> int:
+    """The branch's next number for `business_date`, taken with one upsert in the caller's transaction.
+
+    The row stays locked until the transaction ends, so concurrent orders of a branch get
+    consecutive numbers; a rolled-back order gives its number back.
+    """
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(OrderNumber)
+        .values(branch_id=branch_id, business_date=business_date, last_number=1)
+        .on_conflict_do_update(
+            index_elements=[OrderNumber.branch_id, OrderNumber.business_date],
+            set_={"last_number": OrderNumber.last_number + 1},
+        )
+        .returning(OrderNumber.last_number)
+    )
+    return (await session.execute(statement)).scalar_one()

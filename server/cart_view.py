@@ -1,0 +1,199 @@
+"""A cart priced from the menu as it is now, and its shape for replies, events and snapshots.
+
+Carts store only what the customer picked (item, quantity, choice ids). Every read prices
+them again (domain/pricing.py), so a kiosk always sees today's prices, and a line whose
+item was removed, 86'd, sold out, or whose options no longer fit the item carries a
+`problem` instead of silently changing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from persistence.base import rfc3339
+from persistence.enums import CartStatus
+from persistence.tables import Branch, Cart, CartLine, Category, Item, ItemAvailability, KnownCustomer
+from server.domain import pricing
+from server.domain.options import Choice, Chosen, Group, InvalidOptions, choose
+
+
+@dataclass(frozen=True)
+class Offer:
+    """An item as one branch offers it now, or None fields when it does not."""
+
+    item: Item
+    offered: bool
+    available: bool
+    stock: int | None
+
+    @property
+    def groups(self) -> list[Group]:
+        """The item's option groups as the pure rules see them."""
+        return [
+            Group(
+                g.id,
+                g.name,
+                g.min_select,
+                g.max_select,
+                tuple(Choice(c.id, c.name, c.price_delta, c.is_default) for c in g.choices),
+            )
+            for g in self.item.option_groups
+        ]
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    """Why a line cannot be ordered as it is: `removed`, `unavailable`, `out_of_stock` or `options`."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class PricedLine:
+    """A cart line with its prices from today's menu."""
+
+    line: CartLine
+    name: str
+    item_price: int
+    chosen: list[Chosen]
+    unit_price: int
+    line_total: int
+    problem: LineProblem | None
+
+    def options(self) -> list[dict[str, Any]]:
+        """The chosen options as order lines keep them."""
+        return [
+            {
+                "choice_id": c.choice.id,
+                "group_id": c.group.id,
+                "group": c.group.name,
+                "name": c.choice.name,
+                "price_delta": c.choice.price_delta,
+            }
+            for c in self.chosen
+        ]
+
+    def data(self) -> dict[str, Any]:
+        """The line as a kiosk shows it."""
+        return {
+            "id": self.line.id,
+            "item_id": self.line.item_id,
+            "name": self.name,
+            "qty": self.line.qty,
+            "item_price": self.item_price,
+            "options": self.options(),
+            "unit_price": self.unit_price,
+            "line_total": self.line_total,
+            "problem": None if self.problem is None else {"code": self.problem.code, "message": self.problem.message},
+        }
+
+
+async def offers(session: AsyncSession, branch_id: int, item_ids: Iterable[int]) -> dict[int, Offer]:
+    """The branch's offer of each item (deleted items and items it does not offer included, as not offered)."""
+    ids = set(item_ids)
+    if not ids:
+        return {}
+    rows = (
+        await session.execute(
+            select(Item, Category.deleted_at, ItemAvailability)
+            .join(Category, Category.id == Item.category_id)
+            .outerjoin(
+                ItemAvailability, (ItemAvailability.item_id == Item.id) & (ItemAvailability.branch_id == branch_id)
+            )
+            .where(Item.id.in_(ids))
+        )
+    ).all()
+    result: dict[int, Offer] = {}
+    for item, category_deleted_at, offer in rows:
+        offered = offer is not None and item.deleted_at is None and category_deleted_at is None
+        result[item.id] = Offer(item, offered, offered and offer.available, offer.stock if offer is not None else None)
+    return result
+
+
+def price_line(line: CartLine, offer: Offer | None, qty_in_cart: int) -> PricedLine:
+    """Price one line; `qty_in_cart` is how many of its item the whole cart holds (for the stock check)."""
+    if offer is None:
+        # The item row itself is gone (never happens with soft deletes, but carts must not break on it).
+        return PricedLine(line, f"item {line.item_id}", 0, [], 0, 0, LineProblem("removed", "no longer on the menu"))
+    item = offer.item
+    problem: LineProblem | None = None
+    try:
+        chosen = choose(offer.groups, line.choice_ids)
+    except InvalidOptions as exc:
+        chosen = []
+        problem = LineProblem("options", f"the options no longer fit this item: {exc}")
+    unit = pricing.unit_price(item.price, (c.choice.price_delta for c in chosen))
+    if not offer.offered:
+        problem = LineProblem("removed", f"{item.name} is no longer on the menu")
+    elif not offer.available:
+        problem = LineProblem("unavailable", f"{item.name} is not available right now")
+    elif offer.stock is not None and offer.stock < qty_in_cart:
+        problem = LineProblem("out_of_stock", f"only {offer.stock} {item.name} left")
+    return PricedLine(line, item.name, item.price, chosen, unit, pricing.line_total(unit, line.qty), problem)
+
+
+@dataclass(frozen=True)
+class PricedCart:
+    """A cart priced line by line, with its totals at the branch's tax rate."""
+
+    cart: Cart
+    branch: Branch
+    lines: list[PricedLine]
+    totals: pricing.Totals
+    customer: KnownCustomer | None
+
+    @property
+    def problems(self) -> list[PricedLine]:
+        """The lines that cannot be ordered as they are."""
+        return [line for line in self.lines if line.problem is not None]
+
+    def data(self, idle_timeout: timedelta) -> dict[str, Any]:
+        """The cart as a kiosk shows it; `expires_at` is when it idles out unless changed."""
+        cart = self.cart
+        customer = self.customer
+        return {
+            "id": cart.id,
+            "status": cart.status.value,
+            "branch_id": cart.branch_id,
+            "device_id": cart.device_id,
+            "currency": self.branch.currency,
+            "customer_phone": cart.customer_phone,
+            "customer": None if customer is None else {"id": customer.id, "name": customer.name},
+            "lines": [line.data() for line in self.lines],
+            "subtotal": self.totals.subtotal,
+            "tax": self.totals.tax,
+            "total": self.totals.total,
+            "updated_at": rfc3339(cart.updated_at),
+            "expires_at": rfc3339(cart.updated_at + idle_timeout),
+        }
+
+
+def quantities(lines: Iterable[CartLine]) -> dict[int, int]:
+    """How many of each item the lines hold."""
+    total: dict[int, int] = {}
+    for line in lines:
+        total[line.item_id] = total.get(line.item_id, 0) + line.qty
+    return total
+
+
+async def price_cart(session: AsyncSession, cart: Cart) -> PricedCart:
+    """Price `cart` from the branch's menu as it is now."""
+    branch = await session.get(Branch, cart.branch_id)
+    assert branch is not None  # carts are deleted with their branch
+    wanted = quantities(cart.lines)
+    found = await offers(session, cart.branch_id, wanted)
+    lines = [price_line(line, found.get(line.item_id), wanted[line.item_id]) for line in cart.lines]
+    if cart.status != CartStatus.OPEN:
+        # An ordered cart took its stock with it; only open carts can still run into problems.
+        lines = [replace(line, problem=None) for line in lines]
+    customer = await session.get(KnownCustomer, cart.customer_id) if cart.customer_id is not None else None
+    return PricedCart(
+        cart, branch, lines, pricing.totals((line.line_total for line in lines), branch.tax_rate_bp), customer
+    )

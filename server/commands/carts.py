@@ -1,0 +1,222 @@
+"""Cart commands: a kiosk builds carts that the server stores and prices (PROTOCOL.md "Commands").
+
+Every change answers with the whole priced cart and emits the same data as
+`cart.updated` on the kiosk's `device:{d}` channel, so its other connections and a
+reconnect (through the `device:{d}` snapshot) see it too.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from channels import names
+from persistence.base import utcnow
+from persistence.enums import CartStatus, DeviceKind
+from persistence.tables import Cart, CartLine, KnownCustomer
+from server.api.fields import RowId
+from server.cart_view import Offer, offers, price_cart, quantities
+from server.commands.router import CommandContext, CommandRegistry, Who
+from server.domain.options import InvalidOptions, choose
+from server.domain.phones import InvalidPhoneError, normalise_phone
+from server.errors import ApiError
+from server.payloads import CartView
+
+registry = CommandRegistry()
+
+KIOSKS = Who(devices=frozenset({DeviceKind.KIOSK}))
+MAX_QTY = 99
+MAX_LINES = 50
+Qty = Annotated[int, Field(ge=1, le=MAX_QTY, strict=True)]
+Phone = Annotated[str, Field(min_length=1, max_length=32)]
+
+
+class CreateCart(BaseModel):
+    """`cart.create`: optionally the customer's phone (a known customer's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_phone: Phone | None = None
+
+
+class AddToCart(BaseModel):
+    """`cart.add`: an item, how many, and the picked choice ids (left out: the item's default choices)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cart_id: RowId
+    item_id: RowId
+    qty: Qty = 1
+    options: list[RowId] | None = Field(default=None, max_length=50)
+
+
+class UpdateCartLine(BaseModel):
+    """`cart.update`: a line's new quantity; 0 removes the line."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cart_id: RowId
+    line_id: RowId
+    qty: Annotated[int, Field(ge=0, le=MAX_QTY, strict=True)]
+
+
+class SetCustomer(BaseModel):
+    """`cart.set_customer`: the phone of a known customer, or null to take the customer off the cart."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cart_id: RowId
+    phone: Phone | None
+
+
+async def open_cart(ctx: CommandContext, cart_id: int) -> Cart:
+    """The sender's cart `cart_id`, still open; `not_found` for anyone else's, `conflict` once ordered or expired."""
+    cart = await ctx.session.get(Cart, cart_id, with_for_update=True)
+    if cart is None or cart.device_id != ctx.principal.id:
+        raise ApiError("not_found", f"no cart {cart_id}", {"cart_id": cart_id})
+    if cart.status != CartStatus.OPEN:
+        raise ApiError(
+            "conflict", f"cart {cart_id} is {cart.status.value}", {"cart_id": cart_id, "status": cart.status.value}
+        )
+    return cart
+
+
+async def _customer(ctx: CommandContext, raw_phone: str, field: str) -> tuple[str, KnownCustomer]:
+    try:
+        phone = normalise_phone(raw_phone)
+    except InvalidPhoneError as exc:
+        raise ApiError(
+            "invalid", str(exc), {"errors": [{"field": field, "message": str(exc), "type": "phone"}]}
+        ) from None
+    customer = await ctx.session.scalar(
+        select(KnownCustomer).where(KnownCustomer.phone == phone, KnownCustomer.is_active.is_(True))
+    )
+    if customer is None:
+        raise ApiError("not_found", f"no known customer with phone {phone}", {"phone": phone})
+    return phone, customer
+
+
+async def changed(ctx: CommandContext, cart: Cart) -> dict[str, Any]:
+    """Price the cart after a change, emit `cart.updated` to its kiosk and return its data."""
+    cart.updated_at = utcnow()
+    await ctx.session.flush()
+    await ctx.session.refresh(cart, ["lines"])
+    priced = await price_cart(ctx.session, cart)
+    data = priced.data(ctx.services.settings.cart_idle_timeout)
+    ctx.emit(names.device(cart.device_id), "cart.updated", data)
+    return data
+
+
+def out_of_stock(shortages: list[dict[str, Any]]) -> ApiError:
+    """`out_of_stock` naming each short item: `item_id`, `name`, `requested`, `left` (0 when 86'd)."""
+    listed = ", ".join(str(short["name"]) for short in shortages)
+    return ApiError("out_of_stock", f"not enough left: {listed}", {"items": shortages})
+
+
+async def check_stock(ctx: CommandContext, cart: Cart, item_id: int, requested: int) -> Offer:
+    """The branch's offer of the item; `not_found` when it is not on the menu, `out_of_stock` when too few are left."""
+    offer = (await offers(ctx.session, cart.branch_id, [item_id])).get(item_id)
+    if offer is None or not offer.offered:
+        raise ApiError("not_found", f"item {item_id} is not on this branch's menu", {"item_id": item_id})
+    left = 0 if not offer.available else offer.stock
+    if left is not None and left < requested:
+        raise out_of_stock([{"item_id": item_id, "name": offer.item.name, "requested": requested, "left": left}])
+    return offer
+
+
+@registry.command(
+    "cart.create",
+    CreateCart,
+    who=KIOSKS,
+    summary="Start a cart",
+    reply=CartView,
+    errors=("not_found", "invalid"),
+)
+async def create_cart(ctx: CommandContext, data: CreateCart) -> dict[str, Any]:
+    """Start an empty cart for this kiosk, optionally for a known customer (`not_found` for an unknown phone)."""
+    assert ctx.principal.branch_id is not None
+    cart = Cart(branch_id=ctx.principal.branch_id, device_id=ctx.principal.id, status=CartStatus.OPEN, lines=[])
+    if data.customer_phone is not None:
+        cart.customer_phone, customer = await _customer(ctx, data.customer_phone, "customer_phone")
+        cart.customer_id = customer.id
+    ctx.session.add(cart)
+    return await changed(ctx, cart)
+
+
+@registry.command(
+    "cart.add",
+    AddToCart,
+    who=KIOSKS,
+    summary="Add an item with its options to a cart",
+    reply=CartView,
+    errors=("not_found", "conflict", "invalid", "out_of_stock"),
+)
+async def add_to_cart(ctx: CommandContext, data: AddToCart) -> dict[str, Any]:
+    """Add `qty` of an item; the same item with the same options adds to its existing line."""
+    cart = await open_cart(ctx, data.cart_id)
+    in_cart = quantities(cart.lines).get(data.item_id, 0)
+    offer = await check_stock(ctx, cart, data.item_id, in_cart + data.qty)
+    try:
+        chosen = choose(offer.groups, data.options)
+    except InvalidOptions as exc:
+        errors = [
+            {"field": "options", "message": p.message, "type": p.rule, "choice_id": p.choice_id, "group_id": p.group_id}
+            for p in exc.problems
+        ]
+        raise ApiError("invalid", f"invalid options: {exc}", {"errors": errors}) from None
+    choice_ids = sorted(c.choice.id for c in chosen)
+    same = next((line for line in cart.lines if line.item_id == data.item_id and line.choice_ids == choice_ids), None)
+    if same is not None:
+        if same.qty + data.qty > MAX_QTY:
+            raise ApiError("invalid", f"at most {MAX_QTY} of one line", {"line_id": same.id, "qty": same.qty})
+        same.qty += data.qty
+    else:
+        if len(cart.lines) >= MAX_LINES:
+            raise ApiError("invalid", f"a cart holds at most {MAX_LINES} lines", {"cart_id": cart.id})
+        cart.lines.append(CartLine(item_id=data.item_id, qty=data.qty, choice_ids=choice_ids))
+    return await changed(ctx, cart)
+
+
+@registry.command(
+    "cart.update",
+    UpdateCartLine,
+    who=KIOSKS,
+    summary="Change a cart line's quantity (0 removes it)",
+    reply=CartView,
+    errors=("not_found", "conflict", "invalid", "out_of_stock"),
+)
+async def update_cart_line(ctx: CommandContext, data: UpdateCartLine) -> dict[str, Any]:
+    """Set a line's quantity, or remove the line with 0; more of an item is checked against its stock."""
+    cart = await open_cart(ctx, data.cart_id)
+    line = next((line for line in cart.lines if line.id == data.line_id), None)
+    if line is None:
+        raise ApiError("not_found", f"cart {cart.id} has no line {data.line_id}", {"line_id": data.line_id})
+    if data.qty == 0:
+        cart.lines.remove(line)
+    else:
+        if data.qty > line.qty:
+            in_cart = quantities(cart.lines).get(line.item_id, 0)
+            await check_stock(ctx, cart, line.item_id, in_cart - line.qty + data.qty)
+        line.qty = data.qty
+    return await changed(ctx, cart)
+
+
+@registry.command(
+    "cart.set_customer",
+    SetCustomer,
+    who=KIOSKS,
+    summary="Attach a known customer to a cart by phone",
+    reply=CartView,
+    errors=("not_found", "conflict", "invalid"),
+)
+async def set_customer(ctx: CommandContext, data: SetCustomer) -> dict[str, Any]:
+    """Attach the known customer with this phone (their name goes on the ticket); null takes the customer off."""
+    cart = await open_cart(ctx, data.cart_id)
+    if data.phone is None:
+        cart.customer_phone, cart.customer_id = None, None
+    else:
+        cart.customer_phone, customer = await _customer(ctx, data.phone, "phone")
+        cart.customer_id = customer.id
+    return await changed(ctx, cart)

@@ -1,0 +1,214 @@
+"""Order commands: a kiosk places and cancels orders; staff mark them paid at the counter.
+
+`order.place` is one transaction: reprice the cart, compare with what the kiosk showed,
+reserve stock for every line, freeze the lines, take the branch's next number for its
+business day, and set the payment deadline. Anything short or changed leaves nothing
+reserved and the cart open.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from channels import names
+from persistence import deadlines, order_numbers, stock
+from persistence.base import utcnow
+from persistence.enums import CartStatus, DeadlineKind, DeviceKind, OrderStatus, PaymentMethod, PaymentStatus
+from persistence.tables import Order, OrderLine, Payment
+from server.api.fields import RowId
+from server.auth.permissions import Permission
+from server.cart_view import price_cart, quantities
+from server.commands.carts import changed, open_cart, out_of_stock
+from server.commands.router import CommandContext, CommandRegistry, Who
+from server.domain.business_day import business_date
+from server.domain.order_states import OrderAction
+from server.errors import ApiError
+from server.menu_view import stock_changed
+from server.order_changes import conflict, move, payment_in_flight
+from server.order_view import announce, order_data
+from server.payloads import OrderView
+
+registry = CommandRegistry()
+
+
+class PlaceOrder(BaseModel):
+    """`order.place`: the cart, and the total the kiosk showed (checked when given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cart_id: RowId
+    expected_total: int | None = Field(default=None, ge=0, strict=True)
+
+
+class OrderRef(BaseModel):
+    """An order to act on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: RowId
+
+
+async def load_order(ctx: CommandContext, order_id: int) -> Order:
+    """The order if the sender may act on it: a kiosk its own, a kitchen display and a user their branch's."""
+    order = await ctx.session.get(Order, order_id, with_for_update=True)
+    principal = ctx.principal
+    if order is not None and principal.kind == "user":
+        principal.require_branch(order.branch_id)
+        return order
+    visible = order is not None and (
+        order.device_id == principal.id
+        if principal.device_kind == DeviceKind.KIOSK
+        else order.branch_id == principal.branch_id
+    )
+    if order is None or not visible:
+        raise ApiError("not_found", f"no order {order_id}", {"order_id": order_id})
+    return order
+
+
+@registry.command(
+    "order.place",
+    PlaceOrder,
+    who=Who(devices=frozenset({DeviceKind.KIOSK})),
+    summary="Turn a cart into an order awaiting payment, reserving its stock",
+    reply=OrderView,
+    errors=("not_found", "conflict", "invalid", "out_of_stock", "price_changed"),
+)
+async def place_order(ctx: CommandContext, data: PlaceOrder) -> dict[str, Any]:
+    """Place the cart as an order: repriced, stock reserved, numbered, `awaiting_payment` until paid or timed out."""
+    cart = await open_cart(ctx, data.cart_id)
+    if not cart.lines:
+        raise ApiError("invalid", "the cart is empty", {"cart_id": cart.id})
+    priced = await price_cart(ctx.session, cart)
+
+    # Lines that cannot be ordered as they are: gone or off the menu first, then bad options.
+    gone = [line for line in priced.problems if line.problem and line.problem.code in ("removed", "unavailable")]
+    if gone:
+        raise out_of_stock(
+            [{"item_id": line.line.item_id, "name": line.name, "requested": line.line.qty, "left": 0} for line in gone]
+        )
+    broken = [line for line in priced.problems if line.problem and line.problem.code == "options"]
+    if broken:
+        errors = [
+            {"field": "lines", "line_id": line.line.id, "message": line.problem.message}
+            for line in broken
+            if line.problem
+        ]
+        raise ApiError("invalid", "some lines' options no longer fit their items", {"errors": errors})
+
+    totals = priced.totals
+    if data.expected_total is not None and data.expected_total != totals.total:
+        details = {
+            "expected_total": data.expected_total,
+            "cart": priced.data(ctx.services.settings.cart_idle_timeout),
+            **{"subtotal": totals.subtotal, "tax": totals.tax, "total": totals.total},
+        }
+        raise ApiError("price_changed", f"the total is now {totals.total}, not {data.expected_total}", details)
+
+    # Reserve every item at once; any shortage rolls the whole order back.
+    reservation = await stock.reserve(ctx.session, cart.branch_id, quantities(cart.lines))
+    if reservation.short:
+        named = {line.line.item_id: line.name for line in priced.lines}
+        raise out_of_stock(
+            [
+                {"item_id": s.item_id, "name": named[s.item_id], "requested": s.requested, "left": s.left}
+                for s in reservation.short
+            ]
+        )
+
+    now = utcnow()
+    branch = priced.branch
+    day = business_date(now, branch.timezone)
+    order = Order(
+        branch_id=cart.branch_id,
+        device_id=cart.device_id,
+        cart_id=cart.id,
+        customer_id=cart.customer_id,
+        customer_name=priced.customer.name if priced.customer else None,
+        number=await order_numbers.next_number(ctx.session, cart.branch_id, day),
+        business_date=day,
+        status=OrderStatus.AWAITING_PAYMENT,
+        currency=branch.currency,
+        subtotal=totals.subtotal,
+        tax=totals.tax,
+        total=totals.total,
+        lines=[
+            OrderLine(
+                item_id=line.line.item_id,
+                name=line.name,
+                qty=line.line.qty,
+                unit_price=line.unit_price,
+                options=line.options(),
+                line_total=line.line_total,
+            )
+            for line in priced.lines
+        ],
+    )
+    ctx.session.add(order)
+    cart.status = CartStatus.ORDERED
+    await ctx.session.flush()
+    due = now + timedelta(seconds=ctx.services.settings.ORDER_PAYMENT_TIMEOUT_S)
+    await deadlines.schedule(ctx.session, DeadlineKind.ORDER_PAYMENT, order.id, due)
+
+    for level in reservation.changed:
+        ctx.emit(
+            names.branch_menu(cart.branch_id),
+            "stock.changed",
+            stock_changed(cart.branch_id, level.item_id, level.available, level.stock),
+        )
+    await changed(ctx, cart)
+    await ctx.session.refresh(order)
+    announce(ctx.emit, order)
+    return order_data(order)
+
+
+@registry.command(
+    "order.cancel",
+    OrderRef,
+    who=Who(devices=frozenset({DeviceKind.KIOSK})),
+    summary="Cancel an unpaid order and give its stock back",
+    reply=OrderView,
+    errors=("not_found", "conflict"),
+)
+async def cancel_order(ctx: CommandContext, data: OrderRef) -> dict[str, Any]:
+    """Cancel one of this kiosk's orders while it awaits payment (`conflict` once paid, or with a payment in flight)."""
+    order = await load_order(ctx, data.order_id)
+    in_flight = await payment_in_flight(ctx.session, order.id)
+    if in_flight is not None:
+        raise conflict(order, f"payment {in_flight} is in progress; cancel it first")
+    return order_data(await move(ctx.session, order, OrderAction.CANCEL, ctx.emit, reason="cancelled_by_kiosk"))
+
+
+@registry.command(
+    "order.mark_paid",
+    OrderRef,
+    who=Who(permission=Permission.ORDERS_WRITE),
+    summary="Record an order as paid in cash at the counter",
+    reply=OrderView,
+    errors=("not_found", "forbidden", "conflict"),
+)
+async def mark_paid(ctx: CommandContext, data: OrderRef) -> dict[str, Any]:
+    """Take the order's total in cash: a cash payment is recorded as approved and the order goes to the kitchen."""
+    order = await load_order(ctx, data.order_id)
+    in_flight = await payment_in_flight(ctx.session, order.id)
+    if in_flight is not None:
+        raise conflict(order, f"payment {in_flight} is in progress at a terminal")
+    now = utcnow()
+    if order.total > 0:
+        ctx.session.add(
+            Payment(
+                order_id=order.id,
+                branch_id=order.branch_id,
+                method=PaymentMethod.CASH,
+                amount=order.total,
+                currency=order.currency,
+                status=PaymentStatus.APPROVED,
+                idempotency_key=str(uuid.uuid4()),
+                approved_at=now,
+                finished_at=now,
+            )
+        )
+    return order_data(await move(ctx.session, order, OrderAction.PAY, ctx.emit))

@@ -1,0 +1,115 @@
+"""Acting on stored deadlines: unpaid orders are cancelled, idle carts expire.
+
+Every instance runs the loop; on PostgreSQL a due deadline is claimed with SKIP LOCKED,
+so exactly one instance acts on it, and the moves themselves are conditional, so acting
+twice would change nothing. Because deadlines are rows, a restart or a crash only
+delays them until the next instance looks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from channels import names
+from channels.relay import Relay
+from persistence import deadlines, outbox
+from persistence.base import utcnow
+from persistence.database import Database
+from persistence.enums import CartStatus, DeadlineKind, OrderStatus
+from persistence.tables import Cart, Order, OutboxEvent
+from server.cart_view import price_cart
+from server.domain.order_states import OrderAction
+from server.errors import ApiError
+from server.order_changes import move, payment_in_flight
+from server.order_view import Emit
+from server.settings import Settings
+
+log = logging.getLogger("server.deadlines")
+
+INTERVAL_S = 1.0
+BATCH = 100
+
+
+class DeadlineWorker:
+    """Checks for due deadlines every second and acts on them, publishing what that emits."""
+
+    def __init__(self, db: Database, relay: Relay, settings: Settings) -> None:
+        self._db = db
+        self._relay = relay
+        self._settings = settings
+        self._task: asyncio.Task[None] | None = None
+
+    async def run_once(self, now: datetime | None = None) -> int:
+        """Act on everything due by `now`; returns how many orders and carts it changed."""
+        now = now or utcnow()
+        events: list[OutboxEvent] = []
+        async with self._db.session() as session:
+
+            def emit(channel: str, event: str, data: dict[str, Any]) -> None:
+                events.append(outbox.add_event(session, channel, event, data))
+
+            acted = 0
+            for deadline in await deadlines.claim_due(session, now, BATCH, kinds=(DeadlineKind.ORDER_PAYMENT,)):
+                acted += await self._order_unpaid(session, deadline.ref_id, emit, now)
+            acted += await self._expire_carts(session, emit, now)
+        await self._relay.publish_committed(events)
+        return acted
+
+    async def _order_unpaid(self, session: AsyncSession, order_id: int, emit: Emit, now: datetime) -> int:
+        order = await session.get(Order, order_id, with_for_update=True)
+        if order is None or order.status != OrderStatus.AWAITING_PAYMENT:
+            await deadlines.finish(session, DeadlineKind.ORDER_PAYMENT, order_id, now)
+            return 0
+        if await payment_in_flight(session, order_id) is not None:
+            # PROTOCOL.md: an order with a payment in flight is never cancelled by the timeout; look again later.
+            later = now + timedelta(seconds=self._settings.PAYMENT_TIMEOUT_S)
+            await deadlines.schedule(session, DeadlineKind.ORDER_PAYMENT, order_id, later)
+            return 0
+        try:
+            await move(session, order, OrderAction.CANCEL, emit, reason="payment_timeout")
+        except ApiError:  # moved meanwhile: nothing left to do
+            await deadlines.finish(session, DeadlineKind.ORDER_PAYMENT, order_id, now)
+            return 0
+        return 1
+
+    async def _expire_carts(self, session: AsyncSession, emit: Emit, now: datetime) -> int:
+        cutoff = now - self._settings.cart_idle_timeout
+        idle = (
+            await session.scalars(
+                update(Cart)
+                .where(Cart.status == CartStatus.OPEN, Cart.updated_at < cutoff)
+                .values(status=CartStatus.EXPIRED, updated_at=now)
+                .returning(Cart),
+                execution_options={"synchronize_session": False},
+            )
+        ).all()
+        for cart in idle:
+            priced = await price_cart(session, cart)
+            emit(names.device(cart.device_id), "cart.updated", priced.data(self._settings.cart_idle_timeout))
+        return len(idle)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception as exc:
+                log.warning("deadline check failed, retrying: %s", exc)
+            await asyncio.sleep(INTERVAL_S)
+
+    def start(self) -> None:
+        """Start the background loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="deadlines")
+
+    async def close(self) -> None:
+        """Stop the loop (a check in progress is cancelled and rolled back)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None

@@ -1,0 +1,95 @@
+"""Moving an order through its states, with everything that goes with each move.
+
+Used by the kiosk, kitchen and staff commands and by the payment-timeout worker alike:
+the move is one conditional UPDATE (`status` must still be what was read), so two
+devices acting on one order at once cannot both succeed; cancelling gives the order's
+stock back; paying or cancelling ends the order's payment deadline; and the events of
+the move are emitted in the same transaction (order_view.announce).
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from channels import names
+from persistence import deadlines, stock
+from persistence.base import utcnow
+from persistence.enums import DeadlineKind, OrderStatus, PaymentStatus
+from persistence.tables import Order, Payment
+from server.domain.order_states import IllegalTransition, OrderAction, next_status
+from server.errors import ApiError
+from server.menu_view import stock_changed
+from server.order_view import Emit, announce
+
+# The moment each status is reached is kept on the order.
+_STAMP: dict[OrderStatus, str] = {
+    OrderStatus.PAID: "paid_at",
+    OrderStatus.PREPARING: "started_at",
+    OrderStatus.READY: "ready_at",
+    OrderStatus.COMPLETED: "completed_at",
+    OrderStatus.CANCELLED: "cancelled_at",
+    OrderStatus.REFUNDED: "refunded_at",
+}
+
+
+async def payment_in_flight(session: AsyncSession, order_id: int) -> int | None:
+    """The id of the order's payment that is pending or processing, if any (at most one per terminal, usually none)."""
+    statement = select(Payment.id).where(
+        Payment.order_id == order_id, Payment.status.in_((PaymentStatus.PENDING, PaymentStatus.PROCESSING))
+    )
+    return await session.scalar(statement.limit(1))
+
+
+def conflict(order: Order, message: str) -> ApiError:
+    """`conflict` for a move the order's state does not allow."""
+    return ApiError("conflict", message, {"order_id": order.id, "status": order.status.value})
+
+
+async def move(
+    session: AsyncSession, order: Order, action: OrderAction, emit: Emit, *, reason: str | None = None
+) -> Order:
+    """Apply `action` to `order` and emit its events; `conflict` when its state does not allow it (any more)."""
+    before = order.status
+    try:
+        after = next_status(before, action)
+    except IllegalTransition as exc:
+        raise conflict(order, str(exc)) from None
+    now = utcnow()
+    values: dict[str, Any] = {"status": after, "updated_at": now}
+    if after == OrderStatus.PREPARING and before == OrderStatus.READY:
+        values["ready_at"] = None
+    else:
+        values[_STAMP[after]] = now
+    if after == OrderStatus.CANCELLED:
+        values["cancel_reason"] = reason
+    result = await session.execute(
+        update(Order).where(Order.id == order.id, Order.status == before).values(**values),
+        execution_options={"synchronize_session": False},
+    )
+    if cast(CursorResult[Any], result).rowcount != 1:
+        # Someone else moved it between our read and this update.
+        await session.refresh(order)
+        raise conflict(order, f"the order changed meanwhile; it is now {order.status.value}")
+    await session.refresh(order)
+    if after in (OrderStatus.PAID, OrderStatus.CANCELLED):
+        await deadlines.finish(session, DeadlineKind.ORDER_PAYMENT, order.id, now)
+    if after == OrderStatus.CANCELLED:
+        await give_back_stock(session, order, emit)
+    announce(emit, order, recalled=action == OrderAction.RECALL, previous=before)
+    return order
+
+
+async def give_back_stock(session: AsyncSession, order: Order, emit: Emit) -> None:
+    """Return the order's quantities to the items that count stock, and tell the branch's kiosks."""
+    wanted: dict[int, int] = {}
+    for line in order.lines:
+        wanted[line.item_id] = wanted.get(line.item_id, 0) + line.qty
+    for level in await stock.release(session, order.branch_id, wanted):
+        emit(
+            names.branch_menu(order.branch_id),
+            "stock.changed",
+            stock_changed(order.branch_id, level.item_id, level.available, level.stock),
+        )

@@ -1,0 +1,182 @@
+"""A branch ready to sell, for the order tests: a menu with options and stock, and its devices.
+
+Alpha (branch a of the test world, EUR, Europe/Berlin, 19 % tax) sells:
+
+- Burger 900, Size exactly one (Regular 0 default, Large +150), Extras up to two
+  (Cheese +100, Bacon +200), unlimited;
+- Fries 350, 10 left;
+- Cola 300, unlimited, no options.
+
+Commands can be sent in process (`Shop.send`, through the app's command registry, as the
+socket does) or over a real socket with `channels.client.DeviceClient`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import update
+
+from channels.frames import parse_client_frame
+from persistence.enums import DeviceKind
+from persistence.tables import Branch, Category, Item, ItemAvailability, KnownCustomer, OptionChoice, OptionGroup
+from server.auth.principals import Principal, authenticate
+from server.commands import registry
+from server.commands.router import execute
+from server.services import Services
+from tests.live import add_device
+from tests.world import Actor, World
+
+LIMIT_S = 10
+TAX_BP = 1900
+
+
+@dataclass
+class Device:
+    """A device of the shop: its id, token and principal."""
+
+    id: int
+    token: str
+    principal: Principal
+
+
+@dataclass
+class Shop:
+    """Branch a with its menu, a known customer, and a kiosk, a second kiosk, a kitchen display and a board."""
+
+    services: Services
+    branch_id: int
+    burger: int
+    fries: int
+    cola: int
+    choices: dict[str, int]
+    customer_phone: str
+    kiosk: Device
+    kiosk2: Device
+    kitchen: Device
+    board: Device
+    staff: Principal
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
+
+    async def request(
+        self, sender: Device | Principal, kind: str, data: dict[str, Any], command_id: str | None = None
+    ) -> dict[str, Any]:
+        """Send a command in process as `sender` (a fresh command id unless given); the parsed reply frame."""
+        principal = sender.principal if isinstance(sender, Device) else sender
+        command_id = command_id or f"t{next(self._ids)}"
+        frame = parse_client_frame(json.dumps({"type": kind, "id": command_id, "data": data}))
+        text, _ = await asyncio.wait_for(execute(registry, self.services, principal, frame), LIMIT_S)
+        reply: dict[str, Any] = json.loads(text)
+        return reply
+
+    async def send(self, sender: Device | Principal, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Send a command that must succeed; its reply data."""
+        reply = await self.request(sender, kind, data)
+        assert reply["ok"], reply
+        data_out: dict[str, Any] = reply["data"]
+        return data_out
+
+    async def error(self, sender: Device | Principal, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Send a command that must fail; its error."""
+        reply = await self.request(sender, kind, data)
+        assert not reply["ok"], reply
+        error: dict[str, Any] = reply["error"]
+        return error
+
+    async def stock(self, item_id: int) -> int | None:
+        """How many of the item branch a has left."""
+        async with self.services.db.session() as session:
+            row = await session.get(ItemAvailability, (self.branch_id, item_id))
+        assert row is not None
+        return row.stock
+
+    async def set_item(self, item_id: int, **values: Any) -> None:
+        """Change the branch's offer of an item directly (stock, available)."""
+        async with self.services.db.session() as session:
+            await session.execute(
+                update(ItemAvailability)
+                .where(ItemAvailability.branch_id == self.branch_id, ItemAvailability.item_id == item_id)
+                .values(**values)
+            )
+
+    async def paid_order(
+        self, lines: list[dict[str, Any]] | None = None, kiosk: Device | None = None
+    ) -> dict[str, Any]:
+        """Place an order from `kiosk` (default: the first) with `lines` (default: one cola) and mark it paid."""
+        kiosk = kiosk or self.kiosk
+        cart = await self.send(kiosk, "cart.create", {})
+        for line in lines or [{"item_id": self.cola, "qty": 1}]:
+            await self.send(kiosk, "cart.add", {"cart_id": cart["id"], **line})
+        order = await self.send(kiosk, "order.place", {"cart_id": cart["id"]})
+        return await self.send(self.staff, "order.mark_paid", {"order_id": order["id"]})
+
+
+async def principal_of(services: Services, token: str) -> Principal:
+    """The principal a token stands for, authenticated as the socket does."""
+    async with services.db.session() as session:
+        return await authenticate(session, services.tokens, token)
+
+
+async def _device(services: Services, branch_id: int, kind: DeviceKind, name: str) -> Device:
+    device_id, token = await add_device(services, branch_id, kind, name)
+    return Device(device_id, token, await principal_of(services, token))
+
+
+async def build_shop(services: Services, world: World) -> Shop:
+    """Set up branch a's menu, stock, a known customer and devices."""
+    branch_id = world.branch_a
+    async with services.db.session() as session:
+        await session.execute(update(Branch).where(Branch.id == branch_id).values(tax_rate_bp=TAX_BP))
+        mains, drinks = Category(name="Mains", position=0), Category(name="Drinks", position=1)
+        session.add_all([mains, drinks])
+        await session.flush()
+        regular = OptionChoice(name="Regular", price_delta=0, is_default=True, position=0)
+        large = OptionChoice(name="Large", price_delta=150, position=1)
+        cheese = OptionChoice(name="Cheese", price_delta=100, position=0)
+        bacon = OptionChoice(name="Bacon", price_delta=200, position=1)
+        burger = Item(
+            category_id=mains.id,
+            name="Burger",
+            price=900,
+            option_groups=[
+                OptionGroup(name="Size", min_select=1, max_select=1, position=0, choices=[regular, large]),
+                OptionGroup(name="Extras", min_select=0, max_select=2, position=1, choices=[cheese, bacon]),
+            ],
+        )
+        fries = Item(category_id=mains.id, name="Fries", price=350, position=1)
+        cola = Item(category_id=drinks.id, name="Cola", price=300)
+        session.add_all([burger, fries, cola])
+        await session.flush()
+        session.add_all(
+            [
+                ItemAvailability(branch_id=branch_id, item_id=burger.id, available=True, stock=None),
+                ItemAvailability(branch_id=branch_id, item_id=fries.id, available=True, stock=10),
+                ItemAvailability(branch_id=branch_id, item_id=cola.id, available=True, stock=None),
+                KnownCustomer(phone="+4930123456", name="Ana"),
+            ]
+        )
+        await session.flush()
+        ids = (burger.id, fries.id, cola.id)
+        choices = {c.name: c.id for c in (regular, large, cheese, bacon)}
+    return Shop(
+        services=services,
+        branch_id=branch_id,
+        burger=ids[0],
+        fries=ids[1],
+        cola=ids[2],
+        choices=choices,
+        customer_phone="+49 30 123456",
+        kiosk=await _device(services, branch_id, DeviceKind.KIOSK, "kiosk 1"),
+        kiosk2=await _device(services, branch_id, DeviceKind.KIOSK, "kiosk 2"),
+        kitchen=await _device(services, branch_id, DeviceKind.KITCHEN_DISPLAY, "kitchen"),
+        board=await _device(services, branch_id, DeviceKind.ORDER_BOARD, "board"),
+        staff=await _staff(services, world.staff_a),
+    )
+
+
+async def _staff(services: Services, actor: Actor) -> Principal:
+    return await principal_of(services, actor.headers["Authorization"].split()[1])

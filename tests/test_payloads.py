@@ -1,0 +1,204 @@
+"""The payload models (server/payloads.py) against the data the server really builds: nothing missing, nothing extra."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import date
+from typing import Any
+
+import httpx
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from channels import names
+from channels.names import parse
+from persistence.base import utcnow
+from persistence.enums import OrderStatus, PaymentMethod, PaymentStatus
+from persistence.tables import Order, OrderLine, OutboxEvent, Payment
+from server import payloads
+from server.api.asyncapi import CHANNEL_EVENTS, EVENT_DATA
+from server.auth.principals import Principal
+from server.commands import registry
+from server.domain.order_states import TRANSITIONS, OrderAction
+from server.order_view import announce
+from server.snapshots import Snapshots
+from tests.shop import Device, Shop
+from tests.world import World
+
+LIMIT_S = 10
+ITEMS = "/api/v1/items"
+
+
+def kind_of(channel: str) -> str:
+    """The kind of a channel name (`branch:menu`, `device`, ...)."""
+    parsed = parse(channel)
+    assert parsed is not None, channel
+    return parsed.kind
+
+
+def fits(model: type[BaseModel], data: Any) -> None:
+    """Fail unless `data`, as JSON reaches a device, is exactly `model`: every field, no other, of the right type."""
+    model.model_validate_json(json.dumps(data), strict=True)
+
+
+def test_every_payload_model_forbids_extra_fields() -> None:
+    """A field the server adds to its data cannot slip past a model of server/payloads.py unnoticed."""
+    models = [value for value in vars(payloads).values() if isinstance(value, type) and issubclass(value, BaseModel)]
+    models.remove(BaseModel)
+    assert {model.__name__ for model in models} <= set(payloads.__all__)
+    assert len(models) > 20
+    for model in models:
+        assert model.model_config.get("extra") == "forbid", model.__name__
+
+
+def _order(status: OrderStatus) -> Order:
+    """An order in memory with one line, as order_view reads it."""
+    line = OrderLine(id=5, item_id=3, name="Cola", qty=1, unit_price=300, options=[], line_total=300)
+    return Order(
+        id=1,
+        number=7,
+        business_date=date(2026, 11, 27),
+        status=status,
+        branch_id=1,
+        device_id=2,
+        cart_id=4,
+        customer_name=None,
+        currency="EUR",
+        subtotal=252,
+        tax=48,
+        total=300,
+        lines=[line],
+        created_at=utcnow(),
+    )
+
+
+def test_channels_list_the_order_events_announce_emits() -> None:
+    """Every served order move emits only events the document lists on each channel, with data fitting its model."""
+    emitted: dict[str, set[str]] = {}
+
+    def emit(channel: str, event: str, data: dict[str, Any]) -> None:
+        emitted.setdefault(kind_of(channel), set()).add(event)
+        fits(EVENT_DATA[event], data)
+
+    announce(emit, _order(OrderStatus.AWAITING_PAYMENT))
+    for (before, action), after in TRANSITIONS.items():
+        if action == OrderAction.REFUND:
+            continue  # no command refunds yet, so `order.refunded` is not sent
+        announce(emit, _order(after), recalled=action == OrderAction.RECALL, previous=before)
+    for kind, events in emitted.items():
+        assert events <= set(CHANNEL_EVENTS[kind]), kind
+    listed = {
+        kind: {e for e in events if e.startswith(("order.", "board."))} for kind, events in CHANNEL_EVENTS.items()
+    }
+    # PROTOCOL.md lists `order.cancelled` for the kitchen: announce sends it there for a refunded order only.
+    emitted["branch:kitchen"].add("order.cancelled")
+    assert {kind: events for kind, events in listed.items() if events} == emitted
+
+
+async def _send(shop: Shop, sender: Device | Principal, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Send a command that must succeed and hold its reply data to the command's reply model."""
+    reply = await shop.send(sender, kind, data)
+    model = registry.commands[kind].reply
+    assert model is not None, kind
+    fits(model, reply)
+    return reply
+
+
+async def _events(shop: Shop) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every event the server has emitted so far: channel, name and data."""
+    async with shop.services.db.session() as session:
+        rows = (await session.scalars(select(OutboxEvent).order_by(OutboxEvent.id))).all()
+    return [(row.channel, row.event, row.data) for row in rows]
+
+
+async def test_replies_events_and_snapshots_fit_the_payload_models(
+    shop: Shop, world: World, client: httpx.AsyncClient
+) -> None:
+    """Carts, orders in every state, board entries, menu events and every snapshot, as built, fit their models."""
+    kiosk, kitchen = shop.kiosk, shop.kitchen
+    await _send(shop, kiosk, "menu.get", {})
+
+    # An order through every state, from a cart with options, a counted item and a customer.
+    cart = await _send(shop, kiosk, "cart.create", {"customer_phone": shop.customer_phone})
+    options = [shop.choices["Large"], shop.choices["Cheese"]]
+    await _send(shop, kiosk, "cart.add", {"cart_id": cart["id"], "item_id": shop.burger, "qty": 2, "options": options})
+    cart = await _send(shop, kiosk, "cart.add", {"cart_id": cart["id"], "item_id": shop.fries})
+    assert cart["customer"] is not None and cart["lines"][0]["options"]
+    fries = cart["lines"][1]["id"]
+    cart = await _send(shop, kiosk, "cart.update", {"cart_id": cart["id"], "line_id": fries, "qty": 2})
+    order = await _send(shop, kiosk, "order.place", {"cart_id": cart["id"], "expected_total": cart["total"]})
+    await _send(shop, shop.staff, "order.mark_paid", {"order_id": order["id"]})
+    for move in ("order.start", "order.ready", "order.recall", "order.ready", "order.complete"):
+        await _send(shop, kitchen, move, {"order_id": order["id"]})
+
+    # Open tickets in both board columns, a cancelled order, and one awaiting payment with a payment in flight.
+    preparing, ready = await shop.paid_order(), await shop.paid_order()
+    for move in ("order.start", "order.ready"):
+        await _send(shop, kitchen, move, {"order_id": ready["id"]})
+    for final in ("order.cancel", None):
+        cart = await _send(shop, kiosk, "cart.create", {})
+        await _send(shop, kiosk, "cart.add", {"cart_id": cart["id"], "item_id": shop.cola})
+        unpaid = await _send(shop, kiosk, "order.place", {"cart_id": cart["id"]})
+        if final:
+            cancelled = await _send(shop, kiosk, final, {"order_id": unpaid["id"]})
+            assert cancelled["cancel_reason"] == "cancelled_by_kiosk"
+    async with shop.services.db.session() as session:
+        session.add(
+            Payment(
+                order_id=unpaid["id"],
+                branch_id=shop.branch_id,
+                method=PaymentMethod.TERMINAL,
+                kiosk_id=kiosk.id,
+                amount=unpaid["total"],
+                currency="EUR",
+                status=PaymentStatus.PENDING,
+                idempotency_key="payloads-1",
+            )
+        )
+
+    # An open cart whose line has a problem: its item was 86'd after it was added.
+    cart = await _send(shop, kiosk, "cart.create", {})
+    await _send(shop, kiosk, "cart.add", {"cart_id": cart["id"], "item_id": shop.fries})
+    await _send(shop, shop.staff, "item.set_available", {"item_id": shop.fries, "available": False})
+
+    # The menu routes: an item changed, an item removed.
+    async with asyncio.timeout(LIMIT_S):
+        changed = await client.patch(f"{ITEMS}/{shop.burger}", json={"price": 950}, headers=world.admin.headers)
+        removed = await client.delete(f"{ITEMS}/{shop.cola}", headers=world.admin.headers)
+    assert (changed.status_code, removed.status_code) == (200, 204)
+
+    events = await _events(shop)
+    for channel, event, data in events:
+        assert event in CHANNEL_EVENTS[kind_of(channel)], (channel, event)
+        fits(EVENT_DATA[event], data)
+    presence = {"device.online", "device.offline"}  # not from the database: the live test in tests/api checks them
+    assert {event for _, event, _ in events} == set(EVENT_DATA) - presence
+    assert {data["column"] for _, event, data in events if event == "board.updated"} == {"preparing", "ready", None}
+
+    snapshots = Snapshots(shop.services.db, shop.services.presence, shop.services.settings)
+    channels = [
+        names.branch_menu(shop.branch_id),
+        names.branch_kitchen(shop.branch_id),
+        names.branch_board(shop.branch_id),
+        names.branch_orders(shop.branch_id),
+        names.branch_devices(shop.branch_id),
+        names.device(kiosk.id),
+    ]
+    taken: dict[str, Any] = {}
+    for name in channels:
+        parsed = parse(name)
+        assert parsed is not None
+        async with asyncio.timeout(LIMIT_S):
+            taken[parsed.kind] = await snapshots.snapshot(parsed)
+        fits(payloads.SNAPSHOTS[parsed.kind], taken[parsed.kind])
+    assert set(taken) == set(payloads.SNAPSHOTS)
+    # Rows in every list, so that the models of the rows were held to real data too.
+    assert [t["id"] for t in taken["branch:kitchen"]["tickets"]] == [preparing["id"], ready["id"]]
+    board = taken["branch:board"]
+    assert (board["preparing"][0]["order_id"], board["ready"][0]["order_id"]) == (preparing["id"], ready["id"])
+    assert taken["branch:orders"]["orders"] and taken["branch:devices"]["devices"]
+    device = taken["device"]
+    assert all(device[key] for key in ("carts", "orders", "payments"))
+    assert device["carts"][0]["lines"][0]["problem"]["code"] == "unavailable"
+    assert taken["branch:menu"]["categories"][0]["items"][0]["option_groups"][0]["choices"]
