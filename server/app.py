@@ -23,7 +23,10 @@ from server.api import (
     docs,
     items,
     orders,
+    payment_webhook,
     payments,
+    pos_deliveries,
+    refunds,
     roles,
     stock,
     system,
@@ -49,6 +52,9 @@ API_ROUTERS: list[ApiRouter] = [
     customers.router,
     orders.router,
     payments.router,
+    refunds.router,
+    pos_deliveries.router,
+    payment_webhook.router,
 ]
 
 _HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "invalid", 429: "rate_limited"}

@@ -1,4 +1,4 @@
-"""Acting on stored deadlines: unpaid orders are cancelled, idle carts expire.
+"""Acting on stored deadlines: unpaid orders are cancelled, unanswered payments expire, idle carts expire.
 
 Every instance runs the loop; on PostgreSQL a due deadline is claimed with SKIP LOCKED,
 so exactly one instance acts on it, and the moves themselves are conditional, so acting
@@ -8,7 +8,6 @@ delays them until the next instance looks.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,19 +20,23 @@ from channels.relay import Relay
 from persistence import deadlines, outbox
 from persistence.base import utcnow
 from persistence.database import Database
-from persistence.enums import CartStatus, DeadlineKind, OrderStatus
-from persistence.tables import Cart, Order, OutboxEvent
+from persistence.enums import CartStatus, DeadlineKind, OrderStatus, PaymentStatus
+from persistence.tables import Cart, Order, OutboxEvent, Payment
 from server.cart_view import price_cart
 from server.domain.order_states import OrderAction
 from server.errors import ApiError
 from server.order_changes import move, payment_in_flight
 from server.order_view import Emit
+from server.payment_changes import IN_FLIGHT
+from server.payment_view import announce_payment
+from server.periodic import Periodic
 from server.settings import Settings
 
 log = logging.getLogger("server.deadlines")
 
 INTERVAL_S = 1.0
 BATCH = 100
+HANDLED = (DeadlineKind.ORDER_PAYMENT, DeadlineKind.PAYMENT)
 
 
 class DeadlineWorker:
@@ -43,7 +46,7 @@ class DeadlineWorker:
         self._db = db
         self._relay = relay
         self._settings = settings
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("deadlines", self.run_once, INTERVAL_S, log)
 
     async def run_once(self, now: datetime | None = None) -> int:
         """Act on everything due by `now`; returns how many orders and carts it changed."""
@@ -55,8 +58,11 @@ class DeadlineWorker:
                 events.append(outbox.add_event(session, channel, event, data))
 
             acted = 0
-            for deadline in await deadlines.claim_due(session, now, BATCH, kinds=(DeadlineKind.ORDER_PAYMENT,)):
-                acted += await self._order_unpaid(session, deadline.ref_id, emit, now)
+            for deadline in await deadlines.claim_due(session, now, BATCH, kinds=HANDLED):
+                if deadline.kind == DeadlineKind.PAYMENT:
+                    acted += await self._payment_unanswered(session, deadline.ref_id, emit, now)
+                else:
+                    acted += await self._order_unpaid(session, deadline.ref_id, emit, now)
             acted += await self._expire_carts(session, emit, now)
         await self._relay.publish_committed(events)
         return acted
@@ -78,6 +84,17 @@ class DeadlineWorker:
             return 0
         return 1
 
+    async def _payment_unanswered(self, session: AsyncSession, payment_id: int, emit: Emit, now: datetime) -> int:
+        await deadlines.finish(session, DeadlineKind.PAYMENT, payment_id, now)
+        payment = await session.get(Payment, payment_id, with_for_update=True)
+        if payment is None or payment.status not in IN_FLIGHT:
+            return 0
+        # No result in time: the kiosk may start another payment; a late approval is still recorded.
+        payment.status, payment.finished_at = PaymentStatus.EXPIRED, now
+        await session.flush()
+        announce_payment(emit, payment)
+        return 1
+
     async def _expire_carts(self, session: AsyncSession, emit: Emit, now: datetime) -> int:
         cutoff = now - self._settings.cart_idle_timeout
         idle = (
@@ -94,22 +111,10 @@ class DeadlineWorker:
             emit(names.device(cart.device_id), "cart.updated", priced.data(self._settings.cart_idle_timeout))
         return len(idle)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception as exc:
-                log.warning("deadline check failed, retrying: %s", exc)
-            await asyncio.sleep(INTERVAL_S)
-
     def start(self) -> None:
         """Start the background loop."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="deadlines")
+        self._loop.start()
 
     async def close(self) -> None:
         """Stop the loop (a check in progress is cancelled and rolled back)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._loop.close()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
 from persistence import command_log, outbox
 from persistence.base import utcnow
 from persistence.database import Database
+from server.periodic import Periodic
 
 log = logging.getLogger("server.housekeeping")
 
@@ -33,26 +33,17 @@ class Housekeeping:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("housekeeping", self._round, INTERVAL_S, log)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                replies, events = await clean_up(self._db)
-                if replies or events:
-                    log.info("forgot %d command replies and %d published events", replies, events)
-            except Exception as exc:
-                log.warning("housekeeping failed, retrying later: %s", exc)
-            await asyncio.sleep(INTERVAL_S)
+    async def _round(self) -> None:
+        replies, events = await clean_up(self._db)
+        if replies or events:
+            log.info("forgot %d command replies and %d published events", replies, events)
 
     def start(self) -> None:
         """Start the background loop."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="housekeeping")
+        self._loop.start()
 
     async def close(self) -> None:
         """Stop the loop."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._loop.close()

@@ -15,7 +15,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels import names
-from persistence import deadlines, stock
+from persistence import deadlines, pos_deliveries, stock
 from persistence.base import utcnow
 from persistence.enums import DeadlineKind, OrderStatus, PaymentStatus
 from persistence.tables import Order, Payment
@@ -23,6 +23,7 @@ from server.domain.order_states import IllegalTransition, OrderAction, next_stat
 from server.errors import ApiError
 from server.menu_view import stock_changed
 from server.order_view import Emit, announce
+from server.settings import Settings
 
 # The moment each status is reached is kept on the order.
 _STAMP: dict[OrderStatus, str] = {
@@ -93,3 +94,11 @@ async def give_back_stock(session: AsyncSession, order: Order, emit: Emit) -> No
             "stock.changed",
             stock_changed(order.branch_id, level.item_id, level.available, level.stock),
         )
+
+
+async def mark_order_paid(session: AsyncSession, order: Order, emit: Emit, settings: Settings) -> Order:
+    """Move the order to paid (kitchen and board hear it) and queue it for the POS when there is one."""
+    await move(session, order, OrderAction.PAY, emit)
+    if settings.POS_API_URL:
+        pos_deliveries.enqueue(session, order.id)
+    return order

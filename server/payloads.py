@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from persistence.enums import CartStatus, DeviceKind, OrderStatus, PaymentStatus
+from persistence.enums import CartStatus, DeviceKind, OrderStatus, PaymentMethod, PaymentStatus
 from server.menu_view import MenuCategory, MenuChoice, MenuItem, MenuItemRemoved, MenuOptionGroup, MenuSnapshot
 
 __all__ = [
@@ -244,15 +244,24 @@ class DevicesSnapshot(BaseModel):
 
 
 class PaymentView(BaseModel):
-    """A payment in flight of the device; `amount` in minor units of `currency`."""
+    """A payment: reply of every payment command, data of every `payment.*` event; money in minor units."""
 
     model_config = ConfigDict(extra="forbid")
 
     id: int
     order_id: int
-    status: PaymentStatus
+    branch_id: int
+    method: PaymentMethod
+    kiosk_id: int | None
+    terminal_id: int | None
     amount: int
     currency: str
+    status: PaymentStatus
+    provider_ref: str | None = Field(description="the acquirer's or payment API's reference")
+    message: str | None = Field(description="the terminal's or API's words, for people")
+    created_at: datetime
+    approved_at: datetime | None
+    finished_at: datetime | None
 
 
 class DeviceSnapshot(BaseModel):

@@ -17,8 +17,12 @@ from persistence.base import rfc3339, utcnow
 from persistence.database import Database
 from server.auth.tokens import TokenCodec
 from server.deadline_worker import DeadlineWorker
+from server.gateway_worker import GatewayWorker
 from server.housekeeping import Housekeeping
+from server.integrations.payment_gateway import PaymentGateway
 from server.metrics import Metrics
+from server.payment_changes import Refunder
+from server.pos_worker import PosWorker
 from server.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from server.settings import Settings
 from server.snapshots import Snapshots
@@ -40,6 +44,10 @@ class Services:
     presence: Presence
     housekeeping: Housekeeping
     deadlines: DeadlineWorker
+    pos: PosWorker
+    # The payment API client and the loop that charges through it, when PAYMENT_API_URL is set.
+    gateway: Refunder | None = None
+    gateway_worker: GatewayWorker | None = None
 
     @classmethod
     def build(
@@ -74,6 +82,11 @@ class Services:
         relay = Relay(db, broker)
         metrics = Metrics(db)
         metrics.watch_realtime(hub, relay)
+        gateway = (
+            PaymentGateway(settings.PAYMENT_API_URL, settings.PAYMENT_API_KEY or "")
+            if settings.PAYMENT_API_URL
+            else None
+        )
         return cls(
             settings=settings,
             db=db,
@@ -87,6 +100,9 @@ class Services:
             presence=presence,
             housekeeping=Housekeeping(db),
             deadlines=DeadlineWorker(db, relay, settings),
+            pos=PosWorker(db, settings),
+            gateway=gateway,
+            gateway_worker=GatewayWorker(db, relay, settings, gateway) if gateway else None,
         )
 
     async def start(self) -> None:
@@ -96,9 +112,15 @@ class Services:
         self.relay.start()
         self.housekeeping.start()
         self.deadlines.start()
+        self.pos.start()
+        if self.gateway_worker is not None:
+            self.gateway_worker.start()
 
     async def stop(self) -> None:
         """Stop the realtime layer's background work (the reverse of `start`)."""
+        if self.gateway_worker is not None:
+            await self.gateway_worker.close()
+        await self.pos.close()
         await self.deadlines.close()
         await self.housekeeping.close()
         await self.relay.close()

@@ -121,6 +121,13 @@ class Settings(BaseSettings):
         return "" if value == "/" else value
 
     @model_validator(mode="after")
+    def _payment_api_needs_its_key(self) -> Settings:
+        # The key authenticates the calls and signs the webhooks: without it no result could be trusted.
+        if self.PAYMENT_API_URL and not self.PAYMENT_API_KEY:
+            raise ValueError("PAYMENT_API_KEY is required when PAYMENT_API_URL is set")
+        return self
+
+    @model_validator(mode="after")
     def _refuse_weak_secrets_in_production(self) -> Settings:
         if self.ENVIRONMENT != "production":
             return self

@@ -24,6 +24,7 @@ from persistence.tables import Cart, Device, Order, Payment
 from server.cart_view import price_cart
 from server.menu_view import branch_menu
 from server.order_view import BOARD_COLUMN, board_entry, order_data
+from server.payment_view import payment_data
 from server.settings import Settings
 
 Provider = Callable[[AsyncSession, ChannelName], Awaitable[Any]]
@@ -135,8 +136,5 @@ class Snapshots:
         return {
             "carts": [(await price_cart(session, cart)).data(self._cart_idle) for cart in carts],
             "orders": [order_data(order) for order in orders],
-            "payments": [
-                {"id": p.id, "order_id": p.order_id, "status": p.status, "amount": p.amount, "currency": p.currency}
-                for p in payments
-            ],
+            "payments": [payment_data(payment) for payment in payments],
         }

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from sqlalchemy import update
 
 from persistence import migrate
 from persistence.database import Database
 from persistence.enums import DeviceKind
-from persistence.tables import Category, Item, ItemAvailability
+from persistence.tables import Category, Device, Item, ItemAvailability
 from server.services import Services
 from server.settings import Settings
 from tests.conftest import create_pg_database, drop_pg_database, pg_url
@@ -204,6 +205,7 @@ class Seed:
     branch_id: int
     item_ids: tuple[int, ...]
     kiosks: tuple[SeededDevice, ...]
+    terminal: SeededDevice
     kitchen: SeededDevice
     staff_token: str
     manager_headers: dict[str, str]
@@ -272,6 +274,12 @@ async def seed_cluster(settings: Settings, db: Database, *, items: int = 3, kios
             SeededDevice(*await add_device(services, branch_id, DeviceKind.KIOSK, f"kiosk {n}")) for n in range(kiosks)
         ]
         kitchen = SeededDevice(*await add_device(services, branch_id, DeviceKind.KITCHEN_DISPLAY))
+        # The first kiosk charges through this terminal.
+        terminal = SeededDevice(*await add_device(services, branch_id, DeviceKind.PAYMENT_TERMINAL))
+        async with db.session() as session:
+            await session.execute(
+                update(Device).where(Device.id == kiosk_devices[0].id).values(paired_terminal_id=terminal.id)
+            )
     finally:
         # Nothing was started; this releases the Redis clients it built (the database stays open).
         await services.stop()
@@ -281,6 +289,7 @@ async def seed_cluster(settings: Settings, db: Database, *, items: int = 3, kios
         branch_id=branch_id,
         item_ids=item_ids,
         kiosks=tuple(kiosk_devices),
+        terminal=terminal,
         kitchen=kitchen,
         staff_token=world.staff_a.headers["Authorization"].split()[1],
         manager_headers=world.manager_a.headers,

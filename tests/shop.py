@@ -24,6 +24,7 @@ from sqlalchemy import update
 from channels.frames import parse_client_frame
 from persistence.enums import DeviceKind
 from persistence.tables import Branch, Category, Item, ItemAvailability, KnownCustomer, OptionChoice, OptionGroup
+from persistence.tables import Device as DeviceRow
 from server.auth.principals import Principal, authenticate
 from server.commands import registry
 from server.commands.router import execute
@@ -46,7 +47,7 @@ class Device:
 
 @dataclass
 class Shop:
-    """Branch a with its menu, a known customer, and a kiosk, a second kiosk, a kitchen display and a board."""
+    """Branch a: its menu, a known customer, a kiosk paired with a terminal, a second kiosk, a kitchen, a board."""
 
     services: Services
     branch_id: int
@@ -57,6 +58,7 @@ class Shop:
     customer_phone: str
     kiosk: Device
     kiosk2: Device
+    terminal: Device
     kitchen: Device
     board: Device
     staff: Principal
@@ -102,6 +104,21 @@ class Shop:
                 .where(ItemAvailability.branch_id == self.branch_id, ItemAvailability.item_id == item_id)
                 .values(**values)
             )
+
+    async def terminal_online(self, online: bool = True) -> None:
+        """Make the terminal count as connected (or not), as its socket would."""
+        presence = self.services.presence
+        if online:
+            await presence.connected(self.terminal.id, self.branch_id, "test-terminal")
+        else:
+            await presence.disconnected(self.terminal.id, self.branch_id, "test-terminal")
+
+    async def placed_order(self, lines: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """An order of the first kiosk awaiting payment, with `lines` (default: one cola)."""
+        cart = await self.send(self.kiosk, "cart.create", {})
+        for line in lines or [{"item_id": self.cola, "qty": 1}]:
+            await self.send(self.kiosk, "cart.add", {"cart_id": cart["id"], **line})
+        return await self.send(self.kiosk, "order.place", {"cart_id": cart["id"]})
 
     async def paid_order(
         self, lines: list[dict[str, Any]] | None = None, kiosk: Device | None = None
@@ -162,6 +179,10 @@ async def build_shop(services: Services, world: World) -> Shop:
         await session.flush()
         ids = (burger.id, fries.id, cola.id)
         choices = {c.name: c.id for c in (regular, large, cheese, bacon)}
+    kiosk = await _device(services, branch_id, DeviceKind.KIOSK, "kiosk 1")
+    terminal = await _device(services, branch_id, DeviceKind.PAYMENT_TERMINAL, "terminal 1")
+    async with services.db.session() as session:
+        await session.execute(update(DeviceRow).where(DeviceRow.id == kiosk.id).values(paired_terminal_id=terminal.id))
     return Shop(
         services=services,
         branch_id=branch_id,
@@ -170,8 +191,9 @@ async def build_shop(services: Services, world: World) -> Shop:
         cola=ids[2],
         choices=choices,
         customer_phone="+49 30 123456",
-        kiosk=await _device(services, branch_id, DeviceKind.KIOSK, "kiosk 1"),
+        kiosk=kiosk,
         kiosk2=await _device(services, branch_id, DeviceKind.KIOSK, "kiosk 2"),
+        terminal=terminal,
         kitchen=await _device(services, branch_id, DeviceKind.KITCHEN_DISPLAY, "kitchen"),
         board=await _device(services, branch_id, DeviceKind.ORDER_BOARD, "board"),
         staff=await _staff(services, world.staff_a),

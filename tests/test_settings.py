@@ -131,6 +131,14 @@ def test_empty_integration_urls_are_unset(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.REDIS_URL is None
 
 
+def test_a_payment_api_without_its_key_is_refused() -> None:
+    """The key authenticates the calls and signs the webhooks, so a URL alone cannot work."""
+    with pytest.raises(ValidationError, match="PAYMENT_API_KEY is required when PAYMENT_API_URL is set"):
+        Settings(_env_file=None, PAYMENT_API_URL="https://pay.example")
+    settings = Settings(_env_file=None, PAYMENT_API_URL="https://pay.example", PAYMENT_API_KEY="sk_test")
+    assert settings.PAYMENT_API_KEY == "sk_test"
+
+
 @pytest.mark.parametrize(
     ("given", "expected"), [("/api/v1", "/api/v1"), ("api/v1/", "/api/v1"), ("/v2/", "/v2"), ("/", ""), ("", "")]
 )

@@ -141,7 +141,8 @@ class Payment(Timestamps, Base):
     status: Mapped[PaymentStatus] = mapped_column(str_enum(PaymentStatus, "payment_status"))
     # Sent to a payment API so that a retried create never charges twice.
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
-    provider_ref: Mapped[str | None] = mapped_column(String(255))
+    # The payment API's id for it; webhooks without our metadata are matched by it.
+    provider_ref: Mapped[str | None] = mapped_column(String(255), index=True)
     message: Mapped[str | None] = mapped_column(String(500))
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 import server
 from channels import frames
 from channels.names import BRANCH_TOPICS
+from persistence.enums import PaymentStatus
 from server.api.asyncapi_text import (
     CHANNEL_NOTES,
     CHANNEL_SUMMARIES,
@@ -53,6 +54,7 @@ from server.payloads import (
     MenuItem,
     MenuItemRemoved,
     OrderView,
+    PaymentView,
     RefreshReply,
     SubscribeReply,
     UnsubscribeReply,
@@ -78,9 +80,10 @@ _ORDER_EVENTS = (
     "order.recalled",
     "order.completed",
     "order.cancelled",
+    "order.refunded",
 )
-# Channel kind (as `ChannelName.kind` spells it) -> its events: those the server sends now, and on `device` the
-# terminal's, which come with the payment work.
+_PAYMENT_EVENTS = tuple(f"payment.{status.value}" for status in PaymentStatus)
+# Channel kind (as `ChannelName.kind` spells it) -> the events the server sends on it.
 CHANNEL_EVENTS: dict[str, tuple[str, ...]] = {
     "branch:menu": ("menu.item_updated", "menu.item_removed", "stock.changed"),
     "branch:kitchen": (
@@ -92,13 +95,14 @@ CHANNEL_EVENTS: dict[str, tuple[str, ...]] = {
         "order.cancelled",
     ),
     "branch:board": ("board.updated",),
-    "branch:orders": _ORDER_EVENTS,
+    "branch:orders": (*_ORDER_EVENTS, *_PAYMENT_EVENTS),
     "branch:devices": ("device.online", "device.offline"),
-    "device": ("cart.updated", *_ORDER_EVENTS, "payment.requested", "payment.cancel_requested"),
+    "device": ("cart.updated", *_ORDER_EVENTS, *_PAYMENT_EVENTS, "payment.requested", "payment.cancel_requested"),
 }
 
-# The data of each event the server sends; the others (`payment.*`) get theirs with the payment work.
+# The data of each event the server sends.
 EVENT_DATA: dict[str, type[BaseModel]] = {
+    **dict.fromkeys((*_PAYMENT_EVENTS, "payment.requested", "payment.cancel_requested"), PaymentView),
     "cart.updated": CartView,
     **dict.fromkeys((*_ORDER_EVENTS, "order.queued"), OrderView),
     "board.updated": BoardEntry,

@@ -28,11 +28,12 @@ CHANNEL_SUMMARIES = {
 CHANNEL_NOTES = {
     "branch:kitchen": "`order.queued` brings a new ticket (the order just paid) and `order.completed` takes it "
     "away; `order.cancelled` will take back a paid order once refunds are served. Every event carries the whole order.",
-    "branch:orders": "Every change of an order of the branch, with the whole order. The payment events "
-    "(`payment.*`) join them with the payment work.",
+    "branch:orders": "Every change of an order or a payment of the branch, with the whole order or payment; "
+    "`payment.needs_refund` marks money taken for an order that could not take it, for staff to give back.",
     "device": "A kiosk hears every change of its carts (`cart.updated`) and of the orders it placed (`order.*`), "
-    "each with the whole cart or order. The payment events (`payment.*`; for terminals `payment.requested` and "
-    "`payment.cancel_requested`) come with the payment work.",
+    "each with the whole cart or order, and of its payments (`payment.<status>`). A terminal hears "
+    "`payment.requested` when it must charge, `payment.cancel_requested` when it must stop, and every later change "
+    "of its payments.",
 }
 
 EVENT_SUMMARIES = {
@@ -47,11 +48,21 @@ EVENT_SUMMARIES = {
     "order.recalled": "A ready order went back to preparing.",
     "order.completed": "An order was handed over.",
     "order.cancelled": "An order was cancelled: by its kiosk or unpaid in time; in the kitchen, a paid one taken back.",
+    "order.refunded": "A paid order was refunded by an admin or the branch's manager.",
     "board.updated": "An order's number moved between the board's columns.",
     "device.online": "A device got its first live connection.",
     "device.offline": "A device lost its last live connection.",
     "cart.updated": "A cart of the kiosk changed (also when it was ordered or expired).",
     "payment.requested": "The terminal is asked to charge a payment.",
+    "payment.pending": "A payment was started; its terminal is asked to charge.",
+    "payment.processing": "The terminal is charging.",
+    "payment.approved": "The payment was approved; the order is paid.",
+    "payment.declined": "The card was declined; the order still awaits payment.",
+    "payment.failed": "The charge failed; the order still awaits payment.",
+    "payment.cancelled": "The kiosk cancelled the payment.",
+    "payment.expired": "No result came within PAYMENT_TIMEOUT_S.",
+    "payment.needs_refund": "Money was taken for an order that could not take it: staff must give it back.",
+    "payment.refunded": "The payment was given back.",
     "payment.cancel_requested": "The terminal is asked to stop a payment.",
 }
 

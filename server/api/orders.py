@@ -132,6 +132,11 @@ async def read_order(call: Call[None, None]) -> OrderDetailOut:
     if order is None:
         raise not_found("order", order_id)
     call.principal.require_branch(order.branch_id)
+    return await order_detail(call, order)
+
+
+async def order_detail(call: Call[Any, Any], order: Order) -> OrderDetailOut:
+    """The order with its lines and its payments, as the REST routes answer it."""
     payments = await call.session.scalars(select(Payment).where(Payment.order_id == order.id).order_by(Payment.id))
     return OrderDetailOut(
         **OrderOut.model_validate(order).model_dump(),

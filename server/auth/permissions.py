@@ -29,6 +29,7 @@ class Permission(enum.StrEnum):
     ORDERS_READ = "orders:read"
     ORDERS_WRITE = "orders:write"
     PAYMENTS_READ = "payments:read"
+    PAYMENTS_REFUND = "payments:refund"
 
 
 ALL = "*"
@@ -56,6 +57,7 @@ DEFAULT_ROLES: dict[str, tuple[str, list[str]]] = {
             Permission.ORDERS_READ,
             Permission.ORDERS_WRITE,
             Permission.PAYMENTS_READ,
+            Permission.PAYMENTS_REFUND,
         ],
     ),
     STAFF_ROLE: (

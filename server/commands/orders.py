@@ -28,7 +28,7 @@ from server.domain.business_day import business_date
 from server.domain.order_states import OrderAction
 from server.errors import ApiError
 from server.menu_view import stock_changed
-from server.order_changes import conflict, move, payment_in_flight
+from server.order_changes import conflict, mark_order_paid, move, payment_in_flight
 from server.order_view import announce, order_data
 from server.payloads import OrderView
 
@@ -211,4 +211,4 @@ async def mark_paid(ctx: CommandContext, data: OrderRef) -> dict[str, Any]:
                 finished_at=now,
             )
         )
-    return order_data(await move(ctx.session, order, OrderAction.PAY, ctx.emit))
+    return order_data(await mark_order_paid(ctx.session, order, ctx.emit, ctx.services.settings))

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -122,3 +123,36 @@ def test_migration_files_are_dated_and_form_one_linear_chain() -> None:
     for newer, older in zip(chain, chain[1:], strict=False):
         assert newer.down_revision == older.revision
     assert chain[-1].down_revision is None
+
+
+async def test_upgrade_grants_the_default_roles_what_later_features_need(fresh_url: str) -> None:
+    """Made at 0001: staff gain `orders:write`, managers `payments:refund`; other roles keep theirs."""
+    await migrate.upgrade(fresh_url, "0001")
+    roles = sa.table(
+        "roles",
+        sa.column("name", sa.String),
+        sa.column("description", sa.String),
+        sa.column("permissions", sa.JSON),
+    )
+    engine = create_engine(fresh_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                roles.insert(),
+                [
+                    {"name": "staff", "description": "", "permissions": ["orders:read", "stock:write"]},
+                    {"name": "manager", "description": "", "permissions": ["orders:write", "payments:read"]},
+                    {"name": "cashier", "description": "", "permissions": ["orders:read"]},
+                ],
+            )
+        await migrate.upgrade(fresh_url)
+        async with engine.connect() as connection:
+            rows = (await connection.execute(sa.select(roles.c.name, roles.c.permissions))).all()
+    finally:
+        await engine.dispose()
+
+    assert {name: sorted(permissions) for name, permissions in rows} == {
+        "staff": ["orders:read", "orders:write", "stock:write"],
+        "manager": ["orders:write", "payments:read", "payments:refund"],
+        "cashier": ["orders:read"],
+    }

@@ -307,3 +307,25 @@ async def test_sigterm_closes_sockets_with_1001_and_exits_within_the_grace(clust
             assert returncode in (0, -signal.SIGTERM)
         offline = [await watcher.next_event(devices, "device.offline", timeout=1) for _ in range(2)]
     assert {event["data"]["device_id"] for event in offline} == {seed.kiosks[0].id, seed.kitchen.id}
+
+
+async def test_a_kiosk_on_one_instance_is_paid_through_a_terminal_on_the_other(cluster: Cluster) -> None:
+    """payment.start on A reaches the paired terminal on B; its approval on B pays the order for the kiosk on A."""
+    seed = cluster.seed
+    kiosk_channel, terminal_channel = names.device(seed.kiosks[0].id), names.device(seed.terminal.id)
+    async with (
+        DeviceClient(cluster.b.ws, seed.terminal.token) as terminal,
+        DeviceClient(cluster.a.ws, seed.kiosks[0].token) as kiosk,
+        DeviceClient(cluster.a.ws, seed.kitchen.token) as kitchen,
+    ):
+        cart = await kiosk.command("cart.create")
+        await kiosk.command("cart.add", {"cart_id": cart["id"], "item_id": seed.item_ids[0], "qty": 2})
+        order = await kiosk.command("order.place", {"cart_id": cart["id"]})
+        payment = await kiosk.command("payment.start", {"order_id": order["id"]})
+        asked = await terminal.next_event(terminal_channel, "payment.requested")
+        assert (asked["data"]["id"], asked["data"]["amount"]) == (payment["id"], order["total"])
+        await terminal.command("payment.result", {"payment_id": payment["id"], "status": "approved"})
+        assert (await kiosk.next_event(kiosk_channel, "payment.approved"))["data"]["id"] == payment["id"]
+        assert (await kiosk.next_event(kiosk_channel, "order.paid"))["data"]["id"] == order["id"]
+        queued = await kitchen.next_event(names.branch_kitchen(seed.branch_id), "order.queued")
+        assert queued["data"]["id"] == order["id"]

@@ -1,0 +1,206 @@
+"""Payment commands: a kiosk asks its paired terminal to charge an order; the terminal reports back.
+
+`payment.start` creates one payment for the order's server total and sends
+`payment.requested` to the kiosk's paired terminal, which must be online and free. A
+double tap or a retry finds the payment already in flight and answers it: one payment,
+one charge request. The terminal moves it with `payment.progress` and `payment.result`
+(server/payment_changes.py); the kiosk may `payment.cancel` it until it is final, and an
+unanswered payment expires after `PAYMENT_TIMEOUT_S` (server/deadline_worker.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from persistence import deadlines
+from persistence.base import utcnow
+from persistence.enums import DeadlineKind, DeviceKind, OrderStatus, PaymentMethod, PaymentStatus
+from persistence.tables import Device, Payment
+from server.api.fields import RowId
+from server.commands.orders import load_order
+from server.commands.router import CommandContext, CommandRegistry, Who
+from server.errors import ApiError
+from server.order_changes import conflict
+from server.payloads import PaymentView
+from server.payment_changes import IN_FLIGHT, payment_conflict, record_result
+from server.payment_view import announce_payment, payment_data
+
+registry = CommandRegistry()
+
+KIOSKS = Who(devices=frozenset({DeviceKind.KIOSK}))
+TERMINALS = Who(devices=frozenset({DeviceKind.PAYMENT_TERMINAL}))
+
+
+class StartPayment(BaseModel):
+    """`payment.start`: the order to charge (its total, as the server priced it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: RowId
+
+
+class PaymentRef(BaseModel):
+    """A payment to act on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    payment_id: RowId
+
+
+class Progress(BaseModel):
+    """`payment.progress`: the terminal started charging (card read, PIN entry...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    payment_id: RowId
+    status: Literal["processing"]
+
+
+class Result(BaseModel):
+    """`payment.result`: the terminal's final word, with the acquirer's reference and a message for people."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    payment_id: RowId
+    status: Literal["approved", "declined", "failed"]
+    provider_ref: str | None = Field(default=None, max_length=255)
+    message: str | None = Field(default=None, max_length=500)
+
+
+async def _terminal_payment(ctx: CommandContext, payment_id: int) -> Payment:
+    payment = await ctx.session.get(Payment, payment_id, with_for_update=True)
+    if payment is None or payment.terminal_id != ctx.principal.id:
+        raise ApiError("not_found", f"no payment {payment_id}", {"payment_id": payment_id})
+    return payment
+
+
+async def _free_terminal(ctx: CommandContext) -> int:
+    """The kiosk's paired terminal: `terminal_offline` unless it is connected, `terminal_busy` while it charges."""
+    kiosk = await ctx.session.get(Device, ctx.principal.id)
+    terminal_id = kiosk.paired_terminal_id if kiosk is not None else None
+    if terminal_id is None:
+        raise ApiError("terminal_offline", "this kiosk has no paired payment terminal", {"terminal_id": None})
+    if not await ctx.services.presence.is_online(terminal_id):
+        raise ApiError("terminal_offline", "the payment terminal is not connected", {"terminal_id": terminal_id})
+    busy = await ctx.session.scalar(
+        select(Payment.id).where(Payment.terminal_id == terminal_id, Payment.status.in_(IN_FLIGHT)).limit(1)
+    )
+    if busy is not None:
+        raise ApiError("terminal_busy", "the payment terminal is charging another payment", {"payment_id": busy})
+    return terminal_id
+
+
+@registry.command(
+    "payment.start",
+    StartPayment,
+    who=KIOSKS,
+    summary="Ask the paired terminal to charge an order",
+    reply=PaymentView,
+    errors=("not_found", "conflict", "terminal_offline", "terminal_busy"),
+)
+async def start_payment(ctx: CommandContext, data: StartPayment) -> dict[str, Any]:
+    """Create a pending payment for the order's total and send `payment.requested` to the paired terminal
+    (or, with `PAYMENT_API_URL` set, leave it to the gateway worker to charge through the payment API)."""
+    order = await load_order(ctx, data.order_id)
+    if order.status != OrderStatus.AWAITING_PAYMENT:
+        raise conflict(order, f"the order is {order.status.value}, not awaiting payment")
+    ongoing = await ctx.session.scalar(
+        select(Payment).where(Payment.order_id == order.id, Payment.status.in_(IN_FLIGHT)).limit(1)
+    )
+    if ongoing is not None:
+        return payment_data(ongoing)  # a double tap: the charge already asked for
+
+    # With a payment API, the gateway worker charges it after this commits; otherwise the paired terminal does.
+    gateway = ctx.services.settings.PAYMENT_API_URL is not None
+    terminal_id = None if gateway else await _free_terminal(ctx)
+    payment = Payment(
+        order_id=order.id,
+        branch_id=order.branch_id,
+        method=PaymentMethod.GATEWAY if gateway else PaymentMethod.TERMINAL,
+        kiosk_id=ctx.principal.id,
+        terminal_id=terminal_id,
+        amount=order.total,
+        currency=order.currency,
+        status=PaymentStatus.PENDING,
+        idempotency_key=str(uuid.uuid4()),
+    )
+    try:
+        async with ctx.session.begin_nested():
+            ctx.session.add(payment)
+    except IntegrityError:
+        # Another kiosk's payment took the terminal between our check and this insert.
+        raise ApiError("terminal_busy", "the payment terminal is charging another payment", {}) from None
+    due = utcnow() + timedelta(seconds=ctx.services.settings.PAYMENT_TIMEOUT_S)
+    await deadlines.schedule(ctx.session, DeadlineKind.PAYMENT, payment.id, due)
+    await ctx.session.refresh(payment)
+    announce_payment(ctx.emit, payment, requested=True)
+    return payment_data(payment)
+
+
+@registry.command(
+    "payment.cancel",
+    PaymentRef,
+    who=KIOSKS,
+    summary="Stop a payment that is not final yet",
+    reply=PaymentView,
+    errors=("not_found", "conflict"),
+)
+async def cancel_payment(ctx: CommandContext, data: PaymentRef) -> dict[str, Any]:
+    """Cancel this kiosk's payment while pending or processing; the terminal hears `payment.cancel_requested`."""
+    payment = await ctx.session.get(Payment, data.payment_id, with_for_update=True)
+    if payment is None or payment.kiosk_id != ctx.principal.id:
+        raise ApiError("not_found", f"no payment {data.payment_id}", {"payment_id": data.payment_id})
+    if payment.status not in IN_FLIGHT:
+        raise payment_conflict(payment, f"payment {payment.id} is already {payment.status.value}")
+    now = utcnow()
+    payment.status, payment.finished_at = PaymentStatus.CANCELLED, now
+    await deadlines.finish(ctx.session, DeadlineKind.PAYMENT, payment.id, now)
+    await ctx.session.flush()
+    await ctx.session.refresh(payment)
+    announce_payment(ctx.emit, payment, cancel_requested=True)
+    return payment_data(payment)
+
+
+@registry.command(
+    "payment.progress",
+    Progress,
+    who=TERMINALS,
+    summary="Report that the terminal is charging",
+    reply=PaymentView,
+    errors=("not_found", "conflict"),
+)
+async def progress(ctx: CommandContext, data: Progress) -> dict[str, Any]:
+    """Move a pending payment of this terminal to processing (again: no change)."""
+    payment = await _terminal_payment(ctx, data.payment_id)
+    if payment.status == PaymentStatus.PROCESSING:
+        return payment_data(payment)
+    if payment.status != PaymentStatus.PENDING:
+        raise payment_conflict(payment, f"payment {payment.id} is already {payment.status.value}")
+    payment.status = PaymentStatus.PROCESSING
+    await ctx.session.flush()
+    await ctx.session.refresh(payment)
+    announce_payment(ctx.emit, payment)
+    return payment_data(payment)
+
+
+@registry.command(
+    "payment.result",
+    Result,
+    who=TERMINALS,
+    summary="Report the terminal's final result",
+    reply=PaymentView,
+    errors=("not_found", "conflict"),
+)
+async def result(ctx: CommandContext, data: Result) -> dict[str, Any]:
+    """Record approved, declined or failed; an approval pays the order, even one that arrives late."""
+    payment = await _terminal_payment(ctx, data.payment_id)
+    status = PaymentStatus(data.status)
+    await record_result(ctx.session, payment, status, data.provider_ref, data.message, ctx.emit, ctx.services.settings)
+    await ctx.session.refresh(payment)
+    return payment_data(payment)

@@ -1,0 +1,124 @@
+"""Payment results, wherever they come from (a terminal, the payment API's answer or its webhook).
+
+A payment is money: a result is never dropped. `record_result` applies a terminal's or
+the gateway's final word to a payment in one transaction:
+
+- pending/processing + approved: the payment is approved and the order paid (kitchen and
+  board hear it); if the order cannot be paid any more (cancelled, or paid by another
+  payment), the payment becomes `needs_refund` instead, for staff to settle.
+- pending/processing + declined/failed: final; the order stays awaiting payment.
+- expired/cancelled/declined/failed + approved (late): recorded like the above, never
+  dropped (a terminal may report a decline before the approval it meant, and a card
+  API lets a failed intent be retried and succeed).
+- the same result again: nothing changes (idempotent); any other result for a final
+  payment is `conflict`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from persistence import deadlines
+from persistence.base import utcnow
+from persistence.enums import DeadlineKind, OrderStatus, PaymentMethod, PaymentStatus
+from persistence.tables import Order, Payment
+from server.errors import ApiError, ErrorCode
+from server.integrations.payment_gateway import GatewayBusy, GatewayError, GatewayRejected
+from server.order_changes import mark_order_paid
+from server.order_view import Emit
+from server.payment_view import announce_payment
+from server.settings import Settings
+
+IN_FLIGHT = (PaymentStatus.PENDING, PaymentStatus.PROCESSING)
+RESULTS = (PaymentStatus.APPROVED, PaymentStatus.DECLINED, PaymentStatus.FAILED)
+# Payments that ended without money: an approval arriving after all still counts.
+ENDED_WITHOUT_MONEY = (PaymentStatus.EXPIRED, PaymentStatus.CANCELLED, PaymentStatus.DECLINED, PaymentStatus.FAILED)
+
+
+def payment_conflict(payment: Payment, message: str) -> ApiError:
+    """`conflict` for a payment whose state does not allow the change."""
+    return ApiError("conflict", message, {"payment_id": payment.id, "status": payment.status.value})
+
+
+async def record_result(
+    session: AsyncSession,
+    payment: Payment,
+    status: PaymentStatus,
+    provider_ref: str | None,
+    message: str | None,
+    emit: Emit,
+    settings: Settings,
+) -> Payment:
+    """Apply a final result (approved, declined or failed) to `payment` (locked by the caller)."""
+    if status not in RESULTS:
+        raise ValueError(f"{status} is not a payment result")
+    if payment.status == status or (payment.status == PaymentStatus.NEEDS_REFUND and status == PaymentStatus.APPROVED):
+        return payment  # the same word twice: already recorded
+    late = payment.status in ENDED_WITHOUT_MONEY and status == PaymentStatus.APPROVED
+    if payment.status not in IN_FLIGHT and not late:
+        raise payment_conflict(payment, f"payment {payment.id} is already {payment.status.value}")
+    now = utcnow()
+    payment.provider_ref = provider_ref or payment.provider_ref
+    payment.message = message
+    payment.finished_at = payment.finished_at or now
+    await deadlines.finish(session, DeadlineKind.PAYMENT, payment.id, now)
+    if status != PaymentStatus.APPROVED:
+        payment.status = status
+        await session.flush()
+        announce_payment(emit, payment)
+        return payment
+
+    payment.approved_at = now
+    order = await session.get(Order, payment.order_id, with_for_update=True)
+    assert order is not None  # orders are never deleted while payments point at them
+    if order.status == OrderStatus.AWAITING_PAYMENT:
+        payment.status = PaymentStatus.APPROVED
+        await session.flush()
+        announce_payment(emit, payment)
+        await mark_order_paid(session, order, emit, settings)
+    else:
+        # The money was taken but the order cannot take it: staff must give it back.
+        payment.status = PaymentStatus.NEEDS_REFUND
+        await session.flush()
+        announce_payment(emit, payment)
+    return payment
+
+
+class Refunder(Protocol):
+    """What gives money back through the payment API (server/integrations/payment_gateway.py)."""
+
+    async def refund(self, provider_ref: str, amount: int, idempotency_key: str) -> object:
+        """Refund `amount` of the payment the API knows as `provider_ref`; raises when it cannot."""
+        ...
+
+
+async def refund_payment(session: AsyncSession, payment: Payment, emit: Emit, gateway: Refunder | None) -> Payment:
+    """Give an approved or `needs_refund` payment back (locked by the caller): through the payment API for
+    gateway payments, by hand at the terminal or till otherwise; it becomes `refunded`."""
+    if payment.status not in (PaymentStatus.APPROVED, PaymentStatus.NEEDS_REFUND):
+        raise payment_conflict(payment, f"payment {payment.id} is {payment.status.value}: nothing to refund")
+    if payment.method == PaymentMethod.GATEWAY:
+        if gateway is None or payment.provider_ref is None:
+            raise ApiError("unavailable", "the payment API is not configured; nothing was changed", {})
+        # The same key on every try: a retried refund never pays twice.
+        try:
+            await gateway.refund(payment.provider_ref, payment.amount, f"{payment.idempotency_key}:refund")
+        except GatewayBusy as exc:
+            raise _refund_not_done("unavailable", payment, exc) from exc
+        except GatewayRejected as exc:
+            raise _refund_not_done("conflict", payment, exc) from exc
+        except GatewayError as exc:
+            raise _refund_not_done("unavailable", payment, exc) from exc
+    payment.status = PaymentStatus.REFUNDED
+    await session.flush()
+    announce_payment(emit, payment)
+    return payment
+
+
+def _refund_not_done(code: ErrorCode, payment: Payment, exc: GatewayError) -> ApiError:
+    # `unavailable`: no answer (or busy), so trying again is safe with the same key; `conflict`: refused.
+    verdict = "refused" if code == "conflict" else "did not answer"
+    message = f"the payment API {verdict} the refund of payment {payment.id} ({exc.message}); nothing was changed"
+    return ApiError(code, message, {"payment_id": payment.id, "gateway_code": exc.code})

@@ -1,0 +1,210 @@
+"""Payment commands (server/commands/payments.py): terminal charges, results, cancels and timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from channels import names
+from persistence.base import utcnow
+from persistence.enums import OrderStatus, PaymentStatus
+from persistence.tables import Order, OutboxEvent, Payment
+from tests.shop import Shop
+
+
+async def emitted_since(shop: Shop, since: int) -> list[tuple[str, str, dict[str, Any]]]:
+    """Outbox events after the first `since`: channel, name, data."""
+    async with shop.services.db.session() as session:
+        rows = (await session.scalars(select(OutboxEvent).order_by(OutboxEvent.id))).all()
+    return [(row.channel, row.event, row.data) for row in rows][since:]
+
+
+async def order_status(shop: Shop, order_id: int) -> OrderStatus:
+    """The stored status of an order."""
+    async with shop.services.db.session() as session:
+        status = await session.scalar(select(Order.status).where(Order.id == order_id))
+    assert status is not None
+    return status
+
+
+async def test_start_asks_the_paired_terminal_to_charge_the_order_total(shop: Shop) -> None:
+    """payment.start: a pending payment for the server's total; the terminal hears payment.requested."""
+    await shop.terminal_online()
+    order = await shop.placed_order([{"item_id": shop.fries, "qty": 2}])
+    before = len(await emitted_since(shop, 0))
+    payment = await shop.send(shop.kiosk, "payment.start", {"order_id": order["id"]})
+    assert (payment["status"], payment["amount"], payment["currency"]) == ("pending", 700, "EUR")
+    assert (payment["kiosk_id"], payment["terminal_id"], payment["method"]) == (
+        shop.kiosk.id,
+        shop.terminal.id,
+        "terminal",
+    )
+    heard = {(channel, event) for channel, event, _ in await emitted_since(shop, before)}
+    assert heard == {
+        (names.device(shop.terminal.id), "payment.requested"),
+        (names.device(shop.kiosk.id), "payment.pending"),
+        (names.branch_orders(shop.branch_id), "payment.pending"),
+    }
+
+
+async def test_a_double_tap_gives_one_payment_and_one_charge_request(shop: Shop) -> None:
+    """A second payment.start (another id) for the same order answers the payment in flight, asking nothing new."""
+    await shop.terminal_online()
+    order = await shop.placed_order()
+    first = await shop.send(shop.kiosk, "payment.start", {"order_id": order["id"]})
+    before = len(await emitted_since(shop, 0))
+    second = await shop.send(shop.kiosk, "payment.start", {"order_id": order["id"]})
+    assert second == first
+    assert await emitted_since(shop, before) == []
+
+
+async def test_an_offline_terminal_is_terminal_offline_at_once(shop: Shop) -> None:
+    """No connected terminal: `terminal_offline`, and no payment is created."""
+    order = await shop.placed_order()
+    error = await shop.error(shop.kiosk, "payment.start", {"order_id": order["id"]})
+    assert (error["code"], error["details"]["terminal_id"]) == ("terminal_offline", shop.terminal.id)
+    error = await shop.error(shop.kiosk2, "payment.start", {"order_id": order["id"]})
+    assert error["code"] == "not_found"  # not its order
+    async with shop.services.db.session() as session:
+        assert (await session.scalars(select(Payment))).all() == []
+
+
+async def test_a_terminal_busy_with_another_order_is_terminal_busy(shop: Shop) -> None:
+    """A second order while the terminal charges the first: `terminal_busy`."""
+    await shop.terminal_online()
+    first, second = await shop.placed_order(), await shop.placed_order()
+    await shop.send(shop.kiosk, "payment.start", {"order_id": first["id"]})
+    error = await shop.error(shop.kiosk, "payment.start", {"order_id": second["id"]})
+    assert error["code"] == "terminal_busy"
+
+
+async def test_approved_pays_the_order_and_reaches_the_kitchen(shop: Shop) -> None:
+    """progress then approved: the order is paid, queued in the kitchen, and the board shows it."""
+    await shop.terminal_online()
+    order = await shop.placed_order()
+    payment = await shop.send(shop.kiosk, "payment.start", {"order_id": order["id"]})
+    processing = await shop.send(
+        shop.terminal, "payment.progress", {"payment_id": payment["id"], "status": "processing"}
+    )
+    assert processing["status"] == "processing"
+    before = len(await emitted_since(shop, 0))
+    result = {"payment_id": payment["id"], "status": "approved", "provider_ref": "auth-1", "message": "ok"}
+    approved = await shop.send(shop.terminal, "payment.result", result)
+    assert (approved["status"], approved["provider_ref"]) == ("approved", "auth-1")
+    assert await order_status(shop, order["id"]) == OrderStatus.PAID
+    heard = {(channel, event) for channel, event, _ in await emitted_since(shop, before)}
+    assert (names.branch_kitchen(shop.branch_id), "order.queued") in heard
+    assert (names.branch_board(shop.branch_id), "board.updated") in heard
+    assert (names.device(shop.kiosk.id), "payment.approved") in heard
+    again = await shop.send(shop.terminal, "payment.result", result)
+    assert again["status"] == "approved"  # the same word twice changes nothing
+
+
+async def test_declined_leaves_the_order_awaiting_payment_for_another_try(shop: Shop) -> None:
+    """A declined card: payment final, order still awaiting payment; a new payment.start charges again."""
+    await shop.terminal_online()
+    order = await shop.placed_order()
+    payment = await shop.send(shop.kiosk, "payment.start", {"order_id": order["id"]})
+    await shop.send(shop.terminal, "payment.result", {"payment_id": payment["id"], "status": "declined"})
+    assert await order_status(shop, order["id"]) == OrderStatus.AWAITING_PAYMENT
+    retry = await shop.send(shop.kiosk, "payment.start", {"order_id": order["id"]})
+    assert retry["id"] != payment["id"] and retry["status"] == "pending"
+    error = await shop.error(shop.terminal, "payment.result", {"payment_id": payment["id"], "status": "failed"})
+    assert error["code"] == "conflict"  # a final result does not change into another one without money
+
+
+async def test_an_approval_after_a_decline_is_never_dropped(shop: Shop) -> None:
+    """Declined, then approved after all: the order is paid; if another payment paid it first, needs_refund."""
+    await shop.terminal_online()
+    order = await shop.placed_order()
+    first = await shop.send(shop.kiosk, "payment.start", {"order_id": order["id"]})
+    await shop.send(shop.terminal, "payment.result", {"payment_id": first["id"], "status": "declined"})
+    approved = await shop.send(shop.terminal, "payment.result", {"payment_id": first["id"], "status": "approved"})
+    assert approved["status"] == "approved"
+    assert await order_status(shop, order["id"]) == OrderStatus.PAID
+
+    other = await shop.placed_order()
+    declined = await shop.send(shop.kiosk, "payment.start", {"order_id": other["id"]})
+    await shop.send(shop.terminal, "payment.result", {"payment_id": declined["id"], "status": "declined"})
+    retry = await shop.send(shop.kiosk, "payment.start", {"order_id": other["id"]})
+    await shop.send(shop.terminal, "payment.result", {"payment_id": retry["id"], "status": "approved"})
+    late = await shop.send(shop.terminal, "payment.result", {"payment_id": declined["id"], "status": "approved"})
+    assert late["status"] == "needs_refund"
+    assert await order_status(shop, other["id"]) == OrderStatus.PAID
+
+
+async def test_cancel_asks_the_terminal_to_stop(shop: Shop) -> None:
+    """payment.cancel: cancelled, payment.cancel_requested to the terminal; once final it is `conflict`."""
+    await shop.terminal_online()
+    order = await shop.placed_order()
+    payment = await shop.send(shop.kiosk, "payment.start", {"order_id": order["id"]})
+    before = len(await emitted_since(shop, 0))
+    cancelled = await shop.send(shop.kiosk, "payment.cancel", {"payment_id": payment["id"]})
+    assert cancelled["status"] == "cancelled"
+    heard = {(channel, event) for channel, event, _ in await emitted_since(shop, before)}
+    assert (names.device(shop.terminal.id), "payment.cancel_requested") in heard
+    assert (await shop.error(shop.kiosk, "payment.cancel", {"payment_id": payment["id"]}))["code"] == "conflict"
+
+
+async def test_a_payment_without_result_expires_and_a_late_approval_still_pays(shop: Shop) -> None:
+    """After PAYMENT_TIMEOUT_S the payment expires; an approval arriving later pays the order all the same."""
+    await shop.terminal_online()
+    order = await shop.placed_order()
+    payment = await shop.send(shop.kiosk, "payment.start", {"order_id": order["id"]})
+    later = utcnow() + timedelta(seconds=shop.services.settings.PAYMENT_TIMEOUT_S + 1)
+    assert await shop.services.deadlines.run_once(later) == 1
+    async with shop.services.db.session() as session:
+        assert await session.scalar(select(Payment.status).where(Payment.id == payment["id"])) == "expired"
+    late = await shop.send(shop.terminal, "payment.result", {"payment_id": payment["id"], "status": "approved"})
+    assert late["status"] == "approved"
+    assert await order_status(shop, order["id"]) == OrderStatus.PAID
+
+
+async def test_a_late_approval_for_an_order_that_cannot_be_paid_needs_a_refund(shop: Shop) -> None:
+    """Expired, then the order is paid in cash, then the terminal approves: the payment is needs_refund."""
+    await shop.terminal_online()
+    order = await shop.placed_order()
+    payment = await shop.send(shop.kiosk, "payment.start", {"order_id": order["id"]})
+    later = utcnow() + timedelta(seconds=shop.services.settings.PAYMENT_TIMEOUT_S + 1)
+    await shop.services.deadlines.run_once(later)
+    await shop.send(shop.staff, "order.mark_paid", {"order_id": order["id"]})
+    before = len(await emitted_since(shop, 0))
+    late = await shop.send(shop.terminal, "payment.result", {"payment_id": payment["id"], "status": "approved"})
+    assert late["status"] == "needs_refund"
+    heard = {(channel, event) for channel, event, _ in await emitted_since(shop, before)}
+    assert (names.branch_orders(shop.branch_id), "payment.needs_refund") in heard
+
+
+async def test_two_approvals_for_one_order_at_once_leave_one_approved(shop: Shop) -> None:
+    """Two expired payments of one order approved concurrently: one pays the order, the other needs a refund."""
+    await shop.terminal_online()
+    order = await shop.placed_order()
+    later = utcnow() + timedelta(seconds=shop.services.settings.PAYMENT_TIMEOUT_S + 1)
+    first = await shop.send(shop.kiosk, "payment.start", {"order_id": order["id"]})
+    await shop.services.deadlines.run_once(later)
+    second = await shop.send(shop.kiosk, "payment.start", {"order_id": order["id"]})
+    await shop.services.deadlines.run_once(later + timedelta(seconds=shop.services.settings.PAYMENT_TIMEOUT_S + 1))
+    replies = await asyncio.gather(
+        *(
+            shop.send(shop.terminal, "payment.result", {"payment_id": p["id"], "status": "approved"})
+            for p in (first, second)
+        )
+    )
+    assert sorted(reply["status"] for reply in replies) == ["approved", "needs_refund"]
+    async with shop.services.db.session() as session:
+        approved = (await session.scalars(select(Payment).where(Payment.status == PaymentStatus.APPROVED))).all()
+    assert len(approved) == 1
+    assert await order_status(shop, order["id"]) == OrderStatus.PAID
+
+
+async def test_only_the_charging_terminal_reports_results(shop: Shop) -> None:
+    """A kiosk may not send results (`forbidden`); another terminal's payment is `not_found`."""
+    await shop.terminal_online()
+    order = await shop.placed_order()
+    payment = await shop.send(shop.kiosk, "payment.start", {"order_id": order["id"]})
+    data = {"payment_id": payment["id"], "status": "approved"}
+    assert (await shop.error(shop.kiosk, "payment.result", data))["code"] == "forbidden"
+    assert (await shop.error(shop.kitchen, "payment.result", data))["code"] == "forbidden"
