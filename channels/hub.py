@@ -1,9 +1,10 @@
 """The hub: this instance's connections, their channels, and fan-out of broker deliveries.
 
-Each delivery arrives once per instance with its complete frame text, and the hub hands
-those same characters to every local subscriber's bounded send queue: nothing is
-serialised per subscriber and nothing touches the database. A subscriber whose queue
-overflows is closed with 4008 (it resumes on reconnect) and never slows anyone else.
+Each delivery arrives once per instance with its complete frame text; the hub builds the
+WebSocket frame's bytes once and writes those same bytes to every local subscriber's
+socket: nothing is serialised or encoded per subscriber, no task wakes per subscriber,
+and nothing touches the database. A subscriber whose unsent bytes pass the bound is
+closed with 4008 (it resumes on reconnect) and never slows anyone else.
 
 Joining a channel (on `hello` or `subscribe`) and repairing a gap share one procedure,
 `prepare` then `complete` (`_resync` for a gap): live deliveries are buffered for that
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 from channels import frames
 from channels.brokers.base import Broker, Delivery
 from channels.names import ChannelName, parse
+from channels.wire import wire_frame
 
 log = logging.getLogger("channels.hub")
 
@@ -40,8 +42,8 @@ def close_message(
 class Transport(Protocol):
     """How the hub reaches one client connection (the socket endpoint implements it)."""
 
-    def send(self, frame: str) -> bool:
-        """Queue a frame without waiting; False when the queue is full."""
+    def send(self, frame: bytes) -> bool:
+        """Write a complete WebSocket frame without waiting; False when the client is too far behind."""
 
     def close(self, code: int, reason: str) -> None:
         """Close the connection with a WebSocket close code, without waiting."""
@@ -60,7 +62,7 @@ class ChannelStatus:
         return {"seq": self.seq, "epoch": self.epoch, "resumed": self.resumed}
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Subscriber:
     """One connection as the hub sees it: who it is, its transport and its place on each channel."""
 
@@ -75,10 +77,14 @@ class Subscriber:
     closed: bool = False
 
     def send(self, frame: str) -> None:
-        """Queue a frame; a full queue closes the connection as too slow."""
+        """Send a frame's text; a client too far behind is closed as too slow."""
+        self.send_wire(wire_frame(frame))
+
+    def send_wire(self, wire: bytes) -> None:
+        """Send a frame already built for the wire (one delivery's bytes serve every subscriber)."""
         if self.closed:
             return
-        if not self.transport.send(frame):
+        if not self.transport.send(wire):
             self.close(frames.TOO_SLOW, "send queue overflowed")
 
     def close(self, code: int, reason: str) -> None:
@@ -199,10 +205,14 @@ class Hub:
 
     def deliver(self, delivery: Delivery) -> None:
         """A broker delivery: hand its frame to every local subscriber of the channel."""
-        for subscriber in tuple(self._channels.get(delivery.channel, ())):
-            self._offer(subscriber, delivery)
+        subscribers = self._channels.get(delivery.channel)
+        if not subscribers:
+            return
+        wire = wire_frame(delivery.frame)
+        for subscriber in tuple(subscribers):
+            self._offer(subscriber, delivery, wire)
 
-    def _offer(self, subscriber: Subscriber, delivery: Delivery) -> None:
+    def _offer(self, subscriber: Subscriber, delivery: Delivery, wire: bytes | None = None) -> None:
         held = subscriber.pending.get(delivery.channel)
         if held is not None:
             held.append(delivery)
@@ -219,7 +229,7 @@ class Hub:
             self._spawn(self._resync(subscriber, delivery.channel))
             return
         subscriber.positions[delivery.channel] = (epoch, delivery.seq)
-        subscriber.send(delivery.frame)
+        subscriber.send_wire(wire if wire is not None else wire_frame(delivery.frame))
         self.delivered += 1
 
     async def _resync(self, subscriber: Subscriber, channel: str) -> None:

@@ -11,7 +11,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.routing import BaseRoute
 
 from server.api import (
     asyncapi,
@@ -39,6 +39,7 @@ from server.metrics_middleware import MetricsMiddleware
 from server.services import Services
 from server.settings import Settings
 from server.socket import device_socket
+from server.socket_mount import SocketFirstApp
 
 API_ROUTERS: list[ApiRouter] = [
     auth.router,
@@ -89,12 +90,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         *system.routes(settings),
         *docs.routes(settings, API_ROUTERS),
         *asyncapi.routes(settings),
-        WebSocketRoute(f"{prefix}/ws", device_socket),
     ]
     for router in API_ROUTERS:
         routes.extend(router.routes(prefix))
 
-    app = Starlette(
+    app = SocketFirstApp(
+        socket_path=f"{prefix}/ws",
+        socket_endpoint=device_socket,
         debug=settings.DEBUG,
         routes=routes,
         middleware=[

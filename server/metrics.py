@@ -98,7 +98,7 @@ class Metrics:
         )
         self.send_queue_drops = Counter(
             "ws_send_queue_overflows_total",
-            "Connections closed with 4008 because their send queue overflowed.",
+            "Connections closed with 4008 because their unsent frames passed the send buffer bound.",
             registry=self.registry,
         )
 

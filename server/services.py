@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
@@ -13,6 +13,7 @@ from channels.frames import encode_data
 from channels.hub import Hub
 from channels.presence import Presence, create_presence
 from channels.relay import Relay
+from channels.wire import Coalescer
 from persistence.base import rfc3339, utcnow
 from persistence.database import Database
 from server.auth.tokens import TokenCodec
@@ -48,6 +49,8 @@ class Services:
     # The payment API client and the loop that charges through it, when PAYMENT_API_URL is set.
     gateway: Refunder | None = None
     gateway_worker: GatewayWorker | None = None
+    # Every socket's frames of one event-loop turn, written together (channels/wire.py).
+    frames_out: Coalescer = field(default_factory=Coalescer)
 
     @classmethod
     def build(

@@ -18,6 +18,7 @@ from channels import frames
 from server.logs import uvicorn_log_config
 from server.services import Services
 from server.settings import Settings
+from server.ws_protocol import DeviceWebSocketProtocol
 
 
 def uvicorn_config(
@@ -29,6 +30,8 @@ def uvicorn_config(
         host=host,
         port=port,
         log_config=uvicorn_log_config(),
+        # Hands the socket's transport to the app, which writes prepared frames to it (server/ws_protocol.py).
+        ws=DeviceWebSocketProtocol,
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
         ws_max_size=settings.WS_MAX_MESSAGE_BYTES,

@@ -1,11 +1,13 @@
 """The device WebSocket at `{API_V1_STR}/ws`: hello, then commands in and events out (PROTOCOL.md).
 
-One connection is three parts: the handshake (a `hello` with a token within 10 s, then
-`welcome` and each channel's missed events or snapshot), a reader that answers every
-frame with exactly one reply, and a writer that drains a bounded send queue the hub
-fills. Closing is always the writer's last act. A close for abuse, rate or size, or
-for shutdown, goes out after everything queued before it, so those replies are not
-lost; a close for a slow reader or a revoked or expired token drops what is queued.
+One connection is the handshake (a `hello` with a token within 10 s, then `welcome` and
+each channel's missed events or snapshot) and a reader that answers every frame with
+exactly one reply. Nothing waits to write: replies and the hub's events are complete
+frames written straight into the socket's transport (server/ws_protocol.py hands it
+over), and a client whose unsent bytes pass `SEND_BUFFER_BYTES` is closed as too slow.
+Once a close is decided nothing more is written, except while the server goes away
+(1001), when the command in hand still replies; the close frame follows what was
+written before it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -23,6 +26,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from channels import frames, names
 from channels.hub import ChannelStatus, Subscriber
 from channels.rules import auto_channels, may_subscribe
+from channels.wire import wire_frame
 from persistence.base import rfc3339, utcnow
 from server.api.routing import is_unavailable, validation_error
 from server.auth.principals import Principal, principal_for_claims
@@ -31,14 +35,17 @@ from server.commands import registry
 from server.commands.router import execute
 from server.errors import ApiError
 from server.services import Services
+from server.ws_protocol import TRANSPORT_EXTENSION
 
 log = logging.getLogger("server.socket")
 
 HELLO_TIMEOUT_S = 10.0
-SEND_QUEUE_SIZE = 1024
-# Missed events replayed per channel on hello or subscribe; a longer gap gets a snapshot. A quarter of the
-# queue: a device's two channels on hello, and live events arriving meanwhile, still fit.
-REPLAY_SHARE_OF_QUEUE = 4
+# Bytes written but not yet taken by the client's socket (beyond what the kernel's buffers hold): past
+# this the client is too slow and is closed with 4008. About a thousand ordinary events.
+SEND_BUFFER_BYTES = 1 << 20
+# Missed events replayed per channel on hello or subscribe; a longer gap gets a snapshot, so that
+# catching up (a device's channels on hello, plus live events meanwhile) stays far below the bound.
+MAX_REPLAY = 256
 BAD_FRAME_WINDOW_S = 60.0
 # Commands a second per connection, and the burst a device may use at once.
 COMMAND_RATE_PER_S = 20.0
@@ -83,49 +90,73 @@ class RefreshData(BaseModel):
 
 
 # Closes after which nothing queued is sent: the client cannot keep up, or may no longer see the data.
-_DROP_QUEUED_ON_CLOSE = (frames.TOO_SLOW, frames.UNAUTHORIZED, frames.FORBIDDEN)
-
-
 class _Transport:
-    """The hub's handle on this connection: a bounded queue of frames drained by the writer, then a close."""
+    """The hub's handle on this connection: complete frames written straight into the socket's transport.
 
-    def __init__(self, services: Services) -> None:
-        # The bound is kept by `send`, so that the close marker (None) always fits behind the frames.
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+    `close` records the first code and starts the close (`on_close`); after it nothing more
+    is written, except while going away (1001), when the command in hand may still reply.
+    """
+
+    __slots__ = ("_raw", "_services", "_on_close", "close_code", "close_reason", "busy", "_idle")
+
+    def __init__(self, raw: asyncio.Transport, services: Services, on_close: Callable[[], None]) -> None:
+        self._raw = raw
+        self._services = services
+        self._on_close = on_close
         self.close_code: int | None = None
         self.close_reason = ""
-        self.idle = asyncio.Event()
-        self.idle.set()
-        self._services = services
+        # True while a command is being handled: a 1001 close waits for its reply. (No Event per connection:
+        # the future exists only while a close waits.)
+        self.busy = False
+        self._idle: asyncio.Future[None] | None = None
 
-    def send(self, frame: str) -> bool:
-        """Queue a frame; a full queue closes the connection with 4008 and returns False."""
-        if self.close_code is not None and self.close_code != frames.GOING_AWAY:
+    def send(self, frame: bytes) -> bool:
+        """Write a complete frame; a client too far behind is closed with 4008 and False returned."""
+        if (self.close_code is not None and self.close_code != frames.GOING_AWAY) or self._raw.is_closing():
             return True
-        if self.queue.qsize() >= SEND_QUEUE_SIZE:
+        if self._raw.get_write_buffer_size() > SEND_BUFFER_BYTES:
             self._services.metrics.send_queue_drops.inc()
             self.close(frames.TOO_SLOW, "send queue overflowed")
             return False
-        self.queue.put_nowait(frame)
+        self._services.frames_out.write(self._raw, frame)
         return True
 
+    def command_done(self) -> None:
+        """The command in hand has replied."""
+        self.busy = False
+        if self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
+    async def wait_idle(self) -> None:
+        """Return once no command is being handled."""
+        if self.busy:
+            self._idle = asyncio.get_running_loop().create_future()
+            await self._idle
+
+    def flush(self) -> None:
+        """Write the frames still held for this turn (before the close frame, which must follow them)."""
+        self._services.frames_out.flush(self._raw)
+
+    def send_text(self, frame: str) -> None:
+        """Write one frame of the connection's own (welcome, replies)."""
+        self.send(wire_frame(frame))
+
     def close(self, code: int, reason: str) -> None:
-        """Have the writer close the connection with `code` once it reaches the close in the queue."""
+        """Close the connection with `code` (the first code wins)."""
         if self.close_code is not None:
             return
         self.close_code, self.close_reason = code, reason
-        if code in _DROP_QUEUED_ON_CLOSE:
-            while not self.queue.empty():
-                self.queue.get_nowait()
-        self.queue.put_nowait(None)
+        self._on_close()
 
 
 class _Limits:
     """Per-connection limits: bad frames a minute (then 4000) and a command token bucket (then 4029)."""
 
+    __slots__ = ("_max_bad", "_bad", "_tokens", "_stamp", "refused_in_a_row")
+
     def __init__(self, max_bad_frames: int) -> None:
         self._max_bad = max_bad_frames
-        self._bad: deque[float] = deque()
+        self._bad: deque[float] | None = None  # made at the first bad frame: most connections never send one
         self._tokens = float(COMMAND_BURST)
         self._stamp = time.monotonic()
         self.refused_in_a_row = 0
@@ -133,10 +164,11 @@ class _Limits:
     def bad_frame(self) -> bool:
         """Count a bad frame; True when the connection has abused the protocol enough to be closed."""
         now = time.monotonic()
-        self._bad.append(now)
-        while self._bad and now - self._bad[0] > BAD_FRAME_WINDOW_S:
-            self._bad.popleft()
-        return len(self._bad) > self._max_bad
+        bad = self._bad = self._bad if self._bad is not None else deque()
+        bad.append(now)
+        while bad and now - bad[0] > BAD_FRAME_WINDOW_S:
+            bad.popleft()
+        return len(bad) > self._max_bad
 
     def take(self) -> bool:
         """Take a command token; False when the client sends faster than allowed."""
@@ -154,16 +186,33 @@ class _Limits:
 class Connection:
     """One authenticated device or user socket."""
 
+    __slots__ = (
+        "ws",
+        "services",
+        "id",
+        "transport",
+        "_closing",
+        "limits",
+        "principal",
+        "subscriber",
+        "expires_at",
+        "_expiry",
+    )
+
     def __init__(self, websocket: WebSocket, services: Services) -> None:
         self.ws = websocket
         self.services = services
         self.id = uuid.uuid4().hex
-        self.transport = _Transport(services)
+        raw = websocket.scope["extensions"].get(TRANSPORT_EXTENSION)
+        if raw is None:
+            raise RuntimeError("the device socket needs its transport: serve with server.serving.uvicorn_config")
+        self.transport = _Transport(raw, services, self._start_closing)
+        self._closing: asyncio.Task[None] | None = None
         self.limits = _Limits(services.settings.WS_MAX_BAD_FRAMES)
         self.principal: Principal | None = None
         self.subscriber: Subscriber | None = None
         self.expires_at = 0.0
-        self._expiry_task: asyncio.Task[None] | None = None
+        self._expiry: asyncio.TimerHandle | None = None
 
     # -- handshake -----------------------------------------------------------------------
 
@@ -218,7 +267,7 @@ class Connection:
             await hub.detach(self.subscriber)
             await self.ws.close(1011, "the server cannot reach its broker or database; retry shortly")
             return False
-        self.transport.send(
+        self.transport.send_text(
             frames.welcome(
                 {
                     "connection_id": self.id,
@@ -244,15 +293,14 @@ class Connection:
             return await principal_for_claims(session, claims)
 
     def _expire_at(self, claims: TokenClaims) -> None:
-        # A token that expires without an `auth.refresh` ends the connection with 4001.
-        if self._expiry_task is not None:
-            self._expiry_task.cancel()
+        # A token that expires without an `auth.refresh` ends the connection with 4001 (a timer, not a task:
+        # thousands of idle connections each keep one).
+        if self._expiry is not None:
+            self._expiry.cancel()
         delay = max(0.0, (claims.expires_at - utcnow()).total_seconds())
-        self._expiry_task = asyncio.get_running_loop().create_task(self._expire(delay))
-
-    async def _expire(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        self.transport.close(frames.UNAUTHORIZED, "token expired")
+        self._expiry = asyncio.get_running_loop().call_later(
+            delay, self.transport.close, frames.UNAUTHORIZED, "token expired"
+        )
 
     # -- reading -------------------------------------------------------------------------
 
@@ -273,14 +321,14 @@ class Connection:
             if len(text.encode()) > self.services.settings.WS_MAX_MESSAGE_BYTES:
                 self.transport.close(frames.TOO_BIG, "frame too big")
                 return
-            self.transport.idle.clear()
+            self.transport.busy = True
             try:
                 await self._handle(text)
             finally:
-                self.transport.idle.set()
+                self.transport.command_done()
 
     def _bad(self, frame_id: str | None, message: str, details: dict[str, Any] | None = None) -> None:
-        self.transport.send(frames.reply_error(frame_id, "invalid", message, details))
+        self.transport.send_text(frames.reply_error(frame_id, "invalid", message, details))
         if self.limits.bad_frame():
             self.transport.close(frames.PROTOCOL_ABUSE, "too many bad frames")
 
@@ -291,7 +339,7 @@ class Connection:
             self._bad(bad.frame_id, bad.message)
             return
         if frame.type == "ping":
-            self.transport.send(frames.PONG)
+            self.transport.send_text(frames.PONG)
             return
         if frame.type == "hello":
             self._bad(frame.id, "hello was already accepted")
@@ -301,14 +349,14 @@ class Connection:
             self._bad(frame.id, f"unknown command {frame.type}", {"type": frame.type})
             return
         if not self.limits.take():
-            self.transport.send(frames.reply_error(frame.id, "rate_limited", "too many commands; slow down"))
+            self.transport.send_text(frames.reply_error(frame.id, "rate_limited", "too many commands; slow down"))
             if self.limits.refused_in_a_row > COMMAND_BURST:
                 self.transport.close(frames.RATE_LIMITED, "rate limited")
             return
         started = time.perf_counter()
         reply, outcome = await self._dispatch(frame)
         if reply is not None:
-            self.transport.send(reply)
+            self.transport.send_text(reply)
         # Only known command types get here, so clients cannot create label values.
         self.services.metrics.commands.labels(frame.type, outcome).inc()
         self.services.metrics.command_latency.labels(frame.type).observe(time.perf_counter() - started)
@@ -344,7 +392,7 @@ class Connection:
         except Exception as exc:
             log.warning("subscribe to %s failed: %s", channel.name, exc)
             raise ApiError("unavailable", "the broker or database is unavailable; try again") from exc
-        self.transport.send(frames.reply_ok(frame_id, {"channel": channel.name, **prepared.status.public()}))
+        self.transport.send_text(frames.reply_ok(frame_id, {"channel": channel.name, **prepared.status.public()}))
         self.services.hub.complete(self.subscriber, channel.name, prepared)
 
     async def _unsubscribe(self, frame_id: str, data: UnsubscribeData) -> str:
@@ -363,29 +411,35 @@ class Connection:
         self._expire_at(claims)
         return frames.reply_ok(frame_id, {"expires_at": rfc3339(claims.expires_at)})
 
-    # -- writing -------------------------------------------------------------------------
+    # -- closing -------------------------------------------------------------------------
 
-    async def write(self) -> None:
-        """Send queued frames until a close is requested, then close with its code."""
+    def _start_closing(self) -> None:
+        self._closing = asyncio.get_running_loop().create_task(self._close())
+
+    async def _close(self) -> None:
         transport = self.transport
-        while True:
-            frame = await transport.queue.get()
-            if frame is None:
-                break
-            await self.ws.send_text(frame)
         if transport.close_code == frames.GOING_AWAY:
             # Shutting down: let the command in hand finish and its reply go out first.
-            await transport.idle.wait()
-            while not transport.queue.empty():
-                queued = transport.queue.get_nowait()
-                if queued is not None:
-                    await self.ws.send_text(queued)
-        await self.ws.close(transport.close_code or 1000, transport.close_reason)
+            await transport.wait_idle()
+        transport.flush()
+        try:
+            await self.ws.close(transport.close_code or 1000, transport.close_reason)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # the client left first
+
+    async def closed(self, limit_s: float) -> None:
+        """Wait up to `limit_s` for the close frame to go out."""
+        if self._closing is None:
+            return
+        try:
+            await asyncio.wait_for(self._closing, limit_s)
+        except TimeoutError:
+            pass
 
     async def finish(self) -> None:
         """Leave every channel and announce the device offline."""
-        if self._expiry_task is not None:
-            self._expiry_task.cancel()
+        if self._expiry is not None:
+            self._expiry.cancel()
         if self.subscriber is not None:
             await self.services.hub.detach(self.subscriber)
         principal = self.principal
@@ -399,7 +453,7 @@ class Connection:
 
 def _max_replay() -> int:
     """How many missed events of one channel are replayed rather than replaced by a snapshot."""
-    return SEND_QUEUE_SIZE // REPLAY_SHARE_OF_QUEUE
+    return MAX_REPLAY
 
 
 def _number(value: float) -> int | float:
@@ -411,20 +465,18 @@ async def device_socket(websocket: WebSocket) -> None:
     """The WebSocket endpoint."""
     services: Services = websocket.app.state.services
     await websocket.accept()
+    # The scope lives as long as the socket and nothing reads the handshake's headers again: let them go.
+    websocket.scope["headers"] = []
     connection = Connection(websocket, services)
     if not await connection.handshake():
         return
     assert connection.principal is not None
     gauge = services.metrics.connections.labels(str(connection.principal.device_kind or "user"))
     gauge.inc()
-    writer = asyncio.get_running_loop().create_task(connection.write())
     try:
         await connection.read()
     finally:
-        connection.transport.close(connection.transport.close_code or 1000, connection.transport.close_reason)
-        try:
-            await asyncio.wait_for(writer, services.settings.SHUTDOWN_GRACE_S)
-        except (TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
-            writer.cancel()
+        connection.transport.close(1000, "")
+        await connection.closed(services.settings.SHUTDOWN_GRACE_S)
         gauge.dec()
         await connection.finish()

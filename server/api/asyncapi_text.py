@@ -14,7 +14,7 @@ from channels import frames
 from channels.rules import DEVICE_MAY_SUBSCRIBE, DEVICE_TOPICS, OWN_CHANNEL_ON_HELLO
 from server.commands.router import CommandSpec
 from server.settings import Settings
-from server.socket import COMMAND_BURST, COMMAND_RATE_PER_S, HELLO_TIMEOUT_S, SEND_QUEUE_SIZE
+from server.socket import COMMAND_BURST, COMMAND_RATE_PER_S, HELLO_TIMEOUT_S, SEND_BUFFER_BYTES
 
 CHANNEL_SUMMARIES = {
     "branch:menu": "The menu of branch b, with availability.",
@@ -154,7 +154,7 @@ def info_text(prefix: str) -> str:
         "**Limits:** a frame over the size limit closes with 1009; "
         f"{COMMAND_RATE_PER_S:g} commands a second with bursts of {COMMAND_BURST}, then `rate_limited` replies and "
         f"at last 4029; bad frames beyond the limit a minute close with 4000; a client whose "
-        f"{SEND_QUEUE_SIZE} queued frames are not read is closed with 4008."
+        f"unread frames pass {SEND_BUFFER_BYTES // 1024} KiB waiting on the server is closed with 4008."
     )
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase
 from channels import names
 from channels.frames import parse_client_frame
 from channels.hub import Subscriber
+from channels.wire import frame_text
 from persistence import command_log
 from persistence.base import utcnow
 from persistence.database import Database
@@ -334,9 +335,9 @@ class Recording:
     def __init__(self) -> None:
         self.frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
-    def send(self, frame: str) -> bool:
+    def send(self, frame: bytes) -> bool:
         """Keep a frame."""
-        self.frames.put_nowait(json.loads(frame))
+        self.frames.put_nowait(json.loads(frame_text(frame)))
         return True
 
     def close(self, code: int, reason: str) -> None:

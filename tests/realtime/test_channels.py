@@ -314,8 +314,8 @@ async def test_resume_in_hello_with_a_wrong_epoch_gets_a_snapshot(services: Serv
 async def test_a_resume_longer_than_the_send_queue_allows_gets_a_snapshot_not_4008(
     services: Services, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A few missed events are replayed; more than the send queue can take at once come as a snapshot, not a 4008."""
-    monkeypatch.setattr(endpoint, "SEND_QUEUE_SIZE", 16)
+    """A few missed events are replayed; more than MAX_REPLAY come as a snapshot, so catching up never means 4008."""
+    monkeypatch.setattr(endpoint, "MAX_REPLAY", 4)
     kiosk_id, token = await add_device(services, world.branch_a, DeviceKind.KIOSK)
     menu, own = names.branch_menu(world.branch_a), names.device(kiosk_id)
     async with live_server(services) as live:
