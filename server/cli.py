@@ -37,7 +37,7 @@ from server.auth.passwords import generate_secret, hash_secret
 from server.auth.permissions import ADMIN_ROLE
 from server.auth.roles import ensure_default_roles
 from server.demo import DemoResult, describe, seed_demo
-from server.serving import GracefulServer, uvicorn_config
+from server.serving import GracefulServer, tune_garbage_collector, uvicorn_config
 from server.settings import DEFAULT_SQLITE_URL, InsecureSettingsError, Settings
 
 EXIT_FAILURE = 1
@@ -141,6 +141,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{settings.PROJECT_NAME} on {url} (API docs: {url}{settings.API_V1_STR}/docs)", flush=True)
     app = create_app(settings)
     config = uvicorn_config(app, settings, host=args.host, port=args.port, forwarded_allow_ips=args.forwarded_allow_ips)
+    tune_garbage_collector()
     GracefulServer(config, app.state.services).run()
     return 0
 

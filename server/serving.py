@@ -8,6 +8,7 @@ possibly on another instance), and exits within `SHUTDOWN_GRACE_S`.
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import socket
 
@@ -41,6 +42,24 @@ def uvicorn_config(
         ws_per_message_deflate=False,
         timeout_graceful_shutdown=math.ceil(settings.SHUTDOWN_GRACE_S),
     )
+
+
+# Container allocations between young-generation collections (Python's default is 700).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_garbage_collector() -> None:
+    """Keep the cyclic garbage collector's pauses out of event latency; call once the app is built.
+
+    Everything that exists by then (modules, table metadata, models, settings) lives as long
+    as the process, so it is frozen out of every later collection. Python's default collects
+    the young generation every 700 net allocations and, often enough with thousands of
+    sockets, the whole heap: a 20-30 ms stop for every subscriber (measured with
+    bench/fanout.py at 1,000 subscribers). Collecting every 50,000 allocations makes the
+    full collections rare; each young one stays at a few milliseconds.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
 
 
 class GracefulServer(uvicorn.Server):

@@ -267,6 +267,14 @@ class Connection:
             await hub.detach(self.subscriber)
             await self.ws.close(1011, "the server cannot reach its broker or database; retry shortly")
             return False
+        if principal.kind == "device" and principal.branch_id is not None:
+            # Before the welcome: a device that has its welcome counts as online (a kiosk may start a payment on
+            # its terminal the moment the terminal is welcomed).
+            try:
+                await self.services.presence.connected(principal.id, principal.branch_id, self.id)
+            except Exception as exc:
+                # The device works without it; the next presence refresh registers it, within refresh_s.
+                log.warning("presence update for %s failed: %s", principal.key, exc)
         self.transport.send_text(
             frames.welcome(
                 {
@@ -280,12 +288,6 @@ class Connection:
         )
         for channel, ready in prepared:
             hub.complete(self.subscriber, channel, ready)
-        if principal.kind == "device" and principal.branch_id is not None:
-            try:
-                await self.services.presence.connected(principal.id, principal.branch_id, self.id)
-            except Exception as exc:
-                # The device works without it; the next presence refresh registers it, within refresh_s.
-                log.warning("presence update for %s failed: %s", principal.key, exc)
         return True
 
     async def _principal(self, claims: TokenClaims) -> Principal:
