@@ -1,0 +1,128 @@
+"""Orders: the simulator's whole flow, as fast as it goes, against one instance and against two.
+
+    .venv/bin/python -m bench.orders                    # 3 runs of 20 s each way; medians
+    .venv/bin/python -m bench.orders --runs 1 --duration 10
+
+Kiosks order, terminals approve at once (no decline), kitchen displays start, ready and
+complete every ticket at once; PostgreSQL + Redis. One instance: the server alone on
+core 0 (`taskset`), the simulator on core 1. Two instances (one Redis, one database):
+one server per core and the simulator beside them, as a 2-core machine allows, so the
+two-instance figure shows what the cluster path costs rather than added capacity.
+PostgreSQL and Redis run on the same two cores in both cases.
+
+There are many devices on purpose: every connection may send 20 commands a second
+(PROTOCOL.md), so 100 kiosks and 64 kitchen displays keep each below its rate limit at
+the target rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+from bench.figures import machine, median, ms, percentile, table
+from bench.processes import bench_environment, pin, prepare_database, run_fast, running, server_command
+from bench.provision import provision_for
+from bench.sim import Plan, Simulation, Tally
+from server.settings import Settings
+
+PORTS = (8321, 8322)
+KIOSKS = 100
+KITCHENS = 64
+
+
+@dataclass
+class Figures:
+    """One run's figures."""
+
+    rate: float
+    place: tuple[float, float, float]
+    kitchen: tuple[float, float, float]
+    board: tuple[float, float, float]
+    errors: int
+
+
+def _figures(tally: Tally) -> Figures:
+    def three(values: list[float]) -> tuple[float, float, float]:
+        return percentile(values, 0.5), percentile(values, 0.95), percentile(values, 0.99)
+
+    return Figures(
+        tally.completed / tally.elapsed_s,
+        three(tally.place_s),
+        three(tally.kitchen_s),
+        three(tally.board_s),
+        sum(tally.errors.values()),
+    )
+
+
+async def run(runs: int, duration_s: float) -> str:
+    """Both set-ups, `runs` times each; the Markdown report."""
+    env = bench_environment()
+    await prepare_database(env)
+    settings = Settings(_env_file=None, DATABASE_URL=env["DATABASE_URL"], REDIS_URL=env["REDIS_URL"])
+    fleet = await provision_for(settings, kiosks=KIOSKS, kitchens=KITCHENS, boards=1)
+    results: dict[int, list[Figures]] = {}
+    for number in range(1, runs + 1):
+        for instances in (1, 2):
+            # One instance: server on core 0, simulator on core 1. Two: a server per core, simulator unpinned.
+            pin({1} if instances == 1 else {0, 1})
+            async with AsyncExitStack() as stack:
+                for index in range(instances):
+                    port = PORTS[index]
+                    await stack.enter_async_context(running(server_command(port), port, env, core=index))
+                urls = [f"ws://127.0.0.1:{port}{settings.API_V1_STR}/ws" for port in PORTS[:instances]]
+                plan = Plan(
+                    urls=urls,
+                    kiosks=KIOSKS,
+                    kitchens=KITCHENS,
+                    boards=1,
+                    duration_s=duration_s,
+                    approve_after_s=0.0,
+                    decline_share=0.0,
+                    kitchen_step_s=0.0,
+                    progress=False,
+                )
+                tally = await Simulation(plan, fleet, urls).run()
+            figures = _figures(tally)
+            results.setdefault(instances, []).append(figures)
+            errors = ", ".join(f"{code} {count}" for code, count in sorted(tally.errors.items())) or "none"
+            print(
+                f"run {number}/{runs}, {instances} instance(s): {figures.rate:.0f} complete orders/s, errors: {errors}",
+                file=sys.stderr,
+            )
+    rows = []
+    for instances, label in ((1, "one instance"), (2, "two instances")):
+        done = results[instances]
+        cells = [label, f"{median(f.rate for f in done):.0f}"]
+        for measure in ("place", "kitchen", "board"):
+            cells.append(" / ".join(ms(median(getattr(f, measure)[i] for f in done)) for i in range(3)))
+        cells.append(f"{median(f.errors for f in done):.0f}")
+        rows.append(cells)
+    header = [
+        "set-up",
+        "complete orders/s",
+        "order.place reply p50/p95/p99 (ms)",
+        "approved → kitchen p50/p95/p99 (ms)",
+        "ready → board p50/p95/p99 (ms)",
+        "errors",
+    ]
+    return (
+        f"Machine: {machine()}\n\nMedians of {runs} run(s) of {duration_s:g} s; {KIOSKS} kiosks with terminals, "
+        f"{KITCHENS} kitchen displays, 1 order board.\n\n{table(header, rows)}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the orders benchmark and print its table."""
+    parser = argparse.ArgumentParser(prog="python -m bench.orders", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="repetitions; the table shows medians (3)")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per run (20)")
+    args = parser.parse_args(argv)
+    print(run_fast(run(args.runs, args.duration)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The processes a benchmark runs and watches: servers pinned to a core, their CPU time and memory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+
+from server.cli import where
+from server.settings import normalise_database_url
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/kiosk_bench"
+BENCH_REDIS_URL = "redis://127.0.0.1:6379/0"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+T = TypeVar("T")
+
+
+def bench_environment() -> dict[str, str]:
+    """The environment of the benchmarks and their servers: PostgreSQL and Redis, overridable as usual."""
+    env = dict(os.environ)
+    env.setdefault("DATABASE_URL", BENCH_DATABASE_URL)
+    env.setdefault("REDIS_URL", BENCH_REDIS_URL)
+    env.setdefault("ENVIRONMENT", "development")
+    # The load generator's connections count bytes and answer no pings; a run is far shorter than this.
+    env.setdefault("WS_HEARTBEAT_S", "3600")
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def run_fast(main: Coroutine[Any, Any, T]) -> T:
+    """Run `main` on uvloop where it is installed (the load generator must not be the bottleneck)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+def pin(cores: set[int]) -> None:
+    """Keep this process on `cores` (when the machine has them)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setaffinity(0, cores)
+
+
+async def prepare_database(env: dict[str, str]) -> None:
+    """Create the benchmark's PostgreSQL database when missing, migrate it and load the demo menu."""
+    url = normalise_database_url(env["DATABASE_URL"]).replace("postgresql+asyncpg://", "postgresql://")
+    base, _, name = url.rpartition("/")
+    name = name.split("?")[0]
+    connection = await asyncpg.connect(f"{base}/postgres")
+    try:
+        if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    for command in ("migrate", "seed-demo"):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "server", command, env=env, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL
+        )
+        if await process.wait():
+            raise RuntimeError(f"`python -m server {command}` failed with {process.returncode}")
+    print(f"database: {where(normalise_database_url(env['DATABASE_URL']))}", file=sys.stderr)
+
+
+@dataclass
+class Watched:
+    """A running process: its pid, to read its CPU time and memory."""
+
+    process: asyncio.subprocess.Process
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        return self.process.pid
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    """The process's resident memory."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def redis_pid() -> int | None:
+    """The local Redis server's pid, to show its CPU beside ours."""
+    found = subprocess.run(["pgrep", "-x", "redis-server"], capture_output=True, text=True).stdout.split()
+    return int(found[0]) if found else None
+
+
+class CpuMeter:
+    """CPU used by some processes between `start` and `read`, as a share of one core each."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self._pids = {name: pid for name, pid in pids.items() if pid is not None}
+        self._start: dict[str, float] = {}
+        self._started = 0.0
+
+    def start(self) -> None:
+        """Begin measuring."""
+        self._started = time.monotonic()
+        self._start = {name: cpu_seconds(pid) for name, pid in self._pids.items()}
+
+    def read(self) -> dict[str, float]:
+        """Each process's CPU share of one core since `start` (1.0 = a whole core)."""
+        wall = max(time.monotonic() - self._started, 1e-9)
+        return {name: (cpu_seconds(pid) - self._start[name]) / wall for name, pid in self._pids.items()}
+
+
+async def _wait_listening(port: int, process: asyncio.subprocess.Process, limit_s: float = 30) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if process.returncode is not None:
+            raise RuntimeError(f"the server exited with {process.returncode} before listening")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        return
+    raise RuntimeError(f"nothing listens on port {port} after {limit_s} s")
+
+
+@contextlib.asynccontextmanager
+async def running(command: Sequence[str], port: int, env: dict[str, str], core: int | None) -> AsyncIterator[Watched]:
+    """Run `command` (pinned to `core` with taskset when given) until the block ends; wait until `port` listens."""
+    argv = list(command)
+    if core is not None and shutil.which("taskset"):
+        argv = ["taskset", "-c", str(core), *argv]
+    process = await asyncio.create_subprocess_exec(
+        *argv, env=env, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        await _wait_listening(port, process)
+        yield Watched(process)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 20)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+def server_command(port: int) -> list[str]:
+    """Our server on `port`."""
+    return [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port)]

@@ -1,0 +1,148 @@
+"""The simulator's own branch and devices, written straight into the server's database.
+
+The simulator and the benchmarks run beside a server and read the same settings (the
+environment and `.env`): they add a branch named "Simulator" that sells every item of
+the menu without a stock limit, kiosks each paired with a terminal, kitchen displays and
+order boards (made once, then reused by name), and sign device tokens with the server's
+`JWT_SECRET_KEY`. So nothing has to be typed in, and no device secret is ever shown: the
+devices' stored secret is one nobody knows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from persistence.database import Database
+from persistence.enums import DeviceKind
+from persistence.tables import Branch, Device, Item, ItemAvailability
+from server.auth.passwords import generate_secret, hash_secret
+from server.auth.tokens import TokenCodec
+from server.settings import Settings
+
+BRANCH_NAME = "Simulator"
+
+
+class NoMenu(Exception):
+    """The database has no menu to sell from (no demo loaded and nothing added)."""
+
+
+@dataclass(frozen=True)
+class SimDevice:
+    """A device of the simulator's branch and its access token."""
+
+    id: int
+    kind: DeviceKind
+    name: str
+    token: str
+    paired_terminal_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """Everything the simulator drives: kiosks (each with its terminal), kitchen displays, order boards."""
+
+    branch_id: int
+    kiosks: list[SimDevice]
+    terminals: dict[int, SimDevice]
+    kitchens: list[SimDevice]
+    boards: list[SimDevice]
+
+
+async def _branch(session: AsyncSession) -> Branch:
+    branch = await session.scalar(select(Branch).where(Branch.name == BRANCH_NAME))
+    if branch is None:
+        # Money and the business day like the first branch's (the demo's), so totals read familiar.
+        model = await session.scalar(select(Branch).order_by(Branch.id).limit(1))
+        branch = Branch(
+            name=BRANCH_NAME,
+            currency=model.currency if model else "EUR",
+            timezone=model.timezone if model else "UTC",
+            tax_rate_bp=model.tax_rate_bp if model else 0,
+            address="load generator",
+        )
+        session.add(branch)
+        await session.flush()
+    branch.is_active = True
+    return branch
+
+
+async def _offer_everything(session: AsyncSession, branch_id: int) -> None:
+    items = (await session.scalars(select(Item.id).where(Item.deleted_at.is_(None)))).all()
+    if not items:
+        raise NoMenu("the database has no menu: run `make run` (it loads the demo) or add items first")
+    offered = {
+        row.item_id: row
+        for row in (await session.scalars(select(ItemAvailability).where(ItemAvailability.branch_id == branch_id)))
+    }
+    for item_id in items:
+        row = offered.get(item_id)
+        if row is None:
+            session.add(ItemAvailability(branch_id=branch_id, item_id=item_id, available=True, stock=None))
+        else:
+            row.available, row.stock = True, None
+
+
+async def _devices(
+    session: AsyncSession, branch_id: int, kind: DeviceKind, prefix: str, count: int, secret_hash: str
+) -> list[Device]:
+    existing = {
+        device.name: device
+        for device in await session.scalars(
+            select(Device).where(Device.branch_id == branch_id, Device.kind == kind, Device.name.like(f"{prefix}-%"))
+        )
+    }
+    rows = []
+    for number in range(1, count + 1):
+        name = f"{prefix}-{number:05d}"
+        device = existing.get(name)
+        if device is None:
+            device = Device(branch_id=branch_id, kind=kind, name=name, secret_hash=secret_hash)
+            session.add(device)
+        device.is_active = True
+        rows.append(device)
+    await session.flush()
+    return rows
+
+
+async def provision_for(settings: Settings, *, kiosks: int, kitchens: int, boards: int) -> Fleet:
+    """`provision` in the database of `settings`, with tokens signed by its `JWT_SECRET_KEY`."""
+    db = Database.from_url(settings.database_url)
+    try:
+        return await provision(db, TokenCodec(settings), kiosks=kiosks, kitchens=kitchens, boards=boards)
+    finally:
+        await db.dispose()
+
+
+async def provision(db: Database, codec: TokenCodec, *, kiosks: int, kitchens: int, boards: int) -> Fleet:
+    """Make (or reuse) the simulator's branch and devices in `db`; their tokens, signed by `codec`."""
+    secret_hash = await hash_secret(generate_secret())
+    async with db.session() as session:
+        branch = await _branch(session)
+        await _offer_everything(session, branch.id)
+        kiosk_rows = await _devices(session, branch.id, DeviceKind.KIOSK, "sim-kiosk", kiosks, secret_hash)
+        terminal_rows = await _devices(
+            session, branch.id, DeviceKind.PAYMENT_TERMINAL, "sim-terminal", kiosks, secret_hash
+        )
+        kitchen_rows = await _devices(
+            session, branch.id, DeviceKind.KITCHEN_DISPLAY, "sim-kitchen", kitchens, secret_hash
+        )
+        board_rows = await _devices(session, branch.id, DeviceKind.ORDER_BOARD, "sim-board", boards, secret_hash)
+        for kiosk, terminal in zip(kiosk_rows, terminal_rows, strict=True):
+            kiosk.paired_terminal_id = terminal.id
+        await session.flush()
+
+        def signed(device: Device) -> SimDevice:
+            token, _ = codec.issue("device", device.id, secret_version=device.secret_version)
+            return SimDevice(device.id, device.kind, device.name, token, device.paired_terminal_id)
+
+        terminals = {device.id: signed(device) for device in terminal_rows}
+        return Fleet(
+            branch.id,
+            [signed(device) for device in kiosk_rows],
+            terminals,
+            [signed(device) for device in kitchen_rows],
+            [signed(device) for device in board_rows],
+        )

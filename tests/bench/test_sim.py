@@ -1,0 +1,56 @@
+"""The simulator against a live server: its devices provisioned, the whole flow driven, its counts true."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from bench.provision import BRANCH_NAME, provision
+from bench.sim import Plan, Simulation
+from persistence.enums import OrderStatus
+from persistence.tables import Branch, Device, Order
+from server.services import Services
+from tests.live import live_server
+from tests.shop import Shop
+
+
+async def test_the_simulator_orders_pays_cooks_and_counts_what_the_server_did(services: Services, shop: Shop) -> None:
+    """Six orders with half the charges declined: every paid order is completed, and the tally matches the database."""
+    fleet = await provision(services.db, services.tokens, kiosks=2, kitchens=2, boards=1)
+    again = await provision(services.db, services.tokens, kiosks=2, kitchens=2, boards=1)
+    assert [k.id for k in again.kiosks] == [k.id for k in fleet.kiosks]  # devices are reused, not added again
+    async with live_server(services) as live:
+        plan = Plan(
+            urls=[live.ws],
+            kiosks=2,
+            kitchens=2,
+            boards=1,
+            duration_s=None,
+            orders=6,
+            approve_after_s=0.0,
+            decline_share=0.5,
+            kitchen_step_s=0.0,
+            seed=7,
+            progress=False,
+        )
+        tally = await Simulation(plan, fleet, [live.ws]).run()
+
+    assert dict(tally.errors) == {}
+    assert tally.placed == 6 and len(tally.place_s) == 6
+    assert tally.declined > 0
+    assert 0 < tally.paid == tally.completed
+    assert len(tally.kitchen_s) == tally.paid and len(tally.board_s) == tally.completed
+    async with services.db.session() as session:
+        branch_id = await session.scalar(select(Branch.id).where(Branch.name == BRANCH_NAME))
+        statuses = dict(
+            (
+                await session.execute(
+                    select(Order.status, func.count()).where(Order.branch_id == branch_id).group_by(Order.status)
+                )
+            ).all()
+        )
+        devices = await session.scalar(select(func.count()).select_from(Device).where(Device.branch_id == branch_id))
+    assert statuses.get(OrderStatus.COMPLETED, 0) == tally.completed
+    assert statuses.get(OrderStatus.CANCELLED, 0) == 6 - tally.paid  # three declines in a row: cancelled
+    assert devices == 2 + 2 + 2 + 1
+    report = tally.report()
+    assert "| placed | 6 |" in report and "order.place reply" in report
