@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import secrets
 from typing import Any
 
 import websockets
@@ -42,6 +43,9 @@ class HandshakeRefused(Exception):
 class DeviceClient:
     """One authenticated connection: commands with their replies, and a stream of events and snapshots."""
 
+    # Command ids must be new for 24 hours per principal (PROTOCOL.md): a counter alone would repeat the ids of
+    # an earlier process that used the same device, and the server would answer with that run's stored replies.
+    _process_tag = secrets.token_hex(4)
     _ids = itertools.count(1)
 
     def __init__(self, url: str, token: str, *, resume: dict[str, dict[str, Any]] | None = None) -> None:
@@ -113,7 +117,7 @@ class DeviceClient:
     ) -> dict[str, Any]:
         """Send a command and return its reply frame, successful or not."""
         assert self._ws is not None
-        command_id = command_id or f"c{next(self._ids)}"
+        command_id = command_id or f"{self._process_tag}-{next(self._ids)}"
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._replies[command_id] = future
         await self._ws.send(json.dumps({"type": kind, "id": command_id, "data": data or {}}))
