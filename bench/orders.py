@@ -4,10 +4,11 @@
     .venv/bin/python -m bench.orders --runs 1 --duration 10
 
 Kiosks order, terminals approve at once (no decline), kitchen displays start, ready and
-complete every ticket at once; PostgreSQL + Redis. One instance: the server alone on
-core 0 (`taskset`), the simulator on core 1. Two instances (one Redis, one database):
-one server per core and the simulator beside them, as a 2-core machine allows, so the
-two-instance figure shows what the cluster path costs rather than added capacity.
+complete every ticket at once; PostgreSQL + Redis, on a new `kiosk_bench` database each
+run. One instance: the server alone on core 0 (`taskset`), the simulator on core 1. Two
+instances (one Redis, one database): one server per core and the simulator beside them,
+as a 2-core machine allows, so the two-instance figure shows what the cluster path costs
+rather than added capacity.
 PostgreSQL and Redis run on the same two cores in both cases.
 
 There are many devices on purpose: every connection may send 20 commands a second
@@ -60,12 +61,13 @@ def _figures(tally: Tally) -> Figures:
 async def run(runs: int, duration_s: float) -> str:
     """Both set-ups, `runs` times each; the Markdown report."""
     env = bench_environment()
-    await prepare_database(env)
     settings = Settings(_env_file=None, DATABASE_URL=env["DATABASE_URL"], REDIS_URL=env["REDIS_URL"])
-    fleet = await provision_for(settings, kiosks=KIOSKS, kitchens=KITCHENS, boards=1)
     results: dict[int, list[Figures]] = {}
     for number in range(1, runs + 1):
         for instances in (1, 2):
+            # Every run on a new database, so that none inherits the open orders and payments of the last.
+            await prepare_database(env, fresh=True)
+            fleet = await provision_for(settings, kiosks=KIOSKS, kitchens=KITCHENS, boards=1)
             # One instance: server on core 0, simulator on core 1. Two: a server per core, simulator unpinned.
             pin({1} if instances == 1 else {0, 1})
             async with AsyncExitStack() as stack:

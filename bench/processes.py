@@ -54,13 +54,16 @@ def pin(cores: set[int]) -> None:
         os.sched_setaffinity(0, cores)
 
 
-async def prepare_database(env: dict[str, str]) -> None:
-    """Create the benchmark's PostgreSQL database when missing, migrate it and load the demo menu."""
+async def prepare_database(env: dict[str, str], *, fresh: bool = False) -> None:
+    """Create the benchmark's PostgreSQL database when missing (`fresh`: anew), migrate it, load the demo menu."""
     url = normalise_database_url(env["DATABASE_URL"]).replace("postgresql+asyncpg://", "postgresql://")
     base, _, name = url.rpartition("/")
     name = name.split("?")[0]
     connection = await asyncpg.connect(f"{base}/postgres")
     try:
+        if fresh:
+            # Orders, carts and payments left by an earlier run would weigh on this one's snapshots and deadlines.
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
