@@ -7,7 +7,10 @@ connection: the hub builds them once per delivery instead of once per subscriber
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
+
+log = logging.getLogger("channels.wire")
 
 _TEXT_FIN = 0x81
 
@@ -61,5 +64,13 @@ class Coalescer:
             return
         pending, self._pending = self._pending, {}
         for target, queued in pending.items():
-            if not target.is_closing():
-                target.write(queued[0] if len(queued) == 1 else b"".join(queued))
+            try:
+                if not target.is_closing():
+                    target.write(queued[0] if len(queued) == 1 else b"".join(queued))
+            except Exception:
+                # One broken socket must not cost the others their frames.
+                log.exception("writing to a socket failed")
+
+    def discard(self, transport: asyncio.Transport) -> None:
+        """Drop what is pending for `transport` (its connection is closing without them)."""
+        self._pending.pop(transport, None)

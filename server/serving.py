@@ -58,6 +58,7 @@ def tune_garbage_collector() -> None:
     bench/fanout.py at 1,000 subscribers). Collecting every 50,000 allocations makes the
     full collections rare; each young one stays at a few milliseconds.
     """
+    gc.collect()  # start-up's own garbage must not be frozen with the rest
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
 

@@ -46,6 +46,10 @@ SEND_BUFFER_BYTES = 1 << 20
 # Missed events replayed per channel on hello or subscribe; a longer gap gets a snapshot, so that
 # catching up (a device's channels on hello, plus live events meanwhile) stays far below the bound.
 MAX_REPLAY = 256
+# How long a close frame may wait behind unread frames before the connection is dropped instead.
+CLOSE_TIMEOUT_S = 5.0
+# Closes for a client that may no longer see the data, or cannot keep up: frames not yet written are dropped.
+_DROP_UNSENT_ON_CLOSE = (frames.UNAUTHORIZED, frames.FORBIDDEN, frames.TOO_SLOW)
 BAD_FRAME_WINDOW_S = 60.0
 # Commands a second per connection, and the burst a device may use at once.
 COMMAND_RATE_PER_S = 20.0
@@ -95,9 +99,10 @@ class _Transport:
 
     `close` records the first code and starts the close (`on_close`); after it nothing more
     is written, except while going away (1001), when the command in hand may still reply.
+    Once the close frame is on its way (`sealed`), nothing at all.
     """
 
-    __slots__ = ("_raw", "_services", "_on_close", "close_code", "close_reason", "busy", "_idle")
+    __slots__ = ("_raw", "_services", "_on_close", "close_code", "close_reason", "busy", "_idle", "sealed")
 
     def __init__(self, raw: asyncio.Transport, services: Services, on_close: Callable[[], None]) -> None:
         self._raw = raw
@@ -109,10 +114,12 @@ class _Transport:
         # the future exists only while a close waits.)
         self.busy = False
         self._idle: asyncio.Future[None] | None = None
+        self.sealed = False
 
     def send(self, frame: bytes) -> bool:
         """Write a complete frame; a client too far behind is closed with 4008 and False returned."""
-        if (self.close_code is not None and self.close_code != frames.GOING_AWAY) or self._raw.is_closing():
+        closing = self.close_code is not None and self.close_code != frames.GOING_AWAY
+        if closing or self.sealed or self._raw.is_closing():
             return True
         if self._raw.get_write_buffer_size() > SEND_BUFFER_BYTES:
             self._services.metrics.send_queue_drops.inc()
@@ -137,6 +144,18 @@ class _Transport:
         """Write the frames still held for this turn (before the close frame, which must follow them)."""
         self._services.frames_out.flush(self._raw)
 
+    def discard(self) -> None:
+        """Drop the frames still held for this turn (a client that may not see them, or cannot keep up)."""
+        self._services.frames_out.discard(self._raw)
+
+    def abort(self) -> None:
+        """Drop the connection without a close handshake."""
+        self._raw.abort()
+
+    def detach(self) -> None:
+        """Forget the connection's close callback (it refers back to the connection: no cycle to collect)."""
+        self._on_close = _ignore
+
     def send_text(self, frame: str) -> None:
         """Write one frame of the connection's own (welcome, replies)."""
         self.send(wire_frame(frame))
@@ -147,6 +166,10 @@ class _Transport:
             return
         self.close_code, self.close_reason = code, reason
         self._on_close()
+
+
+def _ignore() -> None:
+    """A close callback for a connection that has finished."""
 
 
 class _Limits:
@@ -252,6 +275,8 @@ class Connection:
         self._expire_at(claims)
         hub = self.services.hub
         hub.attach(self.subscriber)
+        # Busy until the welcome is out: a shutdown meanwhile (1001) closes after it, not before.
+        self.transport.busy = True
         statuses: dict[str, ChannelStatus] = {}
         prepared = []
         try:
@@ -264,6 +289,9 @@ class Connection:
                 prepared.append((channel, ready))
         except Exception:
             log.exception("could not subscribe %s on hello", principal.key)
+            self.transport.command_done()
+            if self._expiry is not None:
+                self._expiry.cancel()
             await hub.detach(self.subscriber)
             await self.ws.close(1011, "the server cannot reach its broker or database; retry shortly")
             return False
@@ -288,6 +316,7 @@ class Connection:
         )
         for channel, ready in prepared:
             hub.complete(self.subscriber, channel, ready)
+        self.transport.command_done()
         return True
 
     async def _principal(self, claims: TokenClaims) -> Principal:
@@ -423,9 +452,17 @@ class Connection:
         if transport.close_code == frames.GOING_AWAY:
             # Shutting down: let the command in hand finish and its reply go out first.
             await transport.wait_idle()
-        transport.flush()
+        if transport.close_code in _DROP_UNSENT_ON_CLOSE:
+            transport.discard()
+        else:
+            transport.flush()
+        transport.sealed = True
         try:
-            await self.ws.close(transport.close_code or 1000, transport.close_reason)
+            await asyncio.wait_for(self.ws.close(transport.close_code or 1000, transport.close_reason), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            # The close frame waits behind everything the client has not read: a client that reads nothing
+            # would keep the connection forever.
+            transport.abort()
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # the client left first
 
@@ -442,6 +479,7 @@ class Connection:
         """Leave every channel and announce the device offline."""
         if self._expiry is not None:
             self._expiry.cancel()
+        self.transport.detach()
         if self.subscriber is not None:
             await self.services.hub.detach(self.subscriber)
         principal = self.principal

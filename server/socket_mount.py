@@ -28,7 +28,8 @@ class SocketFirstApp(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The device socket at its path; everything else through the middleware and the router."""
-        if scope["type"] == "websocket" and scope["path"] == self.socket_path:
+        # uvicorn puts a `--root-path` in front of the path; the app's own paths are without it.
+        if scope["type"] == "websocket" and scope["path"].removeprefix(scope.get("root_path", "")) == self.socket_path:
             scope["app"] = self
             await self.socket_endpoint(WebSocket(scope, receive, send))
             return

@@ -581,6 +581,7 @@ async def test_a_client_that_stops_reading_is_closed_4008_and_others_get_every_e
     """A subscriber that stops reading is dropped with 4008 once its unsent bytes pass the bound; the others miss
     nothing."""
     monkeypatch.setattr(endpoint, "SEND_BUFFER_BYTES", 64 * 1024)
+    monkeypatch.setattr(endpoint, "CLOSE_TIMEOUT_S", 60.0)  # this client does read again, later
     _, slow_token = await add_device(services, world.branch_a, DeviceKind.KIOSK)
     fast_tokens = [(await add_device(services, world.branch_a, DeviceKind.KIOSK))[1] for _ in range(2)]
     menu = names.branch_menu(world.branch_a)
@@ -621,6 +622,32 @@ async def test_a_client_that_stops_reading_is_closed_4008_and_others_get_every_e
             # In order with no gap, and never the event that found it too far behind.
             assert 0 < len(events) < published and events == list(range(1, len(events) + 1))
     assert services.metrics.registry.get_sample_value(overflows) == 1
+
+
+async def test_a_client_that_never_reads_again_is_dropped_after_the_close_timeout(
+    services: Services, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its 4008 close frame waits behind what it does not read; after CLOSE_TIMEOUT_S the server lets it go."""
+    monkeypatch.setattr(endpoint, "SEND_BUFFER_BYTES", 64 * 1024)
+    monkeypatch.setattr(endpoint, "CLOSE_TIMEOUT_S", 0.5)
+    _, token = await add_device(services, world.branch_a, DeviceKind.KIOSK)
+    menu = names.branch_menu(world.branch_a)
+    async with live_server(services) as live:
+        host, port = live.http.removeprefix("http://").split(":")
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        raw.connect((host, int(port)))
+        raw.setblocking(False)
+        async with raw_socket(live.ws, sock=raw, max_queue=1) as silent:
+            await say_hello(silent, token)
+            assert not services.hub.empty.is_set()
+            async with asyncio.timeout(30):
+                while not services.hub.empty.is_set():
+                    blob = json.dumps({"blob": secrets.token_urlsafe(24_000)})
+                    await services.broker.publish(menu, str(uuid.uuid4()), "test.blob", blob, "2026-01-01T00:00:00Z")
+                    await asyncio.sleep(0.005)
+            # The server dropped it (no reader, no close handshake): nothing of it is left in the hub.
+            assert services.metrics.registry.get_sample_value("ws_send_queue_overflows_total") == 1
 
 
 # -- graceful shutdown -------------------------------------------------------------------
