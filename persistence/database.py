@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -51,6 +52,10 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer at a time, and every transaction here takes the write lock (BEGIN IMMEDIATE).
+        # Queued in the process, the next one starts the moment the last ends; left to SQLite's busy handler,
+        # waiting writers sleep in growing steps (up to 100 ms each) and the unlucky ones wait for seconds.
+        self._sqlite_turn = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     def from_url(cls, url: str, *, echo: bool = False) -> Database:
@@ -64,8 +69,16 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction: committed when the block ends, rolled back on error."""
-        async with self.sessions() as session, session.begin():
+        """A session in one transaction: committed when the block ends, rolled back on error.
+
+        On SQLite the process's transactions take turns (see `__init__`); a session must therefore
+        never be opened inside another one, which SQLite's single writer forbids anyway.
+        """
+        if self._sqlite_turn is None:
+            async with self.sessions() as session, session.begin():
+                yield session
+            return
+        async with self._sqlite_turn, self.sessions() as session, session.begin():
             yield session
 
     async def ping(self) -> None:

@@ -1,0 +1,41 @@
+"""Sessions under concurrency: on SQLite the process's transactions take turns; on PostgreSQL they run together."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import func, select, update
+
+from persistence.database import Database
+from persistence.tables import Branch
+
+
+async def test_concurrent_sessions_all_commit_and_take_turns_only_on_sqlite(db: Database) -> None:
+    """Twenty sessions at once each add one to a counter: all twenty land; on SQLite no two were ever open at once."""
+    async with db.session() as session:
+        branch = Branch(name="Counter", currency="EUR", timezone="UTC", tax_rate_bp=0)
+        session.add(branch)
+        await session.flush()
+        branch_id = branch.id
+    open_now = 0
+    most = 0
+
+    async def add_one() -> None:
+        nonlocal open_now, most
+        async with db.session() as session:
+            open_now += 1
+            most = max(most, open_now)
+            await session.execute(
+                update(Branch).where(Branch.id == branch_id).values(tax_rate_bp=Branch.tax_rate_bp + 1)
+            )
+            await asyncio.sleep(0.01)  # hold the transaction across a turn of the event loop
+            open_now -= 1
+
+    await asyncio.wait_for(asyncio.gather(*(add_one() for _ in range(20))), 30)
+    async with db.session() as session:
+        total = await session.scalar(select(func.sum(Branch.tax_rate_bp)).where(Branch.id == branch_id))
+    assert total == 20
+    if db.backend == "sqlite":
+        assert most == 1
+    else:
+        assert most > 1  # PostgreSQL's row lock serialises the updates, not the sessions
