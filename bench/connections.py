@@ -26,6 +26,7 @@ from bench.processes import (
     bench_environment,
     pin,
     prepare_database,
+    reference_command,
     rss_bytes,
     run_fast,
     running,
@@ -88,21 +89,11 @@ async def run(count: int, runs: int) -> str:
     fleet = await provision_for(settings, kiosks=0, kitchens=0, boards=count)
     pin({1})
     hellos: list[bytes | None] = [json.dumps({"type": "hello", "token": b.token}).encode() for b in fleet.boards]
-    reference_command = [
-        sys.executable,
-        "-m",
-        "bench.reference_server",
-        "--port",
-        str(REFERENCE_PORT),
-        "--redis",
-        env["REDIS_URL"],
-        "--channel",
-        f"kiosk:ev:{names.branch_board(fleet.branch_id)}",
-    ]
+    reference_argv = reference_command(REFERENCE_PORT, env["REDIS_URL"], names.branch_board(fleet.branch_id))
     no_hellos: list[bytes | None] = [None] * count
     targets = (
         ("server", server_command(SERVER_PORT), SERVER_PORT, f"ws://127.0.0.1:{SERVER_PORT}/api/v1/ws", hellos),
-        ("reference", reference_command, REFERENCE_PORT, f"ws://127.0.0.1:{REFERENCE_PORT}/", no_hellos),
+        ("reference", reference_argv, REFERENCE_PORT, f"ws://127.0.0.1:{REFERENCE_PORT}/", no_hellos),
     )
     results: dict[str, list[Figures]] = {}
     for number in range(1, runs + 1):

@@ -33,6 +33,7 @@ from bench.processes import (
     pin,
     prepare_database,
     redis_pid,
+    reference_command,
     run_fast,
     running,
     server_command,
@@ -183,17 +184,7 @@ async def run(sizes: list[int], runs: int) -> str:
     pin({1})
     server_ws = f"ws://127.0.0.1:{SERVER_PORT}{settings.API_V1_STR}/ws"
     reference_ws = f"ws://127.0.0.1:{REFERENCE_PORT}/"
-    reference_command = [
-        sys.executable,
-        "-m",
-        "bench.reference_server",
-        "--port",
-        str(REFERENCE_PORT),
-        "--redis",
-        env["REDIS_URL"],
-        "--channel",
-        f"kiosk:ev:{channel}",
-    ]
+    reference_argv = reference_command(REFERENCE_PORT, env["REDIS_URL"], channel)
     results: dict[tuple[str, int], list[Figures]] = {}
     for number in range(1, runs + 1):
         for size in sizes:
@@ -203,7 +194,7 @@ async def run(sizes: list[int], runs: int) -> str:
             no_hellos: list[bytes | None] = [None] * size  # the reference has no protocol
             for target, command, port, url, target_hellos in (
                 ("server", server_command(SERVER_PORT), SERVER_PORT, server_ws, hellos),
-                ("reference", reference_command, REFERENCE_PORT, reference_ws, no_hellos),
+                ("reference", reference_argv, REFERENCE_PORT, reference_ws, no_hellos),
             ):
                 async with running(command, port, env, core=0) as process:
                     pids = {"server": process.pid, "load generator": os.getpid(), "redis": redis_pid()}

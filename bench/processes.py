@@ -168,3 +168,18 @@ async def running(command: Sequence[str], port: int, env: dict[str, str], core: 
 def server_command(port: int) -> list[str]:
     """Our server on `port`."""
     return [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port)]
+
+
+def reference_command(port: int, redis_url: str, channel: str) -> list[str]:
+    """bench/reference_server.py on `port`, broadcasting what Redis publishes for `channel` (the broker's pub/sub)."""
+    return [
+        sys.executable,
+        "-m",
+        "bench.reference_server",
+        "--port",
+        str(port),
+        "--redis",
+        redis_url,
+        "--channel",
+        f"kiosk:ev:{channel}",
+    ]
