@@ -22,7 +22,7 @@ from persistence.tables import Order, OrderLine, Payment
 from server.api.fields import RowId
 from server.auth.permissions import Permission
 from server.cart_view import price_cart, quantities
-from server.commands.carts import changed, open_cart, out_of_stock
+from server.commands.carts import open_cart, out_of_stock
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.domain.business_day import business_date
 from server.domain.order_states import OrderAction
@@ -120,8 +120,13 @@ async def place_order(ctx: CommandContext, data: PlaceOrder) -> dict[str, Any]:
         )
 
     now = utcnow()
+    # The kiosk's cart is done: priced above, so it is announced from that pricing, not priced again.
+    cart.status = CartStatus.ORDERED
+    cart.updated_at = now
+    ctx.emit(names.device(cart.device_id), "cart.updated", priced.data(ctx.services.settings.cart_idle_timeout))
     branch = priced.branch
     day = business_date(now, branch.timezone)
+    # The branch's number row stays locked until commit: everything that can be done first is done first.
     order = Order(
         branch_id=cart.branch_id,
         device_id=cart.device_id,
@@ -148,7 +153,6 @@ async def place_order(ctx: CommandContext, data: PlaceOrder) -> dict[str, Any]:
         ],
     )
     ctx.session.add(order)
-    cart.status = CartStatus.ORDERED
     await ctx.session.flush()
     due = now + timedelta(seconds=ctx.services.settings.ORDER_PAYMENT_TIMEOUT_S)
     await deadlines.schedule(ctx.session, DeadlineKind.ORDER_PAYMENT, order.id, due)
@@ -159,7 +163,6 @@ async def place_order(ctx: CommandContext, data: PlaceOrder) -> dict[str, Any]:
             "stock.changed",
             stock_changed(cart.branch_id, level.item_id, level.available, level.stock),
         )
-    await changed(ctx, cart)
     await ctx.session.refresh(order)
     announce(ctx.emit, order)
     return order_data(order)
