@@ -148,7 +148,7 @@ class Hub:
         """Subscribe and work out what the subscriber missed; nothing is sent yet (see `complete`).
 
         More than `max_replay` missed events come as one snapshot instead, so that catching up
-        never overflows the subscriber's send queue (which would close it as too slow, again and again).
+        never fills the subscriber's send buffer (which would close it as too slow, again and again).
         """
         if channel not in self._channels:
             # Only a channel the broker really subscribed is recorded, or a failure here would silence it.

@@ -58,19 +58,23 @@ class Coalescer:
     def flush(self, transport: asyncio.Transport | None = None) -> None:
         """Write what is pending now: for one transport (before its close frame), or for all."""
         if transport is not None:
-            queued = self._pending.pop(transport, None)
-            if queued and not transport.is_closing():
-                transport.write(queued[0] if len(queued) == 1 else b"".join(queued))
+            _write(transport, self._pending.pop(transport, None))
             return
         pending, self._pending = self._pending, {}
         for target, queued in pending.items():
-            try:
-                if not target.is_closing():
-                    target.write(queued[0] if len(queued) == 1 else b"".join(queued))
-            except Exception:
-                # One broken socket must not cost the others their frames.
-                log.exception("writing to a socket failed")
+            _write(target, queued)
 
     def discard(self, transport: asyncio.Transport) -> None:
         """Drop what is pending for `transport` (its connection is closing without them)."""
         self._pending.pop(transport, None)
+
+
+def _write(transport: asyncio.Transport, frames: list[bytes] | None) -> None:
+    """Write `frames` to `transport` in one call, unless it is closing; a failure is logged, not raised,
+    so that one broken socket never costs the others their frames."""
+    if not frames or transport.is_closing():
+        return
+    try:
+        transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+    except Exception:
+        log.exception("writing to a socket failed")

@@ -283,7 +283,7 @@ class Connection:
             for channel in auto_channels(principal):
                 since = hello.resume.get(channel)
                 ready = await hub.prepare(
-                    self.subscriber, channel, (since.seq, since.epoch) if since else None, max_replay=_max_replay()
+                    self.subscriber, channel, (since.seq, since.epoch) if since else None, max_replay=MAX_REPLAY
                 )
                 statuses[channel] = ready.status
                 prepared.append((channel, ready))
@@ -419,7 +419,7 @@ class Connection:
         since = (data.since, data.epoch) if data.since is not None and data.epoch else None
         # The reply goes first; the missed events or snapshot follow it, then live events.
         try:
-            prepared = await self.services.hub.prepare(self.subscriber, channel.name, since, max_replay=_max_replay())
+            prepared = await self.services.hub.prepare(self.subscriber, channel.name, since, max_replay=MAX_REPLAY)
         except Exception as exc:
             log.warning("subscribe to %s failed: %s", channel.name, exc)
             raise ApiError("unavailable", "the broker or database is unavailable; try again") from exc
@@ -489,11 +489,6 @@ class Connection:
             except Exception as exc:
                 # The presence sweep announces it offline once its entry expires.
                 log.warning("presence update for %s failed: %s", principal.key, exc)
-
-
-def _max_replay() -> int:
-    """How many missed events of one channel are replayed rather than replaced by a snapshot."""
-    return MAX_REPLAY
 
 
 def _number(value: float) -> int | float:
