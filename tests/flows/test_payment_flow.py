@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from channels import names
 from channels.client import DeviceClient
 from tests.live import live_server
@@ -75,3 +77,21 @@ async def test_a_terminal_that_resumes_gets_the_request_it_missed(shop: Shop) ->
                 missed = await back.next_event(names.device(shop.terminal.id), "payment.requested")
                 assert missed["data"]["id"] == payment["id"]
                 assert back.welcome["channels"][names.device(shop.terminal.id)]["resumed"] is True
+
+
+async def test_a_terminal_is_online_by_the_time_it_has_its_welcome(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kiosk may start a payment the moment its terminal is welcomed, even when presence is slow to answer."""
+    presence = shop.services.presence
+    registered = presence.connected
+
+    async def slow_connected(device_id: int, branch_id: int, connection_id: str) -> None:
+        await asyncio.sleep(0.3)
+        await registered(device_id, branch_id, connection_id)
+
+    monkeypatch.setattr(presence, "connected", slow_connected)
+    order = await shop.placed_order()
+    async with live_server(shop.services) as live, asyncio.timeout(30):
+        async with DeviceClient(live.ws, shop.terminal.token):
+            assert await presence.is_online(shop.terminal.id)
+            payment = await shop.send(shop.kiosk, "payment.start", {"order_id": order["id"]})
+            assert payment["terminal_id"] == shop.terminal.id
