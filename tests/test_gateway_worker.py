@@ -20,7 +20,7 @@ from server.gateway_worker import RETRY_S, STATUS_AFTER_S, GatewayWorker
 from server.integrations.payment_gateway import PaymentGateway
 from server.services import Services
 from server.settings import Settings
-from tests.integrations.test_payment_gateway import (
+from tests.integrations.fake_payment_api import (
     API_KEY,
     CARD_DECLINED,
     HOLD,

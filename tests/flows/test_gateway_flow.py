@@ -19,7 +19,7 @@ from persistence.enums import PaymentMethod, PaymentStatus
 from persistence.tables import Payment
 from server.api.payment_webhook import SIGNATURE_HEADER, sign
 from server.settings import Settings
-from tests.integrations.test_payment_gateway import API_KEY, FakePaymentApi, Reply, running_api
+from tests.integrations.fake_payment_api import API_KEY, FakePaymentApi, Reply, running_api
 from tests.live import live_server
 from tests.shop import Shop
 from tests.world import World
