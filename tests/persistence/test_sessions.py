@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import func, select, update
+import asyncpg
+import pytest
+from sqlalchemy import func, select, text, update
 
+from persistence import database
 from persistence.database import Database
 from persistence.tables import Branch
 
@@ -39,3 +42,24 @@ async def test_concurrent_sessions_all_commit_and_take_turns_only_on_sqlite(db: 
         assert most == 1
     else:
         assert most > 1  # PostgreSQL's row lock serialises the updates, not the sessions
+
+
+async def test_a_connection_that_died_while_idle_in_the_pool_is_replaced(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database restart kills pooled connections; the next session after an idle spell still works."""
+    if db.backend != "postgresql":
+        return
+    async with db.session() as session:
+        killed = await session.scalar(text("SELECT pg_backend_pid()"))
+    # Killed from outside the pool, as a restart would, while the connection waits in the pool.
+    admin = await asyncpg.connect(db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", killed)
+    finally:
+        await admin.close()
+    # As if it had waited in the pool for longer than IDLE_PING_S.
+    monkeypatch.setattr(database, "IDLE_PING_S", 0.0)
+    for _ in range(3):
+        async with db.session() as session:
+            assert await session.scalar(text("SELECT pg_backend_pid()")) != killed
