@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from channels import names
 from persistence import deadlines, pos_deliveries, stock
@@ -74,7 +75,9 @@ async def move(
         # Someone else moved it between our read and this update.
         await session.refresh(order)
         raise conflict(order, f"the order changed meanwhile; it is now {order.status.value}")
-    await session.refresh(order)
+    for key, value in values.items():
+        # What the UPDATE wrote, without reading the row back.
+        set_committed_value(order, key, value)
     if after in (OrderStatus.PAID, OrderStatus.CANCELLED):
         await deadlines.finish(session, DeadlineKind.ORDER_PAYMENT, order.id, now)
     if after == OrderStatus.CANCELLED:

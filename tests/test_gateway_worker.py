@@ -102,9 +102,10 @@ async def order_status(db: Database, order_id: int) -> OrderStatus:
     return order.status
 
 
-async def payment_events(db: Database, branch_id: int) -> list[tuple[str, bool]]:
+async def payment_events(services: Services, branch_id: int) -> list[tuple[str, bool]]:
     """Payment events on the branch's staff channel, oldest first, and whether each was published."""
-    async with db.session() as session:
+    await services.relay.marked()
+    async with services.db.session() as session:
         rows = (
             await within(
                 session.scalars(
@@ -145,7 +146,7 @@ async def test_a_pending_payment_is_created_at_the_api_and_becomes_processing(
     }
     payment = await payment_of(shop.services.db, payment_id)
     assert (payment.status, payment.provider_ref, payment.message) == (PaymentStatus.PROCESSING, "pi_1", None)
-    assert await payment_events(shop.services.db, shop.branch_id) == [("payment.processing", True)]
+    assert await payment_events(shop.services, shop.branch_id) == [("payment.processing", True)]
     # Nothing is due again right away: no second create.
     assert await within(worker.run_once(now + timedelta(seconds=1))) == 0
     assert len(api.received) == 1
@@ -162,7 +163,7 @@ async def test_an_intent_that_succeeds_at_once_pays_the_order(
     assert (payment.status, payment.provider_ref) == (PaymentStatus.APPROVED, "pi_1")
     assert payment.approved_at is not None
     assert await order_status(shop.services.db, order["id"]) == OrderStatus.PAID
-    assert await payment_events(shop.services.db, shop.branch_id) == [("payment.approved", True)]
+    assert await payment_events(shop.services, shop.branch_id) == [("payment.approved", True)]
 
 
 async def test_a_declined_card_declines_the_payment(shop: Shop, api: FakePaymentApi, make_worker: Make) -> None:

@@ -102,7 +102,6 @@ async def changed(ctx: CommandContext, cart: Cart) -> dict[str, Any]:
     """Price the cart after a change, emit `cart.updated` to its kiosk and return its data."""
     cart.updated_at = utcnow()
     await ctx.session.flush()
-    await ctx.session.refresh(cart, ["lines"])
     priced = await price_cart(ctx.session, cart)
     data = priced.data(ctx.services.settings.cart_idle_timeout)
     ctx.emit(names.device(cart.device_id), "cart.updated", data)

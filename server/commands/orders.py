@@ -163,7 +163,6 @@ async def place_order(ctx: CommandContext, data: PlaceOrder) -> dict[str, Any]:
             "stock.changed",
             stock_changed(cart.branch_id, level.item_id, level.available, level.stock),
         )
-    await ctx.session.refresh(order)
     announce(ctx.emit, order)
     return order_data(order)
 

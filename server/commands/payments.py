@@ -138,7 +138,6 @@ async def start_payment(ctx: CommandContext, data: StartPayment) -> dict[str, An
         raise ApiError("terminal_busy", "the payment terminal is charging another payment", {}) from None
     due = utcnow() + timedelta(seconds=ctx.services.settings.PAYMENT_TIMEOUT_S)
     await deadlines.schedule(ctx.session, DeadlineKind.PAYMENT, payment.id, due)
-    await ctx.session.refresh(payment)
     announce_payment(ctx.emit, payment, requested=True)
     return payment_data(payment)
 
@@ -162,7 +161,6 @@ async def cancel_payment(ctx: CommandContext, data: PaymentRef) -> dict[str, Any
     payment.status, payment.finished_at = PaymentStatus.CANCELLED, now
     await deadlines.finish(ctx.session, DeadlineKind.PAYMENT, payment.id, now)
     await ctx.session.flush()
-    await ctx.session.refresh(payment)
     announce_payment(ctx.emit, payment, cancel_requested=True)
     return payment_data(payment)
 
@@ -184,7 +182,6 @@ async def progress(ctx: CommandContext, data: Progress) -> dict[str, Any]:
         raise payment_conflict(payment, f"payment {payment.id} is already {payment.status.value}")
     payment.status = PaymentStatus.PROCESSING
     await ctx.session.flush()
-    await ctx.session.refresh(payment)
     announce_payment(ctx.emit, payment)
     return payment_data(payment)
 
@@ -202,5 +199,4 @@ async def result(ctx: CommandContext, data: Result) -> dict[str, Any]:
     payment = await _terminal_payment(ctx, data.payment_id)
     status = PaymentStatus(data.status)
     await record_result(ctx.session, payment, status, data.provider_ref, data.message, ctx.emit, ctx.services.settings)
-    await ctx.session.refresh(payment)
     return payment_data(payment)

@@ -360,6 +360,7 @@ async def test_events_of_a_rest_call_are_published_after_its_commit(
     url = stock_url(catalogue.burger)
     response = await call(client, "POST", url, world.staff_a.headers, branch_id=world.branch_a, available=False)
     assert response.status_code == 200, response.text
+    await services.relay.marked()
     async with services.db.session() as session:
         rows = (await bounded(session.scalars(select(OutboxEvent)))).all()
     assert [(row.event, row.published_at is not None) for row in rows] == [("stock.changed", True)]

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from channels import names
 from channels.brokers import Broker, BrokerListener, Delivery
@@ -130,6 +130,7 @@ async def test_rows_a_failed_publish_left_go_out_later_in_order(services: Servic
     assert await published(services.db) == [True, True, True]
     # The first row reached the broker twice and kept its seq.
     assert await channel_events(services.broker) == [(1, 0), (2, 1), (3, 2)]
+    await relay.marked()
     assert broker.published == [rows[0].event_id, rows[0].event_id, rows[1].event_id, rows[2].event_id]
 
 
@@ -139,6 +140,7 @@ async def test_a_row_published_twice_keeps_its_first_seq(services: Services) -> 
     relay = Relay(services.db, broker)
     [row] = await write(services.db, 1)
     await relay.publish_committed([row])
+    await relay.marked()
     # As if the relay had read the row just before the after-commit path marked it.
     async with services.db.session() as session:
         await session.execute(update(OutboxEvent).values(published_at=None))
@@ -148,6 +150,7 @@ async def test_a_row_published_twice_keeps_its_first_seq(services: Services) -> 
     assert await channel_events(services.broker) == [(1, 0)]
     await relay.publish_committed(await write(services.db, 1, first=1))
     assert await channel_events(services.broker) == [(1, 0), (2, 1)]
+    await relay.marked()
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
@@ -212,3 +215,24 @@ async def test_closing_the_loop_survives_a_lost_cancellation(services: Services)
     await asyncio.wait_for(broker.attempted.wait(), LIMIT_S)
     await asyncio.wait_for(relay.close(), LIMIT_S)
     assert await published(services.db) == [True]
+
+
+async def test_rows_published_after_commit_are_marked_together(services: Services) -> None:
+    """Twenty commands' rows published at once are all marked, by far fewer UPDATEs than rows."""
+    relay = Relay(services.db, services.broker)
+    written = [await write(services.db, 1, first=n) for n in range(20)]
+    updates: list[str] = []
+
+    def count_update(*args: Any) -> None:
+        if args[2].startswith("UPDATE outbox"):
+            updates.append(args[2])
+
+    event.listen(services.db.engine.sync_engine, "before_cursor_execute", count_update)
+    try:
+        await asyncio.wait_for(asyncio.gather(*(relay.publish_committed(rows) for rows in written)), LIMIT_S)
+        await asyncio.wait_for(relay.marked(), LIMIT_S)
+    finally:
+        event.remove(services.db.engine.sync_engine, "before_cursor_execute", count_update)
+    assert await published(services.db) == [True] * 20
+    assert 1 <= len(updates) <= 3
+    assert [seq for seq, _ in await channel_events(services.broker)] == list(range(1, 21))

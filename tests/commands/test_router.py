@@ -370,6 +370,7 @@ async def test_events_are_published_after_commit_and_reach_hub_subscribers(
     assert event["type"] == "event"
     assert (event["channel"], event["seq"], event["event"]) == (channel, 1, "category.added")
     assert event["data"] == {"category_id": reply["data"]["category_id"], "name": "Drinks"}
+    await started.relay.marked()
     async with started.db.session() as session:
         [row] = (await session.scalars(select(OutboxEvent))).all()
     assert row.published_at is not None
