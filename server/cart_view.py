@@ -183,12 +183,16 @@ def quantities(lines: Iterable[CartLine]) -> dict[int, int]:
     return total
 
 
-async def price_cart(session: AsyncSession, cart: Cart) -> PricedCart:
-    """Price `cart` from the branch's menu as it is now."""
+async def price_cart(session: AsyncSession, cart: Cart, loaded: dict[int, Offer] | None = None) -> PricedCart:
+    """Price `cart` from the branch's menu as it is now (`loaded`: offers this transaction already read)."""
     branch = await session.get(Branch, cart.branch_id)
     assert branch is not None  # carts are deleted with their branch
     wanted = quantities(cart.lines)
-    found = await offers(session, cart.branch_id, wanted)
+    found = (
+        loaded
+        if loaded is not None and wanted.keys() <= loaded.keys()
+        else await offers(session, cart.branch_id, wanted)
+    )
     lines = [price_line(line, found.get(line.item_id), wanted[line.item_id]) for line in cart.lines]
     if cart.status != CartStatus.OPEN:
         # An ordered cart took its stock with it; only open carts can still run into problems.

@@ -21,11 +21,11 @@ from persistence import deadlines, outbox
 from persistence.base import utcnow
 from persistence.database import Database
 from persistence.enums import CartStatus, DeadlineKind, OrderStatus, PaymentStatus
-from persistence.tables import Cart, Order, OutboxEvent, Payment
+from persistence.tables import Cart, OutboxEvent, Payment
 from server.cart_view import price_cart
 from server.domain.order_states import OrderAction
 from server.errors import ApiError
-from server.order_changes import move, payment_in_flight
+from server.order_changes import lock_order, move, payment_in_flight
 from server.order_view import Emit
 from server.payment_changes import IN_FLIGHT
 from server.payment_view import announce_payment
@@ -68,7 +68,7 @@ class DeadlineWorker:
         return acted
 
     async def _order_unpaid(self, session: AsyncSession, order_id: int, emit: Emit, now: datetime) -> int:
-        order = await session.get(Order, order_id, with_for_update=True)
+        order = await lock_order(session, order_id)
         if order is None or order.status != OrderStatus.AWAITING_PAYMENT:
             await deadlines.finish(session, DeadlineKind.ORDER_PAYMENT, order_id, now)
             return 0

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from channels import names
@@ -43,6 +44,12 @@ async def payment_in_flight(session: AsyncSession, order_id: int) -> int | None:
         Payment.order_id == order_id, Payment.status.in_((PaymentStatus.PENDING, PaymentStatus.PROCESSING))
     )
     return await session.scalar(statement.limit(1))
+
+
+async def lock_order(session: AsyncSession, order_id: int) -> Order | None:
+    """The order with its lines, read in one query, its row locked until the transaction ends."""
+    # Only the order's row is locked (`of`): PostgreSQL cannot lock the outer-joined side, and lines never change.
+    return await session.get(Order, order_id, options=[joinedload(Order.lines)], with_for_update={"of": Order})
 
 
 def conflict(order: Order, message: str) -> ApiError:

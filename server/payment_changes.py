@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from persistence import deadlines
 from persistence.base import utcnow
 from persistence.enums import DeadlineKind, OrderStatus, PaymentMethod, PaymentStatus
-from persistence.tables import Order, Payment
+from persistence.tables import Payment
 from server.errors import ApiError, ErrorCode
 from server.integrations.payment_gateway import GatewayBusy, GatewayError, GatewayRejected
-from server.order_changes import mark_order_paid
+from server.order_changes import lock_order, mark_order_paid
 from server.order_view import Emit
 from server.payment_view import announce_payment
 from server.settings import Settings
@@ -71,7 +71,7 @@ async def record_result(
         return payment
 
     payment.approved_at = now
-    order = await session.get(Order, payment.order_id, with_for_update=True)
+    order = await lock_order(session, payment.order_id)
     assert order is not None  # orders are never deleted while payments point at them
     if order.status == OrderStatus.AWAITING_PAYMENT:
         payment.status = PaymentStatus.APPROVED

@@ -12,14 +12,14 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from persistence.enums import PaymentStatus
-from persistence.tables import Order, Payment
+from persistence.tables import Payment
 from server.api.orders import OrderDetailOut, order_detail
 from server.api.payments import PaymentOut
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
 from server.domain.order_states import OrderAction
 from server.errors import ApiError, not_found
-from server.order_changes import move
+from server.order_changes import lock_order, move
 from server.payment_changes import refund_payment
 
 router = ApiRouter("refunds")
@@ -38,7 +38,7 @@ async def refund_order(call: Call[None, None]) -> OrderDetailOut:
     PROTOCOL.md allows it while the order is `paid` (not yet started in the kitchen): `conflict` otherwise.
     """
     order_id = call.path_int("order_id")
-    order = await call.session.get(Order, order_id, with_for_update=True)
+    order = await lock_order(call.session, order_id)
     if order is None:
         raise not_found("order", order_id)
     call.principal.require_branch(order.branch_id)

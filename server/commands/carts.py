@@ -98,11 +98,12 @@ async def _customer(ctx: CommandContext, raw_phone: str, field: str) -> tuple[st
     return phone, customer
 
 
-async def changed(ctx: CommandContext, cart: Cart) -> dict[str, Any]:
-    """Price the cart after a change, emit `cart.updated` to its kiosk and return its data."""
+async def changed(ctx: CommandContext, cart: Cart, loaded: dict[int, Offer] | None = None) -> dict[str, Any]:
+    """Price the cart after a change (`loaded`: offers already read), emit `cart.updated` to its kiosk and return
+    its data."""
     cart.updated_at = utcnow()
     await ctx.session.flush()
-    priced = await price_cart(ctx.session, cart)
+    priced = await price_cart(ctx.session, cart, loaded)
     data = priced.data(ctx.services.settings.cart_idle_timeout)
     ctx.emit(names.device(cart.device_id), "cart.updated", data)
     return data
@@ -114,9 +115,14 @@ def out_of_stock(shortages: list[dict[str, Any]]) -> ApiError:
     return ApiError("out_of_stock", f"not enough left: {listed}", {"items": shortages})
 
 
-async def check_stock(ctx: CommandContext, cart: Cart, item_id: int, requested: int) -> Offer:
+async def cart_offers(ctx: CommandContext, cart: Cart, item_id: int) -> dict[int, Offer]:
+    """The branch's offers of the cart's items and of `item_id`, read at once (to check and then price)."""
+    return await offers(ctx.session, cart.branch_id, {line.item_id for line in cart.lines} | {item_id})
+
+
+def check_stock(loaded: dict[int, Offer], item_id: int, requested: int) -> Offer:
     """The branch's offer of the item; `not_found` when it is not on the menu, `out_of_stock` when too few are left."""
-    offer = (await offers(ctx.session, cart.branch_id, [item_id])).get(item_id)
+    offer = loaded.get(item_id)
     if offer is None or not offer.offered:
         raise ApiError("not_found", f"item {item_id} is not on this branch's menu", {"item_id": item_id})
     left = 0 if not offer.available else offer.stock
@@ -156,7 +162,8 @@ async def add_to_cart(ctx: CommandContext, data: AddToCart) -> dict[str, Any]:
     """Add `qty` of an item; the same item with the same options adds to its existing line."""
     cart = await open_cart(ctx, data.cart_id)
     in_cart = quantities(cart.lines).get(data.item_id, 0)
-    offer = await check_stock(ctx, cart, data.item_id, in_cart + data.qty)
+    loaded = await cart_offers(ctx, cart, data.item_id)
+    offer = check_stock(loaded, data.item_id, in_cart + data.qty)
     try:
         chosen = choose(offer.groups, data.options)
     except InvalidOptions as exc:
@@ -175,7 +182,7 @@ async def add_to_cart(ctx: CommandContext, data: AddToCart) -> dict[str, Any]:
         if len(cart.lines) >= MAX_LINES:
             raise ApiError("invalid", f"a cart holds at most {MAX_LINES} lines", {"cart_id": cart.id})
         cart.lines.append(CartLine(item_id=data.item_id, qty=data.qty, choice_ids=choice_ids))
-    return await changed(ctx, cart)
+    return await changed(ctx, cart, loaded)
 
 
 @registry.command(
@@ -192,14 +199,16 @@ async def update_cart_line(ctx: CommandContext, data: UpdateCartLine) -> dict[st
     line = next((line for line in cart.lines if line.id == data.line_id), None)
     if line is None:
         raise ApiError("not_found", f"cart {cart.id} has no line {data.line_id}", {"line_id": data.line_id})
+    loaded = None
     if data.qty == 0:
         cart.lines.remove(line)
     else:
         if data.qty > line.qty:
             in_cart = quantities(cart.lines).get(line.item_id, 0)
-            await check_stock(ctx, cart, line.item_id, in_cart - line.qty + data.qty)
+            loaded = await cart_offers(ctx, cart, line.item_id)
+            check_stock(loaded, line.item_id, in_cart - line.qty + data.qty)
         line.qty = data.qty
-    return await changed(ctx, cart)
+    return await changed(ctx, cart, loaded)
 
 
 @registry.command(

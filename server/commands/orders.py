@@ -28,7 +28,7 @@ from server.domain.business_day import business_date
 from server.domain.order_states import OrderAction
 from server.errors import ApiError
 from server.menu_view import stock_changed
-from server.order_changes import conflict, mark_order_paid, move, payment_in_flight
+from server.order_changes import conflict, lock_order, mark_order_paid, move, payment_in_flight
 from server.order_view import announce, order_data
 from server.payloads import OrderView
 
@@ -54,7 +54,7 @@ class OrderRef(BaseModel):
 
 async def load_order(ctx: CommandContext, order_id: int) -> Order:
     """The order if the sender may act on it: a kiosk its own, a kitchen display and a user their branch's."""
-    order = await ctx.session.get(Order, order_id, with_for_update=True)
+    order = await lock_order(ctx.session, order_id)
     principal = ctx.principal
     if order is not None and principal.kind == "user":
         principal.require_branch(order.branch_id)
