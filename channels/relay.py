@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import text
 
-from channels.brokers.base import Broker
+from channels.brokers import Broker, Outgoing
 from channels.frames import encode_data
 from persistence import outbox
 from persistence.base import rfc3339, utcnow
@@ -84,10 +84,12 @@ class Relay:
             self._marking = None
 
     async def _send(self, rows: Sequence[OutboxEvent]) -> None:
-        for row in rows:
-            await self._broker.publish(
-                row.channel, row.event_id, row.event, encode_data(row.data), rfc3339(row.created_at)
-            )
+        await self._broker.publish_many(
+            [
+                Outgoing(row.channel, row.event_id, row.event, encode_data(row.data), rfc3339(row.created_at))
+                for row in rows
+            ]
+        )
         self.published += len(rows)
 
     async def _publish(self, rows: Sequence[OutboxEvent]) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from channels.brokers.base import Broker, BrokerListener, Delivery
+from channels.brokers.base import Broker, BrokerListener, Delivery, Outgoing
 
-__all__ = ["Broker", "BrokerListener", "Delivery", "create_broker"]
+__all__ = ["Broker", "BrokerListener", "Delivery", "Outgoing", "create_broker"]
 
 
 def create_broker(redis_url: str | None, *, history_size: int, history_ttl_s: int, prefix: str = "kiosk") -> Broker:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import secrets
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,16 @@ class Delivery:
     seq: int
     epoch: str
     frame: str
+
+
+class Outgoing(NamedTuple):
+    """An event to publish: `Broker.publish`'s arguments."""
+
+    channel: str
+    event_id: str
+    event: str
+    data_json: str
+    ts: str
 
 
 class BrokerListener(Protocol):
@@ -76,6 +87,11 @@ class Broker(ABC):
     @abstractmethod
     async def publish(self, channel: str, event_id: str, event: str, data_json: str, ts: str) -> Delivery:
         """Assign the next seq, keep the event in history, fan it out; idempotent per `event_id`."""
+
+    async def publish_many(self, events: Sequence[Outgoing]) -> None:
+        """Publish `events` in order, as `publish` one by one would; a broker may send them together."""
+        for outgoing in events:
+            await self.publish(*outgoing)
 
     @abstractmethod
     async def position(self, channel: str) -> tuple[int, str]:

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +29,9 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, RedisError
+from redis.exceptions import ConnectionError, NoScriptError, RedisError
 
-from channels.brokers.base import Broker, BrokerListener, Delivery, event_frame, event_tail, new_epoch
+from channels.brokers.base import Broker, BrokerListener, Delivery, Outgoing, event_frame, event_tail, new_epoch
 
 log = logging.getLogger("channels.broker")
 
@@ -209,22 +210,48 @@ class RedisBroker(Broker):
 
         Raises a redis ConnectionError while Redis is down: nothing is queued here, the caller retries.
         """
-        tail = event_tail(event, data_json, ts)
-        seq, epoch, first_channel, frame, started = await self._publish_script(
-            keys=[self._state_key(channel), self._history_key(channel), f"{self._prefix}:eid:{event_id}"],
-            args=[
-                new_epoch(),
-                channel,
-                json.dumps(channel),
-                tail,
-                self.history_size,
-                self.history_ttl_s,
-                _DEDUPE_TTL_S,
-                self._event_name(channel),
-            ],
-        )
+        keys, args = self._publish_call(Outgoing(channel, event_id, event, data_json, ts))
+        return self._delivered(await self._publish_script(keys=keys, args=args), args[3])
+
+    async def publish_many(self, events: Sequence[Outgoing]) -> None:
+        """Publish `events` in order in one round trip (a command's events commit together)."""
+        if len(events) < 2:
+            await super().publish_many(events)
+            return
+        calls = [self._publish_call(outgoing) for outgoing in events]
+        pipe = self._redis.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(self._publish_script.sha, len(keys), *keys, *args)
+        try:
+            results = await pipe.execute()
+        except NoScriptError:
+            # Redis lost its scripts (a restart): one by one, the script is loaded again. Whatever went out
+            # before the error keeps its seq, as a publish of the same event id does.
+            await super().publish_many(events)
+            return
+        for result, (_, args) in zip(results, calls, strict=True):
+            self._delivered(result, args[3])
+
+    def _publish_call(self, outgoing: Outgoing) -> tuple[list[str], list[Any]]:
+        """The publish script's keys and arguments for one event (its tail is argument 3)."""
+        channel = outgoing.channel
+        keys = [self._state_key(channel), self._history_key(channel), f"{self._prefix}:eid:{outgoing.event_id}"]
+        args: list[Any] = [
+            new_epoch(),
+            channel,
+            json.dumps(channel),
+            event_tail(outgoing.event, outgoing.data_json, outgoing.ts),
+            self.history_size,
+            self.history_ttl_s,
+            _DEDUPE_TTL_S,
+            self._event_name(channel),
+        ]
+        return keys, args
+
+    def _delivered(self, result: list[Any], tail: str) -> Delivery:
+        seq, epoch, first_channel, frame, started = result
         if started:
-            log.info("channel history started", extra={"channel": channel, "epoch": epoch})
+            log.info("channel history started", extra={"channel": first_channel, "epoch": epoch})
         # A duplicate whose frame has left the history is rebuilt: an outbox row always carries the same tail.
         return Delivery(first_channel, seq, epoch, frame or event_frame(first_channel, seq, epoch, tail))
 

@@ -17,7 +17,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from channels.brokers import Broker, Delivery, create_broker
+from channels.brokers import Broker, Delivery, Outgoing, create_broker
 from channels.brokers.base import event_frame, event_tail
 from channels.brokers.redis import RedisBroker
 
@@ -500,3 +500,40 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flow
         return
     finally:
         writer.close()
+
+
+async def test_publish_many_is_publish_one_by_one(brokers: Brokers) -> None:
+    """Several events at once get the seqs, history and deliveries that publishing them in order gives."""
+    async with asyncio.timeout(LIMIT_S):
+        broker, recorder = await brokers.open()
+        await broker.subscribe(KITCHEN)
+        await broker.subscribe(MENU)
+        events = [
+            Outgoing(KITCHEN, "evt-a", "order.queued", '{"n":1}', TS),
+            Outgoing(MENU, "evt-b", "stock.changed", '{"n":2}', TS),
+            Outgoing(KITCHEN, "evt-c", "order.ready", '{"n":3}', TS),
+        ]
+        await broker.publish_many(events)
+        delivered = [await recorder.next_delivery() for _ in events]
+        assert [(d.channel, d.seq) for d in delivered] == [(KITCHEN, 1), (MENU, 1), (KITCHEN, 2)]
+        assert [json.loads(d.frame)["event"] for d in delivered] == ["order.queued", "stock.changed", "order.ready"]
+        # Each is idempotent per event id, as a single publish is.
+        assert await broker.publish(*events[2]) == delivered[2]
+        _, epoch = await broker.position(KITCHEN)
+        assert [d.seq for d in await broker.history(KITCHEN, 0, epoch) or []] == [1, 2]
+
+
+async def test_publish_many_survives_redis_forgetting_its_scripts(redis_brokers: Brokers) -> None:
+    """After SCRIPT FLUSH (as after a Redis restart) several events still go out, each once, in order."""
+    async with asyncio.timeout(LIMIT_S):
+        broker, recorder = await redis_brokers.open()
+        await broker.subscribe(KITCHEN)
+        await publish(broker)
+        redis = Redis.from_url(REDIS_URL)
+        try:
+            await redis.script_flush()
+        finally:
+            await redis.aclose()
+        await broker.publish_many([Outgoing(KITCHEN, f"evt-{n}", "order.queued", "{}", TS) for n in range(3)])
+        assert [(await recorder.next_delivery()).seq for _ in range(4)] == [1, 2, 3, 4]
+        assert recorder.deliveries.empty()
