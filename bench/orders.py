@@ -14,6 +14,10 @@ PostgreSQL and Redis run on the same two cores in both cases.
 There are many devices on purpose: every connection may send 20 commands a second
 (PROTOCOL.md), so 100 kiosks and 64 kitchen displays keep each below its rate limit at
 the target rate.
+
+Flat out, the latencies are mostly queueing. So each repetition also runs the one-instance
+set-up paced: 10 kiosks pausing between orders so that together they offer about half
+the rate that repetition reached flat out; its latencies are what a busy restaurant sees.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ from server.settings import Settings
 PORTS = (8321, 8322)
 KIOSKS = 100
 KITCHENS = 64
+PACED_KIOSKS = 10
+# The paced run offers this share of the rate the same repetition reached flat out.
+PACED_SHARE = 0.5
+SETUPS = (("one", "one instance"), ("paced", "one instance, paced at half that"), ("two", "two instances"))
 
 
 @dataclass
@@ -58,46 +66,58 @@ def _figures(tally: Tally) -> Figures:
     )
 
 
+async def _run_once(setup: str, settings: Settings, env: dict[str, str], duration_s: float, rate: float) -> Figures:
+    """One run of one set-up on a new database: `one` and `two` instances flat out, or `paced` at half `rate`."""
+    # Every run on a new database, so that none inherits the open orders and payments of the last.
+    instances = 2 if setup == "two" else 1
+    kiosks = PACED_KIOSKS if setup == "paced" else KIOSKS
+    await prepare_database(env, fresh=True)
+    fleet = await provision_for(settings, kiosks=kiosks, kitchens=KITCHENS, boards=1)
+    # Each paced kiosk orders every `think` seconds or a little less often (its order takes time too).
+    think_s = kiosks / (rate * PACED_SHARE) if setup == "paced" else 0.0
+    # One instance: server on core 0, simulator on core 1. Two: a server per core, simulator unpinned.
+    pin({1} if instances == 1 else {0, 1})
+    async with AsyncExitStack() as stack:
+        for index in range(instances):
+            port = PORTS[index]
+            await stack.enter_async_context(running(server_command(port), port, env, core=index))
+        urls = [f"ws://127.0.0.1:{port}{settings.API_V1_STR}/ws" for port in PORTS[:instances]]
+        plan = Plan(
+            urls=urls,
+            kiosks=kiosks,
+            kitchens=KITCHENS,
+            boards=1,
+            duration_s=duration_s,
+            approve_after_s=0.0,
+            decline_share=0.0,
+            kitchen_step_s=0.0,
+            think_s=think_s,
+            progress=False,
+        )
+        tally = await Simulation(plan, fleet, urls).run()
+    figures = _figures(tally)
+    errors = ", ".join(f"{code} {count}" for code, count in sorted(tally.errors.items())) or "none"
+    print(f"{setup}: {figures.rate:.1f} complete orders/s, errors: {errors}", file=sys.stderr)
+    return figures
+
+
 async def run(runs: int, duration_s: float) -> str:
-    """Both set-ups, `runs` times each; the Markdown report."""
+    """Every set-up, `runs` times each; the Markdown report."""
     env = bench_environment()
     settings = Settings(_env_file=None, DATABASE_URL=env["DATABASE_URL"], REDIS_URL=env["REDIS_URL"])
-    results: dict[int, list[Figures]] = {}
+    results: dict[str, list[Figures]] = {setup: [] for setup, _ in SETUPS}
     for number in range(1, runs + 1):
-        for instances in (1, 2):
-            # Every run on a new database, so that none inherits the open orders and payments of the last.
-            await prepare_database(env, fresh=True)
-            fleet = await provision_for(settings, kiosks=KIOSKS, kitchens=KITCHENS, boards=1)
-            # One instance: server on core 0, simulator on core 1. Two: a server per core, simulator unpinned.
-            pin({1} if instances == 1 else {0, 1})
-            async with AsyncExitStack() as stack:
-                for index in range(instances):
-                    port = PORTS[index]
-                    await stack.enter_async_context(running(server_command(port), port, env, core=index))
-                urls = [f"ws://127.0.0.1:{port}{settings.API_V1_STR}/ws" for port in PORTS[:instances]]
-                plan = Plan(
-                    urls=urls,
-                    kiosks=KIOSKS,
-                    kitchens=KITCHENS,
-                    boards=1,
-                    duration_s=duration_s,
-                    approve_after_s=0.0,
-                    decline_share=0.0,
-                    kitchen_step_s=0.0,
-                    progress=False,
-                )
-                tally = await Simulation(plan, fleet, urls).run()
-            figures = _figures(tally)
-            results.setdefault(instances, []).append(figures)
-            errors = ", ".join(f"{code} {count}" for code, count in sorted(tally.errors.items())) or "none"
-            print(
-                f"run {number}/{runs}, {instances} instance(s): {figures.rate:.0f} complete orders/s, errors: {errors}",
-                file=sys.stderr,
-            )
+        print(f"run {number}/{runs}", file=sys.stderr)
+        flat_out = 0.0
+        for setup, _ in SETUPS:
+            figures = await _run_once(setup, settings, env, duration_s, flat_out)
+            results[setup].append(figures)
+            if setup == "one":
+                flat_out = figures.rate
     rows = []
-    for instances, label in ((1, "one instance"), (2, "two instances")):
-        done = results[instances]
-        cells = [label, f"{median(f.rate for f in done):.0f}"]
+    for setup, label in SETUPS:
+        done = results[setup]
+        cells = [label, f"{median(f.rate for f in done):.1f}"]
         for measure in ("place", "kitchen", "board"):
             cells.append(" / ".join(ms(median(getattr(f, measure)[i] for f in done)) for i in range(3)))
         cells.append(f"{median(f.errors for f in done):.0f}")
@@ -111,8 +131,8 @@ async def run(runs: int, duration_s: float) -> str:
         "errors",
     ]
     return (
-        f"Machine: {machine()}\n\nMedians of {runs} run(s) of {duration_s:g} s; {KIOSKS} kiosks with terminals, "
-        f"{KITCHENS} kitchen displays, 1 order board.\n\n{table(header, rows)}"
+        f"Machine: {machine()}\n\nMedians of {runs} run(s) of {duration_s:g} s; {KIOSKS} kiosks with terminals "
+        f"({PACED_KIOSKS} when paced), {KITCHENS} kitchen displays, 1 order board.\n\n{table(header, rows)}"
     )
 
 
