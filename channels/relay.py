@@ -7,9 +7,9 @@ the relay loop publishes it later; on PostgreSQL only one instance relays at a t
 harmless: the broker recognises the event id and never gives it a second seq.
 
 Rows published after commit are marked published in the background, the rows of every
-command published meanwhile in one UPDATE: one transaction per command was a fifth of
-a busy server's database work. A row the process could not mark (it died, or the
-database failed) is simply published again by the relay.
+command published meanwhile in one UPDATE, rather than one more transaction per
+command (a sixth of a busy server's round trips to the database). A row the process
+could not mark (it died, or the database failed) is simply published again by the relay.
 """
 
 from __future__ import annotations

@@ -43,9 +43,9 @@ def _note_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
 
 
 def _ping_when_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
-    # Not `pool_pre_ping`: on asyncpg that is three round trips (BEGIN, a query, ROLLBACK) before every
-    # transaction, a fifth of a busy command's. A connection that stayed in the pool for seconds may have
-    # died with a database restart, so it alone is checked; a dead one is replaced by the pool.
+    # Not `pool_pre_ping`: on asyncpg that is three more round trips (BEGIN, a query, ROLLBACK) before every
+    # transaction. A connection that stayed in the pool for seconds may have died with a database restart,
+    # so it alone is checked; a dead one is replaced by the pool.
     if time.monotonic() - record.info.get("checked_in", 0.0) < IDLE_PING_S:
         return
     try:
