@@ -211,26 +211,31 @@ class RedisBroker(Broker):
         Raises a redis ConnectionError while Redis is down: nothing is queued here, the caller retries.
         """
         keys, args = self._publish_call(Outgoing(channel, event_id, event, data_json, ts))
-        return self._delivered(await self._publish_script(keys=keys, args=args), args[3])
+        result = await self._publish_script(keys=keys, args=args)
+        self._note_started(result)
+        seq, epoch, first_channel, frame, _ = result
+        # A duplicate whose frame has left the history is rebuilt: an outbox row always carries the same tail.
+        return Delivery(first_channel, seq, epoch, frame or event_frame(first_channel, seq, epoch, args[3]))
 
     async def publish_many(self, events: Sequence[Outgoing]) -> None:
         """Publish `events` in order in one round trip (a command's events commit together)."""
         if len(events) < 2:
             await super().publish_many(events)
             return
-        calls = [self._publish_call(outgoing) for outgoing in events]
-        pipe = self._redis.pipeline(transaction=False)
-        for keys, args in calls:
+        # MULTI/EXEC: no other client's command runs between them, so after a Redis restart either every
+        # call finds the script or none does (no later event can go out ahead of an earlier one).
+        pipe = self._redis.pipeline(transaction=True)
+        for outgoing in events:
+            keys, args = self._publish_call(outgoing)
             pipe.evalsha(self._publish_script.sha, len(keys), *keys, *args)
         try:
             results = await pipe.execute()
         except NoScriptError:
-            # Redis lost its scripts (a restart): one by one, the script is loaded again. Whatever went out
-            # before the error keeps its seq, as a publish of the same event id does.
+            # Redis lost its scripts (a restart): one by one, which loads the script again.
             await super().publish_many(events)
             return
-        for result, (_, args) in zip(results, calls, strict=True):
-            self._delivered(result, args[3])
+        for result in results:
+            self._note_started(result)
 
     def _publish_call(self, outgoing: Outgoing) -> tuple[list[str], list[Any]]:
         """The publish script's keys and arguments for one event (its tail is argument 3)."""
@@ -248,12 +253,11 @@ class RedisBroker(Broker):
         ]
         return keys, args
 
-    def _delivered(self, result: list[Any], tail: str) -> Delivery:
-        seq, epoch, first_channel, frame, started = result
+    @staticmethod
+    def _note_started(result: list[Any]) -> None:
+        _, epoch, channel, _, started = result
         if started:
-            log.info("channel history started", extra={"channel": first_channel, "epoch": epoch})
-        # A duplicate whose frame has left the history is rebuilt: an outbox row always carries the same tail.
-        return Delivery(first_channel, seq, epoch, frame or event_frame(first_channel, seq, epoch, tail))
+            log.info("channel history started", extra={"channel": channel, "epoch": epoch})
 
     async def position(self, channel: str) -> tuple[int, str]:
         """The last seq and epoch of `channel`; a channel never published gets its epoch now."""
