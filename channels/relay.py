@@ -32,6 +32,8 @@ log = logging.getLogger("channels.relay")
 # Any constant shared by every instance: the key of the "one relay at a time" lock.
 _RELAY_LOCK_KEY = 7_140_512
 _BATCH = 200
+# How long closing waits for the marks of rows already published; one left unmarked is only published again.
+_MARK_WAIT_S = 5.0
 
 
 class Relay:
@@ -61,12 +63,15 @@ class Relay:
             log.warning("publish after commit failed, the relay will retry: %s", exc)
             self._wake.set()
             return
+        if self._stopping:
+            return  # closing: left unmarked, the rows are published again (harmlessly) by a relay
         self._unmarked.extend(row.id for row in rows)
         if self._marking is None:
             self._marking = asyncio.get_running_loop().create_task(self._mark_unmarked(), name="outbox-marker")
 
     async def marked(self) -> None:
-        """Return once every row published after commit so far is marked published (or its marking failed)."""
+        """Return once no published row waits to be marked (its marking done or failed); under steady traffic
+        that may be never, so callers bound it."""
         while self._marking is not None:
             # Waits without cancelling the marker when the caller is cancelled.
             await asyncio.wait({self._marking})
@@ -140,18 +145,23 @@ class Relay:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox-relay")
 
     async def close(self) -> None:
-        """Stop the relay loop, once what was published after commit is marked."""
-        await self.marked()
-        task, self._task = self._task, None
-        if task is None:
-            return
-        # On Python 3.11 a cancellation landing just as an awaited operation completes can be lost (asyncio.wait_for,
-        # which redis-py uses for every command, returns the result instead): the flag ends the loop regardless.
+        """Stop the relay loop, after waiting (at most a few seconds) for the marks of rows already published."""
+        # Also ends the loop on Python 3.11, where a cancellation landing just as an awaited operation completes
+        # can be lost (asyncio.wait_for, which redis-py uses for every command, returns the result instead).
         self._stopping = True
-        self._wake.set()
-        task.cancel()
-        # Waits without raising the loop's CancelledError, so a cancellation of the caller itself still propagates.
-        await asyncio.wait({task})
+        try:
+            await asyncio.wait_for(self.marked(), _MARK_WAIT_S)
+        except TimeoutError:
+            log.warning("closing before every published outbox event was marked; the relay will send them again")
+            if self._marking is not None:
+                self._marking.cancel()
+        finally:
+            task, self._task = self._task, None
+            if task is not None:
+                self._wake.set()
+                task.cancel()
+                # Waits without raising the loop's CancelledError, so a cancellation of the caller still propagates.
+                await asyncio.wait({task})
 
     async def lag_seconds(self) -> float:
         """Age of the oldest unpublished event, 0 when none waits (the outbox lag metric)."""

@@ -130,7 +130,6 @@ async def test_rows_a_failed_publish_left_go_out_later_in_order(services: Servic
     assert await published(services.db) == [True, True, True]
     # The first row reached the broker twice and kept its seq.
     assert await channel_events(services.broker) == [(1, 0), (2, 1), (3, 2)]
-    await relay.marked()
     assert broker.published == [rows[0].event_id, rows[0].event_id, rows[1].event_id, rows[2].event_id]
 
 
@@ -218,7 +217,7 @@ async def test_closing_the_loop_survives_a_lost_cancellation(services: Services)
 
 
 async def test_rows_published_after_commit_are_marked_together(services: Services) -> None:
-    """Twenty commands' rows published at once are all marked, by far fewer UPDATEs than rows."""
+    """Twenty commands' rows published at once are all marked, by far fewer UPDATEs than commands."""
     relay = Relay(services.db, services.broker)
     written = [await write(services.db, 1, first=n) for n in range(20)]
     updates: list[str] = []
@@ -234,5 +233,19 @@ async def test_rows_published_after_commit_are_marked_together(services: Service
     finally:
         event.remove(services.db.engine.sync_engine, "before_cursor_execute", count_update)
     assert await published(services.db) == [True] * 20
-    assert 1 <= len(updates) <= 3
+    # How many depends on how the publishes' replies spread over loop turns (1 or 2 here); one per command is 20.
+    assert 1 <= len(updates) < len(written) // 2
     assert [seq for seq, _ in await channel_events(services.broker)] == list(range(1, 21))
+
+
+async def test_rows_published_while_closing_are_left_to_the_relay(services: Services) -> None:
+    """After close nothing more is marked in the background (the database may be gone); the relay sends them again."""
+    relay = Relay(services.db, services.broker)
+    await asyncio.wait_for(relay.close(), LIMIT_S)
+    [row] = await write(services.db, 1)
+    await relay.publish_committed([row])
+    await asyncio.wait_for(relay.marked(), LIMIT_S)
+    assert await published(services.db) == [False]
+    assert await asyncio.wait_for(relay.relay_once(), LIMIT_S) == 1
+    assert await published(services.db) == [True]
+    assert await channel_events(services.broker) == [(1, 0)]
