@@ -38,20 +38,20 @@ def _begin_immediate(connection: Any) -> None:
 IDLE_PING_S = 5.0
 
 
-def _note_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-    record.info["checked_in"] = time.monotonic()
+def _note_use(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info["last_used"] = time.monotonic()
 
 
 def _ping_when_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
     # Not `pool_pre_ping`: on asyncpg that is three more round trips (BEGIN, a query, ROLLBACK) before every
     # transaction. A connection that stayed in the pool for seconds may have died with a database restart,
-    # so it alone is checked; a dead one is replaced by the pool.
-    if time.monotonic() - record.info.get("checked_in", 0.0) < IDLE_PING_S:
+    # so it alone is checked; a dead one means a restart, so the pool replaces all it holds, as pre-ping does.
+    if time.monotonic() - record.info.get("last_used", 0.0) < IDLE_PING_S:
         return
     try:
         dbapi_connection.ping()
     except Exception as error:
-        raise exc.DisconnectionError(str(error)) from error
+        raise exc.InvalidatePoolError(str(error)) from error
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -64,8 +64,10 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _begin_immediate)
         return engine
-    engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=20)
-    event.listen(engine.sync_engine, "checkin", _note_checkin)
+    # Last in, first out: under light load the same few connections serve, stay fresh and need no ping.
+    engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_use_lifo=True)
+    for moment in ("connect", "checkin"):
+        event.listen(engine.sync_engine, moment, _note_use)
     event.listen(engine.sync_engine, "checkout", _ping_when_idle)
     return engine
 

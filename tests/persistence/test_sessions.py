@@ -6,7 +6,7 @@ import asyncio
 
 import asyncpg
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import exc, func, select, text, update
 
 from persistence import database
 from persistence.database import Database
@@ -44,18 +44,17 @@ async def test_concurrent_sessions_all_commit_and_take_turns_only_on_sqlite(db: 
         assert most > 1  # PostgreSQL's row lock serialises the updates, not the sessions
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])
 async def test_a_connection_that_died_while_idle_in_the_pool_is_replaced(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A database restart kills pooled connections; the next session after an idle spell still works."""
-    if db.backend != "postgresql":
-        return
     async with db.session() as session:
         killed = await session.scalar(text("SELECT pg_backend_pid()"))
     # Killed from outside the pool, as a restart would, while the connection waits in the pool.
     admin = await asyncpg.connect(db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
     try:
-        assert await admin.fetchval("SELECT pg_terminate_backend($1)", killed)
+        assert await admin.fetchval("SELECT pg_terminate_backend($1, 5000)", killed)
     finally:
         await admin.close()
     # As if it had waited in the pool for longer than IDLE_PING_S.
@@ -63,3 +62,37 @@ async def test_a_connection_that_died_while_idle_in_the_pool_is_replaced(
     for _ in range(3):
         async with db.session() as session:
             assert await session.scalar(text("SELECT pg_backend_pid()")) != killed
+
+
+class Pinged:
+    """A driver connection that counts pings, and fails them when told to."""
+
+    def __init__(self, *, dead: bool = False) -> None:
+        self.pings = 0
+        self.dead = dead
+
+    def ping(self) -> None:
+        """Count the ping; raise as a dead connection's driver does."""
+        self.pings += 1
+        if self.dead:
+            raise ConnectionError("connection is closed")
+
+
+class Record:
+    """A pool entry's `info`, all the listeners use."""
+
+    def __init__(self) -> None:
+        self.info: dict[str, float] = {}
+
+
+def test_only_a_connection_idle_for_a_while_is_pinged_and_a_dead_one_renews_the_pool() -> None:
+    """Used just now: no ping; idle for IDLE_PING_S: one ping; a failed ping asks the pool to replace everything."""
+    record, connection = Record(), Pinged()
+    database._note_use(connection, record)  # type: ignore[arg-type]
+    database._ping_when_idle(connection, record, None)  # type: ignore[arg-type]
+    assert connection.pings == 0
+    record.info["last_used"] -= database.IDLE_PING_S
+    database._ping_when_idle(connection, record, None)  # type: ignore[arg-type]
+    assert connection.pings == 1
+    with pytest.raises(exc.InvalidatePoolError):
+        database._ping_when_idle(Pinged(dead=True), record, None)  # type: ignore[arg-type]
