@@ -73,6 +73,8 @@ async def _run_once(setup: str, settings: Settings, env: dict[str, str], duratio
     kiosks = PACED_KIOSKS if setup == "paced" else KIOSKS
     await prepare_database(env, fresh=True)
     fleet = await provision_for(settings, kiosks=kiosks, kitchens=KITCHENS, boards=1)
+    if setup == "paced" and rate <= 0:
+        raise RuntimeError("the flat-out run completed no orders: there is no rate to pace at")
     # Each paced kiosk orders every `think` seconds or a little less often (its order takes time too).
     think_s = kiosks / (rate * PACED_SHARE) if setup == "paced" else 0.0
     # One instance: server on core 0, simulator on core 1. Two: a server per core, simulator unpinned.
