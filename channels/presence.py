@@ -28,10 +28,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from channels import names
+from channels.redis_clients import redis_client
 
 log = logging.getLogger("channels.presence")
 
@@ -242,7 +242,7 @@ class RedisPresence(Presence):
         self.ttl_s = ttl_s
         self._prefix = prefix
         # A Redis that stops answering for a whole TTL has let every connection expire anyway.
-        self._redis = Redis.from_url(redis_url, socket_timeout=ttl_s, socket_connect_timeout=ttl_s)
+        self._redis = redis_client(redis_url, wait_s=ttl_s, socket_timeout=ttl_s, socket_connect_timeout=ttl_s)
         self._register = self._redis.register_script(_REGISTER)
         self._unregister = self._redis.register_script(_UNREGISTER)
         self._sweep = self._redis.register_script(_SWEEP)

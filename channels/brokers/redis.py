@@ -32,6 +32,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError, NoScriptError, RedisError
 
 from channels.brokers.base import Broker, BrokerListener, Delivery, Outgoing, event_frame, event_tail, new_epoch
+from channels.redis_clients import redis_client
 
 log = logging.getLogger("channels.broker")
 
@@ -151,8 +152,9 @@ class RedisBroker(Broker):
         # How long the pub/sub connection may be quiet before a ping; a ping unanswered as long means it is gone.
         self._idle_ping_s = idle_ping_s
         # One quick retry covers a pooled connection that died while idle; an outage still raises at once.
-        self._redis = Redis.from_url(
+        self._redis = redis_client(
             url,
+            wait_s=_COMMAND_TIMEOUT_S,
             decode_responses=True,
             socket_connect_timeout=_CONNECT_TIMEOUT_S,
             socket_timeout=_COMMAND_TIMEOUT_S,

@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from channels.brokers import Broker, Delivery, Outgoing, create_broker
 from channels.brokers.base import event_frame, event_tail
 from channels.brokers.redis import RedisBroker
+from channels.redis_clients import MAX_CONNECTIONS
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 # Every await of a test is bounded by this, so a lost message fails the test instead of hanging the suite.
@@ -537,3 +538,12 @@ async def test_publish_many_survives_redis_forgetting_its_scripts(redis_brokers:
         await broker.publish_many([Outgoing(KITCHEN, f"evt-{n}", "order.queued", "{}", TS) for n in range(3)])
         assert [(await recorder.next_delivery()).seq for _ in range(4)] == [1, 2, 3, 4]
         assert recorder.deliveries.empty()
+
+
+async def test_a_burst_beyond_the_connection_pool_waits_instead_of_failing(redis_brokers: Brokers) -> None:
+    """Far more concurrent calls than the pool holds connections (a crowd saying hello) all succeed, in turn."""
+    async with asyncio.timeout(LIMIT_S):
+        broker, _ = await redis_brokers.open()
+        burst = 6 * MAX_CONNECTIONS
+        positions = await asyncio.gather(*(broker.position(f"device:{n}") for n in range(burst)))
+        assert [seq for seq, _ in positions] == [0] * burst
