@@ -155,6 +155,9 @@ class Simulation:
         self.tally = Tally()
         self.rng = random.Random(plan.seed)
         self.stopping = asyncio.Event()
+        # Set before the listeners are cancelled: on Python 3.11 asyncio.wait_for can swallow a cancellation
+        # that lands as a frame arrives, and a listener that only watched its cancellation would go on forever.
+        self.finished = False
         self.menu: list[dict[str, Any]] = []
         self.approved_at: dict[int, float] = {}
         self.ready_at: dict[int, float] = {}
@@ -256,7 +259,7 @@ class Simulation:
         await client.command("order.cancel", {"order_id": order_id}, timeout=REPLY_TIMEOUT_S)
 
     async def _listen(self, client: DeviceClient, on_event: Callable[[dict[str, Any]], None]) -> None:
-        while not client.closed.is_set():
+        while not self.finished and not client.closed.is_set():
             try:
                 frame = await client.next_frame(timeout=1.0)
             except TimeoutError:
@@ -369,6 +372,7 @@ class Simulation:
             progress.cancel()
             if sys.stderr.isatty():
                 print(file=sys.stderr)
+        self.finished = True
         for task in [*shoppers, *self._tasks]:
             task.cancel()
         await asyncio.gather(*shoppers, *self._tasks, return_exceptions=True)
