@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from sqlalchemy import func, select
 
-from bench.provision import BRANCH_NAME, provision
+from bench.provision import BRANCH_NAME, Fleet, provision
 from bench.sim import Plan, Simulation
 from persistence.enums import OrderStatus
 from persistence.tables import Branch, Device, Order
@@ -54,3 +57,27 @@ async def test_the_simulator_orders_pays_cooks_and_counts_what_the_server_did(se
     assert devices == 2 + 2 + 2 + 1
     report = tally.report()
     assert "| placed | 6 |" in report and "order.place reply" in report
+
+
+class Chatty:
+    """A device client that always has another frame ready, as a kitchen display does under load."""
+
+    def __init__(self) -> None:
+        self.closed = asyncio.Event()
+
+    async def next_frame(self, timeout: float = 10) -> dict[str, Any]:  # noqa: ASYNC109 (DeviceClient's signature)
+        """A frame at once (after yielding to the loop)."""
+        await asyncio.sleep(0)
+        return {"type": "event"}
+
+
+async def test_a_listener_stops_when_the_run_ends_even_while_frames_keep_coming() -> None:
+    """The end of a run stops its listeners by a flag: a cancellation can be lost as a frame arrives (Python 3.11)."""
+    simulation = Simulation(Plan(urls=[], progress=False), Fleet(0, [], {}, [], []), [])
+    heard: list[dict[str, Any]] = []
+    listener = asyncio.ensure_future(simulation._listen(Chatty(), heard.append))  # type: ignore[arg-type]
+    while len(heard) < 10:  # noqa: ASYNC110
+        await asyncio.sleep(0)
+    simulation.finished = True
+    await asyncio.wait_for(listener, 5)
+    assert listener.done() and len(heard) >= 10
