@@ -11,40 +11,40 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from itertools import groupby
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.base import rfc3339
 from persistence.enums import CartStatus
-from persistence.tables import Branch, Cart, CartLine, Category, Item, ItemAvailability, KnownCustomer
+from persistence.tables import (
+    Branch,
+    Cart,
+    CartLine,
+    Category,
+    Item,
+    ItemAvailability,
+    KnownCustomer,
+    OptionChoice,
+    OptionGroup,
+)
 from server.domain import pricing
 from server.domain.options import Choice, Chosen, Group, InvalidOptions, choose
 
 
 @dataclass(frozen=True)
 class Offer:
-    """An item as one branch offers it now, or None fields when it does not."""
+    """An item as one branch offers it now: its name, price and option groups, and whether it can be sold."""
 
-    item: Item
+    item_id: int
+    name: str
+    price: int
+    groups: tuple[Group, ...]
     offered: bool
     available: bool
     stock: int | None
-
-    @property
-    def groups(self) -> list[Group]:
-        """The item's option groups as the pure rules see them."""
-        return [
-            Group(
-                g.id,
-                g.name,
-                g.min_select,
-                g.max_select,
-                tuple(Choice(c.id, c.name, c.price_delta, c.is_default) for c in g.choices),
-            )
-            for g in self.item.option_groups
-        ]
 
 
 @dataclass(frozen=True)
@@ -95,25 +95,75 @@ class PricedLine:
         }
 
 
+# One row per choice (or per group without choices, or per item without groups), in display order.
+_ITEM, _CATEGORY, _OFFER = Item.__table__.c, Category.__table__.c, ItemAvailability.__table__.c
+_GROUP, _CHOICE = OptionGroup.__table__.c, OptionChoice.__table__.c
+_OFFERS = (
+    select(
+        _ITEM.id,
+        _ITEM.name,
+        _ITEM.price,
+        _ITEM.deleted_at,
+        _CATEGORY.deleted_at.label("category_deleted_at"),
+        _OFFER.available,
+        _OFFER.stock,
+        _OFFER.item_id.label("offered_id"),
+        _GROUP.id.label("group_id"),
+        _GROUP.name.label("group_name"),
+        _GROUP.min_select,
+        _GROUP.max_select,
+        _CHOICE.id.label("choice_id"),
+        _CHOICE.name.label("choice_name"),
+        _CHOICE.price_delta,
+        _CHOICE.is_default,
+    )
+    .join_from(Item.__table__, Category.__table__, _CATEGORY.id == _ITEM.category_id)
+    .outerjoin(
+        ItemAvailability.__table__,
+        (_OFFER.item_id == _ITEM.id) & (_OFFER.branch_id == bindparam("branch_id")),
+    )
+    .outerjoin(OptionGroup.__table__, _GROUP.item_id == _ITEM.id)
+    .outerjoin(OptionChoice.__table__, _CHOICE.group_id == _GROUP.id)
+    .where(_ITEM.id.in_(bindparam("item_ids", expanding=True)))
+    .order_by(_ITEM.id, _GROUP.position, _GROUP.id, _CHOICE.position, _CHOICE.id)
+)
+
+
 async def offers(session: AsyncSession, branch_id: int, item_ids: Iterable[int]) -> dict[int, Offer]:
-    """The branch's offer of each item (deleted items and items it does not offer included, as not offered)."""
-    ids = set(item_ids)
+    """The branch's offer of each item (deleted items and items it does not offer included, as not offered).
+
+    One query of plain rows: pricing needs values, not tracked ORM objects (loading those took three queries).
+    """
+    ids = sorted(set(item_ids))
     if not ids:
         return {}
-    rows = (
-        await session.execute(
-            select(Item, Category.deleted_at, ItemAvailability)
-            .join(Category, Category.id == Item.category_id)
-            .outerjoin(
-                ItemAvailability, (ItemAvailability.item_id == Item.id) & (ItemAvailability.branch_id == branch_id)
-            )
-            .where(Item.id.in_(ids))
-        )
-    ).all()
+    rows = (await session.execute(_OFFERS, {"branch_id": branch_id, "item_ids": ids})).all()
     result: dict[int, Offer] = {}
-    for item, category_deleted_at, offer in rows:
-        offered = offer is not None and item.deleted_at is None and category_deleted_at is None
-        result[item.id] = Offer(item, offered, offered and offer.available, offer.stock if offer is not None else None)
+    for item_id, grouped in groupby(rows, key=lambda row: row.id):
+        item_rows = list(grouped)
+        first = item_rows[0]
+        choices: dict[int, list[Choice]] = {}
+        groups: dict[int, Any] = {}  # group id -> its first row
+        for row in item_rows:
+            if row.group_id is None:
+                continue
+            groups.setdefault(row.group_id, row)
+            group_choices = choices.setdefault(row.group_id, [])
+            if row.choice_id is not None:
+                group_choices.append(Choice(row.choice_id, row.choice_name, row.price_delta, row.is_default))
+        offered = first.offered_id is not None and first.deleted_at is None and first.category_deleted_at is None
+        result[item_id] = Offer(
+            item_id,
+            first.name,
+            first.price,
+            tuple(
+                Group(g.group_id, g.group_name, g.min_select, g.max_select, tuple(choices[g.group_id]))
+                for g in groups.values()
+            ),
+            offered,
+            offered and first.available,
+            first.stock,
+        )
     return result
 
 
@@ -122,21 +172,20 @@ def price_line(line: CartLine, offer: Offer | None, qty_in_cart: int) -> PricedL
     if offer is None:
         # The item row itself is gone (never happens with soft deletes, but carts must not break on it).
         return PricedLine(line, f"item {line.item_id}", 0, [], 0, 0, LineProblem("removed", "no longer on the menu"))
-    item = offer.item
     problem: LineProblem | None = None
     try:
         chosen = choose(offer.groups, line.choice_ids)
     except InvalidOptions as exc:
         chosen = []
         problem = LineProblem("options", f"the options no longer fit this item: {exc}")
-    unit = pricing.unit_price(item.price, (c.choice.price_delta for c in chosen))
+    unit = pricing.unit_price(offer.price, (c.choice.price_delta for c in chosen))
     if not offer.offered:
-        problem = LineProblem("removed", f"{item.name} is no longer on the menu")
+        problem = LineProblem("removed", f"{offer.name} is no longer on the menu")
     elif not offer.available:
-        problem = LineProblem("unavailable", f"{item.name} is not available right now")
+        problem = LineProblem("unavailable", f"{offer.name} is not available right now")
     elif offer.stock is not None and offer.stock < qty_in_cart:
-        problem = LineProblem("out_of_stock", f"only {offer.stock} {item.name} left")
-    return PricedLine(line, item.name, item.price, chosen, unit, pricing.line_total(unit, line.qty), problem)
+        problem = LineProblem("out_of_stock", f"only {offer.stock} {offer.name} left")
+    return PricedLine(line, offer.name, offer.price, chosen, unit, pricing.line_total(unit, line.qty), problem)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import joinedload
 
 from channels import names
 from persistence.base import utcnow
@@ -71,9 +72,16 @@ class SetCustomer(BaseModel):
     phone: Phone | None
 
 
+# The cart with its lines in one query, built once (a statement object keeps its SQL cache key); only the
+# cart's row is locked: PostgreSQL cannot lock the outer-joined side.
+_LOCK_CART = (
+    select(Cart).options(joinedload(Cart.lines)).where(Cart.id == bindparam("cart_id")).with_for_update(of=Cart)
+)
+
+
 async def open_cart(ctx: CommandContext, cart_id: int) -> Cart:
     """The sender's cart `cart_id`, still open; `not_found` for anyone else's, `conflict` once ordered or expired."""
-    cart = await ctx.session.get(Cart, cart_id, with_for_update=True)
+    cart = (await ctx.session.execute(_LOCK_CART, {"cart_id": cart_id})).unique().scalar_one_or_none()
     if cart is None or cart.device_id != ctx.principal.id:
         raise ApiError("not_found", f"no cart {cart_id}", {"cart_id": cart_id})
     if cart.status != CartStatus.OPEN:
@@ -127,7 +135,7 @@ def check_stock(loaded: dict[int, Offer], item_id: int, requested: int) -> Offer
         raise ApiError("not_found", f"item {item_id} is not on this branch's menu", {"item_id": item_id})
     left = 0 if not offer.available else offer.stock
     if left is not None and left < requested:
-        raise out_of_stock([{"item_id": item_id, "name": offer.item.name, "requested": requested, "left": left}])
+        raise out_of_stock([{"item_id": item_id, "name": offer.name, "requested": requested, "left": left}])
     return offer
 
 
