@@ -59,30 +59,26 @@ async def record_result(
     late = payment.status in ENDED_WITHOUT_MONEY and status == PaymentStatus.APPROVED
     if payment.status not in IN_FLIGHT and not late:
         raise payment_conflict(payment, f"payment {payment.id} is already {payment.status.value}")
+    # The order is read (and locked) before the payment changes, so that the payment is written in one UPDATE.
+    order = None
+    if status == PaymentStatus.APPROVED:
+        order = await lock_order(session, payment.order_id)
+        assert order is not None  # orders are never deleted while payments point at them
     now = utcnow()
     payment.provider_ref = provider_ref or payment.provider_ref
     payment.message = message
     payment.finished_at = payment.finished_at or now
-    await deadlines.finish(session, DeadlineKind.PAYMENT, payment.id, now)
-    if status != PaymentStatus.APPROVED:
+    pays = order is not None and order.status == OrderStatus.AWAITING_PAYMENT
+    if order is None:
         payment.status = status
-        await session.flush()
-        announce_payment(emit, payment)
-        return payment
-
-    payment.approved_at = now
-    order = await lock_order(session, payment.order_id)
-    assert order is not None  # orders are never deleted while payments point at them
-    if order.status == OrderStatus.AWAITING_PAYMENT:
-        payment.status = PaymentStatus.APPROVED
-        await session.flush()
-        announce_payment(emit, payment)
-        await mark_order_paid(session, order, emit, settings)
     else:
-        # The money was taken but the order cannot take it: staff must give it back.
-        payment.status = PaymentStatus.NEEDS_REFUND
-        await session.flush()
-        announce_payment(emit, payment)
+        payment.approved_at = now
+        # The money was taken but, unless the order awaits it, the order cannot take it: staff must give it back.
+        payment.status = PaymentStatus.APPROVED if pays else PaymentStatus.NEEDS_REFUND
+    await deadlines.finish(session, DeadlineKind.PAYMENT, payment.id, now)
+    announce_payment(emit, payment)
+    if order is not None and pays:
+        await mark_order_paid(session, order, emit, settings)
     return payment
 
 

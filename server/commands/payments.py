@@ -11,11 +11,12 @@ unanswered payment expires after `PAYMENT_TIMEOUT_S` (server/deadline_worker.py)
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from persistence import deadlines
@@ -73,24 +74,33 @@ class Result(BaseModel):
     message: str | None = Field(default=None, max_length=500)
 
 
+# Built once (every payment runs them): a statement object keeps its SQL cache key for the next call.
+_LOCK_PAYMENT = select(Payment).where(Payment.id == bindparam("payment_id")).with_for_update()
+_PAIRED_TERMINAL = select(Device.paired_terminal_id).where(Device.id == bindparam("kiosk_id"))
+_IN_FLIGHT = select(Payment).where(
+    (Payment.order_id == bindparam("order_id")) | (Payment.terminal_id == bindparam("terminal_id")),
+    Payment.status.in_(IN_FLIGHT),
+)
+
+
+async def _locked_payment(ctx: CommandContext, payment_id: int) -> Payment | None:
+    return (await ctx.session.execute(_LOCK_PAYMENT, {"payment_id": payment_id})).scalar_one_or_none()
+
+
 async def _terminal_payment(ctx: CommandContext, payment_id: int) -> Payment:
-    payment = await ctx.session.get(Payment, payment_id, with_for_update=True)
+    payment = await _locked_payment(ctx, payment_id)
     if payment is None or payment.terminal_id != ctx.principal.id:
         raise ApiError("not_found", f"no payment {payment_id}", {"payment_id": payment_id})
     return payment
 
 
-async def _free_terminal(ctx: CommandContext) -> int:
+async def _free_terminal(ctx: CommandContext, terminal_id: int | None, in_flight: Sequence[Payment]) -> int:
     """The kiosk's paired terminal: `terminal_offline` unless it is connected, `terminal_busy` while it charges."""
-    kiosk = await ctx.session.get(Device, ctx.principal.id)
-    terminal_id = kiosk.paired_terminal_id if kiosk is not None else None
     if terminal_id is None:
         raise ApiError("terminal_offline", "this kiosk has no paired payment terminal", {"terminal_id": None})
     if not await ctx.services.presence.is_online(terminal_id):
         raise ApiError("terminal_offline", "the payment terminal is not connected", {"terminal_id": terminal_id})
-    busy = await ctx.session.scalar(
-        select(Payment.id).where(Payment.terminal_id == terminal_id, Payment.status.in_(IN_FLIGHT)).limit(1)
-    )
+    busy = next((payment.id for payment in in_flight if payment.terminal_id == terminal_id), None)
     if busy is not None:
         raise ApiError("terminal_busy", "the payment terminal is charging another payment", {"payment_id": busy})
     return terminal_id
@@ -110,15 +120,15 @@ async def start_payment(ctx: CommandContext, data: StartPayment) -> dict[str, An
     order = await load_order(ctx, data.order_id)
     if order.status != OrderStatus.AWAITING_PAYMENT:
         raise conflict(order, f"the order is {order.status.value}, not awaiting payment")
-    ongoing = await ctx.session.scalar(
-        select(Payment).where(Payment.order_id == order.id, Payment.status.in_(IN_FLIGHT)).limit(1)
-    )
-    if ongoing is not None:
-        return payment_data(ongoing)  # a double tap: the charge already asked for
-
     # With a payment API, the gateway worker charges it after this commits; otherwise the paired terminal does.
     gateway = ctx.services.settings.PAYMENT_API_URL is not None
-    terminal_id = None if gateway else await _free_terminal(ctx)
+    paired = None if gateway else await ctx.session.scalar(_PAIRED_TERMINAL, {"kiosk_id": ctx.principal.id})
+    # The order's and the terminal's payments in flight, in one query.
+    in_flight = (await ctx.session.scalars(_IN_FLIGHT, {"order_id": order.id, "terminal_id": paired})).all()
+    ongoing = next((payment for payment in in_flight if payment.order_id == order.id), None)
+    if ongoing is not None:
+        return payment_data(ongoing)  # a double tap: the charge already asked for
+    terminal_id = None if gateway else await _free_terminal(ctx, paired, in_flight)
     payment = Payment(
         order_id=order.id,
         branch_id=order.branch_id,
@@ -152,7 +162,7 @@ async def start_payment(ctx: CommandContext, data: StartPayment) -> dict[str, An
 )
 async def cancel_payment(ctx: CommandContext, data: PaymentRef) -> dict[str, Any]:
     """Cancel this kiosk's payment while pending or processing; the terminal hears `payment.cancel_requested`."""
-    payment = await ctx.session.get(Payment, data.payment_id, with_for_update=True)
+    payment = await _locked_payment(ctx, data.payment_id)
     if payment is None or payment.kiosk_id != ctx.principal.id:
         raise ApiError("not_found", f"no payment {data.payment_id}", {"payment_id": data.payment_id})
     if payment.status not in IN_FLIGHT:
