@@ -5,26 +5,31 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import CursorResult, Table, bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.base import utcnow
 from persistence.tables import CommandLogEntry
 
+# Built once: every command runs it, and a statement object keeps its SQL cache key for the next call.
+_STORED_REPLY = select(CommandLogEntry.reply).where(
+    CommandLogEntry.principal == bindparam("principal"), CommandLogEntry.command_id == bindparam("command_id")
+)
+
+_RECORD = insert(cast(Table, CommandLogEntry.__table__))
+
 
 async def stored_reply(session: AsyncSession, principal: str, command_id: str) -> dict[str, Any] | None:
     """The reply already given to this command id, if any."""
-    statement = select(CommandLogEntry.reply).where(
-        CommandLogEntry.principal == principal, CommandLogEntry.command_id == command_id
-    )
-    return (await session.execute(statement)).scalar_one_or_none()
+    params = {"principal": principal, "command_id": command_id}
+    return (await session.execute(_STORED_REPLY, params)).scalar_one_or_none()
 
 
-def record(session: AsyncSession, principal: str, command_id: str, command: str, reply: dict[str, Any]) -> None:
+async def record(session: AsyncSession, principal: str, command_id: str, command: str, reply: dict[str, Any]) -> None:
     """Store the reply in the session's transaction, beside the command's effect."""
-    session.add(
-        CommandLogEntry(principal=principal, command_id=command_id, command=command, reply=reply, created_at=utcnow())
-    )
+    # A plain INSERT: nothing reads the row back in this transaction, so the ORM's bookkeeping would be waste.
+    values = {"principal": principal, "command_id": command_id, "command": command, "reply": reply}
+    await session.execute(_RECORD, {**values, "created_at": utcnow()})
 
 
 async def forget_before(session: AsyncSession, cutoff: datetime) -> int:

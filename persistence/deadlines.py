@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,28 +13,32 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from persistence.enums import DeadlineKind
 from persistence.tables import Deadline
 
+# Built once (orders and payments run them): a statement object keeps its SQL cache key for the next call.
+_SCHEDULE = {
+    dialect: insert(Deadline)
+    .values(kind=bindparam("b_kind"), ref_id=bindparam("b_ref_id"), due_at=bindparam("b_due_at"), done_at=None)
+    .on_conflict_do_update(
+        index_elements=[Deadline.kind, Deadline.ref_id], set_={"due_at": bindparam("b_due_at"), "done_at": None}
+    )
+    for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+}
+_FINISH = (
+    update(Deadline)
+    .where(Deadline.kind == bindparam("b_kind"), Deadline.ref_id == bindparam("b_ref_id"), Deadline.done_at.is_(None))
+    .values(done_at=bindparam("b_at"))
+    .execution_options(synchronize_session=False)
+)
+
 
 async def schedule(session: AsyncSession, kind: DeadlineKind, ref_id: int, due_at: datetime) -> None:
     """Set (or move) the deadline of `kind` for `ref_id`, open again if it was done."""
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = (
-        insert(Deadline)
-        .values(kind=kind, ref_id=ref_id, due_at=due_at, done_at=None)
-        .on_conflict_do_update(
-            index_elements=[Deadline.kind, Deadline.ref_id], set_={"due_at": due_at, "done_at": None}
-        )
-    )
-    await session.execute(statement)
+    statement = _SCHEDULE[session.get_bind().dialect.name]
+    await session.execute(statement, {"b_kind": kind, "b_ref_id": ref_id, "b_due_at": due_at})
 
 
 async def finish(session: AsyncSession, kind: DeadlineKind, ref_id: int, at: datetime) -> None:
     """Mark the deadline of `kind` for `ref_id` as no longer pending (met, or acted upon)."""
-    await session.execute(
-        update(Deadline)
-        .where(Deadline.kind == kind, Deadline.ref_id == ref_id, Deadline.done_at.is_(None))
-        .values(done_at=at),
-        execution_options={"synchronize_session": False},
-    )
+    await session.execute(_FINISH, {"b_kind": kind, "b_ref_id": ref_id, "b_at": at})
 
 
 async def claim_due(

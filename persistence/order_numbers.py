@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from datetime import date
 
+from sqlalchemy import bindparam
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.tables import OrderNumber
+
+# Built once (every order runs it): a statement object keeps its SQL cache key for the next call.
+_NEXT_NUMBER = {
+    dialect: insert(OrderNumber)
+    .values(branch_id=bindparam("b_branch_id"), business_date=bindparam("b_business_date"), last_number=1)
+    .on_conflict_do_update(
+        index_elements=[OrderNumber.branch_id, OrderNumber.business_date],
+        set_={"last_number": OrderNumber.last_number + 1},
+    )
+    .returning(OrderNumber.last_number)
+    for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+}
 
 
 async def next_number(session: AsyncSession, branch_id: int, business_date: date) -> int:
@@ -17,14 +30,5 @@ async def next_number(session: AsyncSession, branch_id: int, business_date: date
     The row stays locked until the transaction ends, so concurrent orders of a branch get
     consecutive numbers; a rolled-back order gives its number back.
     """
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = (
-        insert(OrderNumber)
-        .values(branch_id=branch_id, business_date=business_date, last_number=1)
-        .on_conflict_do_update(
-            index_elements=[OrderNumber.branch_id, OrderNumber.business_date],
-            set_={"last_number": OrderNumber.last_number + 1},
-        )
-        .returning(OrderNumber.last_number)
-    )
-    return (await session.execute(statement)).scalar_one()
+    statement = _NEXT_NUMBER[session.get_bind().dialect.name]
+    return (await session.execute(statement, {"b_branch_id": branch_id, "b_business_date": business_date})).scalar_one()

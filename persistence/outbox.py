@@ -7,18 +7,54 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.base import utcnow
 from persistence.tables import OutboxEvent
 
+_TABLE = cast(Table, OutboxEvent.__table__)
+# One INSERT for all of a transaction's events, their ids back in the order they were emitted.
+_WRITE = insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
 
-def add_event(session: AsyncSession, channel: str, event: str, data: dict[str, Any]) -> OutboxEvent:
-    """Append an event to the outbox in the session's transaction; it is published once that commits."""
-    row = OutboxEvent(event_id=str(uuid.uuid4()), channel=channel, event=event, data=data, created_at=utcnow())
-    session.add(row)
-    return row
+
+class Pending:
+    """The events one transaction emits: written to the outbox together just before it commits, then published.
+
+        pending = Pending()
+        async with db.session() as session:
+            ...change things, pending.emit(...)...
+            await pending.write(session)
+        await relay.publish_committed(pending.rows)
+
+    Rows are written with one plain INSERT rather than through the ORM: nothing reads them
+    back in the transaction, and the ORM's bookkeeping cost more than the statement.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[OutboxEvent] = []
+        self._written = 0
+
+    def emit(self, channel: str, event: str, data: dict[str, Any]) -> None:
+        """Record an event of this transaction; it reaches the outbox with `write`."""
+        self.rows.append(
+            OutboxEvent(event_id=str(uuid.uuid4()), channel=channel, event=event, data=data, created_at=utcnow())
+        )
+
+    async def write(self, session: AsyncSession) -> None:
+        """Insert the events emitted since the last write in the session's transaction, in emission order."""
+        new = self.rows[self._written :]
+        if not new:
+            return
+        values = [
+            {"event_id": row.event_id, "channel": row.channel, "event": row.event, "data": row.data}
+            | {"created_at": row.created_at, "published_at": None}
+            for row in new
+        ]
+        ids = (await session.execute(_WRITE, values)).scalars().all()
+        for row, row_id in zip(new, ids, strict=True):
+            row.id = row_id
+        self._written = len(self.rows)
 
 
 async def unpublished(session: AsyncSession, limit: int) -> Sequence[OutboxEvent]:

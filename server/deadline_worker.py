@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +20,7 @@ from persistence import deadlines, outbox
 from persistence.base import utcnow
 from persistence.database import Database
 from persistence.enums import CartStatus, DeadlineKind, OrderStatus, PaymentStatus
-from persistence.tables import Cart, OutboxEvent, Payment
+from persistence.tables import Cart, Payment
 from server.cart_view import price_cart
 from server.domain.order_states import OrderAction
 from server.errors import ApiError
@@ -51,20 +50,17 @@ class DeadlineWorker:
     async def run_once(self, now: datetime | None = None) -> int:
         """Act on everything due by `now`; returns how many orders and carts it changed."""
         now = now or utcnow()
-        events: list[OutboxEvent] = []
+        events = outbox.Pending()
         async with self._db.session() as session:
-
-            def emit(channel: str, event: str, data: dict[str, Any]) -> None:
-                events.append(outbox.add_event(session, channel, event, data))
-
             acted = 0
             for deadline in await deadlines.claim_due(session, now, BATCH, kinds=HANDLED):
                 if deadline.kind == DeadlineKind.PAYMENT:
-                    acted += await self._payment_unanswered(session, deadline.ref_id, emit, now)
+                    acted += await self._payment_unanswered(session, deadline.ref_id, events.emit, now)
                 else:
-                    acted += await self._order_unpaid(session, deadline.ref_id, emit, now)
-            acted += await self._expire_carts(session, emit, now)
-        await self._relay.publish_committed(events)
+                    acted += await self._order_unpaid(session, deadline.ref_id, events.emit, now)
+            acted += await self._expire_carts(session, events.emit, now)
+            await events.write(session)
+        await self._relay.publish_committed(events.rows)
         return acted
 
     async def _order_unpaid(self, session: AsyncSession, order_id: int, emit: Emit, now: datetime) -> int:

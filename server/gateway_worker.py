@@ -29,7 +29,6 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,7 +39,7 @@ from persistence import outbox
 from persistence.base import utcnow
 from persistence.database import Database
 from persistence.enums import PaymentMethod, PaymentStatus
-from persistence.tables import OutboxEvent, Payment
+from persistence.tables import Payment
 from server.errors import ApiError
 from server.integrations.payment_gateway import (
     GatewayBusy,
@@ -240,20 +239,17 @@ class GatewayWorker:
         return _Answer(intent=intent)
 
     async def _record(self, job: _Job, answer: _Answer, at: datetime) -> None:
-        events: list[OutboxEvent] = []
+        events = outbox.Pending()
         try:
             async with self._db.session() as session:
-
-                def emit(channel: str, event: str, data: dict[str, Any]) -> None:
-                    events.append(outbox.add_event(session, channel, event, data))
-
                 payment = await session.get(Payment, job.payment_id, with_for_update=True)
                 assert payment is not None  # payments are never deleted
-                await self._apply(session, payment, answer, emit, at)
+                await self._apply(session, payment, answer, events.emit, at)
+                await events.write(session)
         except ApiError as exc:
             log.error("the payment API's answer for payment %d does not fit it: %s", job.payment_id, exc.message)
             return
-        await self._relay.publish_committed(events)
+        await self._relay.publish_committed(events.rows)
 
     async def _apply(self, session: AsyncSession, payment: Payment, answer: _Answer, emit: Emit, at: datetime) -> None:
         if answer.intent is not None:

@@ -9,9 +9,10 @@ the move are emitted in the same transaction (order_view.announce).
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, Update, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -46,10 +47,28 @@ async def payment_in_flight(session: AsyncSession, order_id: int) -> int | None:
     return await session.scalar(statement.limit(1))
 
 
+# Hot statements are built once: a statement object keeps its SQL cache key, which building anew recomputes.
+# Only the order's row is locked (`of`): PostgreSQL cannot lock the outer-joined side, and lines never change.
+_LOCK_ORDER = (
+    select(Order).options(joinedload(Order.lines)).where(Order.id == bindparam("order_id")).with_for_update(of=Order)
+)
+
+
 async def lock_order(session: AsyncSession, order_id: int) -> Order | None:
     """The order with its lines, read in one query, its row locked until the transaction ends."""
-    # Only the order's row is locked (`of`): PostgreSQL cannot lock the outer-joined side, and lines never change.
-    return await session.get(Order, order_id, options=[joinedload(Order.lines)], with_for_update={"of": Order})
+    return (await session.execute(_LOCK_ORDER, {"order_id": order_id})).unique().scalar_one_or_none()
+
+
+@cache
+def _move_statement(columns: tuple[str, ...]) -> Update:
+    """The conditional UPDATE of a move that sets these columns (one statement per kind of move)."""
+    values: dict[str, Any] = {column: bindparam(f"set_{column}") for column in columns}
+    return (
+        update(Order)
+        .where(Order.id == bindparam("order_id"), Order.status == bindparam("before"))
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def conflict(order: Order, message: str) -> ApiError:
@@ -74,10 +93,8 @@ async def move(
         values[_STAMP[after]] = now
     if after == OrderStatus.CANCELLED:
         values["cancel_reason"] = reason
-    result = await session.execute(
-        update(Order).where(Order.id == order.id, Order.status == before).values(**values),
-        execution_options={"synchronize_session": False},
-    )
+    params = {"order_id": order.id, "before": before, **{f"set_{column}": value for column, value in values.items()}}
+    result = await session.execute(_move_statement(tuple(values)), params)
     if cast(CursorResult[Any], result).rowcount != 1:
         # Someone else moved it between our read and this update.
         await session.refresh(order)

@@ -30,7 +30,6 @@ from starlette.routing import Route
 
 from channels.hub import close_message
 from persistence import outbox
-from persistence.tables import OutboxEvent
 from server.api.fields import INT32_MAX
 from server.auth.permissions import Permission
 from server.auth.principals import Principal, authenticate
@@ -54,14 +53,14 @@ class Call(Generic[B, Q]):
     body: B
     query: Q
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    events: list[OutboxEvent] = field(default_factory=list)
+    events: outbox.Pending = field(default_factory=outbox.Pending)
 
     def emit(self, channel: str, event: str, data: dict[str, Any]) -> None:
         """Record an event in this call's transaction; it is published once the transaction commits."""
-        if not self.events:
+        if not self.events.rows:
             # Rows left unpublished (the broker down, say) are the relay's to publish; the call still succeeds.
-            self.after_commit.append(lambda: self.services.relay.publish_committed(self.events))
-        self.events.append(outbox.add_event(self.session, channel, event, data))
+            self.after_commit.append(lambda: self.services.relay.publish_committed(self.events.rows))
+        self.events.emit(channel, event, data)
 
     def close_sockets(
         self, *, principal: str | None = None, session: str | None = None, code: int, reason: str
@@ -188,6 +187,7 @@ def _endpoint(op: Operation, prefix: str) -> Callable[[Request], Awaitable[Respo
                 query = _read_query(request, op.query) if op.query else None
                 call: Call[Any, Any] = Call(request, services, session, principal, body, query)
                 result = await op.handler(call)
+                await call.events.write(session)
             for hook in call.after_commit:
                 await _after_commit(hook)
         except ApiError as error:

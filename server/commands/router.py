@@ -67,11 +67,11 @@ class CommandContext:
     services: Services
     session: AsyncSession
     command_id: str
-    events: list[OutboxEvent] = field(default_factory=list)
+    events: outbox.Pending = field(default_factory=outbox.Pending)
 
     def emit(self, channel: str, event: str, data: dict[str, Any]) -> None:
         """Record an event in this transaction; it is published once the transaction commits."""
-        self.events.append(outbox.add_event(self.session, channel, event, data))
+        self.events.emit(channel, event, data)
 
 
 Handler = Callable[[CommandContext, Any], Awaitable[BaseModel | dict[str, Any]]]
@@ -196,8 +196,9 @@ async def _run(
                 return stored, []
             ctx = CommandContext(principal, services, session, command_id)
             reply = {"ok": True, "data": _as_data(await spec.handler(ctx, data))}
-            command_log.record(session, principal.key, command_id, spec.name, reply)
-        return reply, ctx.events
+            await ctx.events.write(session)
+            await command_log.record(session, principal.key, command_id, spec.name, reply)
+        return reply, ctx.events.rows
     except ApiError as error:
         refusal = error
     except IntegrityError:
@@ -211,7 +212,7 @@ async def _run(
     reply = _error_reply(refusal)
     try:
         async with services.db.session() as session:
-            command_log.record(session, principal.key, command_id, spec.name, reply)
+            await command_log.record(session, principal.key, command_id, spec.name, reply)
     except IntegrityError:
         return await _stored_reply(services, principal, command_id) or reply, []
     return reply, []

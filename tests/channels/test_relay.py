@@ -97,8 +97,12 @@ class Flaky(Broker):
 
 async def write(db: Database, count: int, *, first: int = 0) -> list[OutboxEvent]:
     """Commit `count` events on CHANNEL, numbered from `first` in their data, in one transaction."""
+    events = outbox.Pending()
+    for n in range(first, first + count):
+        events.emit(CHANNEL, "thing.happened", {"n": n})
     async with db.session() as session:
-        return [outbox.add_event(session, CHANNEL, "thing.happened", {"n": n}) for n in range(first, first + count)]
+        await events.write(session)
+    return events.rows
 
 
 async def published(db: Database) -> list[bool]:

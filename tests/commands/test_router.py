@@ -88,7 +88,7 @@ def kit() -> Kit:
     async def add_then_refuse(ctx: CommandContext, data: AddCategory) -> dict[str, Any]:
         kit.runs["category.add_then_refuse"] += 1
         await _add_category(ctx, data)
-        await ctx.session.flush()
+        await ctx.events.write(ctx.session)  # what the router does on success, so the row is in the outbox
         kit.outbox_rows_seen.append(await ctx.session.scalar(select(func.count()).select_from(OutboxEvent)) or 0)
         raise ApiError("conflict", "refused after writing", {"name": data.name})
 
