@@ -18,17 +18,34 @@ the target rate.
 Flat out, the latencies are mostly queueing. So each repetition also runs the one-instance
 set-up paced: 10 kiosks pausing between orders so that together they offer about half
 the rate that repetition reached flat out; its latencies are what a busy restaurant sees.
+
+To show what bounds the rate, every run also measures CPU time per complete order over the
+same span as the rate (first order to the end of the kitchens' drain): of the server
+process(es), of PostgreSQL and Redis together (every process named `postgres` or
+`redis-server`, so nothing else should use them meanwhile), and of this process, the load
+generator. Whichever side nears a whole core at the rate reached is the bound.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from bench.figures import machine, median, ms, percentile, table
-from bench.processes import bench_environment, pin, prepare_database, run_fast, running, server_command
+from bench.processes import (
+    bench_environment,
+    cpu_seconds,
+    cpu_seconds_named,
+    pin,
+    prepare_database,
+    run_fast,
+    running,
+    server_command,
+)
 from bench.provision import provision_for
 from bench.sim import Plan, Simulation, Tally
 from server.settings import Settings
@@ -40,6 +57,31 @@ PACED_KIOSKS = 10
 # The paced run offers this share of the rate the same repetition reached flat out.
 PACED_SHARE = 0.5
 SETUPS = (("one", "one instance"), ("paced", "one instance, paced at half that"), ("two", "two instances"))
+# The process names (/proc/PID/comm) of PostgreSQL, whose backends are one per connection, and of Redis.
+STORES = frozenset({"postgres", "redis-server"})
+
+
+class CpuUse:
+    """CPU seconds used during a run's orders (a `bench.sim.Meter`): servers, PostgreSQL with Redis, this process."""
+
+    def __init__(self, server_pids: list[int]) -> None:
+        self._server_pids = server_pids
+        self._start = (0.0, 0.0, 0.0)
+        self.used = (0.0, 0.0, 0.0)
+
+    def _servers(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self._server_pids)
+
+    def start(self) -> None:
+        """Take the first readings."""
+        # This process's own clock last here and first in `stop`, so walking /proc is not counted as load.
+        self._start = (self._servers(), cpu_seconds_named(STORES), time.process_time())
+
+    def stop(self) -> None:
+        """Take the second readings; `used` holds the differences."""
+        load_gen = time.process_time()
+        servers, stores = self._servers(), cpu_seconds_named(STORES)
+        self.used = (servers - self._start[0], stores - self._start[1], load_gen - self._start[2])
 
 
 @dataclass
@@ -51,19 +93,30 @@ class Figures:
     kitchen: tuple[float, float, float]
     board: tuple[float, float, float]
     errors: int
+    # CPU seconds per complete order: server(s), PostgreSQL + Redis, load generator (NaN when none completed).
+    cpu: tuple[float, float, float]
 
 
-def _figures(tally: Tally) -> Figures:
+def _figures(tally: Tally, cpu: CpuUse) -> Figures:
     def three(values: list[float]) -> tuple[float, float, float]:
         return percentile(values, 0.5), percentile(values, 0.95), percentile(values, 0.99)
 
+    def per_order(seconds: float) -> float:
+        return seconds / tally.completed if tally.completed else float("nan")
+
+    servers, stores, load_gen = cpu.used
     return Figures(
         tally.completed / tally.elapsed_s,
         three(tally.place_s),
         three(tally.kitchen_s),
         three(tally.board_s),
         sum(tally.errors.values()),
+        (per_order(servers), per_order(stores), per_order(load_gen)),
     )
+
+
+def _cpu_cell(cpu: Iterable[float]) -> str:
+    return " / ".join(ms(seconds) for seconds in cpu)
 
 
 async def _run_once(setup: str, settings: Settings, env: dict[str, str], duration_s: float, rate: float) -> Figures:
@@ -80,9 +133,10 @@ async def _run_once(setup: str, settings: Settings, env: dict[str, str], duratio
     # One instance: server on core 0, simulator on core 1. Two: a server per core, simulator unpinned.
     pin({1} if instances == 1 else {0, 1})
     async with AsyncExitStack() as stack:
+        servers = []
         for index in range(instances):
             port = PORTS[index]
-            await stack.enter_async_context(running(server_command(port), port, env, core=index))
+            servers.append(await stack.enter_async_context(running(server_command(port), port, env, core=index)))
         urls = [f"ws://127.0.0.1:{port}{settings.API_V1_STR}/ws" for port in PORTS[:instances]]
         plan = Plan(
             urls=urls,
@@ -96,10 +150,16 @@ async def _run_once(setup: str, settings: Settings, env: dict[str, str], duratio
             think_s=think_s,
             progress=False,
         )
-        tally = await Simulation(plan, fleet, urls).run()
-    figures = _figures(tally)
+        # Measured while the servers run: their pools keep their PostgreSQL backends (and those backends' time) alive.
+        cpu = CpuUse([server.pid for server in servers])
+        tally = await Simulation(plan, fleet, urls, meters=[cpu]).run()
+    figures = _figures(tally, cpu)
     errors = ", ".join(f"{code} {count}" for code, count in sorted(tally.errors.items())) or "none"
-    print(f"{setup}: {figures.rate:.1f} complete orders/s, errors: {errors}", file=sys.stderr)
+    print(
+        f"{setup}: {figures.rate:.1f} complete orders/s, CPU ms per order: server / PG+Redis / load gen "
+        f"{_cpu_cell(figures.cpu)}, errors: {errors}",
+        file=sys.stderr,
+    )
     return figures
 
 
@@ -123,6 +183,7 @@ async def run(runs: int, duration_s: float) -> str:
         for measure in ("place", "kitchen", "board"):
             cells.append(" / ".join(ms(median(getattr(f, measure)[i] for f in done)) for i in range(3)))
         cells.append(f"{median(f.errors for f in done):.0f}")
+        cells.append(_cpu_cell(median(f.cpu[part] for f in done) for part in range(3)))
         rows.append(cells)
     header = [
         "set-up",
@@ -131,6 +192,7 @@ async def run(runs: int, duration_s: float) -> str:
         "approved → kitchen p50/p95/p99 (ms)",
         "ready → board p50/p95/p99 (ms)",
         "errors",
+        "CPU ms per order: server / PG+Redis / load gen",
     ]
     return (
         f"Machine: {machine()}\n\nMedians of {runs} run(s) of {duration_s:g} s; {KIOSKS} kiosks with terminals "

@@ -24,13 +24,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from bench.figures import ms, percentile, table
 from bench.processes import run_fast
@@ -43,6 +44,17 @@ PAYMENT_TRIES = 3
 CONNECT_BATCH = 200
 DRAIN_S = 15.0
 REPLY_TIMEOUT_S = 30.0
+# The start of an event frame as the server writes it (channels/brokers/base.py `event_frame`, and the broker's
+# Lua script), with the data's `id` when it comes first (orders). Anchored, and with strings that hold no quote or
+# backslash, a match reads those keys exactly; a frame written any other way does not match and is decoded in
+# full, which costs time, never a frame.
+EVENT_HEAD = re.compile(
+    r'\{"type":"event","channel":"[^"\\]*","seq":[0-9]+,"epoch":"[^"\\]*","event":"([^"\\]*)",'
+    r'"data":(?:\{"id":([0-9]+)[,}])?'
+)
+
+# Whether a device acts on an event: its name, and the data's `id` when the frame's head shows it (else None).
+Wants = Callable[[str, int | None], bool]
 
 
 @dataclass(frozen=True)
@@ -145,13 +157,63 @@ def ws_url(url: str, prefix: str) -> str:
     return url.replace("http", "ws", 1).rstrip("/") + f"{prefix}/ws"
 
 
-class Simulation:
-    """One run of a `Plan` against the servers, over the provisioned `Fleet`."""
+def _payment_event(event: str, _id: int | None) -> bool:
+    return event.startswith("payment.")
 
-    def __init__(self, plan: Plan, fleet: Fleet, ws_urls: list[str]) -> None:
+
+def _payment_request(event: str, _id: int | None) -> bool:
+    return event == "payment.requested"
+
+
+def _board_event(event: str, _id: int | None) -> bool:
+    return event == "board.updated"
+
+
+class SimClient(DeviceClient):
+    """A `DeviceClient` that decodes only the events its device acts on, and every other frame.
+
+    Every kitchen display gets every step of every ticket of the branch, though each acts on
+    `order.queued` of its own tickets only: decoding and queueing them all was most of the load
+    generator's CPU. Events it skips leave `positions` as they were (the simulator never resumes).
+    """
+
+    def __init__(self, url: str, token: str, wants: Wants | None = None) -> None:
+        super().__init__(url, token)
+        self.wants = wants
+
+    def skips(self, text: str | bytes) -> bool:
+        """True for an event frame whose head shows an event the device does not act on."""
+        if self.wants is None or not isinstance(text, str):
+            return False
+        head = EVENT_HEAD.match(text)
+        if head is None:
+            return False  # a reply, a snapshot, or an event written otherwise: decode it
+        order_id = head.group(2)
+        return not self.wants(head.group(1), None if order_id is None else int(order_id))
+
+
+class Meter(Protocol):
+    """Something measured over the orders of a run: from the first order to the end of the kitchens' drain."""
+
+    def start(self) -> None:
+        """The orders begin (every device is connected)."""
+
+    def stop(self) -> None:
+        """The orders are over (before the devices disconnect)."""
+
+
+class Simulation:
+    """One run of a `Plan` against the servers, over the provisioned `Fleet`.
+
+    `meters` are started as the first order starts and stopped as the tally ends, so that what
+    they measure covers the same span as `Tally.elapsed_s` (connecting and closing are outside it).
+    """
+
+    def __init__(self, plan: Plan, fleet: Fleet, ws_urls: list[str], meters: Sequence[Meter] = ()) -> None:
         self.plan = plan
         self.fleet = fleet
         self.urls = ws_urls
+        self.meters = meters
         self.tally = Tally()
         self.rng = random.Random(plan.seed)
         self.stopping = asyncio.Event()
@@ -170,26 +232,31 @@ class Simulation:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _connect(self, device: SimDevice, url: str) -> DeviceClient:
-        client = DeviceClient(url, device.token)
+    async def _connect(self, device: SimDevice, url: str, wants: Wants) -> DeviceClient:
+        client = SimClient(url, device.token, wants)
         await client.connect()
         self._clients.append(client)
         return client
 
     async def _connect_all(self) -> tuple[list[DeviceClient], dict[int, DeviceClient], list[Any], list[Any]]:
         count = len(self.urls)
-        jobs: list[tuple[SimDevice, str]] = []
+        # Each device with the events its handler below acts on (the handlers check again: this only saves work).
+        jobs: list[tuple[SimDevice, str, Wants]] = []
         for index, kiosk in enumerate(self.fleet.kiosks):
-            jobs.append((kiosk, self.urls[index % count]))
+            jobs.append((kiosk, self.urls[index % count], _payment_event))
             assert kiosk.paired_terminal_id is not None
-            jobs.append((self.fleet.terminals[kiosk.paired_terminal_id], self.urls[(index + 1) % count]))
-        jobs += [(device, self.urls[i % count]) for i, device in enumerate(self.fleet.kitchens)]
-        jobs += [(device, self.urls[i % count]) for i, device in enumerate(self.fleet.boards)]
+            terminal = self.fleet.terminals[kiosk.paired_terminal_id]
+            jobs.append((terminal, self.urls[(index + 1) % count], _payment_request))
+        jobs += [
+            (device, self.urls[i % count], partial(self._kitchen_wants, i))
+            for i, device in enumerate(self.fleet.kitchens)
+        ]
+        jobs += [(device, self.urls[i % count], _board_event) for i, device in enumerate(self.fleet.boards)]
         clients: list[DeviceClient] = []
         for start in range(0, len(jobs), CONNECT_BATCH):
             batch = jobs[start : start + CONNECT_BATCH]
-            clients += await asyncio.gather(*(self._connect(device, url) for device, url in batch))
-        by_device = {device.id: client for (device, _), client in zip(jobs, clients, strict=True)}
+            clients += await asyncio.gather(*(self._connect(device, url, wants) for device, url, wants in batch))
+        by_device = {device.id: client for (device, _, _), client in zip(jobs, clients, strict=True)}
         kiosks = [by_device[k.id] for k in self.fleet.kiosks]
         terminals = {t_id: by_device[t_id] for t_id in self.fleet.terminals}
         kitchens = [by_device[k.id] for k in self.fleet.kitchens]
@@ -288,11 +355,17 @@ class Simulation:
         except Exception as exc:
             self._error(exc)
 
+    def _takes(self, index: int, order_id: int) -> bool:
+        return order_id % len(self.fleet.kitchens) == index  # each display takes the orders whose id falls to it
+
+    def _kitchen_wants(self, index: int, event: str, order_id: int | None) -> bool:
+        return event == "order.queued" and (order_id is None or self._takes(index, order_id))
+
     def _kitchen_event(self, client: DeviceClient, index: int, frame: dict[str, Any]) -> None:
         if frame["event"] != "order.queued":
             return
         order_id = frame["data"]["id"]
-        if order_id % len(self.fleet.kitchens) != index:
+        if not self._takes(index, order_id):
             return  # another display's ticket
         approved = self.approved_at.pop(order_id, None)
         if approved is not None:
@@ -358,6 +431,8 @@ class Simulation:
         progress = asyncio.ensure_future(self._progress()) if self.plan.progress else None
 
         self.tally = Tally(errors=self.tally.errors)
+        for meter in self.meters:
+            meter.start()
         shoppers = [asyncio.ensure_future(self._kiosk(c, d.id)) for c, d in zip(kiosks, self.fleet.kiosks, strict=True)]
         try:
             await asyncio.wait_for(self.stopping.wait(), self.plan.duration_s)
@@ -368,6 +443,8 @@ class Simulation:
         while self.tally.completed < self.tally.paid and time.monotonic() < drain_until:  # noqa: ASYNC110
             await asyncio.sleep(0.05)  # the kitchens' last tickets: counted by their own tasks
         self.tally.ended = time.monotonic()
+        for meter in self.meters:
+            meter.stop()
         if progress is not None:
             progress.cancel()
             if sys.stderr.isatty():

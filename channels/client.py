@@ -91,6 +91,8 @@ class DeviceClient:
         assert self._ws is not None
         try:
             async for text in self._ws:
+                if self.skips(text):
+                    continue
                 frame = json.loads(text)
                 kind = frame.get("type")
                 if kind == "reply" and frame.get("id") in self._replies:
@@ -106,6 +108,10 @@ class DeviceClient:
             for future in self._replies.values():
                 if not future.done():
                     future.set_exception(ConnectionError("connection closed"))
+
+    def skips(self, text: str | bytes) -> bool:
+        """Whether to drop a received frame unread; none here (a load generator skips what it never acts on)."""
+        return False
 
     async def send_raw(self, text: str) -> None:
         """Send any text frame, valid or not (for tests of the server's error handling)."""

@@ -8,7 +8,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bench.provision import BRANCH_NAME, Fleet, provision
-from bench.sim import Plan, Simulation
+from bench.sim import Plan, SimClient, Simulation
+from channels.brokers.base import event_frame, event_tail
+from channels.frames import encode_data, reply_ok
 from persistence.enums import OrderStatus
 from persistence.tables import Branch, Device, Order
 from server.services import Services
@@ -81,3 +83,23 @@ async def test_a_listener_stops_when_the_run_ends_even_while_frames_keep_coming(
     simulation.finished = True
     await asyncio.wait_for(listener, 5)
     assert listener.done() and len(heard) >= 10
+
+
+def test_a_simulated_kitchen_display_skips_only_events_it_never_acts_on() -> None:
+    """Frames as the server writes them: a display skips other steps and other displays' tickets, reads the rest."""
+    # As the simulator's displays decide: `order.queued` of their own tickets, or of any when the id is not shown.
+    client = SimClient(
+        "ws://unused", "token", lambda event, order_id: event == "order.queued" and order_id in (None, 7)
+    )
+
+    def event(name: str, data: dict[str, Any]) -> str:
+        tail = event_tail(name, encode_data(data), "2026-11-27T10:00:00.000Z")
+        return event_frame("branch:1:kitchen", 3, "e1", tail)
+
+    assert not client.skips(event("order.queued", {"id": 7, "number": 12}))
+    assert client.skips(event("order.queued", {"id": 8, "number": 13}))
+    assert client.skips(event("order.updated", {"id": 7, "status": "preparing"}))
+    # Without the id first, or not an event at all, the frame is read: skipping is only ever a saving.
+    assert not client.skips(event("order.queued", {"number": 12, "id": 8}))
+    assert not client.skips(reply_ok("c1", {"id": 8}))
+    assert not SimClient("ws://unused", "token").skips(event("order.updated", {"id": 7}))
