@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Enum, Integer, MetaData, text
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Enum, Integer, MetaData, Table, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -23,6 +24,11 @@ class Base(DeclarativeBase):
     """Base of every mapped table."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table(entity: type[Base]) -> Table:
+    """The Core table of a mapped class: hot statements on it skip the ORM's statement machinery."""
+    return cast(Table, entity.__table__)
 
 
 def utcnow() -> datetime:

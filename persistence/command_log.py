@@ -5,18 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, delete, insert, select
+from sqlalchemy import CursorResult, bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from persistence.base import utcnow
+from persistence.base import table, utcnow
 from persistence.tables import CommandLogEntry
 
 # Built once: every command runs it, and a statement object keeps its SQL cache key for the next call.
-_STORED_REPLY = select(CommandLogEntry.reply).where(
-    CommandLogEntry.principal == bindparam("principal"), CommandLogEntry.command_id == bindparam("command_id")
+_LOG = table(CommandLogEntry)
+_STORED_REPLY = select(_LOG.c.reply).where(
+    _LOG.c.principal == bindparam("principal"), _LOG.c.command_id == bindparam("command_id")
 )
-
-_RECORD = insert(cast(Table, CommandLogEntry.__table__))
+_RECORD = insert(_LOG)
 
 
 async def stored_reply(session: AsyncSession, principal: str, command_id: str) -> dict[str, Any] | None:

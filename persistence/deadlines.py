@@ -10,23 +10,28 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence.base import table
 from persistence.enums import DeadlineKind
 from persistence.tables import Deadline
 
 # Built once (orders and payments run them): a statement object keeps its SQL cache key for the next call.
+_DEADLINES = table(Deadline)
 _SCHEDULE = {
-    dialect: insert(Deadline)
+    dialect: insert(_DEADLINES)
     .values(kind=bindparam("b_kind"), ref_id=bindparam("b_ref_id"), due_at=bindparam("b_due_at"), done_at=None)
     .on_conflict_do_update(
-        index_elements=[Deadline.kind, Deadline.ref_id], set_={"due_at": bindparam("b_due_at"), "done_at": None}
+        index_elements=[_DEADLINES.c.kind, _DEADLINES.c.ref_id], set_={"due_at": bindparam("b_due_at"), "done_at": None}
     )
     for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
 }
 _FINISH = (
-    update(Deadline)
-    .where(Deadline.kind == bindparam("b_kind"), Deadline.ref_id == bindparam("b_ref_id"), Deadline.done_at.is_(None))
+    update(_DEADLINES)
+    .where(
+        _DEADLINES.c.kind == bindparam("b_kind"),
+        _DEADLINES.c.ref_id == bindparam("b_ref_id"),
+        _DEADLINES.c.done_at.is_(None),
+    )
     .values(done_at=bindparam("b_at"))
-    .execution_options(synchronize_session=False)
 )
 
 

@@ -9,17 +9,19 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence.base import table
 from persistence.tables import OrderNumber
 
 # Built once (every order runs it): a statement object keeps its SQL cache key for the next call.
+_NUMBERS = table(OrderNumber)
 _NEXT_NUMBER = {
-    dialect: insert(OrderNumber)
+    dialect: insert(_NUMBERS)
     .values(branch_id=bindparam("b_branch_id"), business_date=bindparam("b_business_date"), last_number=1)
     .on_conflict_do_update(
-        index_elements=[OrderNumber.branch_id, OrderNumber.business_date],
-        set_={"last_number": OrderNumber.last_number + 1},
+        index_elements=[_NUMBERS.c.branch_id, _NUMBERS.c.business_date],
+        set_={"last_number": _NUMBERS.c.last_number + 1},
     )
-    .returning(OrderNumber.last_number)
+    .returning(_NUMBERS.c.last_number)
     for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
 }
 
@@ -31,4 +33,5 @@ async def next_number(session: AsyncSession, branch_id: int, business_date: date
     consecutive numbers; a rolled-back order gives its number back.
     """
     statement = _NEXT_NUMBER[session.get_bind().dialect.name]
-    return (await session.execute(statement, {"b_branch_id": branch_id, "b_business_date": business_date})).scalar_one()
+    params = {"b_branch_id": branch_id, "b_business_date": business_date}
+    return int((await session.execute(statement, params)).scalar_one())

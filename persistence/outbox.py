@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, delete, insert, select, update
+from sqlalchemy import CursorResult, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from persistence.base import utcnow
+from persistence.base import table, utcnow
 from persistence.tables import OutboxEvent
 
-_TABLE = cast(Table, OutboxEvent.__table__)
+_TABLE = table(OutboxEvent)
 # One INSERT for all of a transaction's events, their ids back in the order they were emitted.
 _WRITE = insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from persistence.base import rfc3339
+from persistence.base import rfc3339, table
 from persistence.enums import CartStatus
 from persistence.tables import (
     Branch,
@@ -96,8 +96,9 @@ class PricedLine:
 
 
 # One row per choice (or per group without choices, or per item without groups), in display order.
-_ITEM, _CATEGORY, _OFFER = Item.__table__.c, Category.__table__.c, ItemAvailability.__table__.c
-_GROUP, _CHOICE = OptionGroup.__table__.c, OptionChoice.__table__.c
+_ITEMS, _CATEGORIES, _AVAILABILITY = table(Item), table(Category), table(ItemAvailability)
+_GROUPS, _CHOICES = table(OptionGroup), table(OptionChoice)
+_ITEM, _CATEGORY, _OFFER, _GROUP, _CHOICE = (t.c for t in (_ITEMS, _CATEGORIES, _AVAILABILITY, _GROUPS, _CHOICES))
 _OFFERS = (
     select(
         _ITEM.id,
@@ -117,13 +118,13 @@ _OFFERS = (
         _CHOICE.price_delta,
         _CHOICE.is_default,
     )
-    .join_from(Item.__table__, Category.__table__, _CATEGORY.id == _ITEM.category_id)
+    .join_from(_ITEMS, _CATEGORIES, _CATEGORY.id == _ITEM.category_id)
     .outerjoin(
-        ItemAvailability.__table__,
+        _AVAILABILITY,
         (_OFFER.item_id == _ITEM.id) & (_OFFER.branch_id == bindparam("branch_id")),
     )
-    .outerjoin(OptionGroup.__table__, _GROUP.item_id == _ITEM.id)
-    .outerjoin(OptionChoice.__table__, _CHOICE.group_id == _GROUP.id)
+    .outerjoin(_GROUPS, _GROUP.item_id == _ITEM.id)
+    .outerjoin(_CHOICES, _CHOICE.group_id == _GROUP.id)
     .where(_ITEM.id.in_(bindparam("item_ids", expanding=True)))
     .order_by(_ITEM.id, _GROUP.position, _GROUP.id, _CHOICE.position, _CHOICE.id)
 )

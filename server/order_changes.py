@@ -19,7 +19,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from channels import names
 from persistence import deadlines, pos_deliveries, stock
-from persistence.base import utcnow
+from persistence.base import table, utcnow
 from persistence.enums import DeadlineKind, OrderStatus, PaymentStatus
 from persistence.tables import Order, Payment
 from server.domain.order_states import IllegalTransition, OrderAction, next_status
@@ -63,11 +63,11 @@ async def lock_order(session: AsyncSession, order_id: int) -> Order | None:
 def _move_statement(columns: tuple[str, ...]) -> Update:
     """The conditional UPDATE of a move that sets these columns (one statement per kind of move)."""
     values: dict[str, Any] = {column: bindparam(f"set_{column}") for column in columns}
+    orders = table(Order)
     return (
-        update(Order)
-        .where(Order.id == bindparam("order_id"), Order.status == bindparam("before"))
+        update(orders)
+        .where(orders.c.id == bindparam("order_id"), orders.c.status == bindparam("before"))
         .values(values)
-        .execution_options(synchronize_session=False)
     )
 
 
