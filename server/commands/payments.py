@@ -140,11 +140,12 @@ async def start_payment(ctx: CommandContext, data: StartPayment) -> dict[str, An
         status=PaymentStatus.PENDING,
         idempotency_key=str(uuid.uuid4()),
     )
+    ctx.session.add(payment)
     try:
-        async with ctx.session.begin_nested():
-            ctx.session.add(payment)
+        await ctx.session.flush()
     except IntegrityError:
-        # Another kiosk's payment took the terminal between our check and this insert.
+        # Another kiosk's payment took the terminal between our check and this insert: the refusal undoes the
+        # whole command (no savepoint, which would cost two more round trips on every payment).
         raise ApiError("terminal_busy", "the payment terminal is charging another payment", {}) from None
     due = utcnow() + timedelta(seconds=ctx.services.settings.PAYMENT_TIMEOUT_S)
     await deadlines.schedule(ctx.session, DeadlineKind.PAYMENT, payment.id, due)

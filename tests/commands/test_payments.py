@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from channels import names
@@ -79,6 +80,34 @@ async def test_a_terminal_busy_with_another_order_is_terminal_busy(shop: Shop) -
     await shop.send(shop.kiosk, "payment.start", {"order_id": first["id"]})
     error = await shop.error(shop.kiosk, "payment.start", {"order_id": second["id"]})
     assert error["code"] == "terminal_busy"
+
+
+async def test_two_orders_started_at_once_on_one_terminal_give_one_charge(
+    shop: Shop, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both find the terminal free, then both insert: its unique index lets one in; the other is `terminal_busy`
+    with nothing of it kept."""
+    await shop.terminal_online()
+    first, second = await shop.placed_order(), await shop.placed_order()
+    if backend == "postgresql":
+        # Each waits after its busy check for the other's (SQLite's transactions take turns, so it cannot race).
+        both_checked, is_online = asyncio.Barrier(2), shop.services.presence.is_online
+
+        async def held(device_id: int) -> bool:
+            online = await is_online(device_id)
+            await asyncio.wait_for(both_checked.wait(), 5)
+            return online
+
+        monkeypatch.setattr(shop.services.presence, "is_online", held)
+    replies = await asyncio.gather(
+        *(shop.request(shop.kiosk, "payment.start", {"order_id": order["id"]}) for order in (first, second))
+    )
+    assert sorted(reply["ok"] for reply in replies) == [False, True]
+    refused = next(reply for reply in replies if not reply["ok"])
+    assert refused["error"]["code"] == "terminal_busy"
+    async with shop.services.db.session() as session:
+        payments = (await session.scalars(select(Payment))).all()
+    assert [(p.terminal_id, p.status) for p in payments] == [(shop.terminal.id, PaymentStatus.PENDING)]
 
 
 async def test_approved_pays_the_order_and_reaches_the_kitchen(shop: Shop) -> None:
