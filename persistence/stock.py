@@ -1,19 +1,23 @@
 """Reserving and giving back stock, each item with one conditional UPDATE (DESIGN.md decision 7).
 
-Never read-then-write: `stock >= qty` is checked by the UPDATE itself, so concurrent
-orders can never take an item below zero on either database. Items are touched in id
-order, so two transactions reserving the same items cannot deadlock.
+Never read-then-write a count: `stock >= qty` is checked by the UPDATE itself, so
+concurrent orders can never take an item below zero on either database. Items are
+touched in id order, so two transactions reserving the same items cannot deadlock.
+
+One read first finds the items that are on and not counted (they need no change at all)
+and those that are 86'd or not offered. It takes no lock: an item switched at that moment
+counts as switched after the order, as it would had the order committed first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from persistence.base import utcnow
+from persistence.base import table, utcnow
 from persistence.tables import ItemAvailability
 
 
@@ -43,43 +47,56 @@ class Reservation:
     short: list[Shortage]
 
 
+# Built once (every order runs them): a statement object keeps its SQL cache key for the next call.
+_OFFERS = table(ItemAvailability)
+_LEVELS = select(_OFFERS.c.item_id, _OFFERS.c.available, _OFFERS.c.stock).where(
+    _OFFERS.c.branch_id == bindparam("branch_id"), _OFFERS.c.item_id.in_(bindparam("item_ids", expanding=True))
+)
+_TAKE = (
+    update(_OFFERS)
+    .where(
+        _OFFERS.c.branch_id == bindparam("b_branch_id"),
+        _OFFERS.c.item_id == bindparam("b_item_id"),
+        _OFFERS.c.available.is_(True),
+        _OFFERS.c.stock.is_not(None),
+        _OFFERS.c.stock >= bindparam("qty"),
+    )
+    .values(stock=_OFFERS.c.stock - bindparam("qty"), updated_at=bindparam("now"))
+    .returning(_OFFERS.c.stock)
+)
+
+
+async def _levels(session: AsyncSession, branch_id: int, item_ids: Iterable[int]) -> dict[int, Level]:
+    """Item id -> level, for the items among these that the branch offers."""
+    rows = await session.execute(_LEVELS, {"branch_id": branch_id, "item_ids": list(item_ids)})
+    return {row.item_id: Level(row.item_id, row.available, row.stock) for row in rows}
+
+
 async def reserve(session: AsyncSession, branch_id: int, quantities: Mapping[int, int]) -> Reservation:
     """Take `quantities` (item id -> qty) from the branch's stock; items not counted (null) are only checked for 86.
 
     When anything is short, the caller must roll back: the items that could be taken
     were taken in this transaction, so that every short item is named at once.
     """
-    offer = ItemAvailability
+    levels = await _levels(session, branch_id, quantities)
     changed: list[Level] = []
     short: list[Shortage] = []
     for item_id in sorted(quantities):
         qty = quantities[item_id]
-        taken = await session.execute(
-            update(offer)
-            .where(
-                offer.branch_id == branch_id,
-                offer.item_id == item_id,
-                offer.available.is_(True),
-                offer.stock.is_not(None),
-                offer.stock >= qty,
-            )
-            .values(stock=offer.stock - qty, updated_at=utcnow())
-            .returning(offer.stock),
-            execution_options={"synchronize_session": False},
-        )
-        left = taken.scalar_one_or_none()
-        if left is not None:
-            changed.append(Level(item_id, True, left))
+        level = levels.get(item_id)
+        if level is not None and level.available and level.stock is None:
             continue
-        # Not taken: unlimited and on (fine), or 86'd, short, or not offered at all.
-        row = (
-            await session.execute(
-                select(offer.available, offer.stock).where(offer.branch_id == branch_id, offer.item_id == item_id)
-            )
-        ).one_or_none()
-        if row is not None and row.available and row.stock is None:
-            continue
-        stock_left = 0 if row is None or not row.available else (row.stock or 0)
+        if level is not None and level.available:
+            params = {"b_branch_id": branch_id, "b_item_id": item_id, "qty": qty, "now": utcnow()}
+            left = (await session.execute(_TAKE, params)).scalar_one_or_none()
+            if left is not None:
+                changed.append(Level(item_id, True, left))
+                continue
+            # Not taken: too few left, or another transaction changed the item since the read.
+            level = (await _levels(session, branch_id, [item_id])).get(item_id)
+            if level is not None and level.available and level.stock is None:
+                continue
+        stock_left = 0 if level is None or not level.available else (level.stock or 0)
         short.append(Shortage(item_id, qty, stock_left))
     return Reservation(changed, short)
 
