@@ -8,7 +8,8 @@ Keys, all under the broker's prefix:
     {prefix}:ev:{channel}     pub/sub: each event's frame
     {prefix}:control          pub/sub: control messages as JSON objects
 
-Publishing is one Lua script, so dedupe, seq, history and PUBLISH happen as one step.
+Publishing is one Lua script, so dedupe, seq, history and PUBLISH happen as one step (a command's
+events all in one).
 Each instance keeps one pub/sub connection. When it drops, or stops answering pings,
 the reader reconnects with backoff, subscribes every channel again and then tells the
 listener, which resumes its channels from history: events published meanwhile were
@@ -29,7 +30,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, NoScriptError, RedisError
+from redis.exceptions import ConnectionError, RedisError
 
 from channels.brokers.base import Broker, BrokerListener, Delivery, Outgoing, event_frame, event_tail, new_epoch
 from channels.redis_clients import redis_client
@@ -49,39 +50,64 @@ _FRAME_HEAD = '{"type":"event","channel":'
 _SEQ_KEY = ',"seq":'
 _EPOCH_KEY = ',"epoch":"'
 
-# KEYS: state hash, history, event id.  ARGV: new epoch, channel, channel JSON, tail, history size, history TTL s,
-# dedupe TTL s, pub/sub name.  Returns seq, epoch, the event's first channel, its frame (false: rebuild it from the
-# tail), and 1 when this publish started a new epoch.  Epochs are URL-safe base64: quoting them needs no escaping.
-_PUBLISH = """
-local seen = redis.call('GET', KEYS[3])
-if seen then
-  local seq, epoch, channel = string.match(seen, '^(%d+):([^:]*):(.*)$')
-  local frame = false
-  if channel == ARGV[2] and epoch == redis.call('HGET', KEYS[1], 'epoch') then
-    local kept = redis.call('ZRANGEBYSCORE', KEYS[2], seq, seq)
-    if kept[1] then
-      frame = string.sub(kept[1], string.find(kept[1], '|', 1, true) + 1)
+# One event: state hash, history and event id keys; new epoch, channel, channel JSON, tail, pub/sub name; and the
+# history size, history TTL s and dedupe TTL s.  Returns seq, epoch, the event's first channel, its frame (false:
+# rebuild it from the tail), and 1 when this publish started a new epoch.  Epochs are URL-safe base64: quoting them
+# needs no escaping.
+_PUBLISH_ONE = """
+local function publish(state, hist, eid, new_epoch, channel, channel_json, tail, pubsub, size, ttl, dedupe_ttl)
+  local seen = redis.call('GET', eid)
+  if seen then
+    local seq, epoch, first = string.match(seen, '^(%d+):([^:]*):(.*)$')
+    local frame = false
+    if first == channel and epoch == redis.call('HGET', state, 'epoch') then
+      local kept = redis.call('ZRANGEBYSCORE', hist, seq, seq)
+      if kept[1] then
+        frame = string.sub(kept[1], string.find(kept[1], '|', 1, true) + 1)
+      end
     end
+    return {tonumber(seq), epoch, first, frame, 0}
   end
-  return {tonumber(seq), epoch, channel, frame, 0}
+  local started = redis.call('HSETNX', state, 'epoch', new_epoch)
+  if started == 1 then
+    -- History left over from the lost epoch must not be served as this one's.
+    redis.call('DEL', hist)
+  end
+  local epoch = redis.call('HGET', state, 'epoch')
+  local seq = redis.call('HINCRBY', state, 'seq', 1)
+  local frame = '{"type":"event","channel":' .. channel_json .. ',"seq":' .. seq
+    .. ',"epoch":"' .. epoch .. '",' .. tail
+  local now = redis.call('TIME')
+  local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  redis.call('ZADD', hist, seq, now_ms .. '|' .. frame)
+  redis.call('ZREMRANGEBYRANK', hist, 0, -1 - tonumber(size))
+  redis.call('EXPIRE', hist, ttl)
+  redis.call('SET', eid, seq .. ':' .. epoch .. ':' .. channel, 'EX', dedupe_ttl)
+  redis.call('PUBLISH', pubsub, frame)
+  return {seq, epoch, channel, frame, started}
 end
-local started = redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
-if started == 1 then
-  -- History left over from the lost epoch must not be served as this one's.
-  redis.call('DEL', KEYS[2])
-end
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-local frame = '{"type":"event","channel":' .. ARGV[3] .. ',"seq":' .. seq .. ',"epoch":"' .. epoch .. '",' .. ARGV[4]
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-redis.call('ZADD', KEYS[2], seq, now_ms .. '|' .. frame)
-redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[5]))
-redis.call('EXPIRE', KEYS[2], ARGV[6])
-redis.call('SET', KEYS[3], seq .. ':' .. epoch .. ':' .. ARGV[2], 'EX', ARGV[7])
-redis.call('PUBLISH', ARGV[8], frame)
-return {seq, epoch, ARGV[2], frame, started}
 """
+# KEYS: the event's three keys.  ARGV: its five arguments, then the three sizes.  Returns `publish`'s result.
+_PUBLISH = (
+    _PUBLISH_ONE
+    + "return publish(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],"
+    + " ARGV[6], ARGV[7], ARGV[8])"
+)
+# KEYS: three per event.  ARGV: the three sizes, then five per event.  Publishes them in order, as one step (a
+# command's events commit together); returns per event the epoch, the channel and whether it started the epoch.
+_PUBLISH_MANY = (
+    _PUBLISH_ONE
+    + """
+local results = {}
+for i = 0, #KEYS / 3 - 1 do
+  local k, a = i * 3, 3 + i * 5
+  local r = publish(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4],
+    ARGV[a + 5], ARGV[1], ARGV[2], ARGV[3])
+  results[#results + 1] = {r[2], r[3], r[5]}
+end
+return results
+"""
+)
 
 # KEYS: state hash, history.  ARGV: new epoch.  Returns the last seq and the epoch, starting one if there is none.
 _POSITION = """
@@ -171,6 +197,8 @@ class RedisBroker(Broker):
             client_name=f"{prefix}:broker-pubsub",
         )
         self._publish_script = self._redis.register_script(_PUBLISH)
+        self._publish_many_script = self._redis.register_script(_PUBLISH_MANY)
+        self._sizes = [self.history_size, self.history_ttl_s, _DEDUPE_TTL_S]
         self._position_script = self._redis.register_script(_POSITION)
         self._history_script = self._redis.register_script(_HISTORY)
         self._subscriptions: dict[str, _Subscription] = {}
@@ -212,52 +240,36 @@ class RedisBroker(Broker):
 
         Raises a redis ConnectionError while Redis is down: nothing is queued here, the caller retries.
         """
-        keys, args = self._publish_call(Outgoing(channel, event_id, event, data_json, ts))
-        result = await self._publish_script(keys=keys, args=args)
-        self._note_started(result)
-        seq, epoch, first_channel, frame, _ = result
+        outgoing = Outgoing(channel, event_id, event, data_json, ts)
+        keys, args = self._publish_keys(outgoing), self._publish_args(outgoing)
+        result = await self._publish_script(keys=keys, args=[*args, *self._sizes])
+        seq, epoch, first_channel, frame, started = result
+        self._note_started(epoch, first_channel, started)
         # A duplicate whose frame has left the history is rebuilt: an outbox row always carries the same tail.
         return Delivery(first_channel, seq, epoch, frame or event_frame(first_channel, seq, epoch, args[3]))
 
     async def publish_many(self, events: Sequence[Outgoing]) -> None:
-        """Publish `events` in order in one round trip (a command's events commit together)."""
-        if len(events) < 2:
-            await super().publish_many(events)
+        """Publish `events` in order with one script call: one round trip, and one step in Redis."""
+        if not events:
             return
-        # MULTI/EXEC: no other client's command runs between them, so after a Redis restart either every
-        # call finds the script or none does (no later event can go out ahead of an earlier one).
-        pipe = self._redis.pipeline(transaction=True)
-        for outgoing in events:
-            keys, args = self._publish_call(outgoing)
-            pipe.evalsha(self._publish_script.sha, len(keys), *keys, *args)
-        try:
-            results = await pipe.execute()
-        except NoScriptError:
-            # Redis lost its scripts (a restart): one by one, which loads the script again.
-            await super().publish_many(events)
-            return
-        for result in results:
-            self._note_started(result)
+        keys = [key for outgoing in events for key in self._publish_keys(outgoing)]
+        args = [*self._sizes, *(arg for outgoing in events for arg in self._publish_args(outgoing))]
+        for epoch, channel, started in await self._publish_many_script(keys=keys, args=args):
+            self._note_started(epoch, channel, started)
 
-    def _publish_call(self, outgoing: Outgoing) -> tuple[list[str], list[Any]]:
-        """The publish script's keys and arguments for one event (its tail is argument 3)."""
+    def _publish_keys(self, outgoing: Outgoing) -> list[str]:
+        """The publish script's keys for one event: state, history, event id."""
         channel = outgoing.channel
-        keys = [self._state_key(channel), self._history_key(channel), f"{self._prefix}:eid:{outgoing.event_id}"]
-        args: list[Any] = [
-            new_epoch(),
-            channel,
-            json.dumps(channel),
-            event_tail(outgoing.event, outgoing.data_json, outgoing.ts),
-            self.history_size,
-            self.history_ttl_s,
-            _DEDUPE_TTL_S,
-            self._event_name(channel),
-        ]
-        return keys, args
+        return [self._state_key(channel), self._history_key(channel), f"{self._prefix}:eid:{outgoing.event_id}"]
+
+    def _publish_args(self, outgoing: Outgoing) -> list[Any]:
+        """The publish script's arguments for one event (its tail is argument 3)."""
+        channel = outgoing.channel
+        tail = event_tail(outgoing.event, outgoing.data_json, outgoing.ts)
+        return [new_epoch(), channel, json.dumps(channel), tail, self._event_name(channel)]
 
     @staticmethod
-    def _note_started(result: list[Any]) -> None:
-        _, epoch, channel, _, started = result
+    def _note_started(epoch: str, channel: str, started: int) -> None:
         if started:
             log.info("channel history started", extra={"channel": channel, "epoch": epoch})
 
