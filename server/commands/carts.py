@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import joinedload
 
 from channels import names
 from persistence.base import utcnow
@@ -72,16 +71,15 @@ class SetCustomer(BaseModel):
     phone: Phone | None
 
 
-# The cart with its lines in one query, built once (a statement object keeps its SQL cache key); only the
-# cart's row is locked: PostgreSQL cannot lock the outer-joined side.
-_LOCK_CART = (
-    select(Cart).options(joinedload(Cart.lines)).where(Cart.id == bindparam("cart_id")).with_for_update(of=Cart)
-)
+# Built once (every cart change runs it): a statement object keeps its SQL cache key for the next call. The lines
+# are not joined in: a read that waited for the lock would get the cart as it is now but its lines as they were
+# when the read began (PostgreSQL); loaded after the lock (selectin), they are the committed ones.
+_LOCK_CART = select(Cart).where(Cart.id == bindparam("cart_id")).with_for_update()
 
 
 async def open_cart(ctx: CommandContext, cart_id: int) -> Cart:
     """The sender's cart `cart_id`, still open; `not_found` for anyone else's, `conflict` once ordered or expired."""
-    cart = (await ctx.session.execute(_LOCK_CART, {"cart_id": cart_id})).unique().scalar_one_or_none()
+    cart = (await ctx.session.execute(_LOCK_CART, {"cart_id": cart_id})).scalar_one_or_none()
     if cart is None or cart.device_id != ctx.principal.id:
         raise ApiError("not_found", f"no cart {cart_id}", {"cart_id": cart_id})
     if cart.status != CartStatus.OPEN:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,7 +12,17 @@ from sqlalchemy import select, update
 from channels import names
 from persistence.base import utcnow
 from persistence.enums import DeadlineKind, PaymentMethod, PaymentStatus
-from persistence.tables import Deadline, Item, OptionChoice, Order, OrderNumber, OutboxEvent, Payment
+from persistence.tables import (
+    Cart,
+    CartLine,
+    Deadline,
+    Item,
+    OptionChoice,
+    Order,
+    OrderNumber,
+    OutboxEvent,
+    Payment,
+)
 from tests.shop import Shop, principal_of
 from tests.world import World
 
@@ -147,6 +158,24 @@ async def test_short_stock_names_each_short_item_and_reserves_nothing(shop: Shop
         ("Fries", 5, 4),
     ]
     assert (await shop.stock(shop.burger), await shop.stock(shop.fries)) == (2, 4)
+
+
+async def test_a_place_that_waited_for_a_cart_change_orders_the_cart_as_changed(shop: Shop) -> None:
+    """order.place waiting for the cart's lock (a change from the kiosk's other connection) orders the committed
+    lines, not those it would have read before waiting."""
+    cart = await cart_with(shop, {"item_id": shop.fries, "qty": 1})
+    async with shop.services.db.session() as session:
+        await session.get(Cart, cart["id"], with_for_update=True)
+        session.add(CartLine(cart_id=cart["id"], item_id=shop.cola, qty=2, choice_ids=[]))
+        place = asyncio.create_task(shop.request(shop.kiosk, "order.place", {"cart_id": cart["id"]}))
+        await asyncio.sleep(0.3)  # the place has begun and waits for the cart
+        assert not place.done()
+    reply = await asyncio.wait_for(place, 10)
+    assert reply["ok"], reply
+    assert sorted((line["item_id"], line["qty"]) for line in reply["data"]["lines"]) == [
+        (shop.fries, 1),
+        (shop.cola, 2),
+    ]
 
 
 async def test_a_retried_place_returns_the_same_order(shop: Shop) -> None:
