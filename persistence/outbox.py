@@ -14,7 +14,8 @@ from persistence.base import table, utcnow
 from persistence.tables import OutboxEvent
 
 _TABLE = table(OutboxEvent)
-# One INSERT for all of a transaction's events, their ids back in the order they were emitted.
+# A transaction's events with their ids back in the order they were emitted: on PostgreSQL one INSERT for all of
+# them, on SQLite one per event (the only way it gives ids in a known order).
 _WRITE = insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
 
 
@@ -25,36 +26,50 @@ class Pending:
         async with db.session() as session:
             ...change things, pending.emit(...)...
             await pending.write(session)
-        await relay.publish_committed(pending.rows)
+        await relay.publish_committed(pending.written)
 
-    Rows are written with one plain INSERT rather than through the ORM: nothing reads them
-    back in the transaction, and the ORM's bookkeeping cost more than the statement.
+    Rows are written with plain INSERTs rather than through the ORM: nothing reads them back
+    in the transaction, and the ORM's bookkeeping cost more than the statements. An event
+    emitted after `write`, or rows asked for that were never written, raise: either would
+    publish an event that is not in the outbox.
     """
 
     def __init__(self) -> None:
-        self.rows: list[OutboxEvent] = []
-        self._written = 0
+        self._rows: list[OutboxEvent] = []
+        self._written = False
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
     def emit(self, channel: str, event: str, data: dict[str, Any]) -> None:
         """Record an event of this transaction; it reaches the outbox with `write`."""
-        self.rows.append(
-            OutboxEvent(event_id=str(uuid.uuid4()), channel=channel, event=event, data=data, created_at=utcnow())
-        )
+        if self._written:
+            raise RuntimeError(f"{event} emitted after this transaction's events were written")
+        row = OutboxEvent(event_id=str(uuid.uuid4()), channel=channel, event=event, data=data, created_at=utcnow())
+        self._rows.append(row)
 
     async def write(self, session: AsyncSession) -> None:
-        """Insert the events emitted since the last write in the session's transaction, in emission order."""
-        new = self.rows[self._written :]
-        if not new:
+        """Insert the emitted events in the session's transaction, in emission order (once, before commit)."""
+        if self._written:
+            raise RuntimeError("this transaction's events were written already")
+        self._written = True
+        if not self._rows:
             return
         values = [
             {"event_id": row.event_id, "channel": row.channel, "event": row.event, "data": row.data}
             | {"created_at": row.created_at, "published_at": None}
-            for row in new
+            for row in self._rows
         ]
         ids = (await session.execute(_WRITE, values)).scalars().all()
-        for row, row_id in zip(new, ids, strict=True):
+        for row, row_id in zip(self._rows, ids, strict=True):
             row.id = row_id
-        self._written = len(self.rows)
+
+    @property
+    def written(self) -> list[OutboxEvent]:
+        """The events, with their outbox ids, to publish once the transaction has committed."""
+        if self._rows and not self._written:
+            raise RuntimeError("events emitted but never written to the outbox")
+        return self._rows
 
 
 async def unpublished(session: AsyncSession, limit: int) -> Sequence[OutboxEvent]:

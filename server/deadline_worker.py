@@ -60,7 +60,7 @@ class DeadlineWorker:
                     acted += await self._order_unpaid(session, deadline.ref_id, events.emit, now)
             acted += await self._expire_carts(session, events.emit, now)
             await events.write(session)
-        await self._relay.publish_committed(events.rows)
+        await self._relay.publish_committed(events.written)
         return acted
 
     async def _order_unpaid(self, session: AsyncSession, order_id: int, emit: Emit, now: datetime) -> int:

@@ -249,7 +249,7 @@ class GatewayWorker:
         except ApiError as exc:
             log.error("the payment API's answer for payment %d does not fit it: %s", job.payment_id, exc.message)
             return
-        await self._relay.publish_committed(events.rows)
+        await self._relay.publish_committed(events.written)
 
     async def _apply(self, session: AsyncSession, payment: Payment, answer: _Answer, emit: Emit, at: datetime) -> None:
         if answer.intent is not None:

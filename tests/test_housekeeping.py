@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from persistence import command_log, outbox
+from persistence import command_log
 from persistence.base import utcnow
 from persistence.database import Database
 from persistence.tables import CommandLogEntry, OutboxEvent
@@ -19,12 +19,11 @@ async def test_clean_up_keeps_what_is_still_needed(db: Database) -> None:
     async with db.session() as session:
         await command_log.record(session, "device:1", "old", "x", {"ok": True})
         await command_log.record(session, "device:1", "new", "x", {"ok": True})
-        events = outbox.Pending()
-        for _ in range(3):
-            events.emit("device:1", "e", {})
-        stale, fresh, waiting = events.rows
-        stale.published_at, fresh.published_at, waiting.created_at = old, utcnow(), old
-        session.add_all(events.rows)
+        stale, fresh, waiting = (
+            OutboxEvent(event_id=str(n), channel="device:1", event="e", data={}, created_at=created, published_at=at)
+            for n, (created, at) in enumerate([(old, old), (utcnow(), utcnow()), (old, None)])
+        )
+        session.add_all([stale, fresh, waiting])
         await session.flush()
         (await session.get(CommandLogEntry, ("device:1", "old"))).created_at = old  # type: ignore[union-attr]
     assert await clean_up(db) == (1, 1)

@@ -57,9 +57,9 @@ class Call(Generic[B, Q]):
 
     def emit(self, channel: str, event: str, data: dict[str, Any]) -> None:
         """Record an event in this call's transaction; it is published once the transaction commits."""
-        if not self.events.rows:
+        if not self.events:
             # Rows left unpublished (the broker down, say) are the relay's to publish; the call still succeeds.
-            self.after_commit.append(lambda: self.services.relay.publish_committed(self.events.rows))
+            self.after_commit.append(lambda: self.services.relay.publish_committed(self.events.written))
         self.events.emit(channel, event, data)
 
     def close_sockets(

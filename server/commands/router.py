@@ -198,7 +198,7 @@ async def _run(
             reply = {"ok": True, "data": _as_data(await spec.handler(ctx, data))}
             await ctx.events.write(session)
             await command_log.record(session, principal.key, command_id, spec.name, reply)
-        return reply, ctx.events.rows
+        return reply, ctx.events.written
     except ApiError as error:
         refusal = error
     except IntegrityError:

@@ -102,7 +102,7 @@ async def write(db: Database, count: int, *, first: int = 0) -> list[OutboxEvent
         events.emit(CHANNEL, "thing.happened", {"n": n})
     async with db.session() as session:
         await events.write(session)
-    return events.rows
+    return events.written
 
 
 async def published(db: Database) -> list[bool]:
