@@ -157,15 +157,15 @@ def ws_url(url: str, prefix: str) -> str:
     return url.replace("http", "ws", 1).rstrip("/") + f"{prefix}/ws"
 
 
-def _payment_event(event: str, _id: int | None) -> bool:
+def _wants_payment(event: str, _id: int | None) -> bool:
     return event.startswith("payment.")
 
 
-def _payment_request(event: str, _id: int | None) -> bool:
+def _wants_payment_request(event: str, _id: int | None) -> bool:
     return event == "payment.requested"
 
 
-def _board_event(event: str, _id: int | None) -> bool:
+def _wants_board(event: str, _id: int | None) -> bool:
     return event == "board.updated"
 
 
@@ -243,15 +243,15 @@ class Simulation:
         # Each device with the events its handler below acts on (the handlers check again: this only saves work).
         jobs: list[tuple[SimDevice, str, Wants]] = []
         for index, kiosk in enumerate(self.fleet.kiosks):
-            jobs.append((kiosk, self.urls[index % count], _payment_event))
+            jobs.append((kiosk, self.urls[index % count], _wants_payment))
             assert kiosk.paired_terminal_id is not None
             terminal = self.fleet.terminals[kiosk.paired_terminal_id]
-            jobs.append((terminal, self.urls[(index + 1) % count], _payment_request))
+            jobs.append((terminal, self.urls[(index + 1) % count], _wants_payment_request))
         jobs += [
             (device, self.urls[i % count], partial(self._kitchen_wants, i))
             for i, device in enumerate(self.fleet.kitchens)
         ]
-        jobs += [(device, self.urls[i % count], _board_event) for i, device in enumerate(self.fleet.boards)]
+        jobs += [(device, self.urls[i % count], _wants_board) for i, device in enumerate(self.fleet.boards)]
         clients: list[DeviceClient] = []
         for start in range(0, len(jobs), CONNECT_BATCH):
             batch = jobs[start : start + CONNECT_BATCH]

@@ -1,4 +1,4 @@
-"""Reserving and giving back stock, each item with one conditional UPDATE (DESIGN.md decision 7).
+"""Reserving and giving back stock: counts change only through conditional UPDATEs (DESIGN.md decision 7).
 
 Never read-then-write a count: `stock >= qty` is checked by the UPDATE itself, so
 concurrent orders can never take an item below zero on either database. Items are
@@ -48,21 +48,22 @@ class Reservation:
 
 
 # Built once (every order runs them): a statement object keeps its SQL cache key for the next call.
-_OFFERS = table(ItemAvailability)
-_LEVELS = select(_OFFERS.c.item_id, _OFFERS.c.available, _OFFERS.c.stock).where(
-    _OFFERS.c.branch_id == bindparam("branch_id"), _OFFERS.c.item_id.in_(bindparam("item_ids", expanding=True))
+_AVAILABILITY = table(ItemAvailability)
+_LEVELS = select(_AVAILABILITY.c.item_id, _AVAILABILITY.c.available, _AVAILABILITY.c.stock).where(
+    _AVAILABILITY.c.branch_id == bindparam("branch_id"),
+    _AVAILABILITY.c.item_id.in_(bindparam("item_ids", expanding=True)),
 )
 _TAKE = (
-    update(_OFFERS)
+    update(_AVAILABILITY)
     .where(
-        _OFFERS.c.branch_id == bindparam("b_branch_id"),
-        _OFFERS.c.item_id == bindparam("b_item_id"),
-        _OFFERS.c.available.is_(True),
-        _OFFERS.c.stock.is_not(None),
-        _OFFERS.c.stock >= bindparam("qty"),
+        _AVAILABILITY.c.branch_id == bindparam("b_branch_id"),
+        _AVAILABILITY.c.item_id == bindparam("b_item_id"),
+        _AVAILABILITY.c.available.is_(True),
+        _AVAILABILITY.c.stock.is_not(None),
+        _AVAILABILITY.c.stock >= bindparam("qty"),
     )
-    .values(stock=_OFFERS.c.stock - bindparam("qty"), updated_at=bindparam("now"))
-    .returning(_OFFERS.c.stock)
+    .values(stock=_AVAILABILITY.c.stock - bindparam("qty"), updated_at=bindparam("now"))
+    .returning(_AVAILABILITY.c.stock)
 )
 
 

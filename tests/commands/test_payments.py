@@ -85,8 +85,9 @@ async def test_a_terminal_busy_with_another_order_is_terminal_busy(shop: Shop) -
 async def test_two_orders_started_at_once_on_one_terminal_give_one_charge(
     shop: Shop, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Both find the terminal free, then both insert: its unique index lets one in; the other is `terminal_busy`
-    with nothing of it kept."""
+    """On PostgreSQL both find the terminal free, then both insert: its unique index lets one in and the other is
+    `terminal_busy` with nothing of it kept. (On SQLite the second only starts once the first committed, and the
+    busy check refuses it.)"""
     await shop.terminal_online()
     first, second = await shop.placed_order(), await shop.placed_order()
     if backend == "postgresql":
