@@ -13,24 +13,15 @@ from persistence.database import Database
 from persistence.enums import DeviceKind, OrderStatus, PaymentMethod, PaymentStatus
 from persistence.tables import (
     Branch,
-    Category,
     CommandLogEntry,
     Device,
-    Item,
     ItemAvailability,
     Order,
     Payment,
 )
+from tests.persistence.rows import add_branch, add_item
 
 TODAY = date(2026, 11, 27)
-
-
-async def _branch(db: Database, name: str = "Alpha") -> int:
-    async with db.session() as session:
-        branch = Branch(name=name, currency="EUR", timezone="Europe/Berlin")
-        session.add(branch)
-        await session.flush()
-        return branch.id
 
 
 async def _device(db: Database, branch_id: int, kind: DeviceKind, paired_terminal_id: int | None = None) -> int:
@@ -89,16 +80,8 @@ async def _payment_statuses(db: Database, order_id: int) -> list[PaymentStatus]:
 
 
 async def _stocked_item(db: Database, stock: int) -> tuple[int, int]:
-    branch_id = await _branch(db)
-    async with db.session() as session:
-        category = Category(name="Burgers")
-        session.add(category)
-        await session.flush()
-        item = Item(category_id=category.id, name="Cheeseburger", price=650)
-        session.add(item)
-        await session.flush()
-        session.add(ItemAvailability(branch_id=branch_id, item_id=item.id, stock=stock))
-        return branch_id, item.id
+    branch_id = await add_branch(db)
+    return branch_id, await add_item(db, branch_id, stock=stock)
 
 
 async def _stock(db: Database, branch_id: int, item_id: int) -> int | None:
@@ -147,7 +130,7 @@ async def test_conditional_reservation_takes_stock_only_when_enough_is_left(db: 
 
 async def test_an_order_has_at_most_one_approved_payment(db: Database) -> None:
     """A second approved payment is refused, whether inserted approved or updated to approved."""
-    branch_id = await _branch(db)
+    branch_id = await add_branch(db)
     order_id = await _add_order(db, branch_id)
     await _add_payment(db, order_id, branch_id, PaymentStatus.APPROVED)
 
@@ -166,7 +149,7 @@ async def test_an_order_has_at_most_one_approved_payment(db: Database) -> None:
 
 async def test_an_order_may_have_many_unapproved_payments(db: Database) -> None:
     """Declined and failed attempts do not collide, and one of them may still be followed by an approval."""
-    branch_id = await _branch(db)
+    branch_id = await add_branch(db)
     order_id = await _add_order(db, branch_id)
     await _add_payment(db, order_id, branch_id, PaymentStatus.DECLINED)
     await _add_payment(db, order_id, branch_id, PaymentStatus.DECLINED)
@@ -177,7 +160,7 @@ async def test_an_order_may_have_many_unapproved_payments(db: Database) -> None:
 
 async def test_a_terminal_has_at_most_one_payment_in_flight(db: Database) -> None:
     """While a terminal has a pending or processing payment, another pending one for it is refused."""
-    branch_id = await _branch(db)
+    branch_id = await add_branch(db)
     terminal_id = await _device(db, branch_id, DeviceKind.PAYMENT_TERMINAL)
     first_order = await _add_order(db, branch_id, number=1)
     second_order = await _add_order(db, branch_id, number=2)
@@ -198,7 +181,7 @@ async def test_a_terminal_has_at_most_one_payment_in_flight(db: Database) -> Non
 
 async def test_a_terminal_takes_a_new_payment_once_the_last_one_finished(db: Database) -> None:
     """After the in-flight payment is approved the terminal accepts a new pending one."""
-    branch_id = await _branch(db)
+    branch_id = await add_branch(db)
     terminal_id = await _device(db, branch_id, DeviceKind.PAYMENT_TERMINAL)
     first_order = await _add_order(db, branch_id, number=1)
     second_order = await _add_order(db, branch_id, number=2)
@@ -213,7 +196,7 @@ async def test_a_terminal_takes_a_new_payment_once_the_last_one_finished(db: Dat
 
 async def test_in_flight_payments_do_not_collide_across_terminals_or_without_one(db: Database) -> None:
     """Two terminals each hold a pending payment, and terminal-less (gateway) payments never collide."""
-    branch_id = await _branch(db)
+    branch_id = await add_branch(db)
     terminals = [await _device(db, branch_id, DeviceKind.PAYMENT_TERMINAL) for _ in range(2)]
     orders = [await _add_order(db, branch_id, number=number) for number in (1, 2, 3, 4)]
 
@@ -231,8 +214,8 @@ async def test_in_flight_payments_do_not_collide_across_terminals_or_without_one
 
 async def test_order_numbers_are_unique_per_branch_and_business_date(db: Database) -> None:
     """Number 1 twice on one branch and day is refused; another day or another branch may reuse it."""
-    alpha = await _branch(db, "Alpha")
-    beta = await _branch(db, "Beta")
+    alpha = await add_branch(db, "Alpha")
+    beta = await add_branch(db, "Beta")
     await _add_order(db, alpha, number=1)
 
     with pytest.raises(IntegrityError):
@@ -286,7 +269,7 @@ async def _insert_raw_order(db: Database, branch_id: int, status: str) -> None:
 
 async def test_an_unknown_enum_value_is_refused_by_the_database(db: Database) -> None:
     """An order status outside OrderStatus fails the CHECK constraint; a known one goes in."""
-    branch_id = await _branch(db)
+    branch_id = await add_branch(db)
     with pytest.raises(IntegrityError):
         await _insert_raw_order(db, branch_id, "lost")
 
@@ -300,7 +283,7 @@ async def test_an_unknown_enum_value_is_refused_by_the_database(db: Database) ->
 
 async def test_a_kiosk_cannot_be_paired_to_itself(db: Database) -> None:
     """Setting a device's paired terminal to its own id is refused."""
-    branch_id = await _branch(db)
+    branch_id = await add_branch(db)
     kiosk_id = await _device(db, branch_id, DeviceKind.KIOSK)
     with pytest.raises(IntegrityError):
         async with db.session() as session:
@@ -312,7 +295,7 @@ async def test_a_kiosk_cannot_be_paired_to_itself(db: Database) -> None:
 
 async def test_two_kiosks_cannot_share_a_terminal(db: Database) -> None:
     """Pairing a second kiosk to a terminal already paired is refused; the first pairing stays."""
-    branch_id = await _branch(db)
+    branch_id = await add_branch(db)
     terminal_id = await _device(db, branch_id, DeviceKind.PAYMENT_TERMINAL)
     first_kiosk = await _device(db, branch_id, DeviceKind.KIOSK, paired_terminal_id=terminal_id)
 
@@ -326,8 +309,8 @@ async def test_two_kiosks_cannot_share_a_terminal(db: Database) -> None:
 
 async def test_a_branch_with_devices_cannot_be_deleted(db: Database) -> None:
     """Deleting a branch that still has devices is refused (RESTRICT); an empty branch can be deleted."""
-    with_device = await _branch(db, "Alpha")
-    empty = await _branch(db, "Beta")
+    with_device = await add_branch(db, "Alpha")
+    empty = await add_branch(db, "Beta")
     await _device(db, with_device, DeviceKind.KIOSK)
 
     with pytest.raises(IntegrityError):

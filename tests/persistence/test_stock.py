@@ -8,20 +8,26 @@ take more than there is.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.database import Database
 from persistence.stock import Level, Reservation, Shortage, release, reserve
-from persistence.tables import Branch, Category, Item, ItemAvailability
+from persistence.tables import ItemAvailability
+from tests.persistence.rows import add_branch, add_item
 
 # Rows are created with this `updated_at`, so that a change shows without comparing clocks.
 LONG_AGO = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 # Bounds every wait on other transactions, so that a hang fails the test instead of stalling the suite.
 TIMEOUT_S = 30
+
+T = TypeVar("T")
 
 
 class Short(Exception):
@@ -37,32 +43,11 @@ class Row:
     updated_at: datetime
 
 
-async def _branch(db: Database, name: str = "Alpha") -> int:
-    async with db.session() as session:
-        branch = Branch(name=name, currency="EUR", timezone="Europe/Berlin")
-        session.add(branch)
-        await session.flush()
-        return branch.id
-
-
 async def _item(
     db: Database, branch_id: int, *, stock: int | None, available: bool = True, offered: bool = True
 ) -> int:
-    """A new item; the branch offers it with this availability and stock unless `offered` is False."""
-    async with db.session() as session:
-        category = Category(name="Burgers")
-        session.add(category)
-        await session.flush()
-        item = Item(category_id=category.id, name="Cheeseburger", price=650)
-        session.add(item)
-        await session.flush()
-        if offered:
-            session.add(
-                ItemAvailability(
-                    branch_id=branch_id, item_id=item.id, available=available, stock=stock, updated_at=LONG_AGO
-                )
-            )
-        return item.id
+    """A new item, its availability row (if `offered`) written LONG_AGO."""
+    return await add_item(db, branch_id, stock=stock, available=available, offered=offered, updated_at=LONG_AGO)
 
 
 async def _row(db: Database, branch_id: int, item_id: int) -> Row | None:
@@ -116,7 +101,7 @@ async def _until_blocked_or_done(db: Database, task: asyncio.Task[Reservation]) 
 
 async def test_an_unlimited_item_is_reserved_without_any_change(db: Database) -> None:
     """An item that is on and not counted is reserved: nothing changed, nothing short, its row untouched."""
-    branch_id = await _branch(db)
+    branch_id = await add_branch(db)
     item_id = await _item(db, branch_id, stock=None)
 
     assert await _reserve(db, branch_id, {item_id: 3}) == Reservation(changed=[], short=[])
@@ -126,7 +111,7 @@ async def test_an_unlimited_item_is_reserved_without_any_change(db: Database) ->
 
 async def test_a_counted_item_with_enough_left_is_taken(db: Database) -> None:
     """Enough left: the quantity is taken from the stored stock and the new level is reported as changed."""
-    branch_id = await _branch(db)
+    branch_id = await add_branch(db)
     item_id = await _item(db, branch_id, stock=5)
 
     assert await _reserve(db, branch_id, {item_id: 2}) == Reservation(changed=[Level(item_id, True, 3)], short=[])
@@ -139,7 +124,7 @@ async def test_a_counted_item_with_enough_left_is_taken(db: Database) -> None:
 
 async def test_taking_the_last_ones_leaves_zero(db: Database) -> None:
     """Exactly what is left can be taken, down to zero; the next unit is then short with nothing left."""
-    branch_id = await _branch(db)
+    branch_id = await add_branch(db)
     item_id = await _item(db, branch_id, stock=2)
 
     assert await _reserve(db, branch_id, {item_id: 2}) == Reservation(changed=[Level(item_id, True, 0)], short=[])
@@ -149,7 +134,7 @@ async def test_taking_the_last_ones_leaves_zero(db: Database) -> None:
 
 async def test_a_counted_item_with_too_few_left_is_short_by_what_is_left(db: Database) -> None:
     """Fewer left than asked for: short, naming how many are left, and the stock is not touched."""
-    branch_id = await _branch(db)
+    branch_id = await add_branch(db)
     item_id = await _item(db, branch_id, stock=2)
 
     reservation = await _reserve(db, branch_id, {item_id: 3})
@@ -161,7 +146,7 @@ async def test_a_counted_item_with_too_few_left_is_short_by_what_is_left(db: Dat
 @pytest.mark.parametrize("stock", [None, 4], ids=["unlimited", "counted"])
 async def test_an_86d_item_is_short_with_nothing_left(db: Database, stock: int | None) -> None:
     """An item that is off (86'd) is short with 0 left, whether or not it counts stock, and its stock is kept."""
-    branch_id = await _branch(db)
+    branch_id = await add_branch(db)
     item_id = await _item(db, branch_id, stock=stock, available=False)
 
     reservation = await _reserve(db, branch_id, {item_id: 1})
@@ -172,8 +157,8 @@ async def test_an_86d_item_is_short_with_nothing_left(db: Database, stock: int |
 
 async def test_an_item_the_branch_does_not_offer_is_short_with_nothing_left(db: Database) -> None:
     """An item without an availability row in this branch is short with 0 left, even when another branch has it."""
-    branch_id = await _branch(db)
-    other_branch_id = await _branch(db, "Beta")
+    branch_id = await add_branch(db)
+    other_branch_id = await add_branch(db, "Beta")
     item_id = await _item(db, other_branch_id, stock=10)
 
     reservation = await _reserve(db, branch_id, {item_id: 1})
@@ -185,7 +170,7 @@ async def test_an_item_the_branch_does_not_offer_is_short_with_nothing_left(db: 
 
 async def test_a_mixed_order_names_every_short_item_and_its_rollback_keeps_all_stock(db: Database) -> None:
     """One call takes what it can and names every short item at once; the caller's rollback restores all stock."""
-    branch_id = await _branch(db)
+    branch_id = await add_branch(db)
     unlimited = await _item(db, branch_id, stock=None)
     enough = await _item(db, branch_id, stock=5)
     too_few = await _item(db, branch_id, stock=1)
@@ -215,7 +200,7 @@ async def test_a_mixed_order_names_every_short_item_and_its_rollback_keeps_all_s
 
 async def test_release_gives_back_to_counted_items_only(db: Database) -> None:
     """Counted items (on or 86'd) get the quantity back and are reported; unlimited and unoffered ones stay as is."""
-    branch_id = await _branch(db)
+    branch_id = await add_branch(db)
     counted = await _item(db, branch_id, stock=2)
     off = await _item(db, branch_id, stock=0, available=False)
     unlimited = await _item(db, branch_id, stock=None)
@@ -238,7 +223,7 @@ async def test_release_gives_back_to_counted_items_only(db: Database) -> None:
 async def test_concurrent_reservations_never_oversell(db: Database) -> None:
     """Twelve orders of one unit race for a stock of 5: exactly 5 get one, each a different level, and 0 are left."""
     orders = 12
-    branch_id = await _branch(db)
+    branch_id = await add_branch(db)
     item_id = await _item(db, branch_id, stock=5)
     start = asyncio.Barrier(orders)
     outcomes: list[Reservation] = []
@@ -282,60 +267,57 @@ async def test_concurrent_reservations_never_oversell(db: Database) -> None:
     assert await _stock(db, branch_id, item_id) == 0
 
 
+async def _reserve_behind(
+    db: Database, branch_id: int, item_id: int, hold: Callable[[AsyncSession], Awaitable[T]]
+) -> tuple[T, Reservation]:
+    """Reserve one of the item while another transaction, having run `hold`, keeps it locked; then let that one
+    commit. Returns what `hold` gave and the reservation."""
+    held, let_commit = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> T:
+        async with db.session() as session:
+            result = await hold(session)
+            held.set()
+            await let_commit.wait()
+            return result
+
+    holding = asyncio.create_task(holder())
+    try:
+        await asyncio.wait_for(held.wait(), TIMEOUT_S)
+        waiting = asyncio.create_task(_reserve(db, branch_id, {item_id: 1}))
+        await _until_blocked_or_done(db, waiting)
+    finally:
+        let_commit.set()  # never leave the row locked, or the next test's cleanup waits for ever
+    return await asyncio.wait_for(holding, TIMEOUT_S), await asyncio.wait_for(waiting, TIMEOUT_S)
+
+
 @pytest.mark.parametrize("backend", ["postgresql"])
 async def test_a_reservation_that_waited_for_another_reports_what_that_one_left(db: Database) -> None:
     """Read 1 left, then waited for an order that took it: short with 0 left (read again), not with the stale 1."""
-    branch_id = await _branch(db)
+    branch_id = await add_branch(db)
     item_id = await _item(db, branch_id, stock=1)
-    first_took = asyncio.Event()
-    let_first_commit = asyncio.Event()
 
-    async def first() -> Reservation:
-        async with db.session() as session:
-            reservation = await reserve(session, branch_id, {item_id: 1})
-            first_took.set()
-            await let_first_commit.wait()
-            return reservation
+    async def take_it(session: AsyncSession) -> Reservation:
+        return await reserve(session, branch_id, {item_id: 1})
 
-    holder = asyncio.create_task(first())
-    try:
-        await asyncio.wait_for(first_took.wait(), TIMEOUT_S)
-        second = asyncio.create_task(_reserve(db, branch_id, {item_id: 1}))
-        await _until_blocked_or_done(db, second)
-    finally:
-        let_first_commit.set()  # never leave the row locked, or the next test's cleanup waits for ever
-
-    assert await asyncio.wait_for(holder, TIMEOUT_S) == Reservation(changed=[Level(item_id, True, 0)], short=[])
-    assert await asyncio.wait_for(second, TIMEOUT_S) == Reservation(changed=[], short=[Shortage(item_id, 1, 0)])
+    first, second = await _reserve_behind(db, branch_id, item_id, take_it)
+    assert first == Reservation(changed=[Level(item_id, True, 0)], short=[])
+    assert second == Reservation(changed=[], short=[Shortage(item_id, 1, 0)])
     assert await _stock(db, branch_id, item_id) == 0
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
 async def test_an_item_made_unlimited_while_a_reservation_waited_is_reserved_without_change(db: Database) -> None:
     """Read as counted, then made unlimited by the transaction it waited for: reserved, nothing changed or short."""
-    branch_id = await _branch(db)
+    branch_id = await add_branch(db)
     item_id = await _item(db, branch_id, stock=1)
-    updated = asyncio.Event()
-    let_commit = asyncio.Event()
 
-    async def make_unlimited() -> None:
-        async with db.session() as session:
-            await session.execute(
-                update(ItemAvailability)
-                .where(ItemAvailability.branch_id == branch_id, ItemAvailability.item_id == item_id)
-                .values(stock=None)
-            )
-            updated.set()
-            await let_commit.wait()
+    async def make_unlimited(session: AsyncSession) -> None:
+        offer = ItemAvailability
+        await session.execute(
+            update(offer).where(offer.branch_id == branch_id, offer.item_id == item_id).values(stock=None)
+        )
 
-    holder = asyncio.create_task(make_unlimited())
-    try:
-        await asyncio.wait_for(updated.wait(), TIMEOUT_S)
-        waiting = asyncio.create_task(_reserve(db, branch_id, {item_id: 1}))
-        await _until_blocked_or_done(db, waiting)
-    finally:
-        let_commit.set()  # never leave the row locked, or the next test's cleanup waits for ever
-    await asyncio.wait_for(holder, TIMEOUT_S)
-
-    assert await asyncio.wait_for(waiting, TIMEOUT_S) == Reservation(changed=[], short=[])
+    _, waited = await _reserve_behind(db, branch_id, item_id, make_unlimited)
+    assert waited == Reservation(changed=[], short=[])
     assert await _stock(db, branch_id, item_id) is None
