@@ -13,6 +13,8 @@ from typing import Any
 from redis.asyncio import BlockingConnectionPool, Redis
 
 MAX_CONNECTIONS = 50
+# Longer than any command takes; a Redis that answers nothing for this long counts as down.
+COMMAND_TIMEOUT_S = 5.0
 
 
 def redis_client(url: str, *, wait_s: float, **options: Any) -> Redis:

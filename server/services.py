@@ -12,7 +12,7 @@ from channels.brokers import Broker, create_broker
 from channels.frames import encode_data
 from channels.hub import Hub
 from channels.presence import Presence, create_presence
-from channels.redis_clients import redis_client
+from channels.redis_clients import COMMAND_TIMEOUT_S, redis_client
 from channels.relay import Relay
 from channels.wire import Coalescer
 from persistence.base import rfc3339, utcnow
@@ -65,7 +65,7 @@ class Services:
         """Services for `settings`; tests pass their own database, Redis client or key prefix."""
         db = db or Database.from_url(settings.database_url)
         if redis is None and settings.REDIS_URL:
-            redis = redis_client(settings.REDIS_URL, wait_s=5.0, health_check_interval=30)
+            redis = redis_client(settings.REDIS_URL, wait_s=COMMAND_TIMEOUT_S, health_check_interval=30)
         limiter: RateLimiter = (
             RedisRateLimiter(redis, prefix=f"{prefix}:ratelimit") if redis is not None else MemoryRateLimiter()
         )

@@ -33,7 +33,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError, RedisError
 
 from channels.brokers.base import Broker, BrokerListener, Delivery, Outgoing, event_frame, event_tail, new_epoch
-from channels.redis_clients import redis_client
+from channels.redis_clients import COMMAND_TIMEOUT_S, redis_client
 
 log = logging.getLogger("channels.broker")
 
@@ -42,8 +42,6 @@ _DEDUPE_TTL_S = 86_400
 _RECONNECT_FIRST_DELAY_S = 0.1
 _RECONNECT_MAX_DELAY_S = 2.0
 _CONNECT_TIMEOUT_S = 2.0
-# Longer than any command takes; a Redis that answers nothing for this long counts as down.
-_COMMAND_TIMEOUT_S = 5.0
 _CONFIRM_TIMEOUT_S = 5.0
 # A frame starts `{"type":"event","channel":<channel JSON>,"seq":`; see base.event_frame.
 _FRAME_HEAD = '{"type":"event","channel":'
@@ -180,10 +178,10 @@ class RedisBroker(Broker):
         # One quick retry covers a pooled connection that died while idle; an outage still raises at once.
         self._redis = redis_client(
             url,
-            wait_s=_COMMAND_TIMEOUT_S,
+            wait_s=COMMAND_TIMEOUT_S,
             decode_responses=True,
             socket_connect_timeout=_CONNECT_TIMEOUT_S,
-            socket_timeout=_COMMAND_TIMEOUT_S,
+            socket_timeout=COMMAND_TIMEOUT_S,
             health_check_interval=30,
             retry=Retry(NoBackoff(), 1),
         )
@@ -192,7 +190,7 @@ class RedisBroker(Broker):
             url,
             decode_responses=True,
             socket_connect_timeout=_CONNECT_TIMEOUT_S,
-            socket_timeout=_COMMAND_TIMEOUT_S,
+            socket_timeout=COMMAND_TIMEOUT_S,
             retry=Retry(NoBackoff(), 0),
             client_name=f"{prefix}:broker-pubsub",
         )
