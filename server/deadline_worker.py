@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels import names
@@ -20,7 +20,7 @@ from persistence import deadlines, outbox
 from persistence.base import utcnow
 from persistence.database import Database
 from persistence.enums import CartStatus, DeadlineKind, OrderStatus, PaymentStatus
-from persistence.tables import Cart, Payment
+from persistence.tables import Cart, Order, Payment
 from server.cart_view import price_cart
 from server.domain.order_states import OrderAction
 from server.errors import ApiError
@@ -36,6 +36,10 @@ log = logging.getLogger("server.deadlines")
 INTERVAL_S = 1.0
 BATCH = 100
 HANDLED = (DeadlineKind.ORDER_PAYMENT, DeadlineKind.PAYMENT)
+# The worker holds the deadlines it claimed; a payment result (or an order being paid) holds its payment (or
+# order) and then finishes the same deadline. Waiting for the payment would deadlock with it, so a payment or
+# order another transaction holds is skipped, its deadline left open for the next pass.
+_LOCK_PAYMENT_IF_FREE = select(Payment).where(Payment.id == bindparam("payment_id")).with_for_update(skip_locked=True)
 
 
 class DeadlineWorker:
@@ -64,7 +68,9 @@ class DeadlineWorker:
         return acted
 
     async def _order_unpaid(self, session: AsyncSession, order_id: int, emit: Emit, now: datetime) -> int:
-        order = await lock_order(session, order_id)
+        order = await lock_order(session, order_id, if_free=True)
+        if order is None and await session.get(Order, order_id) is not None:
+            return 0  # being paid or cancelled right now (see _LOCK_PAYMENT_IF_FREE): the next pass looks again
         if order is None or order.status != OrderStatus.AWAITING_PAYMENT:
             await deadlines.finish(session, DeadlineKind.ORDER_PAYMENT, order_id, now)
             return 0
@@ -81,8 +87,10 @@ class DeadlineWorker:
         return 1
 
     async def _payment_unanswered(self, session: AsyncSession, payment_id: int, emit: Emit, now: datetime) -> int:
+        payment = (await session.execute(_LOCK_PAYMENT_IF_FREE, {"payment_id": payment_id})).scalar_one_or_none()
+        if payment is None and await session.get(Payment, payment_id) is not None:
+            return 0  # its result is being recorded right now: that finishes the deadline, or the next pass does
         await deadlines.finish(session, DeadlineKind.PAYMENT, payment_id, now)
-        payment = await session.get(Payment, payment_id, with_for_update=True)
         if payment is None or payment.status not in IN_FLIGHT:
             return 0
         # No result in time: the kiosk may start another payment; a late approval is still recorded.

@@ -49,14 +49,18 @@ async def payment_in_flight(session: AsyncSession, order_id: int) -> int | None:
 
 # Hot statements are built once: a statement object keeps its SQL cache key, which building anew recomputes.
 # Only the order's row is locked (`of`): PostgreSQL cannot lock the outer-joined side, and lines never change.
-_LOCK_ORDER = (
-    select(Order).options(joinedload(Order.lines)).where(Order.id == bindparam("order_id")).with_for_update(of=Order)
-)
+_READ_ORDER = select(Order).options(joinedload(Order.lines)).where(Order.id == bindparam("order_id"))
+_LOCK_ORDER = _READ_ORDER.with_for_update(of=Order)
+_LOCK_ORDER_IF_FREE = _READ_ORDER.with_for_update(of=Order, skip_locked=True)
 
 
-async def lock_order(session: AsyncSession, order_id: int) -> Order | None:
-    """The order with its lines, read in one query, its row locked until the transaction ends."""
-    return (await session.execute(_LOCK_ORDER, {"order_id": order_id})).unique().scalar_one_or_none()
+async def lock_order(session: AsyncSession, order_id: int, *, if_free: bool = False) -> Order | None:
+    """The order with its lines, read in one query, its row locked until the transaction ends.
+
+    `if_free`: None at once when another transaction holds the order, instead of waiting for it.
+    """
+    statement = _LOCK_ORDER_IF_FREE if if_free else _LOCK_ORDER
+    return (await session.execute(statement, {"order_id": order_id})).unique().scalar_one_or_none()
 
 
 @cache

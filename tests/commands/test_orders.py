@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select, update
 
 from channels import names
@@ -264,6 +265,22 @@ async def test_the_payment_timeout_cancels_an_unpaid_order_and_returns_stock(sho
     assert (statuses[unpaid["id"]], statuses[paid["id"]], reason) == ("cancelled", "paid", "payment_timeout")
     assert await shop.stock(shop.fries) == 8
     assert await shop.services.deadlines.run_once(later) == 0
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_the_timeout_passes_over_an_order_another_transaction_holds(shop: Shop) -> None:
+    """An order held (as one being paid at the counter is) when its payment time runs out: the worker does not wait
+    for it, which would deadlock with that transaction finishing the same deadline, and cancels it on a later pass."""
+    unpaid = await shop.send(
+        shop.kiosk, "order.place", {"cart_id": (await cart_with(shop, {"item_id": shop.fries}))["id"]}
+    )
+    later = utcnow() + timedelta(seconds=shop.services.settings.ORDER_PAYMENT_TIMEOUT_S + 1)
+    async with shop.services.db.session() as session:
+        await session.get(Order, unpaid["id"], with_for_update=True)
+        assert await asyncio.wait_for(shop.services.deadlines.run_once(later), 5) == 0
+    assert await shop.services.deadlines.run_once(later) == 1
+    async with shop.services.db.session() as session:
+        assert await session.scalar(select(Order.status).where(Order.id == unpaid["id"])) == "cancelled"
 
 
 async def test_the_timeout_spares_an_order_with_a_payment_in_flight(shop: Shop) -> None:

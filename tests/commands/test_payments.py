@@ -193,6 +193,22 @@ async def test_a_payment_without_result_expires_and_a_late_approval_still_pays(s
     assert await order_status(shop, order["id"]) == OrderStatus.PAID
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_the_timeout_passes_over_a_payment_whose_result_is_being_recorded(shop: Shop) -> None:
+    """A transaction holds the payment (as a result being recorded does) when it times out: the worker does not
+    wait for it, which would deadlock with the result finishing the same deadline, and expires it on a later pass."""
+    await shop.terminal_online()
+    order = await shop.placed_order()
+    payment = await shop.send(shop.kiosk, "payment.start", {"order_id": order["id"]})
+    later = utcnow() + timedelta(seconds=shop.services.settings.PAYMENT_TIMEOUT_S + 1)
+    async with shop.services.db.session() as session:
+        await session.get(Payment, payment["id"], with_for_update=True)
+        assert await asyncio.wait_for(shop.services.deadlines.run_once(later), 5) == 0
+    assert await shop.services.deadlines.run_once(later) == 1
+    async with shop.services.db.session() as session:
+        assert await session.scalar(select(Payment.status).where(Payment.id == payment["id"])) == "expired"
+
+
 async def test_a_late_approval_for_an_order_that_cannot_be_paid_needs_a_refund(shop: Shop) -> None:
     """Expired, then the order is paid in cash, then the terminal approves: the payment is needs_refund."""
     await shop.terminal_online()
