@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import event, select, update
 
 from channels import names
+from channels import relay as relay_module
 from channels.brokers import Broker, BrokerListener, Delivery
 from channels.relay import Relay
 from persistence import outbox
@@ -253,3 +254,23 @@ async def test_rows_published_while_closing_are_left_to_the_relay(services: Serv
     assert await asyncio.wait_for(relay.relay_once(), LIMIT_S) == 1
     assert await published(services.db) == [True]
     assert await channel_events(services.broker) == [(1, 0)]
+
+
+async def test_closing_gives_up_on_marks_the_database_holds_up(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mark that cannot finish (its row locked; on SQLite, the write turn taken) holds `close` up for
+    `_MARK_WAIT_S` only; the row stays unmarked, and the relay sends it again."""
+    monkeypatch.setattr(relay_module, "_MARK_WAIT_S", 0.2)
+    relay = Relay(services.db, services.broker)
+    [row] = await write(services.db, 1)
+    loop = asyncio.get_running_loop()
+    async with services.db.session() as session:
+        await session.execute(select(OutboxEvent.id).where(OutboxEvent.id == row.id).with_for_update())
+        await relay.publish_committed([row])
+        started = loop.time()
+        await asyncio.wait_for(relay.close(), LIMIT_S)
+        assert loop.time() - started < 2
+    assert await published(services.db) == [False]
+    assert await asyncio.wait_for(relay.relay_once(), LIMIT_S) == 1
+    assert await published(services.db) == [True]
