@@ -1,4 +1,4 @@
-"""Reserving and giving back stock: counts change only through conditional UPDATEs (DESIGN.md decision 7).
+"""Reserving and giving back stock: counts change only through conditional UPDATEs.
 
 Never read-then-write a count: `stock >= qty` is checked by the UPDATE itself, so
 concurrent orders can never take an item below zero on either database. Items are

@@ -1,6 +1,6 @@
 """Fixtures shared by the whole suite.
 
-Behaviour that touches storage runs twice, once per runtime of DESIGN.md decision 1:
+Behaviour that touches storage runs twice, once per runtime the server supports:
 `sqlite` (the embedded defaults: SQLite file, in-process broker and limits) and
 `postgresql` (PostgreSQL and Redis, as in production). The real servers must be
 reachable: the suite fails rather than skip them.

@@ -3,7 +3,7 @@
 The first stock call for a branch creates its `items_live_available` row: the branch
 now offers the item. Stock is `None` for unlimited. Adding to it (or writing it off with
 a negative quantity) is one conditional UPDATE that never takes it below zero, the way
-orders reserve it (DESIGN.md decision 7): concurrent changes can never oversell.
+orders reserve it (persistence/stock.py): concurrent changes can never oversell.
 
 Every change is announced on the `branch:{b}:menu` channel of the branch concerned:
 `menu.item_updated` when the branch starts offering the item, `stock.changed` after.

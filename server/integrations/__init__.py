@@ -1,1 +1,1 @@
-"""Adapters to outside systems behind plain interfaces (DESIGN.md decision 10): the POS push."""
+"""Adapters to outside systems behind plain interfaces: the POS push."""

@@ -1,4 +1,4 @@
-"""The payment API client (DESIGN.md decision 10): card payments over HTTP, modelled on Stripe's PaymentIntents.
+"""The payment API client (docs/payment-gateway.md): card payments over HTTP, modelled on Stripe's PaymentIntents.
 
     POST {base}/payment_intents                       {"amount", "currency", "metadata": {"payment_id", "order_id"}}
     GET  {base}/payment_intents/{id}                  the intent, or 404
