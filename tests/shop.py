@@ -17,13 +17,24 @@ import asyncio
 import itertools
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
 
 from channels.frames import parse_client_frame
 from persistence.enums import DeviceKind
-from persistence.tables import Branch, Category, Item, ItemAvailability, KnownCustomer, OptionChoice, OptionGroup
+from persistence.tables import (
+    Branch,
+    Category,
+    Item,
+    ItemAvailability,
+    KnownCustomer,
+    OptionChoice,
+    OptionGroup,
+    Order,
+    Payment,
+)
 from persistence.tables import Device as DeviceRow
 from server.auth.principals import Principal, authenticate
 from server.commands import registry
@@ -112,6 +123,13 @@ class Shop:
             await presence.connected(self.terminal.id, self.branch_id, "test-terminal")
         else:
             await presence.disconnected(self.terminal.id, self.branch_id, "test-terminal")
+
+    async def deadlines_while_held(self, row: type[Order | Payment], row_id: int, now: datetime) -> int:
+        """Run the deadline worker once at `now` while another transaction holds the row, as a payment result or
+        an order being paid would; it must not wait for it (bounded). How many it acted on."""
+        async with self.services.db.session() as session:
+            await session.get(row, row_id, with_for_update=True)
+            return await asyncio.wait_for(self.services.deadlines.run_once(now), LIMIT_S)
 
     async def placed_order(self, lines: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """An order of the first kiosk awaiting payment, with `lines` (default: one cola)."""

@@ -201,9 +201,7 @@ async def test_the_timeout_passes_over_a_payment_whose_result_is_being_recorded(
     order = await shop.placed_order()
     payment = await shop.send(shop.kiosk, "payment.start", {"order_id": order["id"]})
     later = utcnow() + timedelta(seconds=shop.services.settings.PAYMENT_TIMEOUT_S + 1)
-    async with shop.services.db.session() as session:
-        await session.get(Payment, payment["id"], with_for_update=True)
-        assert await asyncio.wait_for(shop.services.deadlines.run_once(later), 5) == 0
+    assert await shop.deadlines_while_held(Payment, payment["id"], later) == 0
     assert await shop.services.deadlines.run_once(later) == 1
     async with shop.services.db.session() as session:
         assert await session.scalar(select(Payment.status).where(Payment.id == payment["id"])) == "expired"

@@ -19,7 +19,7 @@ from persistence.tables import (
     Order,
     Payment,
 )
-from tests.persistence.rows import add_branch, add_item
+from tests.rows import add_branch, add_item
 
 TODAY = date(2026, 11, 27)
 

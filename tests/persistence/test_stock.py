@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from persistence.database import Database
 from persistence.stock import Level, Reservation, Shortage, release, reserve
 from persistence.tables import ItemAvailability
-from tests.persistence.rows import add_branch, add_item
+from tests.rows import add_branch, add_item
 
 # Rows are created with this `updated_at`, so that a change shows without comparing clocks.
 LONG_AGO = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

@@ -22,7 +22,6 @@ from server.settings import Settings
 from tests.live import add_device, live_server
 from tests.realtime.test_connection import (
     TIMEOUT_S,
-    add_item,
     bearer,
     raw_socket,
     recv,
@@ -30,6 +29,7 @@ from tests.realtime.test_connection import (
     services_with,
     still_open,
 )
+from tests.rows import add_item
 from tests.world import World
 
 # -- who may subscribe (the table of PROTOCOL.md "Channels") -------------------------------
@@ -200,7 +200,7 @@ async def _set_available(staff: DeviceClient, item_id: int, available: bool) -> 
 
 async def test_subscribe_with_since_sends_exactly_the_missed_events_then_live(services: Services, world: World) -> None:
     """Resuming with `since` and the current epoch sends seq since+1 onwards in order, then live events."""
-    item_id = await add_item(services, world.branch_a)
+    item_id = await add_item(services.db, world.branch_a, stock=5)
     menu = names.branch_menu(world.branch_a)
     async with live_server(services) as live, DeviceClient(live.ws, bearer(world.manager_a.headers)) as staff:
         async with raw_socket(live.ws) as ws:
@@ -270,7 +270,7 @@ async def test_resume_beyond_the_kept_history_gets_a_snapshot(settings: Settings
 
 async def test_resume_in_hello_sends_the_missed_events_per_channel(services: Services, world: World) -> None:
     """A kiosk's `hello` with `resume` gets its menu's missed events, a snapshot where it had no place, then live."""
-    item_id = await add_item(services, world.branch_a)
+    item_id = await add_item(services.db, world.branch_a, stock=5)
     kiosk_id, kiosk_token = await add_device(services, world.branch_a, DeviceKind.KIOSK)
     menu, own = names.branch_menu(world.branch_a), names.device(kiosk_id)
     async with live_server(services) as live, DeviceClient(live.ws, bearer(world.manager_a.headers)) as staff:

@@ -29,7 +29,7 @@ from channels.client import CommandFailed, DeviceClient
 from persistence.base import rfc3339, utcnow
 from persistence.database import Database
 from persistence.enums import DeviceKind
-from persistence.tables import Category, Device, Item, ItemAvailability, Session, User
+from persistence.tables import Device, Session, User
 from server import socket as endpoint
 from server.auth.tokens import TokenCodec
 from server.commands import registry
@@ -37,6 +37,7 @@ from server.commands.router import CommandContext, CommandSpec, Who
 from server.services import Services
 from server.settings import Settings
 from tests.live import add_device, live_server
+from tests.rows import add_item
 from tests.world import World, login_as
 
 # Small limits, so that abuse and size tests need few and small frames.
@@ -125,19 +126,6 @@ def _short_lived(services: Services, kind: str, ident: int, **claims: Any) -> tu
     issued = utcnow() - services.tokens.access_ttl + timedelta(seconds=2)
     token, issued_claims = services.tokens.issue(kind, ident, now=issued, **claims)  # type: ignore[arg-type]
     return token, issued_claims.expires_at
-
-
-async def add_item(services: Services, branch_id: int) -> int:
-    """An item the branch offers (5 in stock); its id."""
-    async with services.db.session() as session:
-        category = Category(name="Mains")
-        session.add(category)
-        await session.flush()
-        item = Item(category_id=category.id, name="Burger", price=900)
-        session.add(item)
-        await session.flush()
-        session.add(ItemAvailability(branch_id=branch_id, item_id=item.id, available=True, stock=5))
-        return item.id
 
 
 # -- handshake ---------------------------------------------------------------------------
@@ -703,7 +691,7 @@ def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 
 async def test_metrics_show_the_realtime_traffic(services: Services, world: World) -> None:
     """`/metrics` counts connections by kind, commands by outcome with their latency, events and overflows."""
-    item_id = await add_item(services, world.branch_a)
+    item_id = await add_item(services.db, world.branch_a, stock=5)
     _, kiosk_token = await add_device(services, world.branch_a, DeviceKind.KIOSK)
     menu = names.branch_menu(world.branch_a)
     async with (

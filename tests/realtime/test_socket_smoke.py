@@ -4,27 +4,15 @@ from __future__ import annotations
 
 from channels.client import DeviceClient
 from persistence.enums import DeviceKind
-from persistence.tables import Category, Item, ItemAvailability
 from server.services import Services
 from tests.live import add_device, live_server
+from tests.rows import add_item
 from tests.world import World
-
-
-async def _item(services: Services, branch_id: int) -> int:
-    async with services.db.session() as session:
-        category = Category(name="Mains")
-        session.add(category)
-        await session.flush()
-        item = Item(category_id=category.id, name="Burger", price=900)
-        session.add(item)
-        await session.flush()
-        session.add(ItemAvailability(branch_id=branch_id, item_id=item.id, available=True, stock=5))
-        return item.id
 
 
 async def test_kiosk_hears_an_item_86d_by_staff(services: Services, world: World) -> None:
     """A staff 86 over the socket reaches the kiosk of the branch as `stock.changed`."""
-    item_id = await _item(services, world.branch_a)
+    item_id = await add_item(services.db, world.branch_a, stock=5)
     kiosk_id, kiosk_token = await add_device(services, world.branch_a, DeviceKind.KIOSK)
     staff_token = world.staff_a.headers["Authorization"].split()[1]
     async with live_server(services) as live:

@@ -1,4 +1,4 @@
-"""Rows the persistence tests build on: a branch, and an item it may offer."""
+"""Rows tests build on directly in the database: a branch, and an item it may offer."""
 
 from __future__ import annotations
 
