@@ -2,7 +2,10 @@
 
 Every instance runs the loop; on PostgreSQL a due deadline is claimed with SKIP LOCKED,
 so exactly one instance acts on it, and the moves themselves are conditional, so acting
-twice would change nothing. Because deadlines are rows, a restart or a crash only
+twice would change nothing. The payment or order behind a deadline is locked only if no
+other transaction holds it: a payment result (or an order being paid) holds its row and
+then finishes the same deadline, so waiting for it would deadlock; its deadline is left
+open for the next pass. Because deadlines are rows, a restart or a crash only
 delays them until the next instance looks.
 """
 
@@ -11,7 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels import names
@@ -26,7 +29,7 @@ from server.domain.order_states import OrderAction
 from server.errors import ApiError
 from server.order_changes import lock_order, move, payment_in_flight
 from server.order_view import Emit
-from server.payment_changes import IN_FLIGHT
+from server.payment_changes import IN_FLIGHT, lock_payment
 from server.payment_view import announce_payment
 from server.periodic import Periodic
 from server.settings import Settings
@@ -36,10 +39,6 @@ log = logging.getLogger("server.deadlines")
 INTERVAL_S = 1.0
 BATCH = 100
 HANDLED = (DeadlineKind.ORDER_PAYMENT, DeadlineKind.PAYMENT)
-# The worker holds the deadlines it claimed; a payment result (or an order being paid) holds its payment (or
-# order) and then finishes the same deadline. Waiting for the payment would deadlock with it, so a payment or
-# order another transaction holds is skipped, its deadline left open for the next pass.
-_LOCK_PAYMENT_IF_FREE = select(Payment).where(Payment.id == bindparam("payment_id")).with_for_update(skip_locked=True)
 
 
 class DeadlineWorker:
@@ -70,7 +69,7 @@ class DeadlineWorker:
     async def _order_unpaid(self, session: AsyncSession, order_id: int, emit: Emit, now: datetime) -> int:
         order = await lock_order(session, order_id, if_free=True)
         if order is None and await session.get(Order, order_id) is not None:
-            return 0  # being paid or cancelled right now (see _LOCK_PAYMENT_IF_FREE): the next pass looks again
+            return 0  # being paid or cancelled right now (see the module docstring): the next pass looks again
         if order is None or order.status != OrderStatus.AWAITING_PAYMENT:
             await deadlines.finish(session, DeadlineKind.ORDER_PAYMENT, order_id, now)
             return 0
@@ -87,7 +86,7 @@ class DeadlineWorker:
         return 1
 
     async def _payment_unanswered(self, session: AsyncSession, payment_id: int, emit: Emit, now: datetime) -> int:
-        payment = (await session.execute(_LOCK_PAYMENT_IF_FREE, {"payment_id": payment_id})).scalar_one_or_none()
+        payment = await lock_payment(session, payment_id, if_free=True)
         if payment is None and await session.get(Payment, payment_id) is not None:
             return 0  # its result is being recorded right now: that finishes the deadline, or the next pass does
         await deadlines.finish(session, DeadlineKind.PAYMENT, payment_id, now)

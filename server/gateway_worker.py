@@ -50,7 +50,7 @@ from server.integrations.payment_gateway import (
     PaymentGateway,
 )
 from server.order_view import Emit
-from server.payment_changes import IN_FLIGHT, payment_conflict, record_result
+from server.payment_changes import IN_FLIGHT, lock_payment, payment_conflict, record_result
 from server.payment_view import announce_payment
 from server.periodic import Periodic
 from server.settings import Settings
@@ -242,7 +242,7 @@ class GatewayWorker:
         events = outbox.Pending()
         try:
             async with self._db.session() as session:
-                payment = await session.get(Payment, job.payment_id, with_for_update=True)
+                payment = await lock_payment(session, job.payment_id)
                 assert payment is not None  # payments are never deleted
                 await self._apply(session, payment, answer, events.emit, at)
                 await events.write(session)

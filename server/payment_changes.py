@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import deadlines
@@ -35,6 +36,20 @@ IN_FLIGHT = (PaymentStatus.PENDING, PaymentStatus.PROCESSING)
 RESULTS = (PaymentStatus.APPROVED, PaymentStatus.DECLINED, PaymentStatus.FAILED)
 # Payments that ended without money: an approval arriving after all still counts.
 ENDED_WITHOUT_MONEY = (PaymentStatus.EXPIRED, PaymentStatus.CANCELLED, PaymentStatus.DECLINED, PaymentStatus.FAILED)
+
+
+# Built once (every payment command runs one): a statement object keeps its SQL cache key for the next call.
+_LOCK_PAYMENT = select(Payment).where(Payment.id == bindparam("payment_id")).with_for_update()
+_LOCK_PAYMENT_IF_FREE = select(Payment).where(Payment.id == bindparam("payment_id")).with_for_update(skip_locked=True)
+
+
+async def lock_payment(session: AsyncSession, payment_id: int, *, if_free: bool = False) -> Payment | None:
+    """The payment, its row locked until the transaction ends.
+
+    `if_free`: None at once when another transaction holds the payment, instead of waiting for it.
+    """
+    statement = _LOCK_PAYMENT_IF_FREE if if_free else _LOCK_PAYMENT
+    return (await session.execute(statement, {"payment_id": payment_id})).scalar_one_or_none()
 
 
 def payment_conflict(payment: Payment, message: str) -> ApiError:

@@ -42,6 +42,7 @@ from server.integrations.payment_gateway import (
     GatewayPayment,
     parse_intent,
 )
+from server.payment_changes import lock_payment
 
 log = logging.getLogger("server.gateway")
 
@@ -125,7 +126,7 @@ async def _payment_of(session: AsyncSession, intent: GatewayPayment) -> Payment 
     """The gateway payment the intent belongs to, locked: by the id in its metadata, else by `provider_ref`."""
     by_metadata = intent.payment_id
     if by_metadata is not None and by_metadata <= INT32_MAX:
-        payment = await session.get(Payment, by_metadata, with_for_update=True)
+        payment = await lock_payment(session, by_metadata)
         ours = payment is not None and payment.method == PaymentMethod.GATEWAY
         if ours and payment is not None and payment.provider_ref in (None, intent.id):
             return payment

@@ -20,7 +20,7 @@ from server.auth.permissions import Permission
 from server.domain.order_states import OrderAction
 from server.errors import ApiError, not_found
 from server.order_changes import lock_order, move
-from server.payment_changes import refund_payment
+from server.payment_changes import lock_payment, refund_payment
 
 router = ApiRouter("refunds")
 
@@ -61,7 +61,7 @@ async def refund_order(call: Call[None, None]) -> OrderDetailOut:
 async def refund_needs_refund(call: Call[None, None]) -> PaymentOut:
     """Give back a payment marked `needs_refund`; an approved payment is refunded with its order instead."""
     payment_id = call.path_int("payment_id")
-    payment = await call.session.get(Payment, payment_id, with_for_update=True)
+    payment = await lock_payment(call.session, payment_id)
     if payment is None:
         raise not_found("payment", payment_id)
     call.principal.require_branch(payment.branch_id)

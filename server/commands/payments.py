@@ -29,7 +29,7 @@ from server.commands.router import CommandContext, CommandRegistry, Who
 from server.errors import ApiError
 from server.order_changes import conflict
 from server.payloads import PaymentView
-from server.payment_changes import IN_FLIGHT, payment_conflict, record_result
+from server.payment_changes import IN_FLIGHT, lock_payment, payment_conflict, record_result
 from server.payment_view import announce_payment, payment_data
 
 registry = CommandRegistry()
@@ -74,8 +74,7 @@ class Result(BaseModel):
     message: str | None = Field(default=None, max_length=500)
 
 
-# Built once (every payment runs them): a statement object keeps its SQL cache key for the next call.
-_LOCK_PAYMENT = select(Payment).where(Payment.id == bindparam("payment_id")).with_for_update()
+# Built once (every payment.start runs them): a statement object keeps its SQL cache key for the next call.
 _PAIRED_TERMINAL = select(Device.paired_terminal_id).where(Device.id == bindparam("kiosk_id"))
 _IN_FLIGHT = select(Payment).where(
     (Payment.order_id == bindparam("order_id")) | (Payment.terminal_id == bindparam("terminal_id")),
@@ -83,12 +82,8 @@ _IN_FLIGHT = select(Payment).where(
 )
 
 
-async def _locked_payment(ctx: CommandContext, payment_id: int) -> Payment | None:
-    return (await ctx.session.execute(_LOCK_PAYMENT, {"payment_id": payment_id})).scalar_one_or_none()
-
-
 async def _terminal_payment(ctx: CommandContext, payment_id: int) -> Payment:
-    payment = await _locked_payment(ctx, payment_id)
+    payment = await lock_payment(ctx.session, payment_id)
     if payment is None or payment.terminal_id != ctx.principal.id:
         raise ApiError("not_found", f"no payment {payment_id}", {"payment_id": payment_id})
     return payment
@@ -163,7 +158,7 @@ async def start_payment(ctx: CommandContext, data: StartPayment) -> dict[str, An
 )
 async def cancel_payment(ctx: CommandContext, data: PaymentRef) -> dict[str, Any]:
     """Cancel this kiosk's payment while pending or processing; the terminal hears `payment.cancel_requested`."""
-    payment = await _locked_payment(ctx, data.payment_id)
+    payment = await lock_payment(ctx.session, data.payment_id)
     if payment is None or payment.kiosk_id != ctx.principal.id:
         raise ApiError("not_found", f"no payment {data.payment_id}", {"payment_id": data.payment_id})
     if payment.status not in IN_FLIGHT:
