@@ -239,7 +239,7 @@ class RedisBroker(Broker):
         Raises a redis ConnectionError while Redis is down: nothing is queued here, the caller retries.
         """
         outgoing = Outgoing(channel, event_id, event, data_json, ts)
-        keys, args = self._publish_keys(outgoing), self._publish_args(outgoing)
+        keys, args = self._publish_keys(outgoing), self._publish_args(outgoing, new_epoch())
         result = await self._publish_script(keys=keys, args=[*args, *self._sizes])
         seq, epoch, first_channel, frame, started = result
         self._note_started(epoch, first_channel, started)
@@ -251,7 +251,10 @@ class RedisBroker(Broker):
         if not events:
             return
         keys = [key for outgoing in events for key in self._publish_keys(outgoing)]
-        args = [*self._sizes, *(arg for outgoing in events for arg in self._publish_args(outgoing))]
+        # One candidate epoch for the batch: it is only taken by a channel that has none, and two channels
+        # starting with the same name is harmless (an epoch is compared per channel).
+        epoch = new_epoch()
+        args = [*self._sizes, *(arg for outgoing in events for arg in self._publish_args(outgoing, epoch))]
         for epoch, channel, started in await self._publish_many_script(keys=keys, args=args):
             self._note_started(epoch, channel, started)
 
@@ -260,11 +263,12 @@ class RedisBroker(Broker):
         channel = outgoing.channel
         return [self._state_key(channel), self._history_key(channel), f"{self._prefix}:eid:{outgoing.event_id}"]
 
-    def _publish_args(self, outgoing: Outgoing) -> list[Any]:
-        """The publish script's arguments for one event (its tail is argument 3)."""
+    def _publish_args(self, outgoing: Outgoing, epoch: str) -> list[Any]:
+        """The publish script's arguments for one event, `epoch` the one to start if its channel has none (its
+        tail is argument 3)."""
         channel = outgoing.channel
         tail = event_tail(outgoing.event, outgoing.data_json, outgoing.ts)
-        return [new_epoch(), channel, json.dumps(channel), tail, self._event_name(channel)]
+        return [epoch, channel, json.dumps(channel), tail, self._event_name(channel)]
 
     @staticmethod
     def _note_started(epoch: str, channel: str, started: int) -> None:
