@@ -1,0 +1,236 @@
+"""Floor: the least database work an order needs, with no server at all: the best this machine allows.
+
+    .venv/bin/python -m bench.floor                    # 3 runs of 10 s each way; medians
+    .venv/bin/python -m bench.floor --runs 1 --duration 5
+
+An order is 10 commands from its devices (cart.create, cart.add twice, order.place,
+payment.start, payment.progress, payment.result, order.start, order.ready,
+order.complete), and the design gives every command its own transaction holding its
+command-log row and its outbox rows. So the least a command can cost the database is
+six round trips: BEGIN, the command-log lookup, one change, one outbox row, the
+command-log row, COMMIT. Here that is all there is: cart.create and order.place each insert
+an order row and the other commands update the last one; no menu, stock, cart, payment or deadline rows, no event
+published, no frame sent or read. The real flow (bench.orders) sends about 90 statements
+per order; this sends 60.
+
+It runs on the orders benchmark's database, from 32 concurrent connections of this
+process pinned to core 0, where the orders benchmark pins the server. Two ways: through
+asyncpg itself, and through SQLAlchemy Core with statements built once, the least the
+server's one code path for SQLite and PostgreSQL can use. It prints complete orders/s and
+CPU milliseconds per order of this process and of PostgreSQL (every process named
+`postgres`, as in bench.orders). At 300 orders/s, one core gives 3.3 ms per order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, date, datetime
+from itertools import count
+
+import asyncpg
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from bench.figures import machine, median, table
+from bench.processes import bench_environment, cpu_seconds_named, pin, prepare_database, run_fast
+from persistence import base
+from persistence.tables import CommandLogEntry, Order, OutboxEvent
+from server.settings import normalise_database_url
+
+CONNECTIONS = 32
+COMMANDS = (
+    "cart.create",
+    "cart.add",
+    "cart.add",
+    "order.place",
+    "payment.start",
+    "payment.progress",
+    "payment.result",
+    "order.start",
+    "order.ready",
+    "order.complete",
+)
+# These insert a row (the real cart.create inserts the cart; here it is an order row too); the rest change the last one.
+INSERTS = frozenset({"cart.create", "order.place"})
+# The status each command leaves the order in (the table's check constraint allows only these).
+STATUS = {"payment.result": "paid", "order.start": "preparing", "order.ready": "ready", "order.complete": "completed"}
+REPLY = json.dumps({"ok": True, "data": {"order_id": 0, "status": "paid", "total": 1250}})
+EVENT = json.dumps({"order_id": 0, "number": 1, "status": "paid", "lines": [{"name": "Burger", "qty": 1}]})
+
+# One command, as a function of (connection number, command name, order id or None); returns the order id.
+Command = Callable[[int, str, int | None], Awaitable[int]]
+# A way to run commands, and how to close it.
+Way = tuple[Command, Callable[[], Awaitable[None]]]
+
+
+def _status(command: str) -> str:
+    return STATUS.get(command, "awaiting_payment")
+
+
+async def asyncpg_way(url: str, branch_id: int, numbers: Iterator[int]) -> Way:
+    """Commands through asyncpg itself (`url` as asyncpg takes it), on a pool of `CONNECTIONS`."""
+    pool = await asyncpg.create_pool(url, min_size=CONNECTIONS, max_size=CONNECTIONS)
+    lookup = "SELECT reply FROM command_log WHERE principal = $1 AND command_id = $2"
+    place = (
+        "INSERT INTO orders (branch_id, number, business_date, status, currency, subtotal, tax, total, created_at,"
+        " updated_at) VALUES ($1, $2, $3, 'awaiting_payment', 'EUR', 1000, 250, 1250, $4, $4) RETURNING id"
+    )
+    change = "UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3"
+    emit = (
+        "INSERT INTO outbox (event_id, channel, event, data, created_at, published_at) VALUES ($1, $2, $3, $4, $5, $5)"
+    )
+    log = "INSERT INTO command_log (principal, command_id, command, reply, created_at) VALUES ($1, $2, $3, $4, $5)"
+
+    async def command(worker: int, name: str, order_id: int | None) -> int:
+        principal, command_id, now = f"device:{worker}", uuid.uuid4().hex, datetime.now(UTC)
+        async with pool.acquire() as connection, connection.transaction():
+            await connection.fetchrow(lookup, principal, command_id)
+            if order_id is None:
+                order_id = await connection.fetchval(place, branch_id, next(numbers), date.today(), now)
+            else:
+                await connection.execute(change, _status(name), now, order_id)
+            await connection.execute(emit, str(uuid.uuid4()), f"branch:{branch_id}", name, EVENT, now)
+            await connection.execute(log, principal, command_id, name, REPLY, now)
+        assert order_id is not None
+        return order_id
+
+    return command, pool.close
+
+
+async def sqlalchemy_way(url: str, branch_id: int, numbers: Iterator[int]) -> Way:
+    """Commands through SQLAlchemy Core on an engine for `url` (with its driver), statements built once."""
+    engine: AsyncEngine = create_async_engine(url, pool_size=CONNECTIONS, max_overflow=0)
+    log_table, orders, outbox = base.table(CommandLogEntry), base.table(Order), base.table(OutboxEvent)
+    # Built once, as the server's hot statements are.
+    lookup = select(log_table.c.reply).where(
+        log_table.c.principal == bindparam("p"), log_table.c.command_id == bindparam("c")
+    )
+    place = insert(orders).returning(orders.c.id)
+    change = update(orders).where(orders.c.id == bindparam("order_id")).values(status=bindparam("s"))
+    emit = insert(outbox)
+    log = insert(log_table)
+
+    async def command(worker: int, name: str, order_id: int | None) -> int:
+        principal, command_id, now = f"device:{worker}", uuid.uuid4().hex, datetime.now(UTC)
+        async with engine.begin() as connection:
+            await connection.execute(lookup, {"p": principal, "c": command_id})
+            if order_id is None:
+                values = {
+                    "branch_id": branch_id,
+                    "number": next(numbers),
+                    "business_date": date.today(),
+                    "status": "awaiting_payment",
+                    "currency": "EUR",
+                    "subtotal": 1000,
+                    "tax": 250,
+                    "total": 1250,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                order_id = (await connection.execute(place, values)).scalar_one()
+            else:
+                await connection.execute(change, {"order_id": order_id, "s": _status(name), "updated_at": now})
+            await connection.execute(
+                emit,
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "channel": f"branch:{branch_id}",
+                    "event": name,
+                    "data": json.loads(EVENT),
+                    "created_at": now,
+                    "published_at": now,
+                },
+            )
+            logged = {"principal": principal, "command_id": command_id, "command": name, "created_at": now}
+            await connection.execute(log, {**logged, "reply": json.loads(REPLY)})
+        assert order_id is not None
+        return order_id
+
+    return command, engine.dispose
+
+
+async def orders_per_s(command: Command, duration_s: float) -> tuple[float, float, float]:
+    """Complete orders/s, and CPU seconds per order of this process and of PostgreSQL, over `duration_s`."""
+    completed = 0
+    stop_at = 0.0
+
+    async def worker(number: int) -> None:
+        nonlocal completed
+        while time.monotonic() < stop_at:
+            order_id: int | None = None
+            for name in COMMANDS:
+                order_id = await command(number, name, None if name in INSERTS else order_id)
+            completed += 1
+
+    # Warm-up: connections, prepared statements, caches.
+    stop_at = time.monotonic() + 1.0
+    await asyncio.gather(*(worker(n) for n in range(CONNECTIONS)))
+    completed = 0
+    started, own, stores = time.monotonic(), time.process_time(), cpu_seconds_named({"postgres"})
+    stop_at = started + duration_s
+    await asyncio.gather(*(worker(n) for n in range(CONNECTIONS)))
+    elapsed = time.monotonic() - started
+    own, stores = time.process_time() - own, cpu_seconds_named({"postgres"}) - stores
+    return completed / elapsed, own / completed, stores / completed
+
+
+async def run(runs: int, duration_s: float) -> str:
+    """Both ways, `runs` times each; the Markdown report."""
+    env = bench_environment()
+    await prepare_database(env, fresh=True)
+    pin({0})
+    url = normalise_database_url(env["DATABASE_URL"])
+    raw_url = url.replace("postgresql+asyncpg://", "postgresql://")
+    connection = await asyncpg.connect(raw_url)
+    try:
+        branch_id = await connection.fetchval("SELECT min(id) FROM branches")
+    finally:
+        await connection.close()
+    # Order numbers are unique per branch and day, across connections and runs.
+    numbers = count(1)
+    ways = (("asyncpg", asyncpg_way, raw_url), ("SQLAlchemy Core, built once", sqlalchemy_way, url))
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _, _ in ways}
+    for number in range(1, runs + 1):
+        for name, make, way_url in ways:
+            command, close = await make(way_url, branch_id, numbers)
+            try:
+                results[name].append(await orders_per_s(command, duration_s))
+            finally:
+                await close()
+            rate, own, stores = results[name][-1]
+            print(f"run {number}/{runs}, {name}: {rate:.0f} orders/s", file=sys.stderr)
+    rows = []
+    for name, measured in results.items():
+        rows.append(
+            [
+                name,
+                f"{median(m[0] for m in measured):.0f}",
+                f"{median(m[1] for m in measured) * 1000:.2f}",
+                f"{median(m[2] for m in measured) * 1000:.2f}",
+            ]
+        )
+    header = ["through", "complete orders/s", "CPU ms per order: this process", "CPU ms per order: PostgreSQL"]
+    return (
+        f"Machine: {machine()}\n\nMedians of {runs} run(s) of {duration_s:g} s; {CONNECTIONS} connections, "
+        f"{len(COMMANDS)} transactions of 6 round trips per order.\n\n{table(header, rows)}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the floor benchmark and print its table."""
+    parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="repetitions; the table shows medians (3)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per run (10)")
+    args = parser.parse_args(argv)
+    print(run_fast(run(args.runs, args.duration)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
