@@ -39,6 +39,11 @@ def bench_environment() -> dict[str, str]:
     return env
 
 
+def asyncpg_url(url: str) -> str:
+    """A SQLAlchemy asyncpg URL as asyncpg itself takes it."""
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
 def run_fast(main: Coroutine[Any, Any, T]) -> T:
     """Run `main` on uvloop where it is installed (the load generator must not be the bottleneck)."""
     try:
@@ -56,7 +61,7 @@ def pin(cores: set[int]) -> None:
 
 async def prepare_database(env: dict[str, str], *, fresh: bool = False) -> None:
     """Create the benchmark's PostgreSQL database when missing (`fresh`: anew), migrate it, load the demo menu."""
-    url = normalise_database_url(env["DATABASE_URL"]).replace("postgresql+asyncpg://", "postgresql://")
+    url = asyncpg_url(normalise_database_url(env["DATABASE_URL"]))
     base, _, name = url.rpartition("/")
     name = name.split("?")[0]
     connection = await asyncpg.connect(f"{base}/postgres")

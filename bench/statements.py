@@ -24,7 +24,7 @@ from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from bench.figures import machine, median, table
-from bench.processes import bench_environment, pin, prepare_database, run_fast
+from bench.processes import asyncpg_url, bench_environment, pin, prepare_database, run_fast
 from persistence import base
 from persistence.tables import CommandLogEntry
 from server.settings import normalise_database_url
@@ -50,7 +50,7 @@ async def _per_statement_us(run_one: Callable[[int], Awaitable[object]]) -> floa
 async def _measure(url: str) -> dict[str, float]:
     """CPU µs per statement for each layer, one run."""
     results: dict[str, float] = {}
-    raw = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    raw = await asyncpg.connect(asyncpg_url(url))
     try:
         sql = "SELECT reply FROM command_log WHERE principal = $1 AND command_id = $2"
         results["asyncpg"] = await _per_statement_us(lambda n: raw.fetchrow(sql, PRINCIPAL, str(n)))

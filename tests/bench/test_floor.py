@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bench.floor import COMMANDS, Way, asyncpg_way, orders_per_s, sqlalchemy_way
+from bench.processes import asyncpg_url
 from persistence.database import Database
 from persistence.enums import OrderStatus
 from persistence.tables import CommandLogEntry, Order, OutboxEvent
@@ -25,14 +26,14 @@ async def test_every_floor_order_is_ten_transactions_that_leave_a_completed_orde
     branch_id = await add_branch(db)
     url = db.engine.url.render_as_string(hide_password=False)
     if way is asyncpg_way:
-        url = url.replace("postgresql+asyncpg://", "postgresql://")
+        url = asyncpg_url(url)
     command, close = await way(url, branch_id, count(1))
     try:
-        rate, own_s, database_s = await orders_per_s(command, 0.2)
+        rate, _, _ = await orders_per_s(command, 0.2)
     finally:
         await close()
 
-    assert rate > 0 and own_s > 0 and database_s > 0
+    assert rate > 0
     async with db.session() as session:
         by_status = dict((await session.execute(select(Order.status, func.count()).group_by(Order.status))).all())
         logged = await session.scalar(select(func.count()).select_from(CommandLogEntry))
@@ -41,5 +42,3 @@ async def test_every_floor_order_is_ten_transactions_that_leave_a_completed_orde
     # The cart stand-ins stay awaiting payment: one per order; nothing is left half way.
     assert by_status == {OrderStatus.AWAITING_PAYMENT: orders}
     assert logged == events == len(COMMANDS) * orders
-    # The rate counts whole orders of the measured span only, not the warm-up's.
-    assert rate * 0.2 <= orders
