@@ -6,7 +6,10 @@ touched in id order, so two transactions reserving the same items cannot deadloc
 
 One read first finds the items that are on and not counted (they need no change at all)
 and those that are 86'd or not offered. It takes no lock: an item switched at that moment
-counts as switched after the order, as it would had the order committed first.
+counts as switched after the order, as it would had the order committed first. An item
+the UPDATE could not take from is read again with its row locked, so that stock being
+given back at that moment (a cancel committing) is waited for and taken, and what a
+shortage reports as left holds until the transaction ends.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ _LEVELS = select(_AVAILABILITY.c.item_id, _AVAILABILITY.c.available, _AVAILABILI
     _AVAILABILITY.c.branch_id == bindparam("branch_id"),
     _AVAILABILITY.c.item_id.in_(bindparam("item_ids", expanding=True)),
 )
+_LOCKED_LEVELS = _LEVELS.with_for_update()
 _TAKE = (
     update(_AVAILABILITY)
     .where(
@@ -67,10 +71,20 @@ _TAKE = (
 )
 
 
-async def _levels(session: AsyncSession, branch_id: int, item_ids: Iterable[int]) -> dict[int, Level]:
-    """Item id -> level, for the items among these that the branch offers."""
-    rows = await session.execute(_LEVELS, {"branch_id": branch_id, "item_ids": list(item_ids)})
+async def _levels(
+    session: AsyncSession, branch_id: int, item_ids: Iterable[int], *, lock: bool = False
+) -> dict[int, Level]:
+    """Item id -> level, for the items among these that the branch offers (`lock`: their rows locked)."""
+    statement = _LOCKED_LEVELS if lock else _LEVELS
+    rows = await session.execute(statement, {"branch_id": branch_id, "item_ids": list(item_ids)})
     return {row.item_id: Level(row.item_id, row.available, row.stock) for row in rows}
+
+
+async def _take(session: AsyncSession, branch_id: int, item_id: int, qty: int) -> Level | None:
+    """Take `qty` of a counted item that is on; None when it is not (any more), or has fewer left."""
+    params = {"b_branch_id": branch_id, "b_item_id": item_id, "qty": qty, "now": utcnow()}
+    left = (await session.execute(_TAKE, params)).scalar_one_or_none()
+    return None if left is None else Level(item_id, True, left)
 
 
 async def reserve(session: AsyncSession, branch_id: int, quantities: Mapping[int, int]) -> Reservation:
@@ -85,18 +99,18 @@ async def reserve(session: AsyncSession, branch_id: int, quantities: Mapping[int
     for item_id in sorted(quantities):
         qty = quantities[item_id]
         level = levels.get(item_id)
+        if level is not None and level.available and level.stock is not None:
+            taken = await _take(session, branch_id, item_id, qty)
+            if taken is None:
+                # Too few left, or the item changed since the read: read it again, locked (see the module's doc).
+                level = (await _levels(session, branch_id, [item_id], lock=True)).get(item_id)
+                if level is not None and level.available and level.stock is not None and level.stock >= qty:
+                    taken = await _take(session, branch_id, item_id, qty)  # the row is ours now: this takes it
+            if taken is not None:
+                changed.append(taken)
+                continue
         if level is not None and level.available and level.stock is None:
-            continue
-        if level is not None and level.available:
-            params = {"b_branch_id": branch_id, "b_item_id": item_id, "qty": qty, "now": utcnow()}
-            left = (await session.execute(_TAKE, params)).scalar_one_or_none()
-            if left is not None:
-                changed.append(Level(item_id, True, left))
-                continue
-            # Not taken: too few left, or another transaction changed the item since the read.
-            level = (await _levels(session, branch_id, [item_id])).get(item_id)
-            if level is not None and level.available and level.stock is None:
-                continue
+            continue  # on and not counted: nothing to take
         stock_left = 0 if level is None or not level.available else (level.stock or 0)
         short.append(Shortage(item_id, qty, stock_left))
     return Reservation(changed, short)

@@ -268,9 +268,9 @@ async def test_concurrent_reservations_never_oversell(db: Database) -> None:
 
 
 async def _reserve_behind(
-    db: Database, branch_id: int, item_id: int, hold: Callable[[AsyncSession], Awaitable[T]]
+    db: Database, branch_id: int, item_id: int, hold: Callable[[AsyncSession], Awaitable[T]], qty: int = 1
 ) -> tuple[T, Reservation]:
-    """Reserve one of the item while another transaction, having run `hold`, keeps it locked; then let that one
+    """Reserve `qty` of the item while another transaction, having run `hold`, keeps it locked; then let that one
     commit. Returns what `hold` gave and the reservation."""
     held, let_commit = asyncio.Event(), asyncio.Event()
 
@@ -284,7 +284,7 @@ async def _reserve_behind(
     holding = asyncio.create_task(holder())
     try:
         await asyncio.wait_for(held.wait(), TIMEOUT_S)
-        waiting = asyncio.create_task(_reserve(db, branch_id, {item_id: 1}))
+        waiting = asyncio.create_task(_reserve(db, branch_id, {item_id: qty}))
         await _until_blocked_or_done(db, waiting)
     finally:
         let_commit.set()  # never leave the row locked, or the next test's cleanup waits for ever
@@ -321,3 +321,19 @@ async def test_an_item_made_unlimited_while_a_reservation_waited_is_reserved_wit
     _, waited = await _reserve_behind(db, branch_id, item_id, make_unlimited)
     assert waited == Reservation(changed=[], short=[])
     assert await _stock(db, branch_id, item_id) is None
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_stock_being_given_back_while_a_reservation_falls_short_is_waited_for_and_taken(db: Database) -> None:
+    """1 left and 2 wanted while a cancel gives 2 back, not yet committed: the reservation waits for it and takes 2,
+    instead of refusing the order with 1 left."""
+    branch_id = await add_branch(db)
+    item_id = await _item(db, branch_id, stock=1)
+
+    async def give_back(session: AsyncSession) -> list[Level]:
+        return await release(session, branch_id, {item_id: 2})
+
+    given, waited = await _reserve_behind(db, branch_id, item_id, give_back, qty=2)
+    assert given == [Level(item_id, True, 3)]
+    assert waited == Reservation(changed=[Level(item_id, True, 1)], short=[])
+    assert await _stock(db, branch_id, item_id) == 1
