@@ -50,13 +50,23 @@ class Reservation:
     short: list[Shortage]
 
 
-# Built once (every order runs them): a statement object keeps its SQL cache key for the next call.
+# Built once (every order runs them; cancels give back): a statement object keeps its SQL cache key for the next call.
 _AVAILABILITY = table(ItemAvailability)
 _LEVELS = select(_AVAILABILITY.c.item_id, _AVAILABILITY.c.available, _AVAILABILITY.c.stock).where(
     _AVAILABILITY.c.branch_id == bindparam("branch_id"),
     _AVAILABILITY.c.item_id.in_(bindparam("item_ids", expanding=True)),
 )
 _LOCKED_LEVELS = _LEVELS.with_for_update()
+_GIVE_BACK = (
+    update(_AVAILABILITY)
+    .where(
+        _AVAILABILITY.c.branch_id == bindparam("b_branch_id"),
+        _AVAILABILITY.c.item_id == bindparam("b_item_id"),
+        _AVAILABILITY.c.stock.is_not(None),
+    )
+    .values(stock=_AVAILABILITY.c.stock + bindparam("qty"), updated_at=bindparam("now"))
+    .returning(_AVAILABILITY.c.available, _AVAILABILITY.c.stock)
+)
 _TAKE = (
     update(_AVAILABILITY)
     .where(
@@ -118,17 +128,10 @@ async def reserve(session: AsyncSession, branch_id: int, quantities: Mapping[int
 
 async def release(session: AsyncSession, branch_id: int, quantities: Mapping[int, int]) -> list[Level]:
     """Give `quantities` back to the items that are counted; items that became unlimited stay so."""
-    offer = ItemAvailability
     changed: list[Level] = []
     for item_id in sorted(quantities):
-        result = await session.execute(
-            update(offer)
-            .where(offer.branch_id == branch_id, offer.item_id == item_id, offer.stock.is_not(None))
-            .values(stock=offer.stock + quantities[item_id], updated_at=utcnow())
-            .returning(offer.available, offer.stock),
-            execution_options={"synchronize_session": False},
-        )
-        row = result.one_or_none()
+        params = {"b_branch_id": branch_id, "b_item_id": item_id, "qty": quantities[item_id], "now": utcnow()}
+        row = (await session.execute(_GIVE_BACK, params)).one_or_none()
         if row is not None:
             changed.append(Level(item_id, row.available, row.stock))
     return changed
