@@ -8,8 +8,12 @@
 `execute` looks the command up (`invalid` when unknown), checks who may send it
 (`forbidden`), validates its data (`invalid` with field details) and runs the handler
 in one database transaction together with the command log row holding its reply and
-the outbox rows of the events it emits. A command id already in the log gets the
-stored reply and nothing runs again. After commit the events are published.
+the outbox rows of the events it emits. After commit the events are published.
+
+A command id already in the log gets the stored reply, and no effect happens twice. The
+log is not looked up first (a round trip on every command): a retry runs its handler
+again, the log's primary key refuses the second row, and that rolls the retry's whole
+transaction back, effects and events with it; then the stored reply is read.
 """
 
 from __future__ import annotations
@@ -191,9 +195,6 @@ async def _run(
             return _error_reply(error), []
     try:
         async with services.db.session() as session:
-            stored = await command_log.stored_reply(session, principal.key, command_id)
-            if stored is not None:
-                return stored, []
             ctx = CommandContext(principal, services, session, command_id)
             reply = {"ok": True, "data": _as_data(await spec.handler(ctx, data))}
             await ctx.events.write(session)
@@ -202,12 +203,21 @@ async def _run(
     except ApiError as error:
         refusal = error
     except IntegrityError:
-        # Either the same command id arrived twice at once and the other one won: answer with its reply;
+        # Either the command id is in the log already (a retry, or the same id twice at once): its reply;
         stored = await _stored_reply(services, principal, command_id)
         if stored is not None:
             return stored, []
         # or the handler's change collides with existing data, which REST calls a conflict too.
         refusal = ApiError("conflict", "the change conflicts with existing data")
+    except Exception as exc:
+        # A retry's handler may fail where the first run did not (a bug the new state reaches): the stored reply
+        # is still the answer. Not when the database is unreachable: then there is nothing to read either.
+        if is_unavailable(exc):
+            raise
+        stored = await _stored_reply(services, principal, command_id)
+        if stored is None:
+            raise
+        return stored, []
     # The effect was rolled back; the refusal is the first reply, and a retry gets it again.
     reply = _error_reply(refusal)
     try:
