@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from persistence.base import Base, Json, Timestamps, UTCDateTime, str_enum
 from persistence.enums import CartStatus, OrderStatus, PaymentMethod, PaymentStatus
+
+if TYPE_CHECKING:
+    from persistence.tables.people import Branch
 
 
 class Cart(Timestamps, Base):
@@ -26,6 +29,9 @@ class Cart(Timestamps, Base):
     status: Mapped[CartStatus] = mapped_column(str_enum(CartStatus, "cart_status"), default=CartStatus.OPEN)
 
     lines: Mapped[list[CartLine]] = relationship(order_by="CartLine.id", cascade="all, delete-orphan", lazy="selectin")
+    # Loaded only in the same read as the cart (contains_eager), never on its own: it keeps that branch in the
+    # session, where pricing finds it instead of reading it again.
+    branch: Mapped[Branch] = relationship(lazy="raise", viewonly=True)
 
     # The idle-cart sweep looks only at open carts, oldest change first.
     __table_args__ = (

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import bindparam, select
+from sqlalchemy.orm import contains_eager
 
 from channels import names
 from persistence.base import utcnow
@@ -73,8 +74,16 @@ class SetCustomer(BaseModel):
 
 # Built once (every cart change runs it): a statement object keeps its SQL cache key for the next call. The lines
 # are not joined in: a read that waited for the lock would get the cart as it is now but its lines as they were
-# when the read began (PostgreSQL); loaded after the lock (selectin), they are the committed ones.
-_LOCK_CART = select(Cart).where(Cart.id == bindparam("cart_id")).with_for_update()
+# when the read began (PostgreSQL); loaded after the lock (selectin), they are the committed ones. The branch is
+# (not locked): pricing then finds it in the session instead of reading it again, and a branch as it was a moment
+# before is as good as one read after.
+_LOCK_CART = (
+    select(Cart)
+    .join(Cart.branch)
+    .options(contains_eager(Cart.branch))
+    .where(Cart.id == bindparam("cart_id"))
+    .with_for_update(of=Cart)
+)
 
 
 async def open_cart(ctx: CommandContext, cart_id: int) -> Cart:
