@@ -97,13 +97,17 @@ async def _take(session: AsyncSession, branch_id: int, item_id: int, qty: int) -
     return None if left is None else Level(item_id, True, left)
 
 
-async def reserve(session: AsyncSession, branch_id: int, quantities: Mapping[int, int]) -> Reservation:
+async def reserve(
+    session: AsyncSession, branch_id: int, quantities: Mapping[int, int], levels: Mapping[int, Level] | None = None
+) -> Reservation:
     """Take `quantities` (item id -> qty) from the branch's stock; items not counted (null) are only checked for 86.
 
-    When anything is short, the caller must roll back: the items that could be taken
-    were taken in this transaction, so that every short item is named at once.
+    `levels`: the levels of the items the branch offers, when this transaction has just read them (pricing does),
+    in place of the first read; like that read, they need no lock. When anything is short, the caller must roll
+    back: the items that could be taken were taken in this transaction, so that every short item is named at once.
     """
-    levels = await _levels(session, branch_id, quantities)
+    if levels is None:
+        levels = await _levels(session, branch_id, quantities)
     changed: list[Level] = []
     short: list[Shortage] = []
     for item_id in sorted(quantities):

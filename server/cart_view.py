@@ -198,6 +198,8 @@ class PricedCart:
     lines: list[PricedLine]
     totals: pricing.Totals
     customer: KnownCustomer | None
+    # What the branch offers of each item, as read for this pricing (its stock included).
+    offers: dict[int, Offer]
 
     @property
     def problems(self) -> list[PricedLine]:
@@ -248,6 +250,5 @@ async def price_cart(session: AsyncSession, cart: Cart, loaded: dict[int, Offer]
         # An ordered cart took its stock with it; only open carts can still run into problems.
         lines = [replace(line, problem=None) for line in lines]
     customer = await session.get(KnownCustomer, cart.customer_id) if cart.customer_id is not None else None
-    return PricedCart(
-        cart, branch, lines, pricing.totals((line.line_total for line in lines), branch.tax_rate_bp), customer
-    )
+    totals = pricing.totals((line.line_total for line in lines), branch.tax_rate_bp)
+    return PricedCart(cart, branch, lines, totals, customer, found)

@@ -108,8 +108,9 @@ async def place_order(ctx: CommandContext, data: PlaceOrder) -> dict[str, Any]:
         }
         raise ApiError("price_changed", f"the total is now {totals.total}, not {data.expected_total}", details)
 
-    # Reserve every item at once; any shortage rolls the whole order back.
-    reservation = await stock.reserve(ctx.session, cart.branch_id, quantities(cart.lines))
+    # Reserve every item at once, from the levels pricing just read; any shortage rolls the whole order back.
+    levels = {o.item_id: stock.Level(o.item_id, o.available, o.stock) for o in priced.offers.values() if o.offered}
+    reservation = await stock.reserve(ctx.session, cart.branch_id, quantities(cart.lines), levels)
     if reservation.short:
         named = {line.line.item_id: line.name for line in priced.lines}
         raise out_of_stock(

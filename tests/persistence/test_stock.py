@@ -198,6 +198,17 @@ async def test_a_mixed_order_names_every_short_item_and_its_rollback_keeps_all_s
 # Giving back
 
 
+async def test_levels_read_before_stand_in_for_the_first_read_but_the_update_still_decides(db: Database) -> None:
+    """Levels pricing read (here stale: 5 left where 1 is) save the first read; the conditional UPDATE still refuses
+    what is not there, and the shortage names what is."""
+    branch_id = await add_branch(db)
+    item_id = await _item(db, branch_id, stock=1)
+    async with db.session() as session:
+        reservation = await reserve(session, branch_id, {item_id: 2}, {item_id: Level(item_id, True, 5)})
+    assert reservation == Reservation(changed=[], short=[Shortage(item_id, requested=2, left=1)])
+    assert await _stock(db, branch_id, item_id) == 1
+
+
 async def test_release_gives_back_to_counted_items_only(db: Database) -> None:
     """Counted items (on or 86'd) get the quantity back and are reported; unlimited and unoffered ones stay as is."""
     branch_id = await add_branch(db)
