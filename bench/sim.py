@@ -333,6 +333,10 @@ class Simulation:
                 continue
             if frame.get("type") == "event":
                 on_event(frame)
+        if not self.finished:
+            # The server closed it (4008 when the device read too slowly, say). The simulator does not reconnect,
+            # so this device's waits time out from now on; the close says why.
+            self.tally.errors[f"closed {client.close_code}"] += 1
 
     def _kiosk_event(self, kiosk_id: int, frame: dict[str, Any]) -> None:
         if frame["event"].startswith("payment.") and frame["data"]["status"] in FINAL:

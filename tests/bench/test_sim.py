@@ -85,6 +85,27 @@ async def test_a_listener_stops_when_the_run_ends_even_while_frames_keep_coming(
     assert listener.done() and len(heard) >= 10
 
 
+class Dropped:
+    """A device client the server has closed, as it closes a device that reads too slowly."""
+
+    close_code = 4008
+
+    def __init__(self) -> None:
+        self.closed = asyncio.Event()
+        self.closed.set()
+
+
+async def test_a_device_the_server_closes_during_a_run_is_an_error_named_by_its_close_code() -> None:
+    """Its waits would only show as timeouts; the tally says the server closed it, and with what."""
+    simulation = Simulation(Plan(urls=[], progress=False), Fleet(0, [], {}, [], []), [])
+    await asyncio.wait_for(simulation._listen(Dropped(), lambda frame: None), 5)  # type: ignore[arg-type]
+    assert simulation.tally.errors == {"closed 4008": 1}
+    # Closed by the simulator itself at the end of the run: no error.
+    simulation.finished = True
+    await asyncio.wait_for(simulation._listen(Dropped(), lambda frame: None), 5)  # type: ignore[arg-type]
+    assert simulation.tally.errors == {"closed 4008": 1}
+
+
 def test_a_simulated_kitchen_display_skips_only_events_it_never_acts_on() -> None:
     """Frames as the server writes them: a display skips other steps and other displays' tickets, reads the rest."""
     # As the simulator's displays decide: `order.queued` of their own tickets, or of any when the id is not shown.
