@@ -10,8 +10,8 @@ command-log row and its outbox rows. So the least a command can cost the databas
 six round trips: BEGIN, the command-log lookup, one change, one outbox row, the
 command-log row, COMMIT. Here that is all there is: cart.create and order.place each insert
 an order row and the other commands update the last one; no menu, stock, cart, payment or deadline rows, no event
-published, no frame sent or read. The real flow (bench.orders) makes about 90 round
-trips per order (about 70 statements, and BEGIN and COMMIT of 10 transactions); this
+published, no frame sent or read. The real flow (bench.orders) makes about 80 round
+trips per order (about 60 statements, and BEGIN and COMMIT of 10 transactions); this
 makes 60.
 
 It runs on the orders benchmark's database, from 32 concurrent connections of this
