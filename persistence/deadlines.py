@@ -46,19 +46,26 @@ async def finish(session: AsyncSession, kind: DeadlineKind, ref_id: int, at: dat
     await session.execute(_FINISH, {"b_kind": kind, "b_ref_id": ref_id, "b_at": at})
 
 
-async def claim_due(
-    session: AsyncSession, now: datetime, limit: int, *, kinds: Sequence[DeadlineKind]
-) -> Sequence[Deadline]:
-    """Open deadlines of `kinds` due by `now`, earliest first, locked for this transaction.
-
-    On PostgreSQL other instances skip the locked rows, so each deadline is handled by one
-    of them; SQLite has a single writer anyway.
-    """
+async def due(session: AsyncSession, now: datetime, limit: int, *, kinds: Sequence[DeadlineKind]) -> list[int]:
+    """The ids of open deadlines of `kinds` due by `now`, earliest first (read, not locked: see `claim`)."""
     statement = (
-        select(Deadline)
+        select(Deadline.id)
         .where(Deadline.done_at.is_(None), Deadline.due_at <= now, Deadline.kind.in_(kinds))
         .order_by(Deadline.due_at, Deadline.id)
         .limit(limit)
+    )
+    return list((await session.scalars(statement)).all())
+
+
+async def claim(session: AsyncSession, deadline_id: int, now: datetime) -> Deadline | None:
+    """The deadline, locked for this transaction, if it is still open and due; None when it is not.
+
+    On PostgreSQL a deadline another instance holds is skipped (None), so each deadline is
+    handled by one of them; SQLite has a single writer anyway.
+    """
+    statement = (
+        select(Deadline)
+        .where(Deadline.id == deadline_id, Deadline.done_at.is_(None), Deadline.due_at <= now)
         .with_for_update(skip_locked=True)
     )
-    return (await session.scalars(statement)).all()
+    return (await session.scalars(statement)).one_or_none()

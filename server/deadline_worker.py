@@ -7,12 +7,19 @@ other transaction holds it: a payment result (or an order being paid) holds its 
 then finishes the same deadline, so waiting for it would deadlock; its deadline is left
 open for the next pass. Because deadlines are rows, a restart or a crash only
 delays them until the next instance looks.
+
+Each deadline is acted on in a transaction of its own. Cancelling an order gives its
+stock back item by item in id order, as orders being placed take it; two cancels in one
+transaction would give back out of that order (item 5 of one, then item 2 of the next)
+and could deadlock with an order taking items 2 and 5.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,20 +58,31 @@ class DeadlineWorker:
         self._loop = Periodic("deadlines", self.run_once, INTERVAL_S, log)
 
     async def run_once(self, now: datetime | None = None) -> int:
-        """Act on everything due by `now`; returns how many orders and carts it changed."""
-        now = now or utcnow()
+        """Act on everything due by `now`; returns how many orders, payments and carts it changed."""
+        at = now or utcnow()
+        async with self._db.session() as session:
+            due = await deadlines.due(session, at, BATCH, kinds=HANDLED)
+        acted = 0
+        for deadline_id in due:
+            acted += await self._in_transaction(partial(self._deadline, deadline_id=deadline_id, now=at))
+        return acted + await self._in_transaction(partial(self._expire_carts, now=at))
+
+    async def _in_transaction(self, work: Callable[[AsyncSession, Emit], Awaitable[int]]) -> int:
+        """Run `work` in a transaction of its own, then publish what it emitted."""
         events = outbox.Pending()
         async with self._db.session() as session:
-            acted = 0
-            for deadline in await deadlines.claim_due(session, now, BATCH, kinds=HANDLED):
-                if deadline.kind == DeadlineKind.PAYMENT:
-                    acted += await self._payment_unanswered(session, deadline.ref_id, events.emit, now)
-                else:
-                    acted += await self._order_unpaid(session, deadline.ref_id, events.emit, now)
-            acted += await self._expire_carts(session, events.emit, now)
+            acted = await work(session, events.emit)
             await events.write(session)
         await self._relay.publish_committed(events.written)
         return acted
+
+    async def _deadline(self, session: AsyncSession, emit: Emit, deadline_id: int, now: datetime) -> int:
+        deadline = await deadlines.claim(session, deadline_id, now)
+        if deadline is None:
+            return 0  # done meanwhile, or another instance is acting on it
+        if deadline.kind == DeadlineKind.PAYMENT:
+            return await self._payment_unanswered(session, deadline.ref_id, emit, now)
+        return await self._order_unpaid(session, deadline.ref_id, emit, now)
 
     async def _order_unpaid(self, session: AsyncSession, order_id: int, emit: Emit, now: datetime) -> int:
         order = await lock_order(session, order_id, if_free=True)

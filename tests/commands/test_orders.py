@@ -18,13 +18,15 @@ from persistence.tables import (
     CartLine,
     Deadline,
     Item,
+    ItemAvailability,
     OptionChoice,
     Order,
     OrderNumber,
     OutboxEvent,
     Payment,
 )
-from tests.shop import Shop, principal_of
+from tests.locks import until_blocked_or_done
+from tests.shop import LIMIT_S, Shop, principal_of
 from tests.world import World
 
 
@@ -279,6 +281,36 @@ async def test_the_timeout_passes_over_an_order_another_transaction_holds(shop: 
     assert await shop.services.deadlines.run_once(later) == 1
     async with shop.services.db.session() as session:
         assert await session.scalar(select(Order.status).where(Order.id == unpaid["id"])) == "cancelled"
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_each_timed_out_order_is_cancelled_and_its_stock_given_back_in_a_transaction_of_its_own(
+    shop: Shop,
+) -> None:
+    """Two orders time out: the first (cola) gives back while the second (fries, a lower item id) waits for a row
+    an order being placed holds. The first's stock is back for everyone at once: given back in one transaction
+    with the second's, out of item order, it could deadlock with an order taking fries and then cola."""
+    await shop.set_item(shop.cola, stock=5)
+    first, second = [
+        await shop.send(shop.kiosk, "order.place", {"cart_id": (await cart_with(shop, {"item_id": item}))["id"]})
+        for item in (shop.cola, shop.fries)
+    ]
+    later = utcnow() + timedelta(seconds=shop.services.settings.ORDER_PAYMENT_TIMEOUT_S + 1)
+    async with shop.services.db.session() as holder:
+        await holder.execute(
+            select(ItemAvailability)
+            .where(ItemAvailability.branch_id == shop.branch_id, ItemAvailability.item_id == shop.fries)
+            .with_for_update()
+        )
+        worker = asyncio.create_task(shop.services.deadlines.run_once(later))
+        await until_blocked_or_done(shop.services.db, worker, LIMIT_S)
+        assert not worker.done()
+        assert await shop.stock(shop.cola) == 5
+    assert await asyncio.wait_for(worker, LIMIT_S) == 2
+    assert await shop.stock(shop.fries) == 10
+    async with shop.services.db.session() as session:
+        statuses = await session.scalars(select(Order.status).where(Order.id.in_([first["id"], second["id"]])))
+        assert set(statuses) == {"cancelled"}
 
 
 async def test_the_timeout_spares_an_order_with_a_payment_in_flight(shop: Shop) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from persistence.database import Database
 from persistence.stock import Level, Reservation, Shortage, release, reserve
 from persistence.tables import ItemAvailability
+from tests.locks import lock_waiters, until_blocked_or_done
 from tests.rows import add_branch, add_item
 
 # Rows are created with this `updated_at`, so that a change shows without comparing clocks.
@@ -73,27 +74,6 @@ async def _reserve(db: Database, branch_id: int, quantities: dict[int, int]) -> 
     """Reserve in a transaction of its own, committed."""
     async with db.session() as session:
         return await reserve(session, branch_id, quantities)
-
-
-async def _lock_waiters(db: Database) -> int:
-    """How many sessions of this PostgreSQL database are waiting for a lock right now."""
-    # A connection of its own per look: pg_stat_activity is frozen for the rest of a transaction.
-    async with db.engine.connect() as connection:
-        waiting = await connection.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        )
-    return int(waiting or 0)
-
-
-async def _until_blocked_or_done(db: Database, task: asyncio.Task[Reservation]) -> None:
-    """Return once a session waits for a lock, or once `task` is done (when it never had to wait)."""
-    async with asyncio.timeout(TIMEOUT_S):
-        while not task.done():
-            if await _lock_waiters(db) > 0:
-                return
-            await asyncio.sleep(0.01)
 
 
 # Reserving, one transaction at a time
@@ -259,7 +239,7 @@ async def test_concurrent_reservations_never_oversell(db: Database) -> None:
     async def watch() -> None:
         nonlocal most_waiting
         while not finished.is_set():
-            most_waiting = max(most_waiting, await _lock_waiters(db))
+            most_waiting = max(most_waiting, await lock_waiters(db))
             await asyncio.sleep(0.005)
 
     watcher = asyncio.create_task(watch())
@@ -296,7 +276,7 @@ async def _reserve_behind(
     try:
         await asyncio.wait_for(held.wait(), TIMEOUT_S)
         waiting = asyncio.create_task(_reserve(db, branch_id, {item_id: qty}))
-        await _until_blocked_or_done(db, waiting)
+        await until_blocked_or_done(db, waiting, TIMEOUT_S)
     finally:
         let_commit.set()  # never leave the row locked, or the next test's cleanup waits for ever
     return await asyncio.wait_for(holding, TIMEOUT_S), await asyncio.wait_for(waiting, TIMEOUT_S)
