@@ -184,7 +184,8 @@ def price_line(line: CartLine, offer: Offer | None, qty_in_cart: int) -> PricedL
         problem = LineProblem("removed", f"{offer.name} is no longer on the menu")
     elif not offer.available:
         problem = LineProblem("unavailable", f"{offer.name} is not available right now")
-    elif offer.stock is not None and offer.stock < qty_in_cart:
+    elif problem is None and offer.stock is not None and offer.stock < qty_in_cart:
+        # Not over an options problem: order.place refuses those lines, and must not place them without options.
         problem = LineProblem("out_of_stock", f"only {offer.stock} {offer.name} left")
     return PricedLine(line, offer.name, offer.price, chosen, unit, pricing.line_total(unit, line.qty), problem)
 
