@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -211,7 +212,8 @@ def _endpoint(op: Operation, prefix: str) -> Callable[[Request], Awaitable[Respo
 
 def is_unavailable(exc: BaseException) -> bool:
     """True when `exc` means the database could not be reached (nothing was changed)."""
-    if isinstance(exc, OSError | TimeoutError):
+    # PoolTimeout: the pool gave no connection in time (every one busy, or the database slow to accept more).
+    if isinstance(exc, OSError | TimeoutError | PoolTimeout):
         return True
     if isinstance(exc, DBAPIError):
         # asyncpg and aiosqlite surface a lost server as OSError or an "interface" error.

@@ -217,6 +217,12 @@ async def _run(
         stored = await _stored_reply(services, principal, command_id)
         if stored is None:
             raise
+        log.warning(
+            "command %s: its retry failed; answered with the stored reply",
+            spec.name,
+            exc_info=True,
+            extra={"command_id": command_id, "principal": principal.key},
+        )
         return stored, []
     # The effect was rolled back; the refusal is the first reply, and a retry gets it again.
     reply = _error_reply(refusal)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import httpx
 from pydantic import BaseModel
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
 
 from persistence.database import Database
-from server.api.routing import ApiRouter, Call
+from server.api.routing import ApiRouter, Call, is_unavailable
 from server.app import create_app
 from server.services import Services
 from server.settings import Settings
@@ -76,6 +77,12 @@ async def test_query_validation_names_the_field(services: Services) -> None:
     bad = await _request(app, "GET", "/t/q?limit=many")
     assert bad.status_code == 422
     assert bad.json()["error"]["details"]["errors"][0]["field"] == "limit"
+
+
+def test_a_pool_that_gives_no_connection_in_time_is_unavailable() -> None:
+    """SQLAlchemy's pool timeout is not the built-in TimeoutError, and means the same: nothing was changed."""
+    assert is_unavailable(PoolTimeout("QueuePool limit of size 10 overflow 20 reached"))
+    assert not is_unavailable(ValueError("a bug"))
 
 
 async def test_database_down_is_unavailable() -> None:
