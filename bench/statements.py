@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.statements              # 3 runs of 2,000 statements each way; medians
     .venv/bin/python -m bench.statements --runs 1
 
-The command log's lookup (the first statement of every command) against PostgreSQL, one
+The command log's lookup (a simple SELECT by key) against PostgreSQL, one
 at a time on one connection, this process pinned to core 0: through asyncpg itself, and
 through SQLAlchemy Core and an ORM session with the statement built on every call or
 once (as the server's hot statements are). CPU time of this process per statement, so
