@@ -75,8 +75,8 @@ class SetCustomer(BaseModel):
 # Built once (every cart change runs it): a statement object keeps its SQL cache key for the next call. The lines
 # are not joined in: a read that waited for the lock would get the cart as it is now but its lines as they were
 # when the read began (PostgreSQL); loaded after the lock (selectin), they are the committed ones. The branch is
-# (not locked): pricing then finds it in the session instead of reading it again, and a branch as it was a moment
-# before is as good as one read after.
+# joined in (not locked): pricing then finds it in the session instead of reading it again, and a branch as it was
+# a moment before is as good as one read after.
 _LOCK_CART = (
     select(Cart)
     .join(Cart.branch)
