@@ -6,24 +6,25 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.base import table
 from persistence.enums import DeadlineKind
 from persistence.tables import Deadline
+from persistence.upsert import Upsert
 
 # Built once (orders and payments run them): a statement object keeps its SQL cache key for the next call.
 _DEADLINES = table(Deadline)
-_SCHEDULE = {
-    dialect: insert(_DEADLINES)
-    .values(kind=bindparam("b_kind"), ref_id=bindparam("b_ref_id"), due_at=bindparam("b_due_at"), done_at=None)
-    .on_conflict_do_update(
-        index_elements=[_DEADLINES.c.kind, _DEADLINES.c.ref_id], set_={"due_at": bindparam("b_due_at"), "done_at": None}
+_SCHEDULE = Upsert(
+    lambda insert: (
+        insert(_DEADLINES)
+        .values(kind=bindparam("b_kind"), ref_id=bindparam("b_ref_id"), due_at=bindparam("b_due_at"), done_at=None)
+        .on_conflict_do_update(
+            index_elements=[_DEADLINES.c.kind, _DEADLINES.c.ref_id],
+            set_={"due_at": bindparam("b_due_at"), "done_at": None},
+        )
     )
-    for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
-}
+)
 _FINISH = (
     update(_DEADLINES)
     .where(
@@ -37,8 +38,7 @@ _FINISH = (
 
 async def schedule(session: AsyncSession, kind: DeadlineKind, ref_id: int, due_at: datetime) -> None:
     """Set (or move) the deadline of `kind` for `ref_id`, open again if it was done."""
-    statement = _SCHEDULE[session.get_bind().dialect.name]
-    await session.execute(statement, {"b_kind": kind, "b_ref_id": ref_id, "b_due_at": due_at})
+    await _SCHEDULE.execute(session, {"b_kind": kind, "b_ref_id": ref_id, "b_due_at": due_at})
 
 
 async def finish(session: AsyncSession, kind: DeadlineKind, ref_id: int, at: datetime) -> None:

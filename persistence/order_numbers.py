@@ -5,25 +5,25 @@ from __future__ import annotations
 from datetime import date
 
 from sqlalchemy import bindparam
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.base import table
 from persistence.tables import OrderNumber
+from persistence.upsert import Upsert
 
 # Built once (every order runs it): a statement object keeps its SQL cache key for the next call.
 _NUMBERS = table(OrderNumber)
-_NEXT_NUMBER = {
-    dialect: insert(_NUMBERS)
-    .values(branch_id=bindparam("b_branch_id"), business_date=bindparam("b_business_date"), last_number=1)
-    .on_conflict_do_update(
-        index_elements=[_NUMBERS.c.branch_id, _NUMBERS.c.business_date],
-        set_={"last_number": _NUMBERS.c.last_number + 1},
+_NEXT_NUMBER = Upsert(
+    lambda insert: (
+        insert(_NUMBERS)
+        .values(branch_id=bindparam("b_branch_id"), business_date=bindparam("b_business_date"), last_number=1)
+        .on_conflict_do_update(
+            index_elements=[_NUMBERS.c.branch_id, _NUMBERS.c.business_date],
+            set_={"last_number": _NUMBERS.c.last_number + 1},
+        )
+        .returning(_NUMBERS.c.last_number)
     )
-    .returning(_NUMBERS.c.last_number)
-    for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
-}
+)
 
 
 async def next_number(session: AsyncSession, branch_id: int, business_date: date) -> int:
@@ -32,6 +32,5 @@ async def next_number(session: AsyncSession, branch_id: int, business_date: date
     The row stays locked until the transaction ends, so concurrent orders of a branch get
     consecutive numbers; a rolled-back order gives its number back.
     """
-    statement = _NEXT_NUMBER[session.get_bind().dialect.name]
     params = {"b_branch_id": branch_id, "b_business_date": business_date}
-    return int((await session.execute(statement, params)).scalar_one())
+    return int((await _NEXT_NUMBER.execute(session, params)).scalar_one())

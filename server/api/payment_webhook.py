@@ -22,14 +22,13 @@ import logging
 import time
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.base import utcnow
 from persistence.enums import PaymentMethod
 from persistence.tables import Payment, WebhookEvent
+from persistence.upsert import Upsert
 from server.api.fields import INT32_MAX
 from server.api.routing import ApiRouter, Call, validation_error
 from server.errors import ApiError
@@ -110,16 +109,20 @@ class WebhookAck(BaseModel):
     payment_id: int | None = None
 
 
-async def _first_delivery(session: AsyncSession, event_id: str) -> bool:
-    """Store the event id; False when it was stored before (or by a delivery committing right now)."""
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = (
+_STORE_EVENT = Upsert(
+    lambda insert: (
         insert(WebhookEvent)
-        .values(event_id=event_id, received_at=utcnow())
+        .values(event_id=bindparam("b_event_id"), received_at=bindparam("b_received_at"))
         .on_conflict_do_nothing(index_elements=[WebhookEvent.event_id])
         .returning(WebhookEvent.event_id)
     )
-    return (await session.execute(statement)).scalar_one_or_none() is not None
+)
+
+
+async def _first_delivery(session: AsyncSession, event_id: str) -> bool:
+    """Store the event id; False when it was stored before (or by a delivery committing right now)."""
+    stored = await _STORE_EVENT.execute(session, {"b_event_id": event_id, "b_received_at": utcnow()})
+    return stored.scalar_one_or_none() is not None
 
 
 async def _payment_of(session: AsyncSession, intent: GatewayPayment) -> Payment | None:

@@ -18,12 +18,12 @@ from datetime import datetime
 from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import CursorResult, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import CursorResult, bindparam, select, update
 
 from channels import names
+from persistence.base import table
 from persistence.tables import Branch, Item, ItemAvailability
+from persistence.upsert import Upsert
 from server.api.fields import RowId
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
@@ -116,17 +116,30 @@ async def _announce_item(call: Call[Any, Any], branch_id: int, item_id: int) -> 
         call.emit(names.branch_menu(branch_id), "menu.item_updated", item)
 
 
+_OFFER = Upsert(
+    lambda insert: (
+        insert(table(ItemAvailability))
+        .values(
+            branch_id=bindparam("b_branch_id"),
+            item_id=bindparam("b_item_id"),
+            available=bindparam("b_available"),
+            stock=bindparam("b_stock"),
+        )
+        .on_conflict_do_nothing()
+    )
+)
+
+
 async def _offer(call: Call[StockChange, None], item_id: int) -> bool:
     """Create the branch's row for the item unless it exists (True when created); a concurrent creator is no error."""
     change = call.body
     values = {
-        "branch_id": change.branch_id,
-        "item_id": item_id,
-        "available": True if change.available is None else change.available,
-        "stock": 0 if change.mode == "add" else None,
+        "b_branch_id": change.branch_id,
+        "b_item_id": item_id,
+        "b_available": True if change.available is None else change.available,
+        "b_stock": 0 if change.mode == "add" else None,
     }
-    insert = postgresql_insert if call.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    result = await call.session.execute(insert(ItemAvailability).values(values).on_conflict_do_nothing())
+    result = await _OFFER.execute(call.session, values)
     return cast(CursorResult[Any], result).rowcount == 1
 
 
