@@ -57,27 +57,19 @@ _LEVELS = select(_AVAILABILITY.c.item_id, _AVAILABILITY.c.available, _AVAILABILI
     _AVAILABILITY.c.item_id.in_(bindparam("item_ids", expanding=True)),
 )
 _LOCKED_LEVELS = _LEVELS.with_for_update()
-_GIVE_BACK = (
-    update(_AVAILABILITY)
-    .where(
-        _AVAILABILITY.c.branch_id == bindparam("b_branch_id"),
-        _AVAILABILITY.c.item_id == bindparam("b_item_id"),
-        _AVAILABILITY.c.stock.is_not(None),
-    )
-    .values(stock=_AVAILABILITY.c.stock + bindparam("qty"), updated_at=bindparam("now"))
-    .returning(_AVAILABILITY.c.available, _AVAILABILITY.c.stock)
+# One item's counted row; taking from it and giving back to it differ in their condition and sign.
+_COUNTED = update(_AVAILABILITY).where(
+    _AVAILABILITY.c.branch_id == bindparam("b_branch_id"),
+    _AVAILABILITY.c.item_id == bindparam("b_item_id"),
+    _AVAILABILITY.c.stock.is_not(None),
 )
 _TAKE = (
-    update(_AVAILABILITY)
-    .where(
-        _AVAILABILITY.c.branch_id == bindparam("b_branch_id"),
-        _AVAILABILITY.c.item_id == bindparam("b_item_id"),
-        _AVAILABILITY.c.available.is_(True),
-        _AVAILABILITY.c.stock.is_not(None),
-        _AVAILABILITY.c.stock >= bindparam("qty"),
-    )
+    _COUNTED.where(_AVAILABILITY.c.available.is_(True), _AVAILABILITY.c.stock >= bindparam("qty"))
     .values(stock=_AVAILABILITY.c.stock - bindparam("qty"), updated_at=bindparam("now"))
     .returning(_AVAILABILITY.c.stock)
+)
+_GIVE_BACK = _COUNTED.values(stock=_AVAILABILITY.c.stock + bindparam("qty"), updated_at=bindparam("now")).returning(
+    _AVAILABILITY.c.available, _AVAILABILITY.c.stock
 )
 
 

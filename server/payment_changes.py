@@ -39,8 +39,9 @@ ENDED_WITHOUT_MONEY = (PaymentStatus.EXPIRED, PaymentStatus.CANCELLED, PaymentSt
 
 
 # Built once (every payment command runs one): a statement object keeps its SQL cache key for the next call.
-_LOCK_PAYMENT = select(Payment).where(Payment.id == bindparam("payment_id")).with_for_update()
-_LOCK_PAYMENT_IF_FREE = select(Payment).where(Payment.id == bindparam("payment_id")).with_for_update(skip_locked=True)
+_READ_PAYMENT = select(Payment).where(Payment.id == bindparam("payment_id"))
+_LOCK_PAYMENT = _READ_PAYMENT.with_for_update()
+_LOCK_PAYMENT_IF_FREE = _READ_PAYMENT.with_for_update(skip_locked=True)
 
 
 async def lock_payment(session: AsyncSession, payment_id: int, *, if_free: bool = False) -> Payment | None:
