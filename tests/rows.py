@@ -1,8 +1,10 @@
-"""Rows tests build on directly in the database: a branch, and an item it may offer."""
+"""Rows tests build on directly in the database: a branch, and an item it may offer; and its stock."""
 
 from __future__ import annotations
 
 from datetime import datetime
+
+from sqlalchemy import select
 
 from persistence.database import Database
 from persistence.tables import Branch, Category, Item, ItemAvailability
@@ -41,3 +43,13 @@ async def add_item(
                 offer.updated_at = updated_at
             session.add(offer)
         return item.id
+
+
+async def stock_of(db: Database, branch_id: int, item_id: int) -> int | None:
+    """How many of the item the branch has left (None: unlimited, or not offered)."""
+    async with db.session() as session:
+        return await session.scalar(
+            select(ItemAvailability.stock).where(
+                ItemAvailability.branch_id == branch_id, ItemAvailability.item_id == item_id
+            )
+        )

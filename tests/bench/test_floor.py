@@ -29,11 +29,10 @@ async def test_every_floor_order_is_ten_transactions_that_leave_a_completed_orde
         url = asyncpg_url(url)
     command, close = await way(url, branch_id, count(1))
     try:
-        rate, _, _ = await orders_per_s(command, 0.2)
+        await orders_per_s(command, 0.2)
     finally:
         await close()
 
-    assert rate > 0
     async with db.session() as session:
         by_status = dict((await session.execute(select(Order.status, func.count()).group_by(Order.status))).all())
         logged = await session.scalar(select(func.count()).select_from(CommandLogEntry))

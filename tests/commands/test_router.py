@@ -54,7 +54,7 @@ class AddCategory(BaseModel):
 
 @dataclass
 class Kit:
-    """Test commands, how often each handler ran, and what a handler saw of its own transaction."""
+    """Test commands, and how often each handler ran."""
 
     registry: CommandRegistry = field(default_factory=CommandRegistry)
     runs: Counter[str] = field(default_factory=Counter)

@@ -19,7 +19,7 @@ from persistence.tables import (
     Order,
     Payment,
 )
-from tests.rows import add_branch, add_item
+from tests.rows import add_branch, add_item, stock_of
 
 TODAY = date(2026, 11, 27)
 
@@ -84,15 +84,6 @@ async def _stocked_item(db: Database, stock: int) -> tuple[int, int]:
     return branch_id, await add_item(db, branch_id, stock=stock)
 
 
-async def _stock(db: Database, branch_id: int, item_id: int) -> int | None:
-    async with db.session() as session:
-        return await session.scalar(
-            select(ItemAvailability.stock).where(
-                ItemAvailability.branch_id == branch_id, ItemAvailability.item_id == item_id
-            )
-        )
-
-
 async def test_stock_cannot_be_set_below_zero(db: Database) -> None:
     """A direct UPDATE to a negative stock is refused by the CHECK constraint and the stock is kept."""
     branch_id, item_id = await _stocked_item(db, stock=2)
@@ -103,7 +94,7 @@ async def test_stock_cannot_be_set_below_zero(db: Database) -> None:
                 .where(ItemAvailability.branch_id == branch_id, ItemAvailability.item_id == item_id)
                 .values(stock=-1)
             )
-    assert await _stock(db, branch_id, item_id) == 2
+    assert await stock_of(db, branch_id, item_id) == 2
 
 
 async def test_conditional_reservation_takes_stock_only_when_enough_is_left(db: Database) -> None:
@@ -117,12 +108,12 @@ async def test_conditional_reservation_takes_stock_only_when_enough_is_left(db: 
     async with db.session() as session:
         short = await session.execute(reserve, {"qty": 3, "branch_id": branch_id, "item_id": item_id})
     assert short.rowcount == 0  # type: ignore[attr-defined]
-    assert await _stock(db, branch_id, item_id) == 2
+    assert await stock_of(db, branch_id, item_id) == 2
 
     async with db.session() as session:
         enough = await session.execute(reserve, {"qty": 2, "branch_id": branch_id, "item_id": item_id})
     assert enough.rowcount == 1  # type: ignore[attr-defined]
-    assert await _stock(db, branch_id, item_id) == 0
+    assert await stock_of(db, branch_id, item_id) == 0
 
 
 # Payments

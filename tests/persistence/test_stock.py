@@ -21,7 +21,7 @@ from persistence.database import Database
 from persistence.stock import Level, Reservation, Shortage, release, reserve
 from persistence.tables import ItemAvailability
 from tests.locks import lock_waiters, until_blocked_or_done
-from tests.rows import add_branch, add_item
+from tests.rows import add_branch, add_item, stock_of
 
 # Rows are created with this `updated_at`, so that a change shows without comparing clocks.
 LONG_AGO = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -64,12 +64,6 @@ async def _row(db: Database, branch_id: int, item_id: int) -> Row | None:
     return None if found is None else Row(found.available, found.stock, found.updated_at)
 
 
-async def _stock(db: Database, branch_id: int, item_id: int) -> int | None:
-    row = await _row(db, branch_id, item_id)
-    assert row is not None
-    return row.stock
-
-
 async def _reserve(db: Database, branch_id: int, quantities: dict[int, int]) -> Reservation:
     """Reserve in a transaction of its own, committed."""
     async with db.session() as session:
@@ -109,7 +103,7 @@ async def test_taking_the_last_ones_leaves_zero(db: Database) -> None:
 
     assert await _reserve(db, branch_id, {item_id: 2}) == Reservation(changed=[Level(item_id, True, 0)], short=[])
     assert await _reserve(db, branch_id, {item_id: 1}) == Reservation(changed=[], short=[Shortage(item_id, 1, 0)])
-    assert await _stock(db, branch_id, item_id) == 0
+    assert await stock_of(db, branch_id, item_id) == 0
 
 
 async def test_a_counted_item_with_too_few_left_is_short_by_what_is_left(db: Database) -> None:
@@ -145,7 +139,7 @@ async def test_an_item_the_branch_does_not_offer_is_short_with_nothing_left(db: 
 
     assert reservation == Reservation(changed=[], short=[Shortage(item_id, requested=1, left=0)])
     assert await _row(db, branch_id, item_id) is None
-    assert await _stock(db, other_branch_id, item_id) == 10
+    assert await stock_of(db, other_branch_id, item_id) == 10
 
 
 async def test_a_mixed_order_names_every_short_item_and_its_rollback_keeps_all_stock(db: Database) -> None:
@@ -175,9 +169,6 @@ async def test_a_mixed_order_names_every_short_item_and_its_rollback_keeps_all_s
     assert await _row(db, branch_id, off) == Row(False, 3, LONG_AGO)
 
 
-# Giving back
-
-
 async def test_levels_read_before_stand_in_for_the_first_read_but_the_update_still_decides(db: Database) -> None:
     """Levels pricing read (here stale: 5 left where 1 is) save the first read; the conditional UPDATE still refuses
     what is not there, and the shortage names what is."""
@@ -186,7 +177,10 @@ async def test_levels_read_before_stand_in_for_the_first_read_but_the_update_sti
     async with db.session() as session:
         reservation = await reserve(session, branch_id, {item_id: 2}, {item_id: Level(item_id, True, 5)})
     assert reservation == Reservation(changed=[], short=[Shortage(item_id, requested=2, left=1)])
-    assert await _stock(db, branch_id, item_id) == 1
+    assert await stock_of(db, branch_id, item_id) == 1
+
+
+# Giving back
 
 
 async def test_release_gives_back_to_counted_items_only(db: Database) -> None:
@@ -201,8 +195,8 @@ async def test_release_gives_back_to_counted_items_only(db: Database) -> None:
         levels = await release(session, branch_id, {unlimited: 2, not_offered: 1, off: 1, counted: 3})
 
     assert levels == [Level(counted, True, 5), Level(off, False, 1)]
-    assert await _stock(db, branch_id, counted) == 5
-    assert await _stock(db, branch_id, off) == 1
+    assert await stock_of(db, branch_id, counted) == 5
+    assert await stock_of(db, branch_id, off) == 1
     assert await _row(db, branch_id, unlimited) == Row(True, None, LONG_AGO)
     assert await _row(db, branch_id, not_offered) is None
 
@@ -255,7 +249,7 @@ async def test_concurrent_reservations_never_oversell(db: Database) -> None:
     assert taken == [0, 1, 2, 3, 4]
     shortages = [shortage for outcome in outcomes for shortage in outcome.short]
     assert shortages == [Shortage(item_id, requested=1, left=0)] * (orders - 5)
-    assert await _stock(db, branch_id, item_id) == 0
+    assert await stock_of(db, branch_id, item_id) == 0
 
 
 async def _reserve_behind(
@@ -294,7 +288,7 @@ async def test_a_reservation_that_waited_for_another_reports_what_that_one_left(
     first, second = await _reserve_behind(db, branch_id, item_id, take_it)
     assert first == Reservation(changed=[Level(item_id, True, 0)], short=[])
     assert second == Reservation(changed=[], short=[Shortage(item_id, 1, 0)])
-    assert await _stock(db, branch_id, item_id) == 0
+    assert await stock_of(db, branch_id, item_id) == 0
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
@@ -311,7 +305,7 @@ async def test_an_item_made_unlimited_while_a_reservation_waited_is_reserved_wit
 
     _, waited = await _reserve_behind(db, branch_id, item_id, make_unlimited)
     assert waited == Reservation(changed=[], short=[])
-    assert await _stock(db, branch_id, item_id) is None
+    assert await stock_of(db, branch_id, item_id) is None
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
@@ -327,4 +321,4 @@ async def test_stock_being_given_back_while_a_reservation_falls_short_is_waited_
     given, waited = await _reserve_behind(db, branch_id, item_id, give_back, qty=2)
     assert given == [Level(item_id, True, 3)]
     assert waited == Reservation(changed=[Level(item_id, True, 1)], short=[])
-    assert await _stock(db, branch_id, item_id) == 1
+    assert await stock_of(db, branch_id, item_id) == 1
