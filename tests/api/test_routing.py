@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 from pydantic import BaseModel
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
 
 from persistence.database import Database
-from server.api.routing import ApiRouter, Call, is_unavailable
+from server.api.routing import ApiRouter, Call
 from server.app import create_app
 from server.services import Services
 from server.settings import Settings
@@ -79,10 +79,20 @@ async def test_query_validation_names_the_field(services: Services) -> None:
     assert bad.json()["error"]["details"]["errors"][0]["field"] == "limit"
 
 
-def test_a_pool_that_gives_no_connection_in_time_is_unavailable() -> None:
-    """SQLAlchemy's pool timeout is not the built-in TimeoutError, and means the same: nothing was changed."""
-    assert is_unavailable(PoolTimeout("QueuePool limit of size 10 overflow 20 reached"))
-    assert not is_unavailable(ValueError("a bug"))
+async def test_a_pool_that_gives_no_connection_in_time_answers_unavailable(migrated_urls: dict[str, str]) -> None:
+    """Every pooled connection busy past the pool's timeout: 503 `unavailable` (nothing was changed), not `internal`.
+
+    SQLAlchemy's pool timeout is not the built-in TimeoutError."""
+    engine = create_async_engine(migrated_urls["postgresql"], pool_size=1, max_overflow=0, pool_timeout=0.2)
+    busy = Services.build(Settings(_env_file=None, ENVIRONMENT="test"), db=Database(engine))
+    try:
+        async with engine.connect():  # the pool's only connection, held
+            app = create_app(services=busy)
+            response = await _request(app, "POST", "/api/v1/auth/login", json={"username": "a", "password": "b"})
+    finally:
+        await busy.close()
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "unavailable"
 
 
 async def test_database_down_is_unavailable() -> None:
