@@ -79,30 +79,28 @@ async def test_query_validation_names_the_field(services: Services) -> None:
     assert bad.json()["error"]["details"]["errors"][0]["field"] == "limit"
 
 
+async def _login_code(db: Database) -> tuple[int, str]:
+    """A login request against an app on `db`: its status and error code."""
+    services = Services.build(Settings(_env_file=None, ENVIRONMENT="test"), db=db)
+    try:
+        response = await _request(
+            create_app(services=services), "POST", "/api/v1/auth/login", json={"username": "a", "password": "b"}
+        )
+    finally:
+        await services.close()
+    return response.status_code, response.json()["error"]["code"]
+
+
 async def test_a_pool_that_gives_no_connection_in_time_answers_unavailable(migrated_urls: dict[str, str]) -> None:
     """Every pooled connection busy past the pool's timeout: 503 `unavailable` (nothing was changed), not `internal`.
 
     SQLAlchemy's pool timeout is not the built-in TimeoutError."""
     engine = create_async_engine(migrated_urls["postgresql"], pool_size=1, max_overflow=0, pool_timeout=0.2)
-    busy = Services.build(Settings(_env_file=None, ENVIRONMENT="test"), db=Database(engine))
-    try:
-        async with engine.connect():  # the pool's only connection, held
-            app = create_app(services=busy)
-            response = await _request(app, "POST", "/api/v1/auth/login", json={"username": "a", "password": "b"})
-    finally:
-        await busy.close()
-    assert response.status_code == 503
-    assert response.json()["error"]["code"] == "unavailable"
+    async with engine.connect():  # the pool's only connection, held
+        assert await _login_code(Database(engine)) == (503, "unavailable")
 
 
 async def test_database_down_is_unavailable() -> None:
     """With the database unreachable a request gets 503 `unavailable`."""
-    settings = Settings(_env_file=None, ENVIRONMENT="test")
-    down = Services.build(settings, db=Database.from_url("postgresql+asyncpg://postgres@127.0.0.1:1/none"))
-    try:
-        app = create_app(services=down)
-        response = await _request(app, "POST", "/api/v1/auth/login", json={"username": "a", "password": "b"})
-    finally:
-        await down.close()
-    assert response.status_code == 503
-    assert response.json()["error"]["code"] == "unavailable"
+    down = Database.from_url("postgresql+asyncpg://postgres@127.0.0.1:1/none")
+    assert await _login_code(down) == (503, "unavailable")
