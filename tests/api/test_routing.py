@@ -79,16 +79,15 @@ async def test_query_validation_names_the_field(services: Services) -> None:
     assert bad.json()["error"]["details"]["errors"][0]["field"] == "limit"
 
 
-async def _login_code(db: Database) -> tuple[int, str]:
-    """A login request against an app on `db`: its status and error code."""
-    services = Services.build(Settings(_env_file=None, ENVIRONMENT="test"), db=db)
-    try:
-        response = await _request(
-            create_app(services=services), "POST", "/api/v1/auth/login", json={"username": "a", "password": "b"}
-        )
-    finally:
-        await services.close()
+async def _login_code(services: Services) -> tuple[int, str]:
+    """A login request against an app on `services`: its status and error code."""
+    app = create_app(services=services)
+    response = await _request(app, "POST", "/api/v1/auth/login", json={"username": "a", "password": "b"})
     return response.status_code, response.json()["error"]["code"]
+
+
+def _services(db: Database) -> Services:
+    return Services.build(Settings(_env_file=None, ENVIRONMENT="test"), db=db)
 
 
 async def test_a_pool_that_gives_no_connection_in_time_answers_unavailable(migrated_urls: dict[str, str]) -> None:
@@ -96,11 +95,19 @@ async def test_a_pool_that_gives_no_connection_in_time_answers_unavailable(migra
 
     SQLAlchemy's pool timeout is not the built-in TimeoutError."""
     engine = create_async_engine(migrated_urls["postgresql"], pool_size=1, max_overflow=0, pool_timeout=0.2)
-    async with engine.connect():  # the pool's only connection, held
-        assert await _login_code(Database(engine)) == (503, "unavailable")
+    busy = _services(Database(engine))
+    try:
+        # The pool's only connection, held; given back before the pool is closed.
+        async with engine.connect():
+            assert await _login_code(busy) == (503, "unavailable")
+    finally:
+        await busy.close()
 
 
 async def test_database_down_is_unavailable() -> None:
     """With the database unreachable a request gets 503 `unavailable`."""
-    down = Database.from_url("postgresql+asyncpg://postgres@127.0.0.1:1/none")
-    assert await _login_code(down) == (503, "unavailable")
+    down = _services(Database.from_url("postgresql+asyncpg://postgres@127.0.0.1:1/none"))
+    try:
+        assert await _login_code(down) == (503, "unavailable")
+    finally:
+        await down.close()
