@@ -47,7 +47,8 @@ from bench.processes import (
     server_command,
 )
 from bench.provision import provision_for
-from bench.sim import Plan, Simulation, Tally
+from bench.sim import Plan, Simulation
+from bench.tally import Tally
 from server.settings import Settings
 
 PORTS = (8321, 8322)

@@ -146,3 +146,18 @@ async def provision(db: Database, codec: TokenCodec, *, kiosks: int, kitchens: i
             [signed(device) for device in kitchen_rows],
             [signed(device) for device in board_rows],
         )
+
+
+async def reissue(settings: Settings, device: SimDevice) -> str:
+    """A new token for `device` (after a 4001 close), signed for its current secret version in the database."""
+    db = Database.from_url(settings.database_url)
+    try:
+        async with db.session() as session:
+            row = await session.get(Device, device.id)
+            if row is None:
+                raise NoMenu(f"device {device.id} no longer exists")
+            version = row.secret_version
+    finally:
+        await db.dispose()
+    token, _ = TokenCodec(settings).issue("device", device.id, secret_version=version)
+    return token

@@ -24,19 +24,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import re
 import sys
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
-from bench.figures import ms, percentile, table
+from bench.device import ReconnectingDevice
 from bench.processes import run_fast
-from bench.provision import Fleet, NoMenu, SimDevice, provision_for
-from channels.client import CommandFailed, DeviceClient, HandshakeRefused
+from bench.provision import Fleet, NoMenu, SimDevice, provision_for, reissue
+from bench.sim_client import SimClient, Wants, wants_board, wants_payment, wants_payment_request
+from bench.tally import Outcomes, Tally
+from channels.client import CommandFailed, HandshakeRefused
 from server.cli import CommandError, load_settings
 
 FINAL = {"approved", "declined", "failed", "cancelled", "expired", "needs_refund"}
@@ -44,17 +44,12 @@ PAYMENT_TRIES = 3
 CONNECT_BATCH = 200
 DRAIN_S = 15.0
 REPLY_TIMEOUT_S = 30.0
-# The start of an event frame as the server writes it (channels/brokers/base.py `event_frame`, and the broker's
-# Lua script), with the data's `id` when it comes first (orders). Anchored, and with strings that hold no quote or
-# backslash, a match reads those keys exactly; a frame written any other way does not match and is decoded in
-# full, which costs time, never a frame.
-EVENT_HEAD = re.compile(
-    r'\{"type":"event","channel":"[^"\\]*","seq":[0-9]+,"epoch":"[^"\\]*","event":"([^"\\]*)",'
-    r'"data":(?:\{"id":([0-9]+)[,}])?'
-)
-
-# Whether a device acts on an event: its name, and the data's `id` when the frame's head shows it (else None).
-Wants = Callable[[str, int | None], bool]
+# What a kitchen display still has to do for a ticket, by the status the ticket shows.
+KITCHEN_STEPS = {
+    "paid": ("order.start", "order.ready", "order.complete"),
+    "preparing": ("order.ready", "order.complete"),
+    "ready": ("order.complete",),
+}
 
 
 @dataclass(frozen=True)
@@ -75,121 +70,11 @@ class Plan:
     progress: bool = True
 
 
-@dataclass
-class Tally:
-    """What happened, counted as it happens."""
-
-    placed: int = 0
-    paid: int = 0
-    declined: int = 0
-    completed: int = 0
-    errors: Counter[str] = field(default_factory=Counter)
-    place_s: list[float] = field(default_factory=list)
-    kitchen_s: list[float] = field(default_factory=list)
-    board_s: list[float] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
-    ended: float | None = None
-
-    @property
-    def elapsed_s(self) -> float:
-        """Seconds from the first order to the end of the run (or now)."""
-        return (self.ended or time.monotonic()) - self.started
-
-    def report(self) -> str:
-        """The closing table (Markdown)."""
-        rate = self.completed / self.elapsed_s if self.elapsed_s > 0 else 0.0
-        counts = table(
-            ["orders", "count"],
-            [
-                ["placed", self.placed],
-                ["paid", self.paid],
-                ["completed", self.completed],
-                ["declined payments", self.declined],
-                ["completed per second", f"{rate:.1f}"],
-            ],
-        )
-        errors = table(["error", "count"], sorted(self.errors.items()) or [["none", 0]])
-        latencies = table(
-            ["latency (ms)", "n", "p50", "p95", "p99"],
-            [
-                [label, len(values), *(ms(percentile(values, share)) for share in (0.5, 0.95, 0.99))]
-                for label, values in (
-                    ("order.place reply", self.place_s),
-                    ("payment approved → order.queued (kitchen)", self.kitchen_s),
-                    ("order.ready → board.updated (board)", self.board_s),
-                )
-            ],
-        )
-        return f"{counts}\n\n{errors}\n\n{latencies}"
-
-
-class Outcomes:
-    """Results that one task waits for and another reports, in whichever order they come."""
-
-    def __init__(self) -> None:
-        self._known: dict[int, str] = {}
-        self._waiting: dict[int, asyncio.Future[str]] = {}
-
-    def report(self, key: int, value: str) -> None:
-        """`key` came out as `value`."""
-        waiter = self._waiting.pop(key, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(value)
-        else:
-            self._known[key] = value
-
-    async def wait(self, key: int) -> str:
-        """The value reported for `key`, waiting for it (the caller bounds the wait)."""
-        if key in self._known:
-            return self._known.pop(key)
-        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._waiting[key] = waiter
-        try:
-            return await waiter
-        finally:
-            self._waiting.pop(key, None)
-
-
 def ws_url(url: str, prefix: str) -> str:
     """The device socket's URL for a server's base URL (`http://host:port` or already `ws://.../ws`)."""
     if url.startswith(("ws://", "wss://")):
         return url
     return url.replace("http", "ws", 1).rstrip("/") + f"{prefix}/ws"
-
-
-def _wants_payment(event: str, _id: int | None) -> bool:
-    return event.startswith("payment.")
-
-
-def _wants_payment_request(event: str, _id: int | None) -> bool:
-    return event == "payment.requested"
-
-
-def _wants_board(event: str, _id: int | None) -> bool:
-    return event == "board.updated"
-
-
-class SimClient(DeviceClient):
-    """A `DeviceClient` that decodes only the events its device acts on, and every other frame.
-
-    Every kitchen display gets every step of every ticket of the branch, though each acts on
-    `order.queued` of its own tickets only: decoding and queueing them all was most of the load
-    generator's CPU. Events it skips leave `positions` as they were (the simulator never resumes).
-    """
-
-    def __init__(self, url: str, token: str, wants: Wants | None = None) -> None:
-        super().__init__(url, token)
-        self.wants = wants
-
-    def skips(self, text: str | bytes) -> bool:
-        """True for an event frame whose head shows an event the device does not act on."""
-        if self.wants is None or not isinstance(text, str):
-            return False
-        head = EVENT_HEAD.match(text)
-        if head is None:
-            return False  # a reply, a snapshot, or an event written otherwise: decode it
-        order_id = head.group(2)
-        return not self.wants(head.group(1), None if order_id is None else int(order_id))
 
 
 class Meter(Protocol):
@@ -207,13 +92,23 @@ class Simulation:
 
     `meters` are started as the first order starts and stopped as the tally ends, so that what
     they measure covers the same span as `Tally.elapsed_s` (connecting and closing are outside it).
+    Every device is a `ReconnectingDevice`: closed by the server, it reconnects and resumes, and
+    a device closed with 4001 gets a new token from `renew` (none: it tries the old one again).
     """
 
-    def __init__(self, plan: Plan, fleet: Fleet, ws_urls: list[str], meters: Sequence[Meter] = ()) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        fleet: Fleet,
+        ws_urls: list[str],
+        meters: Sequence[Meter] = (),
+        renew: Callable[[SimDevice], Awaitable[str]] | None = None,
+    ) -> None:
         self.plan = plan
         self.fleet = fleet
         self.urls = ws_urls
         self.meters = meters
+        self.renew = renew
         self.tally = Tally()
         self.rng = random.Random(plan.seed)
         self.stopping = asyncio.Event()
@@ -224,38 +119,52 @@ class Simulation:
         self.approved_at: dict[int, float] = {}
         self.ready_at: dict[int, float] = {}
         self.payments: dict[int, Outcomes] = {}
+        # Per kiosk, the payments it waits for and their orders: a snapshot tells how those it missed ended.
+        self.paying: dict[int, dict[int, int]] = {}
+        self.placed_ids: set[int] = set()
+        # Payments a terminal is charging and tickets a display is cooking (or has cooked): an event or a snapshot
+        # seen twice, as a resume from an older position can show them, starts nothing twice.
+        self.charging: set[int] = set()
+        self.cooking: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._clients: list[DeviceClient] = []
+        self._clients: list[ReconnectingDevice] = []
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _connect(self, device: SimDevice, url: str, wants: Wants) -> DeviceClient:
-        client = SimClient(url, device.token, wants)
-        await client.connect()
+    async def _connect(self, device: SimDevice, index: int, wants: Wants) -> ReconnectingDevice:
+        renew = None if self.renew is None else partial(self.renew, device)
+        count = len(self.urls)
+        client = ReconnectingDevice(
+            [self.urls[(index + step) % count] for step in range(count)],  # its own instance first
+            device.token,
+            renew=renew,
+            make_client=partial(SimClient, wants=wants),
+            counts=self.tally.connections,
+            rng=random.Random(self.rng.random()),
+        )
+        await client.start()
         self._clients.append(client)
         return client
 
-    async def _connect_all(self) -> tuple[list[DeviceClient], dict[int, DeviceClient], list[Any], list[Any]]:
-        count = len(self.urls)
+    async def _connect_all(
+        self,
+    ) -> tuple[list[ReconnectingDevice], dict[int, ReconnectingDevice], list[ReconnectingDevice], list[Any]]:
         # Each device with the events its handler below acts on (the handlers check again: this only saves work).
-        jobs: list[tuple[SimDevice, str, Wants]] = []
+        jobs: list[tuple[SimDevice, int, Wants]] = []
         for index, kiosk in enumerate(self.fleet.kiosks):
-            jobs.append((kiosk, self.urls[index % count], _wants_payment))
+            jobs.append((kiosk, index, wants_payment))
             assert kiosk.paired_terminal_id is not None
             terminal = self.fleet.terminals[kiosk.paired_terminal_id]
-            jobs.append((terminal, self.urls[(index + 1) % count], _wants_payment_request))
-        jobs += [
-            (device, self.urls[i % count], partial(self._kitchen_wants, i))
-            for i, device in enumerate(self.fleet.kitchens)
-        ]
-        jobs += [(device, self.urls[i % count], _wants_board) for i, device in enumerate(self.fleet.boards)]
-        clients: list[DeviceClient] = []
+            jobs.append((terminal, index + 1, wants_payment_request))
+        jobs += [(device, i, partial(self._kitchen_wants, i)) for i, device in enumerate(self.fleet.kitchens)]
+        jobs += [(device, i, wants_board) for i, device in enumerate(self.fleet.boards)]
+        clients: list[ReconnectingDevice] = []
         for start in range(0, len(jobs), CONNECT_BATCH):
             batch = jobs[start : start + CONNECT_BATCH]
-            clients += await asyncio.gather(*(self._connect(device, url, wants) for device, url, wants in batch))
+            clients += await asyncio.gather(*(self._connect(device, at, wants) for device, at, wants in batch))
         by_device = {device.id: client for (device, _, _), client in zip(jobs, clients, strict=True)}
         kiosks = [by_device[k.id] for k in self.fleet.kiosks]
         terminals = {t_id: by_device[t_id] for t_id in self.fleet.terminals}
@@ -291,9 +200,11 @@ class Simulation:
             lines.append({"item_id": item["id"], "qty": self.rng.randint(1, 2), "options": options})
         return lines
 
-    async def _kiosk(self, client: DeviceClient, kiosk_id: int) -> None:
+    # Kiosks and their terminals
+
+    async def _kiosk(self, client: ReconnectingDevice, kiosk_id: int) -> None:
         outcomes = self.payments.setdefault(kiosk_id, Outcomes())
-        while self._more_orders():
+        while self._more_orders() and not client.closed.is_set():
             self.tally.placed += 1  # counted before the reply, so --orders is never overshot
             try:
                 cart = await client.command("cart.create", timeout=REPLY_TIMEOUT_S)
@@ -302,62 +213,117 @@ class Simulation:
                 sent = time.monotonic()
                 order = await client.command("order.place", {"cart_id": cart["id"]}, timeout=REPLY_TIMEOUT_S)
                 self.tally.place_s.append(time.monotonic() - sent)
+                self.placed_ids.add(order["id"])
             except Exception as exc:
                 self.tally.placed -= 1
                 self._error(exc)
                 await asyncio.sleep(0.2)
                 continue
             try:
-                await self._pay(client, outcomes, order["id"])
+                await self._pay(client, kiosk_id, outcomes, order["id"])
             except Exception as exc:
                 self._error(exc)
+                await self._give_up(client, order["id"])
             if self.plan.think_s:
                 await asyncio.sleep(self.plan.think_s)
 
-    async def _pay(self, client: DeviceClient, outcomes: Outcomes, order_id: int) -> None:
+    async def _pay(self, client: ReconnectingDevice, kiosk_id: int, outcomes: Outcomes, order_id: int) -> None:
+        paying = self.paying.setdefault(kiosk_id, {})
         for _ in range(PAYMENT_TRIES):
             payment = await client.command("payment.start", {"order_id": order_id}, timeout=REPLY_TIMEOUT_S)
-            async with asyncio.timeout(self.plan.approve_after_s + REPLY_TIMEOUT_S):
-                status = await outcomes.wait(payment["id"])
+            paying[payment["id"]] = order_id
+            try:
+                async with asyncio.timeout(self.plan.approve_after_s + REPLY_TIMEOUT_S):
+                    status = await outcomes.wait(payment["id"])
+            finally:
+                paying.pop(payment["id"], None)
             if status in ("approved", "needs_refund"):
                 self.tally.paid += 1
                 return
             self.tally.declined += 1
         await client.command("order.cancel", {"order_id": order_id}, timeout=REPLY_TIMEOUT_S)
 
-    async def _listen(self, client: DeviceClient, on_event: Callable[[dict[str, Any]], None]) -> None:
+    async def _give_up(self, client: ReconnectingDevice, order_id: int) -> None:
+        """A kiosk that could not get its order paid cancels it, as its customer walks away."""
+        try:
+            await client.command("order.cancel", {"order_id": order_id}, timeout=REPLY_TIMEOUT_S)
+        except Exception as exc:
+            # A payment still in progress (conflict) or the device gone: the server's deadlines end the order.
+            self._error(exc)
+
+    async def _listen(
+        self,
+        client: ReconnectingDevice,
+        on_event: Callable[[dict[str, Any]], None],
+        on_snapshot: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         while not self.finished and not client.closed.is_set():
             try:
                 frame = await client.next_frame(timeout=1.0)
             except TimeoutError:
                 continue
-            if frame.get("type") == "event":
+            kind = frame.get("type")
+            if kind == "event":
                 on_event(frame)
+            elif kind == "snapshot" and on_snapshot is not None:
+                on_snapshot(frame)
         if not self.finished:
-            # The server closed it (4008 when the device read too slowly, say). The simulator does not reconnect,
-            # so this device's waits time out from now on; the close says why.
+            # The device stopped for good (4003: disabled); its waits fail from now on, and the close says why.
             self.tally.errors[f"closed {client.close_code}"] += 1
 
     def _kiosk_event(self, kiosk_id: int, frame: dict[str, Any]) -> None:
         if frame["event"].startswith("payment.") and frame["data"]["status"] in FINAL:
             self.payments.setdefault(kiosk_id, Outcomes()).report(frame["data"]["id"], frame["data"]["status"])
 
-    def _terminal_event(self, client: DeviceClient, frame: dict[str, Any]) -> None:
-        if frame["event"] == "payment.requested":
-            self._spawn(self._charge(client, frame["data"]))
+    def _kiosk_snapshot(self, kiosk_id: int, frame: dict[str, Any]) -> None:
+        """The kiosk's own channel, instead of the events it missed: the payments it waits for that are over."""
+        if not frame["channel"].startswith("device:"):
+            return
+        still_open = {payment["id"] for payment in frame["data"].get("payments", [])}
+        unpaid = {order["id"] for order in frame["data"].get("orders", [])}
+        outcomes = self.payments.setdefault(kiosk_id, Outcomes())
+        for payment_id, order_id in list(self.paying.get(kiosk_id, {}).items()):
+            if payment_id not in still_open:
+                # Over, but how is not shown: paid if its order no longer awaits payment, else try again.
+                outcomes.report(payment_id, "declined" if order_id in unpaid else "approved")
 
-    async def _charge(self, client: DeviceClient, payment: dict[str, Any]) -> None:
+    def _terminal_event(self, client: ReconnectingDevice, frame: dict[str, Any]) -> None:
+        if frame["event"] == "payment.requested":
+            self._charge_once(client, frame["data"])
+
+    def _terminal_snapshot(self, client: ReconnectingDevice, frame: dict[str, Any]) -> None:
+        """The terminal's own channel: charge the payments it was asked for while it was away."""
+        terminal_id = int(frame["channel"].split(":")[1])
+        for payment in frame["data"].get("payments", []):
+            if payment.get("terminal_id") == terminal_id:
+                self._charge_once(client, payment)
+
+    def _charge_once(self, client: ReconnectingDevice, payment: dict[str, Any]) -> None:
+        if payment["id"] not in self.charging:
+            self.charging.add(payment["id"])
+            self._spawn(self._charge(client, payment))
+
+    async def _charge(self, client: ReconnectingDevice, payment: dict[str, Any]) -> None:
         try:
-            await client.command("payment.progress", {"payment_id": payment["id"], "status": "processing"})
+            if payment.get("status") != "processing":
+                await client.command(
+                    "payment.progress", {"payment_id": payment["id"], "status": "processing"}, timeout=REPLY_TIMEOUT_S
+                )
             if self.plan.approve_after_s:
                 await asyncio.sleep(self.plan.approve_after_s)
             approve = self.rng.random() >= self.plan.decline_share
             if approve:
                 self.approved_at[payment["order_id"]] = time.monotonic()
             status = "approved" if approve else "declined"
-            await client.command("payment.result", {"payment_id": payment["id"], "status": status})
+            await client.command(
+                "payment.result", {"payment_id": payment["id"], "status": status}, timeout=REPLY_TIMEOUT_S
+            )
         except Exception as exc:
             self._error(exc)
+            if not isinstance(exc, CommandFailed):
+                self.charging.discard(payment["id"])  # not answered: a later snapshot may show it again
+
+    # Kitchen displays and boards
 
     def _takes(self, index: int, order_id: int) -> bool:
         return order_id % len(self.fleet.kitchens) == index  # each display takes the orders whose id falls to it
@@ -365,7 +331,7 @@ class Simulation:
     def _kitchen_wants(self, index: int, event: str, order_id: int | None) -> bool:
         return event == "order.queued" and (order_id is None or self._takes(index, order_id))
 
-    def _kitchen_event(self, client: DeviceClient, index: int, frame: dict[str, Any]) -> None:
+    def _kitchen_event(self, client: ReconnectingDevice, index: int, frame: dict[str, Any]) -> None:
         if frame["event"] != "order.queued":
             return
         order_id = frame["data"]["id"]
@@ -374,19 +340,36 @@ class Simulation:
         approved = self.approved_at.pop(order_id, None)
         if approved is not None:
             self.tally.kitchen_s.append(time.monotonic() - approved)
-        self._spawn(self._cook(client, order_id))
+        self._cook_once(client, order_id, "paid")
 
-    async def _cook(self, client: DeviceClient, order_id: int) -> None:
+    def _kitchen_snapshot(self, client: ReconnectingDevice, index: int, frame: dict[str, Any]) -> None:
+        """The kitchen queue, instead of the events missed: take up every ticket of this display where it stands."""
+        if not frame["channel"].endswith(":kitchen"):
+            return
+        for ticket in frame["data"].get("tickets", []):
+            if self._takes(index, ticket["id"]):
+                self._cook_once(client, ticket["id"], ticket["status"])
+
+    def _cook_once(self, client: ReconnectingDevice, order_id: int, status: str) -> None:
+        steps = KITCHEN_STEPS.get(status)
+        if steps and order_id not in self.cooking:
+            self.cooking.add(order_id)
+            self._spawn(self._cook(client, order_id, steps))
+
+    async def _cook(self, client: ReconnectingDevice, order_id: int, steps: Sequence[str]) -> None:
         try:
-            for step in ("order.start", "order.ready", "order.complete"):
+            for step in steps:
                 if self.plan.kitchen_step_s:
                     await asyncio.sleep(self.plan.kitchen_step_s)
                 if step == "order.ready":
                     self.ready_at[order_id] = time.monotonic()
                 await client.command(step, {"order_id": order_id}, timeout=REPLY_TIMEOUT_S)
-            self.tally.completed += 1
+            if order_id in self.placed_ids:
+                self.tally.complete()  # orders of an earlier run, taken from a snapshot, are not this run's
         except Exception as exc:
             self._error(exc)
+            if not isinstance(exc, CommandFailed):
+                self.cooking.discard(order_id)  # unanswered: a later snapshot may show the ticket again
 
     def _board_event(self, frame: dict[str, Any]) -> None:
         if frame["event"] == "board.updated" and frame["data"]["column"] == "ready":
@@ -425,16 +408,28 @@ class Simulation:
         if not self.menu:
             raise CommandError("the simulator's branch sells nothing orderable")
         for kiosk, device in zip(kiosks, self.fleet.kiosks, strict=True):
-            self._spawn(self._listen(kiosk, partial(self._kiosk_event, device.id)))
+            self._spawn(
+                self._listen(kiosk, partial(self._kiosk_event, device.id), partial(self._kiosk_snapshot, device.id))
+            )
         for terminal in terminals.values():
-            self._spawn(self._listen(terminal, partial(self._terminal_event, terminal)))
+            self._spawn(
+                self._listen(
+                    terminal, partial(self._terminal_event, terminal), partial(self._terminal_snapshot, terminal)
+                )
+            )
         for index, kitchen in enumerate(kitchens):
-            self._spawn(self._listen(kitchen, partial(self._kitchen_event, kitchen, index)))
+            self._spawn(
+                self._listen(
+                    kitchen,
+                    partial(self._kitchen_event, kitchen, index),
+                    partial(self._kitchen_snapshot, kitchen, index),
+                )
+            )
         for board in boards:
             self._spawn(self._listen(board, self._board_event))
         progress = asyncio.ensure_future(self._progress()) if self.plan.progress else None
 
-        self.tally = Tally(errors=self.tally.errors)
+        self.tally = Tally(errors=self.tally.errors, connections=self.tally.connections)
         for meter in self.meters:
             meter.start()
         shoppers = [asyncio.ensure_future(self._kiosk(c, d.id)) for c, d in zip(kiosks, self.fleet.kiosks, strict=True)]
@@ -466,7 +461,7 @@ async def simulate(plan: Plan) -> Tally:
     settings = load_settings()
     fleet = await provision_for(settings, kiosks=plan.kiosks, kitchens=plan.kitchens, boards=plan.boards)
     urls = [ws_url(url, settings.API_V1_STR) for url in plan.urls]
-    return await Simulation(plan, fleet, urls).run()
+    return await Simulation(plan, fleet, urls, renew=partial(reissue, settings)).run()
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -5,7 +5,9 @@
         event = await kiosk.next_event("device:1")
 
 It keeps each channel's last seq and epoch, so `DeviceClient(url, token,
-resume=old.resume_state())` picks up where an earlier connection left off.
+resume=old.resume_state())` picks up where an earlier connection left off; passing the old
+connection's `stream` as well keeps one stream of frames across the two (bench/device.py
+reconnects that way).
 """
 
 from __future__ import annotations
@@ -48,7 +50,14 @@ class DeviceClient:
     _process_tag = secrets.token_hex(4)
     _ids = itertools.count(1)
 
-    def __init__(self, url: str, token: str, *, resume: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        resume: dict[str, dict[str, Any]] | None = None,
+        stream: asyncio.Queue[dict[str, Any]] | None = None,
+    ) -> None:
         self.url = url
         self.token = token
         self.welcome: dict[str, Any] = {}
@@ -59,7 +68,7 @@ class DeviceClient:
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._stream: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.stream: asyncio.Queue[dict[str, Any]] = asyncio.Queue() if stream is None else stream
         self.closed = asyncio.Event()
 
     async def __aenter__(self) -> DeviceClient:
@@ -100,7 +109,7 @@ class DeviceClient:
                     continue
                 if kind in ("event", "snapshot"):
                     self.positions[frame["channel"]] = (frame["seq"], frame["epoch"])
-                await self._stream.put(frame)
+                await self.stream.put(frame)
         except websockets.ConnectionClosed:
             pass
         finally:
@@ -123,11 +132,23 @@ class DeviceClient:
     ) -> dict[str, Any]:
         """Send a command and return its reply frame, successful or not."""
         assert self._ws is not None
-        command_id = command_id or f"{self._process_tag}-{next(self._ids)}"
+        if self.closed.is_set():
+            raise ConnectionError("connection closed")
+        command_id = command_id or self.new_id()
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._replies[command_id] = future
-        await self._ws.send(json.dumps({"type": kind, "id": command_id, "data": data or {}}))
-        return await asyncio.wait_for(future, timeout)
+        try:
+            await self._ws.send(json.dumps({"type": kind, "id": command_id, "data": data or {}}))
+            return await asyncio.wait_for(future, timeout)
+        except websockets.ConnectionClosed as closed:
+            raise ConnectionError("connection closed") from closed
+        finally:
+            self._replies.pop(command_id, None)
+
+    @classmethod
+    def new_id(cls) -> str:
+        """A command id no other command of this process (or an earlier one) has used."""
+        return f"{cls._process_tag}-{next(cls._ids)}"
 
     async def command(
         self, kind: str, data: dict[str, Any] | None = None, *, command_id: str | None = None, timeout: float = 10
@@ -141,7 +162,7 @@ class DeviceClient:
 
     async def next_frame(self, timeout: float = 10) -> dict[str, Any]:
         """The next event, snapshot or unmatched frame, in arrival order."""
-        return await asyncio.wait_for(self._stream.get(), timeout)
+        return await asyncio.wait_for(self.stream.get(), timeout)
 
     async def next_event(
         self, channel: str | None = None, event: str | None = None, *, timeout: float = 10
@@ -149,7 +170,7 @@ class DeviceClient:
         """The next event frame matching `channel` and `event`, skipping others."""
         async with asyncio.timeout(timeout):
             while True:
-                frame = await self._stream.get()
+                frame = await self.stream.get()
                 if frame.get("type") != "event":
                     continue
                 if (channel is None or frame["channel"] == channel) and (event is None or frame["event"] == event):
@@ -165,6 +186,13 @@ class DeviceClient:
         if self._ws is None or self._ws.close_code is None:
             return None
         return int(self._ws.close_code)
+
+    @property
+    def close_reason(self) -> str:
+        """The reason the server gave with its close, once the connection is closed ("" when none)."""
+        if self._ws is None or self._ws.close_reason is None:
+            return ""
+        return str(self._ws.close_reason)
 
     async def wait_closed(self, timeout: float = 10) -> int | None:
         """Wait until the server closes the connection; its close code."""
