@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
-from bench.provision import BRANCH_NAME, Fleet, provision
-from bench.sim import Plan, SimClient, Simulation
+from bench.provision import BRANCH_NAME, Fleet, SimDevice, provision
+from bench.sim import Plan, Simulation
+from bench.sim_client import SimClient
 from channels.brokers.base import event_frame, event_tail
 from channels.frames import encode_data, reply_ok
-from persistence.enums import OrderStatus
+from persistence.enums import DeviceKind, OrderStatus
 from persistence.tables import Branch, Device, Order
 from server.services import Services
 from tests.live import live_server
@@ -124,3 +126,44 @@ def test_a_simulated_kitchen_display_skips_only_events_it_never_acts_on() -> Non
     assert not client.skips(event("order.queued", {"number": 12, "id": 8}))
     assert not client.skips(reply_ok("c1", {"id": 8}))
     assert not SimClient("ws://unused", "token").skips(event("order.updated", {"id": 7}))
+
+
+class Kitchen:
+    """A device that answers every command at once and remembers what it was sent."""
+
+    def __init__(self) -> None:
+        self.closed = asyncio.Event()
+        self.sent: list[tuple[str, int]] = []
+
+    async def command(self, kind: str, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """Remember the command and its order; succeed."""
+        self.sent.append((kind, data["order_id"]))
+        return {}
+
+
+async def test_a_kitchen_display_takes_up_the_tickets_of_a_snapshot_where_they_stand_and_only_once() -> None:
+    """A snapshot instead of missed events: a preparing ticket is readied and completed, a ready one completed."""
+    display = SimDevice(1, DeviceKind.KITCHEN_DISPLAY, "sim-kitchen-00001", "token")
+    simulation = Simulation(Plan(urls=[], kitchen_step_s=0, progress=False), Fleet(0, [], {}, [display], []), [])
+    simulation.placed_ids = {2, 3}
+    kitchen = Kitchen()
+    tickets = [{"id": 2, "status": "preparing"}, {"id": 3, "status": "ready"}]
+    snapshot = {"type": "snapshot", "channel": "branch:1:kitchen", "seq": 9, "epoch": "e", "data": {"tickets": tickets}}
+    for _ in range(2):  # the same ticket shown twice (a resume from an older position) is cooked once
+        simulation._kitchen_snapshot(kitchen, 0, snapshot)  # type: ignore[arg-type]
+    await asyncio.wait_for(asyncio.gather(*simulation._tasks), 5)
+    assert sorted(kitchen.sent) == [("order.complete", 2), ("order.complete", 3), ("order.ready", 2)]
+    assert simulation.tally.completed == 2
+
+
+async def test_a_kiosk_reads_from_a_snapshot_how_the_payments_it_missed_ended() -> None:
+    """Gone from the open payments: paid when its order no longer awaits payment, declined when it still does."""
+    simulation = Simulation(Plan(urls=[], progress=False), Fleet(0, [], {}, [], []), [])
+    simulation.paying[5] = {10: 100, 11: 101, 12: 102}
+    data = {"carts": [], "orders": [{"id": 101}, {"id": 102}], "payments": [{"id": 12}]}
+    simulation._kiosk_snapshot(5, {"type": "snapshot", "channel": "device:5", "seq": 3, "epoch": "e", "data": data})
+    outcomes = simulation.payments[5]
+    assert await asyncio.wait_for(outcomes.wait(10), 5) == "approved"
+    assert await asyncio.wait_for(outcomes.wait(11), 5) == "declined"
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(outcomes.wait(12), 0.05)  # still open: its own event will tell
