@@ -12,7 +12,8 @@ from typing import Literal
 BranchTopic = Literal["menu", "kitchen", "board", "orders", "devices"]
 BRANCH_TOPICS: tuple[BranchTopic, ...] = ("menu", "kitchen", "board", "orders", "devices")
 
-_PATTERN = re.compile(r"^(?:branch:(?P<branch>[1-9][0-9]{0,9}):(?P<topic>[a-z]+)|device:(?P<device>[1-9][0-9]{0,9}))$")
+# Matched with fullmatch: `$` would also accept a name with a trailing newline, a channel nothing publishes to.
+_PATTERN = re.compile(r"branch:(?P<branch>[1-9][0-9]{0,9}):(?P<topic>[a-z]+)|device:(?P<device>[1-9][0-9]{0,9})")
 
 
 def branch_menu(branch_id: int) -> str:
@@ -64,7 +65,7 @@ def parse(name: object) -> ChannelName | None:
     """The parts of a valid channel name, None for anything else."""
     if not isinstance(name, str):
         return None
-    match = _PATTERN.match(name)
+    match = _PATTERN.fullmatch(name)
     if match is None:
         return None
     if match["device"]:

@@ -141,6 +141,8 @@ async def test_a_name_that_is_no_channel_is_invalid(services: Services, world: W
         {"channel": "menu"},
         {"channel": ""},
         {"channel": f"branch:{world.branch_a}:menu:extra"},
+        {"channel": f"branch:{world.branch_a}:menu\n"},
+        {"channel": f"device:{world.branch_a}\n"},
         {"channel": 42},
         {},
     ]
