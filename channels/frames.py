@@ -19,6 +19,9 @@ TOO_SLOW = 4008
 RATE_LIMITED = 4029
 
 MAX_ID_LENGTH = 64
+# How deep objects and arrays may nest in a frame. No command needs more than a few levels; far deeper JSON
+# would exhaust Python's recursion in decoding, validation or encoding, wherever that happens to come.
+MAX_DEPTH = 32
 PONG = '{"type":"pong"}'
 
 
@@ -47,14 +50,19 @@ def parse_client_frame(text: str | bytes) -> ClientFrame:
     Commands need an `id` of 1-64 characters and an object (or absent) `data`; `hello`
     and `ping` need no id.
     """
+    too_deep = f"the frame nests deeper than {MAX_DEPTH} levels"
     try:
         raw = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadFrame("the frame is not valid JSON") from exc
+    except RecursionError as exc:
+        raise BadFrame(too_deep) from exc
     if not isinstance(raw, dict):
         raise BadFrame("a frame must be a JSON object")
     frame_id = raw.get("id")
     readable_id = frame_id if isinstance(frame_id, str) and 0 < len(frame_id) <= MAX_ID_LENGTH else None
+    if _may_nest_deeper(text) and _depth(raw) > MAX_DEPTH:
+        raise BadFrame(too_deep, readable_id)
     kind = raw.get("type")
     if not isinstance(kind, str) or not kind:
         raise BadFrame("a frame needs a string `type`", readable_id)
@@ -66,6 +74,30 @@ def parse_client_frame(text: str | bytes) -> ClientFrame:
     if not isinstance(data, dict):
         raise BadFrame("`data` must be a JSON object", readable_id)
     return ClientFrame(kind, readable_id, data, raw)
+
+
+def _may_nest_deeper(text: str | bytes) -> bool:
+    # Counting brackets is cheap, and an ordinary command has too few to need the walk below.
+    if isinstance(text, bytes):
+        return text.count(b"{") + text.count(b"[") > MAX_DEPTH
+    return text.count("{") + text.count("[") > MAX_DEPTH
+
+
+def _depth(value: Any) -> int:
+    """How deep objects and arrays nest in a decoded JSON value (a scalar is 0), without recursing."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _dump(value: Any) -> str:

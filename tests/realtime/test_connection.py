@@ -147,6 +147,8 @@ NOT_HELLO: dict[str, str | bytes] = {
     "not-json": "hello",
     "not-object": '["hello"]',
     "binary": b'{"type":"hello"}',
+    "nested": '{"type":"hello","token":"x","resume":' + "[" * 3000 + "]" * 3000 + "}",
+    "nested-shallower": '{"type":"hello","token":"x","resume":' + '{"a":' * 40 + "1" + "}" * 41,
 }
 
 
@@ -317,6 +319,9 @@ BAD_FRAMES: dict[str, tuple[str, str | None]] = {
     "empty-id": ('{"type": "item.set_available", "id": "", "data": {}}', None),
     "id-too-long": ('{"type": "item.set_available", "id": "' + "x" * 65 + '", "data": {}}', None),
     "data-not-object": ('{"type": "item.set_available", "id": "d1", "data": [1]}', "d1"),
+    # Deep enough to exhaust the JSON decoder's recursion, and merely deeper than the protocol allows.
+    "nested-3000": ("[" * 3000 + "]" * 3000, None),
+    "nested-data": ('{"type": "item.set_available", "id": "n1", "data": ' + '{"a": ' * 40 + "1" + "}" * 41, "n1"),
 }
 
 
