@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -431,14 +432,19 @@ class Connection:
         await self.services.hub.leave(self.subscriber, data.channel)
         return frames.reply_ok(frame_id, {"channel": data.channel})
 
-    async def _refresh(self, frame_id: str, data: RefreshData) -> str:
+    async def _refresh(self, frame_id: str, data: RefreshData) -> str | None:
         assert self.principal is not None and self.subscriber is not None
         claims = self.services.tokens.decode(data.token, "access")
         if claims.subject != self.principal.key:
             raise ApiError("unauthorized", "the token belongs to another principal")
-        # The new token may carry another session (a fresh login) or role: revocations follow the new one.
-        self.principal = await self._principal(claims)
-        self.subscriber.session_id = self.principal.session_id
+        principal = await self._principal(claims)
+        if replace(principal, session_id=None) != replace(self.principal, session_id=None):
+            # Its subscriptions were checked against the access of before; the change's own close may have been lost.
+            self.transport.close(frames.UNAUTHORIZED, "access changed; reconnect")
+            return None
+        # The new token may carry another session (a fresh login): revocations follow the new one.
+        self.principal = principal
+        self.subscriber.session_id = principal.session_id
         self._expire_at(claims)
         return frames.reply_ok(frame_id, {"expires_at": rfc3339(claims.expires_at)})
 

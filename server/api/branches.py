@@ -1,7 +1,8 @@
 """REST routes: branches, the restaurants of the chain.
 
 A branch is never deleted (orders, devices and stock refer to it): it is disabled with
-`is_active` false. Its currency gives every amount recorded there its meaning, so it is
+`is_active` false, which closes the open sockets of its devices and users at once (4003).
+Its currency gives every amount recorded there its meaning, so it is
 fixed once the branch has orders.
 """
 
@@ -18,6 +19,7 @@ from sqlalchemy import func, or_, select
 from persistence.tables import Branch, Order
 from server.api.fields import PatchBody
 from server.api.pagination import Page, PageQuery, fetch_page
+from server.api.revocation import close_branch_sockets
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
 from server.errors import ApiError, not_found
@@ -195,6 +197,8 @@ async def update_branch(call: Call[BranchUpdate, None]) -> BranchOut:
                 "the branch has orders; changing its currency would change what their amounts mean",
                 {"field": "currency"},
             )
+    if branch.is_active and changes.get("is_active") is False:
+        await close_branch_sockets(call, branch.id)
     for field, value in changes.items():
         setattr(branch, field, value)
     await call.session.flush()

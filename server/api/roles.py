@@ -4,7 +4,9 @@ Roles are chain-wide: anyone with `roles:read` may list them, and only chain-wid
 with `roles:write` may change them. Nobody hands out, edits or deletes a role holding
 permissions they do not hold themselves, and nobody takes permissions away from the role
 they hold (another user must), so neither an escalation nor a self-lockout goes through
-this door. The three default roles may be edited but keep their names and stay.
+this door. The three default roles may be edited but keep their names and stay. Changing
+a role's permissions ends the sessions of every user holding it, so they log in again with
+the new ones, and their open sockets close.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from pydantic_core import PydanticCustomError
 from sqlalchemy import func, select
 
-from persistence.tables import Role, User
+from persistence.tables import Role, Session, User
 from server.api.fields import PatchBody
 from server.api.pagination import Page, PageQuery, fetch_page
+from server.api.revocation import end_sessions
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import DEFAULT_ROLES, Permission, known_permission
 from server.auth.principals import Principal
@@ -191,6 +194,10 @@ async def update_role(call: Call[RoleUpdate, None]) -> RoleOut:
                 {"field": "permissions", "removed": sorted(taken_away)},
             )
 
+    if set(changes.get("permissions", role.permissions)) != set(role.permissions):
+        # Every holder's sockets would otherwise go on with the permissions of before: they log in again.
+        holders = select(User.id).where(User.role_id == role.id)
+        await end_sessions(call, Session.user_id.in_(holders), "role_changed")
     for field, value in changes.items():
         setattr(role, field, value)
     await call.session.flush()

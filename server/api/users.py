@@ -4,8 +4,9 @@ Users are never deleted, since orders and sessions point at them: DELETE disable
 rules keep the keys safe. A branch-scoped caller sees and manages only its own branch.
 Nobody grants a role, or manages a user, holding permissions they lack themselves. Nobody
 disables themselves or demotes themselves out of `users:write`, so a chain cannot lock
-itself out. Disabling a user or changing its password revokes its sessions, so its tokens
-stop working at once.
+itself out. Disabling a user, moving it to another branch, giving it another role or
+changing its password revokes its sessions, so its tokens stop working and its open sockets
+close at once.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 
-from channels import frames
-from persistence.base import utcnow
 from persistence.tables import Branch, Role, Session, User
 from server.api.fields import PatchBody, invalid_field
 from server.api.pagination import Page, PageQuery, fetch_page
+from server.api.revocation import end_sessions
 from server.api.routing import ApiRouter, Call
 from server.auth.passwords import hash_secret
 from server.auth.permissions import Permission, grants
@@ -149,23 +149,6 @@ def _forbid_self_lockout(principal: Principal, user: User, role: Role, is_active
         raise ApiError("conflict", "you cannot take users:write away from yourself", {"field": "role_id"})
 
 
-async def _revoke_sessions(
-    call: Call[UserUpdate, None] | Call[None, None], user: User, reason: str, keep: str | None = None
-) -> None:
-    statement = (
-        update(Session)
-        .where(Session.user_id == user.id, Session.revoked_at.is_(None))
-        .values(revoked_at=utcnow(), revoked_reason=reason)
-    )
-    if keep is not None:
-        statement = statement.where(Session.id != keep)
-    ended = (await call.session.execute(statement.returning(Session.id))).scalars().all()
-    # Their open sockets close too, on whichever instance holds them.
-    code = frames.FORBIDDEN if reason == "user_disabled" else frames.UNAUTHORIZED
-    for session_id in ended:
-        call.close_sockets(session=session_id, code=code, reason=reason.replace("_", " "))
-
-
 @router.get(
     "/users",
     "List users",
@@ -259,16 +242,20 @@ async def update_user(call: Call[UserUpdate, None]) -> UserOut:
     role = await _role_to_grant(call, changes.pop("role_id")) if "role_id" in changes else user.role
     _forbid_self_lockout(call.principal, user, role, changes.get("is_active", user.is_active))
 
-    # Apply, and end the sessions a disable or a new password invalidates
-    user.role = role
+    # Apply, and end the sessions a disable, a new branch or role, or a new password invalidates
+    own_sessions = Session.user_id == user.id
     if user.is_active and changes.get("is_active") is False:
-        await _revoke_sessions(call, user, "user_disabled")
+        await end_sessions(call, own_sessions, "user_disabled")
+    elif role.id != user.role_id or changes.get("branch_id", user.branch_id) != user.branch_id:
+        # Its sockets would otherwise go on with the old branch and permissions: it logs in again.
+        await end_sessions(call, own_sessions, "user_changed")
+    user.role = role
     password = changes.pop("password", None)
     if password is not None:
         user.password_hash = await hash_secret(password)
         # Someone changing their own password stays logged in where they did it; every other session ends.
         keep = call.principal.session_id if _is_self(call.principal, user) else None
-        await _revoke_sessions(call, user, "password_changed", keep=keep)
+        await end_sessions(call, own_sessions, "password_changed", keep=keep)
     for field, value in changes.items():
         setattr(user, field, value)
     await call.session.flush()
@@ -288,4 +275,4 @@ async def disable_user(call: Call[None, None]) -> None:
     _require_manageable(call.principal, user)
     _forbid_self_lockout(call.principal, user, user.role, is_active=False)
     user.is_active = False
-    await _revoke_sessions(call, user, "user_disabled")
+    await end_sessions(call, Session.user_id == user.id, "user_disabled")

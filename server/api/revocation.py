@@ -1,0 +1,44 @@
+"""What a change to a user, role or branch ends: login sessions, and open sockets on every instance.
+
+A socket checks its principal once, at `hello`; REST checks it on every call. So a change to who a
+principal is must reach its live sockets, or they would go on with the branch and permissions of
+before (DESIGN: principals are checked as they are now, not as their token was). Sessions ended here
+also end their tokens, since every access token names its session.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, select, update
+
+from channels import frames
+from persistence.base import utcnow
+from persistence.tables import Device, Session, User
+from server.api.routing import Call
+
+# Reasons that mean "stop" (4003); any other ended session means "log in again" (4001).
+_FORBIDDING = frozenset({"user_disabled"})
+
+
+async def end_sessions(
+    call: Call[Any, Any], whose: ColumnElement[bool], reason: str, *, keep: str | None = None
+) -> None:
+    """End the open sessions `whose` selects (a condition on `Session`), except `keep`, and close their sockets."""
+    statement = (
+        update(Session).where(whose, Session.revoked_at.is_(None)).values(revoked_at=utcnow(), revoked_reason=reason)
+    )
+    if keep is not None:
+        statement = statement.where(Session.id != keep)
+    ended = (await call.session.execute(statement.returning(Session.id))).scalars().all()
+    code = frames.FORBIDDEN if reason in _FORBIDDING else frames.UNAUTHORIZED
+    for session_id in ended:
+        call.close_sockets(session=session_id, code=code, reason=reason.replace("_", " "))
+
+
+async def close_branch_sockets(call: Call[Any, Any], branch_id: int) -> None:
+    """Close with 4003 the sockets of every device and user of a branch just disabled; they may return once enabled."""
+    devices = (await call.session.scalars(select(Device.id).where(Device.branch_id == branch_id))).all()
+    users = (await call.session.scalars(select(User.id).where(User.branch_id == branch_id))).all()
+    for principal in [f"device:{device_id}" for device_id in devices] + [f"user:{user_id}" for user_id in users]:
+        call.close_sockets(principal=principal, code=frames.FORBIDDEN, reason="branch disabled")
