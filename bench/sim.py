@@ -17,6 +17,11 @@ It ends with a table: orders placed, paid and completed, errors by code, and lat
 `order.queued` on the kitchen display, and `order.ready` (the kitchen sends it) to
 `board.updated` on the board. The devices live in a branch of their own ("Simulator"),
 made in the server's database (bench/provision.py).
+
+Every device behaves like a real one (bench/device.py): closed by the server, it reconnects
+with a jittered backoff and resumes, a kiosk, terminal or display takes up from a snapshot
+what it missed, and an unanswered command is sent again with the same id. The closing
+table also counts the closes the devices recovered from, their reconnections and resends.
 """
 
 from __future__ import annotations
