@@ -18,6 +18,7 @@ from channels import frames
 from persistence.base import utcnow
 from persistence.enums import DeviceKind
 from persistence.tables import Device, Session, User
+from server.api.fields import Input, RowId
 from server.api.routing import ApiRouter, Call
 from server.auth.passwords import verify_secret
 from server.errors import ApiError
@@ -30,7 +31,7 @@ LOGIN_WINDOW_S = 60
 ADDRESS_LIMIT_FACTOR = 5
 
 
-class LoginIn(BaseModel):
+class LoginIn(Input):
     """Credentials, as JSON or as the OAuth2 password form."""
 
     model_config = ConfigDict(extra="ignore")
@@ -49,16 +50,16 @@ class TokenPair(BaseModel):
     refresh_expires_at: datetime
 
 
-class RefreshIn(BaseModel):
+class RefreshIn(Input):
     """The refresh token to exchange."""
 
     refresh_token: str = Field(min_length=1)
 
 
-class DeviceLoginIn(BaseModel):
+class DeviceLoginIn(Input):
     """A device's id and its secret (shown once when the device was created or rotated)."""
 
-    device_id: int
+    device_id: RowId
     secret: str = Field(min_length=1, max_length=256)
 
 

@@ -17,7 +17,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import func, or_, select
 
 from persistence.tables import Branch, Order
-from server.api.fields import PatchBody
+from server.api.fields import Input, PatchBody
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.revocation import close_branch_sockets
 from server.api.routing import ApiRouter, Call
@@ -65,7 +65,7 @@ class BranchOut(BaseModel):
     updated_at: datetime
 
 
-class BranchCreate(BaseModel):
+class BranchCreate(Input):
     """A new branch."""
 
     model_config = ConfigDict(extra="forbid")
@@ -101,7 +101,7 @@ async def _load_branch(call: Call[BranchUpdate, None] | Call[None, None], branch
     branch = await call.session.get(Branch, branch_id)
     if branch is None:
         raise not_found("branch", branch_id)
-    call.principal.require_branch(branch.id)
+    call.require_visible("branch", branch_id, branch.id)
     return branch
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from persistence.base import utcnow
 from persistence.tables import Category, Item
-from server.api.fields import PatchBody, Position
+from server.api.fields import Input, PatchBody, Position
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.api.stock import announce_items
@@ -38,7 +38,7 @@ class CategoryOut(BaseModel):
     updated_at: datetime
 
 
-class CategoryCreate(BaseModel):
+class CategoryCreate(Input):
     """A new category."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)

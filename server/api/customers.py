@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
 from persistence.tables import KnownCustomer
-from server.api.fields import PatchBody
+from server.api.fields import Input, PatchBody
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
@@ -55,7 +55,7 @@ def _email(value: str | None) -> str | None:
     return value
 
 
-class CustomerCreate(BaseModel):
+class CustomerCreate(Input):
     """A new known customer; the phone may be typed with spaces, dashes, dots, parentheses or 00."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -96,7 +96,7 @@ class CustomerQuery(PageQuery):
     _normalise_phone = field_validator("phone")(_phone)
 
 
-class CustomerLookup(BaseModel):
+class CustomerLookup(Input):
     """The phone number to look up."""
 
     model_config = ConfigDict(extra="forbid")

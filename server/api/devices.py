@@ -20,7 +20,7 @@ from sqlalchemy import select
 from channels import frames
 from persistence.enums import DeviceKind
 from persistence.tables import Branch, Device
-from server.api.fields import PatchBody, invalid_field
+from server.api.fields import Input, PatchBody, RowId, invalid_field
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.auth.passwords import generate_secret, hash_secret
@@ -57,12 +57,12 @@ class DeviceWithSecret(DeviceOut):
     secret_notice: str = Field(default=SECRET_NOTICE, description="a reminder that the secret is not shown again")
 
 
-class DeviceCreate(BaseModel):
+class DeviceCreate(Input):
     """A new device of a branch."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    branch_id: int
+    branch_id: RowId
     kind: DeviceKind
     name: str = Field(min_length=1, max_length=120)
 
@@ -79,17 +79,17 @@ class DeviceUpdate(PatchBody):
 class DeviceQuery(PageQuery):
     """Filters of the device list."""
 
-    branch_id: int | None = None
+    branch_id: RowId | None = None
     kind: DeviceKind | None = None
     is_active: bool | None = None
 
 
-class PairIn(BaseModel):
+class PairIn(Input):
     """The payment terminal to pair with a kiosk."""
 
     model_config = ConfigDict(extra="forbid")
 
-    terminal_id: int
+    terminal_id: RowId
     force: bool = Field(default=False, description="take the terminal away from the kiosk it is paired with now")
 
 
@@ -99,7 +99,7 @@ async def _load(call: Call[Any, Any]) -> Device:
     device = await call.session.get(Device, device_id)
     if device is None:
         raise not_found("device", device_id)
-    call.principal.require_branch(device.branch_id)
+    call.require_visible("device", device_id, device.branch_id)
     return device
 
 

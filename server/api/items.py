@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from persistence.base import utcnow
 from persistence.tables import Category, Item, ItemAvailability, OptionChoice, OptionGroup
-from server.api.fields import INT32_MAX, PatchBody, Position, RowId
+from server.api.fields import INT32_MAX, Count, Input, PatchBody, Position, RowId
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.api.stock import StockOut, announce_items, load_item
@@ -93,7 +93,7 @@ class ItemDetailOut(ItemFields):
     availability: list[StockOut]
 
 
-class ChoiceIn(BaseModel):
+class ChoiceIn(Input):
     """A choice as written: with the `id` of an existing choice of this item to keep it, without to add one."""
 
     model_config = ConfigDict(extra="forbid")
@@ -105,20 +105,20 @@ class ChoiceIn(BaseModel):
     position: Position = 0
 
 
-class OptionGroupIn(BaseModel):
+class OptionGroupIn(Input):
     """An option group as written: with the `id` of an existing group of this item to keep it, without to add one."""
 
     model_config = ConfigDict(extra="forbid")
 
     id: RowId | None = None
     name: Name
-    min_select: int = Field(default=0, description="the fewest choices the customer must pick")
-    max_select: int = Field(default=1, description="the most choices the customer may pick")
+    min_select: Count = Field(default=0, description="the fewest choices the customer must pick")
+    max_select: Count = Field(default=1, description="the most choices the customer may pick")
     position: Position = 0
     choices: list[ChoiceIn] = Field(max_length=100)
 
 
-class ItemCreate(BaseModel):
+class ItemCreate(Input):
     """A new item."""
 
     model_config = ConfigDict(extra="forbid")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from persistence.enums import OrderStatus
 from persistence.tables import Order, Payment
-from server.api.fields import RowId
+from server.api.fields import IsoDate, IsoDatetime, RowId
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.payments import PaymentOut
 from server.api.routing import ApiRouter, Call
@@ -75,11 +75,11 @@ class OrderQuery(PageQuery):
 
     branch_id: RowId | None = Field(default=None, description="only orders of this branch")
     status: OrderStatus | None = None
-    business_date: date | None = Field(default=None, description="the branch's business day (its own time zone)")
+    business_date: IsoDate | None = Field(default=None, description="the branch's business day (its own time zone)")
     device_id: RowId | None = Field(default=None, description="only orders placed at this kiosk")
     number: RowId | None = Field(default=None, description="the order number called out to the customer")
-    created_from: AwareDatetime | None = Field(default=None, description="created at or after (with a time zone)")
-    created_to: AwareDatetime | None = Field(default=None, description="created before (with a time zone)")
+    created_from: IsoDatetime | None = Field(default=None, description="created at or after (with a time zone)")
+    created_to: IsoDatetime | None = Field(default=None, description="created before (with a time zone)")
 
 
 @router.get(
@@ -131,7 +131,7 @@ async def read_order(call: Call[None, None]) -> OrderDetailOut:
     order = await call.session.get(Order, order_id)
     if order is None:
         raise not_found("order", order_id)
-    call.principal.require_branch(order.branch_id)
+    call.require_visible("order", order_id, order.branch_id)
     return await order_detail(call, order)
 
 

@@ -8,16 +8,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.api.fields import INT32_MAX, Input
+
 T = TypeVar("T")
 
 
-class PageQuery(BaseModel):
+class PageQuery(Input):
     """Paging parameters every list route accepts; subclass it to add filters."""
 
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(default=50, ge=1, le=500, description="how many items at most")
-    offset: int = Field(default=0, ge=0, description="how many items to skip")
+    offset: int = Field(default=0, ge=0, le=INT32_MAX, description="how many items to skip")
 
 
 class Page(BaseModel, Generic[T]):

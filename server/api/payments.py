@@ -98,5 +98,5 @@ async def read_payment(call: Call[None, None]) -> PaymentOut:
     payment = await call.session.get(Payment, payment_id)
     if payment is None:
         raise not_found("payment", payment_id)
-    call.principal.require_branch(payment.branch_id)
+    call.require_visible("payment", payment_id, payment.branch_id)
     return PaymentOut.model_validate(payment)

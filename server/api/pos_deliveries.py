@@ -85,7 +85,7 @@ async def _load(call: Call[None, None], *, for_update: bool = False) -> tuple[Po
     branch_id = await call.session.scalar(select(Order.branch_id).where(Order.id == delivery.order_id))
     if branch_id is None:  # the order's deletion cascades to its delivery: only a race with it gets here
         raise not_found("pos_delivery", delivery_id)
-    call.principal.require_branch(branch_id)
+    call.require_visible("pos_delivery", delivery_id, branch_id)
     return delivery, branch_id
 
 

@@ -41,7 +41,7 @@ async def refund_order(call: Call[None, None]) -> OrderDetailOut:
     order = await lock_order(call.session, order_id)
     if order is None:
         raise not_found("order", order_id)
-    call.principal.require_branch(order.branch_id)
+    call.require_visible("order", order_id, order.branch_id)
     approved = await call.session.scalar(
         select(Payment).where(Payment.order_id == order.id, Payment.status == PaymentStatus.APPROVED).with_for_update()
     )
@@ -64,7 +64,7 @@ async def refund_needs_refund(call: Call[None, None]) -> PaymentOut:
     payment = await lock_payment(call.session, payment_id)
     if payment is None:
         raise not_found("payment", payment_id)
-    call.principal.require_branch(payment.branch_id)
+    call.require_visible("payment", payment_id, payment.branch_id)
     if payment.status != PaymentStatus.NEEDS_REFUND:
         message = f"payment {payment.id} is {payment.status.value}; refund its order instead"
         raise ApiError("conflict", message, {"payment_id": payment.id, "status": payment.status.value})

@@ -20,7 +20,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import func, select
 
 from persistence.tables import Role, Session, User
-from server.api.fields import PatchBody
+from server.api.fields import Input, PatchBody
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.revocation import end_sessions
 from server.api.routing import ApiRouter, Call
@@ -68,7 +68,7 @@ class RoleOut(BaseModel):
         return sorted(set(value))
 
 
-class RoleCreate(BaseModel):
+class RoleCreate(Input):
     """A new role."""
 
     model_config = ConfigDict(extra="forbid")

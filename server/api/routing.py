@@ -22,19 +22,20 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from channels.hub import close_message
 from persistence import outbox
 from server.api.fields import INT32_MAX
 from server.auth.permissions import Permission
 from server.auth.principals import Principal, authenticate
-from server.errors import ApiError
+from server.errors import ApiError, not_found
+from server.outages import is_unavailable
 from server.services import Services
 
 log = logging.getLogger("server.api")
@@ -85,6 +86,15 @@ class Call(Generic[B, Q]):
         if not str(raw).isdigit() or int(raw) > INT32_MAX:
             raise ApiError("not_found", f"no resource with {name} {raw}", {name: raw})
         return int(raw)
+
+    def require_visible(self, what: str, ident: object, branch_id: int | None) -> None:
+        """`not_found`, as for an id that does not exist, when the caller may not see `branch_id`'s things.
+
+        A 403 naming the other branch would tell the caller the resource exists, and where.
+        """
+        scope = self.principal.branch_scope()
+        if scope is not None and branch_id != scope:
+            raise not_found(what, ident)
 
     @property
     def client_address(self) -> str:
@@ -142,6 +152,9 @@ def validation_error(exc: ValidationError, where: str) -> ApiError:
     return ApiError("invalid", f"invalid {where}", {"errors": errors})
 
 
+_MISSING_BODY = {"field": "body", "message": "a JSON body is required", "type": "missing"}
+
+
 async def _read_body(request: Request, model: type[BaseModel]) -> BaseModel:
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
@@ -149,8 +162,11 @@ async def _read_body(request: Request, model: type[BaseModel]) -> BaseModel:
         raw: Any = {key: value for key, value in form.items() if isinstance(value, str)}
     else:
         data = await request.body()
+        if not data.strip():
+            # The document marks every body as required: an empty one is a mistake, not an empty change.
+            raise ApiError("invalid", "a JSON body is required", {"errors": [_MISSING_BODY]})
         try:
-            raw = json.loads(data) if data else {}
+            raw = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ApiError("invalid", "the body is not valid JSON") from exc
     try:
@@ -198,8 +214,9 @@ def _endpoint(op: Operation, prefix: str) -> Callable[[Request], Awaitable[Respo
             return error_response(ApiError("conflict", "the change conflicts with existing data"))
         except Exception as exc:
             if is_unavailable(exc):
-                log.warning("database unavailable on %s %s: %s", op.method, op.path, exc)
-                return error_response(ApiError("unavailable", "the database is unavailable; nothing was changed"))
+                log.warning("database or Redis unavailable on %s %s: %s", op.method, op.path, exc)
+                message = "the database or Redis is unavailable; nothing was changed, try again"
+                return error_response(ApiError("unavailable", message))
             log.exception("unhandled error on %s %s", op.method, op.path)
             return error_response(ApiError("internal", "internal error"))
         if result is None:
@@ -208,26 +225,6 @@ def _endpoint(op: Operation, prefix: str) -> Callable[[Request], Awaitable[Respo
 
     endpoint.__name__ = op.handler.__name__
     return endpoint
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """True when `exc` means the database could not be reached (nothing was changed)."""
-    # PoolTimeout: the pool gave no connection in time (every one busy, or the database slow to accept more).
-    if isinstance(exc, OSError | TimeoutError | PoolTimeout):
-        return True
-    if isinstance(exc, DBAPIError):
-        # asyncpg and aiosqlite surface a lost server as OSError or an "interface" error.
-        return (
-            exc.connection_invalidated
-            or isinstance(exc.orig, OSError)
-            or type(exc.orig).__name__
-            in (
-                "InterfaceError",
-                "ConnectionDoesNotExistError",
-                "CannotConnectNowError",
-            )
-        )
-    return False
 
 
 class ApiRouter:
@@ -302,5 +299,43 @@ class ApiRouter:
         return self.route("DELETE", path, summary, **kwargs)
 
     def routes(self, prefix: str) -> list[Route]:
-        """Starlette routes for every declared operation, mounted under `prefix`."""
-        return [Route(prefix + op.path, _endpoint(op, prefix), methods=[op.method]) for op in self.operations]
+        """Starlette routes for every declared path, mounted under `prefix`; each answers its methods.
+
+        Any other method gets 405 `invalid` with the `Allow` header listing the path's methods.
+        """
+        by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
+        for op in self.operations:
+            by_path.setdefault(op.path, {})[op.method] = _endpoint(op, prefix)
+        return [
+            _ApiRoute(prefix + path, _dispatch(endpoints), methods=list(endpoints))
+            for path, endpoints in by_path.items()
+        ]
+
+
+class _ApiRoute(Route):
+    """A path's route: a method it does not take is 405 `invalid` with the `Allow` header, in the error shape."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer the request, or 405 when the path does not take its method."""
+        if self.methods and scope["method"] not in self.methods:
+            allowed = sorted(self.methods)
+            error = ApiError("invalid", f"method {scope['method']} is not allowed here", {"allow": allowed})
+            response = error_response(error)
+            response.status_code = 405
+            response.headers["Allow"] = ", ".join(allowed)
+            await response(scope, receive, send)
+            return
+        await super().handle(scope, receive, send)
+
+
+def _dispatch(
+    endpoints: dict[str, Callable[[Request], Awaitable[Response]]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """One path's endpoint: the operation of the request's method (HEAD is answered as GET)."""
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await endpoints[method](request)
+
+    dispatch.__name__ = "_".join(endpoint.__name__ for endpoint in endpoints.values())
+    return dispatch

@@ -24,7 +24,7 @@ from channels import names
 from persistence.base import table
 from persistence.tables import Branch, Item, ItemAvailability
 from persistence.upsert import Upsert
-from server.api.fields import RowId
+from server.api.fields import Input, RowId
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
@@ -49,7 +49,7 @@ class StockOut(BaseModel):
     updated_at: datetime
 
 
-class StockChange(BaseModel):
+class StockChange(Input):
     """A change to an item's stock or availability in one branch."""
 
     model_config = ConfigDict(extra="forbid")

@@ -18,7 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 from sqlalchemy import or_, select
 
 from persistence.tables import Branch, Role, Session, User
-from server.api.fields import PatchBody, invalid_field
+from server.api.fields import Input, PatchBody, RowId, invalid_field
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.revocation import end_sessions
 from server.api.routing import ApiRouter, Call
@@ -69,15 +69,15 @@ class UserOut(BaseModel):
         return value.name if isinstance(value, Role) else value
 
 
-class UserCreate(BaseModel):
+class UserCreate(Input):
     """A new user; `branch_id` null makes a chain-wide user (admins only)."""
 
     model_config = ConfigDict(extra="forbid")
 
     username: Username
     password: Password
-    role_id: int
-    branch_id: int | None = None
+    role_id: RowId
+    branch_id: RowId | None = None
     full_name: FullName | None = None
     email: Email | None = None
 
@@ -89,8 +89,8 @@ class UserUpdate(PatchBody):
 
     full_name: FullName | None = None
     email: Email | None = None
-    role_id: int | None = None
-    branch_id: int | None = None
+    role_id: RowId | None = None
+    branch_id: RowId | None = None
     is_active: bool | None = None
     password: Password | None = None
 
@@ -98,7 +98,7 @@ class UserUpdate(PatchBody):
 class UserQuery(PageQuery):
     """Filters of the user list."""
 
-    branch_id: int | None = None
+    branch_id: RowId | None = None
     role: str | None = Field(default=None, description="role name")
     is_active: bool | None = None
     q: str | None = Field(
@@ -110,7 +110,7 @@ async def _load_user(call: Call[UserUpdate, None] | Call[None, None], user_id: i
     user = await call.session.get(User, user_id)
     if user is None:
         raise not_found("user", user_id)
-    call.principal.require_branch(user.branch_id)
+    call.require_visible("user", user_id, user.branch_id)
     return user
 
 

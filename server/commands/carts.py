@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import contains_eager
 
@@ -17,7 +17,7 @@ from channels import names
 from persistence.base import utcnow
 from persistence.enums import CartStatus, DeviceKind
 from persistence.tables import Cart, CartLine, KnownCustomer
-from server.api.fields import RowId
+from server.api.fields import Input, RowId
 from server.cart_view import Offer, offers, price_cart, quantities
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.domain.options import InvalidOptions, choose
@@ -34,18 +34,14 @@ Qty = Annotated[int, Field(ge=1, le=MAX_QTY, strict=True)]
 Phone = Annotated[str, Field(min_length=1, max_length=32)]
 
 
-class CreateCart(BaseModel):
+class CreateCart(Input):
     """`cart.create`: optionally the customer's phone (a known customer's)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     customer_phone: Phone | None = None
 
 
-class AddToCart(BaseModel):
+class AddToCart(Input):
     """`cart.add`: an item, how many, and the picked choice ids (left out: the item's default choices)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     cart_id: RowId
     item_id: RowId
@@ -53,20 +49,16 @@ class AddToCart(BaseModel):
     options: list[RowId] | None = Field(default=None, max_length=50)
 
 
-class UpdateCartLine(BaseModel):
+class UpdateCartLine(Input):
     """`cart.update`: a line's new quantity; 0 removes the line."""
-
-    model_config = ConfigDict(extra="forbid")
 
     cart_id: RowId
     line_id: RowId
     qty: Annotated[int, Field(ge=0, le=MAX_QTY, strict=True)]
 
 
-class SetCustomer(BaseModel):
+class SetCustomer(Input):
     """`cart.set_customer`: the phone of a known customer, or null to take the customer off the cart."""
-
-    model_config = ConfigDict(extra="forbid")
 
     cart_id: RowId
     phone: Phone | None

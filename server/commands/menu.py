@@ -11,7 +11,7 @@ from channels import names
 from persistence.base import utcnow
 from persistence.enums import DeviceKind
 from persistence.tables import Branch, ItemAvailability
-from server.api.fields import RowId, invalid_field
+from server.api.fields import Input, RowId, invalid_field
 from server.auth.permissions import Permission
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.errors import ApiError, not_found
@@ -29,10 +29,8 @@ def _branch(ctx: CommandContext, branch_id: int | None) -> int:
     return branch_id
 
 
-class GetMenu(BaseModel):
+class GetMenu(Input):
     """`menu.get`: nothing, or the branch (needed only by chain-wide users)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     branch_id: RowId | None = Field(default=None, description="defaults to the sender's own branch")
 
@@ -54,10 +52,8 @@ async def get_menu(ctx: CommandContext, data: GetMenu) -> dict[str, Any]:
     return await branch_menu(ctx.session, branch_id)
 
 
-class SetAvailable(BaseModel):
+class SetAvailable(Input):
     """`item.set_available`: the item, on or off, and the branch (needed only by chain-wide users)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     item_id: RowId
     available: bool

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
@@ -23,7 +23,7 @@ from persistence import deadlines
 from persistence.base import utcnow
 from persistence.enums import DeadlineKind, DeviceKind, OrderStatus, PaymentMethod, PaymentStatus
 from persistence.tables import Device, Payment
-from server.api.fields import RowId
+from server.api.fields import Input, RowId
 from server.commands.orders import load_order
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.errors import ApiError
@@ -38,35 +38,27 @@ KIOSKS = Who(devices=frozenset({DeviceKind.KIOSK}))
 TERMINALS = Who(devices=frozenset({DeviceKind.PAYMENT_TERMINAL}))
 
 
-class StartPayment(BaseModel):
+class StartPayment(Input):
     """`payment.start`: the order to charge (its total, as the server priced it)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     order_id: RowId
 
 
-class PaymentRef(BaseModel):
+class PaymentRef(Input):
     """A payment to act on."""
-
-    model_config = ConfigDict(extra="forbid")
 
     payment_id: RowId
 
 
-class Progress(BaseModel):
+class Progress(Input):
     """`payment.progress`: the terminal started charging (card read, PIN entry...)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     payment_id: RowId
     status: Literal["processing"]
 
 
-class Result(BaseModel):
+class Result(Input):
     """`payment.result`: the terminal's final word, with the acquirer's reference and a message for people."""
-
-    model_config = ConfigDict(extra="forbid")
 
     payment_id: RowId
     status: Literal["approved", "declined", "failed"]

@@ -98,12 +98,12 @@ async def test_list_pages_with_limit_offset_and_total(client: httpx.AsyncClient,
 
 
 async def test_read_own_branch_but_not_another(client: httpx.AsyncClient, world: World) -> None:
-    """Staff and managers read their branch and get 403 for the other one."""
+    """Staff and managers read their branch and get 404 for the other one, as for a branch that does not exist."""
     assert (await client.get(f"{BRANCHES}/{world.branch_a}", headers=world.staff_a.headers)).status_code == 200
     for actor in (world.staff_b, world.manager_b):
         response = await client.get(f"{BRANCHES}/{world.branch_a}", headers=actor.headers)
-        assert response.status_code == 403
-        assert response.json()["error"]["code"] == "forbidden"
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
 
 
 async def test_missing_branch_is_not_found(client: httpx.AsyncClient, world: World) -> None:
@@ -145,7 +145,7 @@ async def test_branch_bound_writer_changes_only_its_own_branch(
     own = await client.patch(f"{BRANCHES}/{world.branch_a}", headers=headers, json={"address": "2 Main St"})
     assert own.status_code == 200 and own.json()["address"] == "2 Main St"
     other = await client.patch(f"{BRANCHES}/{world.branch_b}", headers=headers, json={"address": "Stolen"})
-    assert other.status_code == 403
+    assert other.status_code == 404  # another branch is not found, as if it did not exist
     assert (await _create(client, headers, name="Outpost")).status_code == 403
 
 

@@ -268,7 +268,7 @@ async def test_unknown_device_is_not_found(client: httpx.AsyncClient, world: Wor
 async def test_every_route_refuses_lower_roles_and_other_branches(
     client: httpx.AsyncClient, services: Services, world: World
 ) -> None:
-    """Staff only read, other branches and principals without rights get 403 on branch-a devices; nothing changes."""
+    """Staff only read, principals without rights get 403, other branches 404 on branch-a devices; nothing changes."""
     kiosk = await add_device(services, world.branch_a, DeviceKind.KIOSK, "Kiosk A")
     terminal = await add_device(services, world.branch_a, DeviceKind.PAYMENT_TERMINAL)
     async with services.db.session() as session:
@@ -290,14 +290,20 @@ async def test_every_route_refuses_lower_roles_and_other_branches(
     ]
     refusals = [(headers, route) for headers in (nobody, as_device) for route in reads + writes]
     refusals += [(world.staff_a.headers, route) for route in writes]
-    refusals += [
-        (headers, route) for headers in (world.manager_b.headers, world.staff_b.headers) for route in reads[1:]
-    ]
-    refusals += [(world.manager_b.headers, route) for route in writes]
+    refusals += [(world.manager_b.headers, writes[0])]
     for headers, (method, url, body) in refusals:
         response = await client.request(method, url, json=body, headers=headers)
         assert response.status_code == 403, (method, url, response.text)
         assert response.json()["error"]["code"] == "forbidden"
+    # Another branch's device is not found, as if it did not exist.
+    hidden: list[tuple[dict[str, str], tuple[str, str, object]]] = [
+        (headers, route) for headers in (world.manager_b.headers, world.staff_b.headers) for route in reads[1:]
+    ]
+    hidden += [(world.manager_b.headers, route) for route in writes[1:]]
+    for headers, (method, url, body) in hidden:
+        response = await client.request(method, url, json=body, headers=headers)
+        assert response.status_code == 404, (method, url, response.text)
+        assert response.json()["error"]["code"] == "not_found"
 
     assert (await client.get(DEVICES, headers=world.manager_b.headers)).json()["items"] == []
     listed = (await client.get(DEVICES, headers=world.admin.headers)).json()["items"]

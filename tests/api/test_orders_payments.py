@@ -193,10 +193,10 @@ async def test_read_order_with_lines_and_payments(client: httpx.AsyncClient, ser
 async def test_another_branch_may_not_read_orders(
     client: httpx.AsyncClient, services: Services, world: World, actor: str
 ) -> None:
-    """Branch b's users get 403 on a branch-a order and on branch a's list, and never see a's orders."""
+    """Branch b's users get 404 on a branch-a order (as if there were none), 403 on a's list, never a's orders."""
     shop = await _shop(services, world)
     headers = getattr(world, actor).headers
-    assert (await client.get(f"{ORDERS}/{shop.orders_a[0]}", headers=headers)).status_code == 403
+    assert (await client.get(f"{ORDERS}/{shop.orders_a[0]}", headers=headers)).status_code == 404
     assert (await client.get(ORDERS, params={"branch_id": world.branch_a}, headers=headers)).status_code == 403
     assert _ids(await client.get(ORDERS, headers=headers)) == [shop.order_b]
 
@@ -265,9 +265,9 @@ async def test_read_payment(client: httpx.AsyncClient, services: Services, world
 async def test_another_branch_may_not_read_payments(
     client: httpx.AsyncClient, services: Services, world: World, actor: str
 ) -> None:
-    """Branch b's users get 403 on a branch-a payment and on branch a's list, and never see a's payments."""
+    """Branch b's users get 404 on a branch-a payment (as if it did not exist), 403 on a's list, never a's payments."""
     shop = await _shop(services, world)
     headers = getattr(world, actor).headers
-    assert (await client.get(f"{PAYMENTS}/{shop.payments_a[0]}", headers=headers)).status_code == 403
+    assert (await client.get(f"{PAYMENTS}/{shop.payments_a[0]}", headers=headers)).status_code == 404
     assert (await client.get(PAYMENTS, params={"branch_id": world.branch_a}, headers=headers)).status_code == 403
     assert _ids(await client.get(PAYMENTS, headers=headers)) == [shop.payment_b]

@@ -113,7 +113,7 @@ async def test_failed_and_delivered_pushes_are_listed_newest_first_within_the_br
 
     read = await get(client, f"{DELIVERIES}/{failed['id']}", world.manager_a.headers)
     assert read.status_code == 200 and read.json() == failed
-    assert (await get(client, f"{DELIVERIES}/{failed['id']}", world.staff_b.headers)).status_code == 403
+    assert (await get(client, f"{DELIVERIES}/{failed['id']}", world.staff_b.headers)).status_code == 404
     missing = await get(client, f"{DELIVERIES}/999999", world.admin.headers)
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
     assert (await within(client.get(DELIVERIES))).status_code == 401

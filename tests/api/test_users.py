@@ -147,17 +147,18 @@ async def test_staff_may_not_read_or_write_users(client: httpx.AsyncClient, worl
 
 
 async def test_other_branch_manager_may_not_touch_branch_a_users(client: httpx.AsyncClient, world: World) -> None:
-    """manager_b gets 403 reading, updating or disabling staff_a, or creating a user in branch a."""
+    """manager_b gets 404 reading, updating or disabling staff_a (as if absent), 403 creating a user in branch a."""
     url = f"{USERS}/{world.staff_a.id}"
     for response in (
         await client.get(url, headers=world.manager_b.headers),
         await client.patch(url, headers=world.manager_b.headers, json={"full_name": "Taken"}),
         await client.delete(url, headers=world.manager_b.headers),
-        await _create(
-            client, world.manager_b.headers, username="spy", role_id=world.roles["staff"], branch_id=world.branch_a
-        ),
     ):
-        assert response.status_code == 403
+        assert response.status_code == 404
+    created = await _create(
+        client, world.manager_b.headers, username="spy", role_id=world.roles["staff"], branch_id=world.branch_a
+    )
+    assert created.status_code == 403
     staff_a = await client.get(url, headers=world.admin.headers)
     assert staff_a.json()["is_active"] is True and staff_a.json()["full_name"] is None
 
@@ -303,7 +304,7 @@ async def test_admin_moves_users_between_branches_and_managers_may_not(client: h
     moved = await client.patch(url, headers=world.admin.headers, json={"branch_id": world.branch_b})
     assert moved.status_code == 200 and moved.json()["branch_id"] == world.branch_b
     # Now it is branch b's user: manager_a lost it, manager_b has it.
-    assert (await client.get(url, headers=world.manager_a.headers)).status_code == 403
+    assert (await client.get(url, headers=world.manager_a.headers)).status_code == 404
     assert (await client.get(url, headers=world.manager_b.headers)).status_code == 200
     chain_wide = await client.patch(url, headers=world.admin.headers, json={"branch_id": None})
     assert chain_wide.status_code == 200 and chain_wide.json()["branch_id"] is None

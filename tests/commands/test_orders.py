@@ -242,12 +242,12 @@ async def test_mark_paid_records_cash_and_sends_the_order_to_the_kitchen(shop: S
 
 
 async def test_mark_paid_is_for_staff_of_the_branch(shop: Shop, world: World) -> None:
-    """Kiosks may not mark paid; staff of another branch get `forbidden`."""
+    """Kiosks may not mark paid; staff of another branch get `not_found`, as for an order that does not exist."""
     cart = await cart_with(shop, {"item_id": shop.cola})
     order = await shop.send(shop.kiosk, "order.place", {"cart_id": cart["id"]})
     assert (await shop.error(shop.kiosk, "order.mark_paid", {"order_id": order["id"]}))["code"] == "forbidden"
     staff_b = await principal_of(shop.services, world.staff_b.headers["Authorization"].split()[1])
-    assert (await shop.error(staff_b, "order.mark_paid", {"order_id": order["id"]}))["code"] == "forbidden"
+    assert (await shop.error(staff_b, "order.mark_paid", {"order_id": order["id"]}))["code"] == "not_found"
 
 
 async def test_the_payment_timeout_cancels_an_unpaid_order_and_returns_stock(shop: Shop) -> None:
