@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from channels.brokers import Broker, create_broker
 from channels.frames import encode_data
 from channels.hub import Hub
+from channels.listener import InstanceListener
 from channels.presence import Presence, create_presence
 from channels.redis_clients import COMMAND_TIMEOUT_S, redis_client
 from channels.relay import Relay
@@ -111,7 +112,7 @@ class Services:
 
     async def start(self) -> None:
         """Connect the realtime layer (broker deliveries to the hub, outbox relay, presence) and start the workers."""
-        await self.broker.start(self.hub)
+        await self.broker.start(InstanceListener(self.hub, self.presence))
         await self.presence.start()
         self.relay.start()
         self.housekeeping.start()

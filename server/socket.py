@@ -29,12 +29,13 @@ from channels.hub import ChannelStatus, Subscriber
 from channels.rules import auto_channels, may_subscribe
 from channels.wire import wire_frame
 from persistence.base import rfc3339, utcnow
-from server.api.routing import is_unavailable, validation_error
+from server.api.routing import validation_error
 from server.auth.principals import Principal, principal_for_claims
 from server.auth.tokens import TokenClaims
 from server.commands import registry
 from server.commands.router import execute
 from server.errors import ApiError
+from server.outages import is_unavailable
 from server.services import Services
 from server.ws_protocol import TRANSPORT_EXTENSION
 

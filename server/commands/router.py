@@ -31,10 +31,11 @@ from channels import frames
 from persistence import command_log, outbox
 from persistence.enums import DeviceKind
 from persistence.tables import OutboxEvent
-from server.api.routing import is_unavailable, validation_error
+from server.api.routing import validation_error
 from server.auth.permissions import Permission
 from server.auth.principals import Principal
 from server.errors import ApiError
+from server.outages import is_unavailable
 from server.services import Services
 
 log = logging.getLogger("server.commands")
@@ -173,8 +174,8 @@ async def execute(
     except Exception as exc:
         context = {"command_id": frame.id, "principal": principal.key}
         if is_unavailable(exc):
-            log.warning("command %s: database unavailable: %s", frame.type, exc, extra=context)
-            message = "the database is unavailable; nothing was changed"
+            log.warning("command %s: database or Redis unavailable: %s", frame.type, exc, extra=context)
+            message = "the database or Redis is unavailable; nothing was changed, try again"
             return frames.reply_error(frame.id, "unavailable", message), "unavailable"
         log.exception("command %s failed", frame.type, extra=context)
         return frames.reply_error(frame.id, "internal", "internal error"), "internal"
@@ -224,8 +225,11 @@ async def _run(
             extra={"command_id": command_id, "principal": principal.key},
         )
         return stored, []
-    # The effect was rolled back; the refusal is the first reply, and a retry gets it again.
+    # The effect was rolled back; the refusal is the first reply, and a retry gets it again. Not an outage's: a
+    # retry after recovery must run afresh.
     reply = _error_reply(refusal)
+    if refusal.code == "unavailable":
+        return reply, []
     try:
         async with services.db.session() as session:
             await command_log.record(session, principal.key, command_id, spec.name, reply)

@@ -254,6 +254,28 @@ async def test_a_database_that_is_down_answers_unavailable(kit: Kit) -> None:
     assert reply["error"]["code"] == "unavailable"
 
 
+async def test_an_unavailable_refusal_is_not_remembered(services: Services, world: World, kit: Kit) -> None:
+    """A handler refusing `unavailable` (something it needs is down) is not the final reply: a retry runs afresh."""
+    down = True
+
+    who = Who(permission=Permission.STOCK_WRITE)
+
+    @kit.registry.command("category.add_unless_down", AddCategory, who=who, summary="add, unless down")
+    async def add_unless_down(ctx: CommandContext, data: AddCategory) -> dict[str, Any]:
+        if down:
+            raise ApiError("unavailable", "the payment service is unreachable; nothing was changed")
+        return await _add_category(ctx, data)
+
+    staff = await principal_of(services, world.staff_a)
+    first, outcome = await send(kit.registry, services, staff, "category.add_unless_down", category(world), "u-1")
+    assert (outcome, first["error"]["code"]) == ("unavailable", "unavailable")
+    assert await count(services.db, CommandLogEntry) == 0
+    down = False
+    again, outcome = await send(kit.registry, services, staff, "category.add_unless_down", category(world), "u-1")
+    assert outcome == "ok", again
+    assert await count(services.db, Category) == 1
+
+
 # Idempotency
 
 
