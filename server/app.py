@@ -67,6 +67,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     code = _HTTP_CODES.get(exc.status_code, "invalid")
     response = error_response(ApiError(code, str(exc.detail)))  # type: ignore[arg-type]
     response.status_code = exc.status_code
+    # A 405 names the methods the path takes (`Allow`), as HTTP asks.
+    response.headers.update(exc.headers or {})
     return response
 
 

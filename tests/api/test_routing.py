@@ -38,6 +38,10 @@ async def test_unknown_path_and_wrong_method_use_the_error_shape(client: httpx.A
     wrong = await client.delete("/api/v1/auth/login")
     assert wrong.status_code == 405
     assert wrong.json()["error"]["code"] == "invalid"
+    # Outside the API's routes too (Starlette's own 405), the answer names the methods the path takes.
+    health = await client.post("/health")
+    assert (health.status_code, health.json()["error"]["code"]) == (405, "invalid")
+    assert set(health.headers["allow"].replace(" ", "").split(",")) >= {"GET"}
 
 
 async def test_a_body_that_is_not_json_is_invalid(client: httpx.AsyncClient) -> None:
