@@ -61,7 +61,7 @@ def parse_client_frame(text: str | bytes) -> ClientFrame:
         raise BadFrame("a frame must be a JSON object")
     frame_id = raw.get("id")
     readable_id = frame_id if isinstance(frame_id, str) and 0 < len(frame_id) <= MAX_ID_LENGTH else None
-    if _may_nest_deeper(text) and _depth(raw) > MAX_DEPTH:
+    if nests_too_deep(text, raw):
         raise BadFrame(too_deep, readable_id)
     kind = raw.get("type")
     if not isinstance(kind, str) or not kind:
@@ -74,6 +74,11 @@ def parse_client_frame(text: str | bytes) -> ClientFrame:
     if not isinstance(data, dict):
         raise BadFrame("`data` must be a JSON object", readable_id)
     return ClientFrame(kind, readable_id, data, raw)
+
+
+def nests_too_deep(text: str | bytes, value: Any) -> bool:
+    """Whether `value`, decoded from the JSON `text`, nests objects and arrays deeper than `MAX_DEPTH`."""
+    return _may_nest_deeper(text) and _depth(value) > MAX_DEPTH
 
 
 def _may_nest_deeper(text: str | bytes) -> bool:

@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from channels import frames
 from channels.hub import close_message
 from persistence import outbox
 from server.api.fields import INT32_MAX
@@ -165,10 +166,16 @@ async def _read_body(request: Request, model: type[BaseModel]) -> BaseModel:
         if not data.strip():
             # The document marks every body as required: an empty one is a mistake, not an empty change.
             raise ApiError("invalid", "a JSON body is required", {"errors": [_MISSING_BODY]})
+        too_deep = f"the body nests deeper than {frames.MAX_DEPTH} levels"
         try:
             raw = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ApiError("invalid", "the body is not valid JSON") from exc
+        except RecursionError as exc:
+            raise ApiError("invalid", too_deep) from exc
+        # As on the socket: deeper JSON would exhaust recursion in validation, wherever that comes.
+        if frames.nests_too_deep(data, raw):
+            raise ApiError("invalid", too_deep)
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

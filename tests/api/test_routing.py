@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
@@ -42,6 +43,15 @@ async def test_unknown_path_and_wrong_method_use_the_error_shape(client: httpx.A
     health = await client.post("/health")
     assert (health.status_code, health.json()["error"]["code"]) == (405, "invalid")
     assert set(health.headers["allow"].replace(" ", "").split(",")) >= {"GET"}
+
+
+@pytest.mark.parametrize("depth", [40, 3000])
+async def test_a_body_nesting_too_deep_is_invalid(client: httpx.AsyncClient, depth: int) -> None:
+    """JSON nesting deeper than 32 levels is `invalid`, also when it is deep enough to exhaust the decoder."""
+    body = '{"username": ' + "[" * depth + "]" * depth + ', "password": "x"}'
+    response = await client.post("/api/v1/auth/login", content=body, headers={"Content-Type": "application/json"})
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "invalid")
+    assert "nests deeper than 32 levels" in response.json()["error"]["message"]
 
 
 async def test_a_body_that_is_not_json_is_invalid(client: httpx.AsyncClient) -> None:
