@@ -61,6 +61,14 @@ class DeviceWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.queue = cast(Any, _Inbox())
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Close as uvicorn does, then end the frame parser, which would otherwise keep the connection alive."""
+        super().connection_lost(exc)
+        # websockets' parser is a generator suspended on bytes that will now never come, and its frame refers to
+        # the sans-I/O connection that refers to it: a reference cycle, which only the collector's rare full
+        # passes free, holding the connection and all it refers to. Closed, it refers to nothing.
+        self.conn.parser.close()
+
     def handle_connect(self, event: Request) -> None:
         """Accept as uvicorn does; the app's task has not run yet, so the scope can still be added to."""
         super().handle_connect(event)
