@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from channels.client import DeviceClient
 from persistence.enums import DeviceKind
@@ -24,3 +27,22 @@ async def test_a_closed_connection_leaves_no_parser_cycle(services: Services, wo
             while not protocol.disconnected:  # noqa: ASYNC110 (the protocol offers no event for it)
                 await asyncio.sleep(0.01)
         assert inspect.getgeneratorstate(protocol.conn.parser) == inspect.GEN_CLOSED
+
+
+def http_protocols() -> int:
+    """How many uvicorn HTTP protocol objects exist, dead ones in a reference cycle included."""
+    return sum(isinstance(item, HttpToolsProtocol) for item in gc.get_objects())
+
+
+async def test_the_upgraded_http_protocol_is_freed_at_once(services: Services, world: World) -> None:
+    """The HTTP protocol that upgraded a socket is gone once the socket is open, without waiting for the collector."""
+    _, token = await add_device(services, world.branch_a, DeviceKind.KIOSK)
+    async with live_server(services) as live:
+        gc.collect()
+        gc.disable()  # so that only reference counting can free it
+        try:
+            before = http_protocols()
+            async with DeviceClient(live.ws, token):
+                assert http_protocols() == before
+        finally:
+            gc.enable()
