@@ -15,8 +15,12 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 # shutdowns of class 57 (administrator command, crash, "the database system is shutting down"), plus too
 # many connections.
 _OUTAGE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
-# What asyncpg and aiosqlite raise, through SQLAlchemy's adapter, for a server lost mid-conversation.
-_LOST_CONNECTION = frozenset({"InterfaceError", "ConnectionDoesNotExistError", "CannotConnectNowError"})
+# What asyncpg and aiosqlite raise, through SQLAlchemy's adapter, for a server lost mid-conversation. asyncpg's
+# InternalClientError ("cannot switch to state 12; another operation is in progress") is a connection left
+# half-way through an operation when its server went away (seen during a PostgreSQL restart).
+_LOST_CONNECTION = frozenset(
+    {"InterfaceError", "ConnectionDoesNotExistError", "CannotConnectNowError", "InternalClientError"}
+)
 
 
 def is_unavailable(exc: BaseException) -> bool:

@@ -10,6 +10,8 @@ import signal
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.private import private_folder, private_postgres
@@ -83,6 +85,13 @@ async def test_redis_out_of_reach_is_unavailable() -> None:
         assert is_unavailable(failed.value), repr(failed.value)
     finally:
         await client.aclose()
+
+
+def test_a_connection_left_mid_operation_is_unavailable() -> None:
+    """asyncpg's "another operation is in progress", from a connection its restarting server left, is an outage."""
+    message = "cannot switch to state 12; another operation (2) is in progress"
+    orig = AsyncAdapt_asyncpg_dbapi.InternalClientError(message)
+    assert is_unavailable(DBAPIError("SELECT 1", None, orig))
 
 
 def test_an_ordinary_error_is_no_outage() -> None:
