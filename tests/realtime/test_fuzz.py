@@ -5,7 +5,7 @@ code, never `internal`, and the socket stays open; or the connection is closed w
 code of the "Close codes" table for the cause (a frame over the size limit, too many
 bad frames or refused commands, text that is not UTF-8). Each frame as the hello gets
 the 4001 close (a welcome only for a hello with a valid token). Meanwhile a kitchen
-display connected throughout keeps getting its replies, and the server logs no error.
+display connected throughout keeps getting its replies, and the server logs no warning.
 
 The runs are seeded (`derandomize`) and small; hypothesis runs in a worker thread and
 hands each example to the server's event loop.
