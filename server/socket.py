@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from channels import frames, names
 from channels.hub import ChannelStatus, Subscriber
@@ -464,6 +464,10 @@ class Connection:
         else:
             transport.flush()
         transport.sealed = True
+        if self.ws.client_state is WebSocketState.DISCONNECTED:
+            # The client left first: nothing to close. Trying would raise inside wait_for, and the exception's
+            # traceback would hold its task and frame, and with them this connection, in a reference cycle.
+            return
         try:
             await asyncio.wait_for(self.ws.close(transport.close_code or 1000, transport.close_reason), CLOSE_TIMEOUT_S)
         except TimeoutError:
@@ -511,6 +515,8 @@ async def device_socket(websocket: WebSocket) -> None:
     websocket.scope["headers"] = []
     connection = Connection(websocket, services)
     if not await connection.handshake():
+        # The transport's close callback refers back to the connection: a cycle only a full collection frees.
+        connection.transport.detach()
         return
     assert connection.principal is not None
     gauge = services.metrics.connections.labels(str(connection.principal.device_kind or "user"))

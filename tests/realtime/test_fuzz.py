@@ -53,16 +53,15 @@ STABLE_CODES = set(get_args(ErrorCode)) - {"internal"}
 CHANNEL = re.compile(r"branch:[1-9][0-9]{0,9}:(menu|kitchen|board|orders|devices)|device:[1-9][0-9]{0,9}")
 
 
-# 1007: a text frame that is not UTF-8, refused by the WebSocket layer itself as RFC 6455 requires. The
-# "Close codes" table does not list it yet; it is the one close accepted here from outside the table.
+# 1007: a text frame that is not UTF-8, refused by the WebSocket layer itself as RFC 6455 requires.
 NOT_UTF8_CLOSE = 1007
 
 
 def documented_closes() -> set[int]:
-    """The close codes of the "Close codes" table in docs/protocol.md, and the WebSocket layer's 1007."""
+    """The close codes of the "Close codes" table in docs/protocol.md."""
     text = PROTOCOL_DOC.read_text()
     section = text.split("## Close codes", 1)[1].split("\n## ", 1)[0]
-    return {int(code) for code in re.findall(r"^\| (\d{4}) \|", section, re.MULTILINE)} | {NOT_UTF8_CLOSE}
+    return {int(code) for code in re.findall(r"^\| (\d{4}) \|", section, re.MULTILINE)}
 
 
 # -- frames ------------------------------------------------------------------------------------
