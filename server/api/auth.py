@@ -27,7 +27,8 @@ from server.rate_limit import retry_after_header
 router = ApiRouter("auth")
 
 LOGIN_WINDOW_S = 60
-# Many staff may sit behind one address; a username gets the configured limit, an address five times it.
+# Failed logins are limited per name (username or device id) from one address, so a stranger's guesses
+# block only the stranger, and per address over all names, as many staff and devices may share one.
 ADDRESS_LIMIT_FACTOR = 5
 
 
@@ -85,7 +86,16 @@ class Me(BaseModel):
     device_kind: DeviceKind | None = None
 
 
+def _login_limits(call: Call[LoginIn, None] | Call[DeviceLoginIn, None], name: str) -> tuple[tuple[str, int], ...]:
+    """The rate-limit keys of a login for `name` from the caller's address, with their limits."""
+    limit = call.services.settings.LOGIN_RATE_LIMIT
+    address = call.client_address
+    # `name` is "user:..." or "device:...", words no address contains, so no two keys can run together.
+    return (f"login:addr:{address}:{name}", limit), (f"login:addr:{address}", limit * ADDRESS_LIMIT_FACTOR)
+
+
 async def _limit(call: Call[LoginIn, None] | Call[DeviceLoginIn, None], *keys: tuple[str, int]) -> None:
+    # Counted before the secret is checked, so that guesses sent at once cannot all pass; `_forgive` undoes it.
     for key, limit in keys:
         wait = await call.services.rate_limiter.hit(key, limit, LOGIN_WINDOW_S)
         if wait is not None:
@@ -95,6 +105,12 @@ async def _limit(call: Call[LoginIn, None] | Call[DeviceLoginIn, None], *keys: t
                 {"retry_after_s": round(wait)},
                 headers=retry_after_header(wait),
             )
+
+
+async def _forgive(call: Call[LoginIn, None] | Call[DeviceLoginIn, None], *keys: tuple[str, int]) -> None:
+    # The secret was right: this attempt is no failure, so it must not bring anyone nearer the limit.
+    for key, _ in keys:
+        await call.services.rate_limiter.refund(key)
 
 
 def _issue_pair(call: Call[LoginIn, None] | Call[RefreshIn, None], login: Session) -> TokenPair:
@@ -121,13 +137,12 @@ def _issue_pair(call: Call[LoginIn, None] | Call[RefreshIn, None], login: Sessio
 async def login(call: Call[LoginIn, None]) -> TokenPair:
     """Exchange a username and password for an access and a refresh token (JSON or OAuth2 form)."""
     username = call.body.username.strip().lower()
-    limit = call.services.settings.LOGIN_RATE_LIMIT
-    await _limit(
-        call, (f"login:user:{username}", limit), (f"login:addr:{call.client_address}", limit * ADDRESS_LIMIT_FACTOR)
-    )
+    limits = _login_limits(call, f"user:{username}")
+    await _limit(call, *limits)
     user = await call.session.scalar(select(User).where(User.username == username))
     if not await verify_secret(user.password_hash if user else None, call.body.password) or user is None:
         raise ApiError("unauthorized", "wrong username or password")
+    await _forgive(call, *limits)
     if not user.is_active:
         raise ApiError("forbidden", "user disabled")
     now = utcnow()
@@ -190,15 +205,12 @@ async def logout(call: Call[None, None]) -> None:
 )
 async def device_login(call: Call[DeviceLoginIn, None]) -> DeviceToken:
     """Exchange a device id and its secret for a device access token (used in the WebSocket `hello`)."""
-    limit = call.services.settings.LOGIN_RATE_LIMIT
-    await _limit(
-        call,
-        (f"login:device:{call.body.device_id}", limit),
-        (f"login:addr:{call.client_address}", limit * ADDRESS_LIMIT_FACTOR),
-    )
+    limits = _login_limits(call, f"device:{call.body.device_id}")
+    await _limit(call, *limits)
     device = await call.session.get(Device, call.body.device_id)
     if not await verify_secret(device.secret_hash if device else None, call.body.secret) or device is None:
         raise ApiError("unauthorized", "wrong device id or secret")
+    await _forgive(call, *limits)
     if not device.is_active:
         raise ApiError("forbidden", "device disabled")
     token, claims = call.services.tokens.issue("device", device.id, secret_version=device.secret_version)

@@ -1,0 +1,174 @@
+"""Login limits: failures per (name, address) and per address, shared through Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from persistence.enums import DeviceKind
+from server.app import create_app
+from server.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from server.services import Services
+from server.settings import Settings
+from tests.conftest import REDIS_URL
+from tests.live import add_device
+from tests.world import PASSWORD, World
+
+LOGIN = "/api/v1/auth/login"
+DEVICE_LOGIN = "/api/v1/auth/device"
+STRANGER = "203.0.113.66"
+OWNER = "198.51.100.7"
+TIMEOUT_S = 30
+
+
+@asynccontextmanager
+async def client_at(services: Services, address: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client whose requests come from `address`."""
+    transport = httpx.ASGITransport(app=create_app(services=services), client=(address, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+async def login(client: httpx.AsyncClient, username: str, password: str = PASSWORD, **headers: str) -> httpx.Response:
+    """POST a username and password to the login route."""
+    async with asyncio.timeout(TIMEOUT_S):
+        return await client.post(LOGIN, json={"username": username, "password": password}, headers=headers)
+
+
+async def device_login(client: httpx.AsyncClient, device_id: int, secret: str = PASSWORD) -> httpx.Response:
+    """POST a device id and secret to the device login route."""
+    async with asyncio.timeout(TIMEOUT_S):
+        return await client.post(DEVICE_LOGIN, json={"device_id": device_id, "secret": secret})
+
+
+@pytest.fixture
+def settings(backend: str) -> Settings:
+    """The suite's settings with a small login limit, so that a test reaches it in a few guesses."""
+    redis_url = REDIS_URL if backend == "postgresql" else None
+    return Settings(_env_file=None, ENVIRONMENT="test", REDIS_URL=redis_url, LOGIN_RATE_LIMIT=3)
+
+
+# --- Users -------------------------------------------------------------------
+
+
+async def test_a_strangers_failures_do_not_lock_the_owner_out(services: Services, world: World) -> None:
+    """Wrong passwords from one address block that address for the name, not the owner elsewhere."""
+    limit = services.settings.LOGIN_RATE_LIMIT
+    async with client_at(services, STRANGER) as stranger, client_at(services, OWNER) as owner:
+        for _ in range(limit):
+            assert (await login(stranger, "staff.b", "wrong")).status_code == 401
+        assert (await login(stranger, "staff.b")).status_code == 429
+        assert (await login(owner, "staff.b")).status_code == 200
+
+
+async def test_successful_logins_are_not_counted(services: Services, world: World) -> None:
+    """Logging in often with the right password never reaches the limit, nor eats into the failures allowed."""
+    limit = services.settings.LOGIN_RATE_LIMIT
+    async with client_at(services, OWNER) as owner:
+        for _ in range(limit + 1):
+            assert (await login(owner, "staff.b")).status_code == 200
+        for _ in range(limit - 1):
+            assert (await login(owner, "staff.b", "wrong")).status_code == 401
+        assert (await login(owner, "staff.b")).status_code == 200
+
+
+async def test_concurrent_failures_cannot_overshoot_the_limit(services: Services, world: World) -> None:
+    """Guesses sent all at once are counted before they are checked: only `limit` of them are tried."""
+    limit = services.settings.LOGIN_RATE_LIMIT
+    async with client_at(services, STRANGER) as stranger:
+        answers = await asyncio.gather(*(login(stranger, "staff.b", "wrong") for _ in range(2 * limit)))
+    codes = sorted(answer.status_code for answer in answers)
+    assert codes == [401] * limit + [429] * limit
+
+
+# --- Devices -----------------------------------------------------------------
+
+
+async def test_a_strangers_wrong_secrets_do_not_lock_a_device_out(services: Services, world: World) -> None:
+    """Wrong secrets for a device id from one address leave the device free to log in from its own."""
+    limit = services.settings.LOGIN_RATE_LIMIT
+    device_id, _ = await add_device(services, world.branch_a, DeviceKind.KIOSK)
+    async with client_at(services, STRANGER) as stranger, client_at(services, OWNER) as device:
+        for _ in range(limit):
+            assert (await device_login(stranger, device_id, "wrong")).status_code == 401
+        assert (await device_login(stranger, device_id)).status_code == 429
+        assert (await device_login(device, device_id)).status_code == 200
+
+
+async def test_successful_device_logins_are_not_counted(services: Services, world: World) -> None:
+    """A device that logs in more often than the limit (restarts, reconnects) is never refused."""
+    limit = services.settings.LOGIN_RATE_LIMIT
+    device_id, _ = await add_device(services, world.branch_a, DeviceKind.KIOSK)
+    async with client_at(services, OWNER) as device:
+        for _ in range(limit + 1):
+            assert (await device_login(device, device_id)).status_code == 200
+
+
+# --- The limiters ------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def limiters(
+    request: pytest.FixtureRequest, redis_client: Redis
+) -> AsyncIterator[tuple[RateLimiter, RateLimiter]]:
+    """Two limiters as two instances hold them: one shared store (Redis), or one process's memory."""
+    if request.param == "memory":
+        shared = MemoryRateLimiter()
+        yield shared, shared
+        return
+    prefix = f"test:{uuid.uuid4()}"
+    other = Redis.from_url(REDIS_URL)
+    yield RedisRateLimiter(redis_client, prefix=prefix), RedisRateLimiter(other, prefix=prefix)
+    keys = [key async for key in redis_client.scan_iter(match=f"{prefix}:*")]
+    if keys:
+        await redis_client.delete(*keys)
+    await other.aclose()
+
+
+async def test_hits_past_the_limit_wait_for_the_window(limiters: tuple[RateLimiter, RateLimiter]) -> None:
+    """Hits from either instance add up; past the limit a hit is told how long the window still lasts."""
+    one, two = limiters
+    async with asyncio.timeout(TIMEOUT_S):
+        assert await one.hit("k", 2, 60) is None
+        assert await two.hit("k", 2, 60) is None
+        wait = await one.hit("k", 2, 60)
+    assert wait is not None and 0 < wait <= 60
+
+
+async def test_a_refund_takes_one_hit_back(limiters: tuple[RateLimiter, RateLimiter]) -> None:
+    """A refunded hit (a success) no longer counts, whichever instance refunds it."""
+    one, two = limiters
+    async with asyncio.timeout(TIMEOUT_S):
+        assert await one.hit("k", 1, 60) is None
+        await two.refund("k")
+        assert await one.hit("k", 1, 60) is None
+        assert await two.hit("k", 1, 60) is not None
+
+
+async def test_a_refund_of_no_window_leaves_nothing_behind(limiters: tuple[RateLimiter, RateLimiter]) -> None:
+    """Refunding a key whose window has ended (or never opened) does not bank a spare hit."""
+    one, two = limiters
+    async with asyncio.timeout(TIMEOUT_S):
+        await one.refund("k")
+        await two.refund("k")
+        assert await one.hit("k", 1, 60) is None
+        assert await two.hit("k", 1, 60) is not None
+
+
+async def test_a_redis_refund_never_leaves_a_key_without_expiry(redis_client: Redis) -> None:
+    """A refund after the window expired must not create a counter that lives for ever."""
+    prefix = f"test:{uuid.uuid4()}"
+    limiter = RedisRateLimiter(redis_client, prefix=prefix)
+    async with asyncio.timeout(TIMEOUT_S):
+        await limiter.refund("gone")
+        assert await redis_client.exists(f"{prefix}:gone") == 0
+        assert await limiter.hit("here", 5, 60) is None
+        await limiter.refund("here")
+        assert 0 < await redis_client.ttl(f"{prefix}:here") <= 60
+        await redis_client.delete(f"{prefix}:here")
