@@ -140,7 +140,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     url = base_url(args.host, args.port)
     print(f"{settings.PROJECT_NAME} on {url} (API docs: {url}{settings.API_V1_STR}/docs)", flush=True)
     app = create_app(settings)
-    config = uvicorn_config(app, settings, host=args.host, port=args.port, forwarded_allow_ips=args.forwarded_allow_ips)
+    config = uvicorn_config(app, settings, host=args.host, port=args.port)
     tune_garbage_collector()
     GracefulServer(config, app.state.services).run()
     return 0
@@ -231,6 +231,16 @@ def _api_rule(rule: TypeAdapter[str]) -> Callable[[str], str]:
     return check
 
 
+class _MovedToSetting(argparse.Action):
+    """An option that became a setting: using it is a usage error naming the variable to set."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: str | None = None
+    ) -> None:
+        """Exit 2, saying which setting replaces the option."""
+        parser.error(f"{option} is no longer an option: set FORWARDED_ALLOW_IPS in the environment or .env")
+
+
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
@@ -250,18 +260,15 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="run the server",
         description="Run the server (uvicorn). It stops on SIGINT or SIGTERM, giving open connections "
-        "SHUTDOWN_GRACE_S seconds to finish.",
+        "SHUTDOWN_GRACE_S seconds to finish. The proxies whose X-Forwarded-For and X-Forwarded-Proto "
+        "are believed are the FORWARDED_ALLOW_IPS setting (default: none).",
     )
     serve_parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     serve_parser.add_argument(
         "--port", type=_port, default=default_port, help="port to listen on (default: $PORT if set, else 8000)"
     )
-    serve_parser.add_argument(
-        "--forwarded-allow-ips",
-        default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
-        help="proxies whose X-Forwarded-For/-Proto are trusted, comma-separated or * "
-        "(default: $FORWARDED_ALLOW_IPS, else 127.0.0.1)",
-    )
+    # The old flag is refused with a pointer rather than as unknown: the setting is now the one way.
+    serve_parser.add_argument("--forwarded-allow-ips", action=_MovedToSetting, help=argparse.SUPPRESS)
     serve_parser.set_defaults(handler=serve)
 
     migrate_parser = commands.add_parser(

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import ipaddress
 import math
 import socket
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from channels import frames
 from server.logs import uvicorn_log_config
@@ -22,19 +24,18 @@ from server.settings import Settings
 from server.ws_protocol import DeviceWebSocketProtocol
 
 
-def uvicorn_config(
-    app: Starlette, settings: Settings, *, host: str, port: int, forwarded_allow_ips: str | None = None
-) -> uvicorn.Config:
+def uvicorn_config(app: Starlette, settings: Settings, *, host: str, port: int) -> uvicorn.Config:
     """The uvicorn configuration for `app`: frame size limit (1009), heartbeat pings, proxy headers, JSON logs."""
     return uvicorn.Config(
-        app,
+        ForwardedHeaders(app, settings.FORWARDED_ALLOW_IPS) if settings.FORWARDED_ALLOW_IPS else app,
         host=host,
         port=port,
         log_config=uvicorn_log_config(),
         # Hands the socket's transport to the app, which writes prepared frames to it (server/ws_protocol.py).
         ws=DeviceWebSocketProtocol,
-        proxy_headers=True,
-        forwarded_allow_ips=forwarded_allow_ips,
+        # uvicorn's own handling trusts loopback unless told otherwise (and reads its own variable):
+        # FORWARDED_ALLOW_IPS, through the settings and ForwardedHeaders, is the one rule.
+        proxy_headers=False,
         ws_max_size=settings.WS_MAX_MESSAGE_BYTES,
         ws_ping_interval=settings.WS_HEARTBEAT_S,
         ws_ping_timeout=settings.WS_HEARTBEAT_S,
@@ -42,6 +43,69 @@ def uvicorn_config(
         ws_per_message_deflate=False,
         timeout_graceful_shutdown=math.ceil(settings.SHUTDOWN_GRACE_S),
     )
+
+
+class ForwardedHeaders:
+    """The client address and scheme a trusted proxy forwards, in place of the proxy's own.
+
+    Only a peer in `trusted` (IP addresses and networks, or `*` for any peer) is believed.
+    Each proxy appends the address it got the request from to X-Forwarded-For, so the
+    client is the rightmost address that no trusted proxy wrote; whatever a client puts in
+    the header itself sits further left and is never taken. With `*` only the connecting
+    peer is known to be a proxy, so the address it appended (the rightmost) is the client.
+    """
+
+    def __init__(self, app: ASGIApp, trusted: list[str]) -> None:
+        self.app = app
+        self._any_peer = trusted == ["*"]
+        self._networks = [ipaddress.ip_network(proxy, strict=False) for proxy in trusted if proxy != "*"]
+
+    def trusts(self, host: str) -> bool:
+        """True when `host` is a proxy whose forwarded headers are believed."""
+        if self._any_peer:
+            return True
+        address = _ip(host)
+        return address is not None and any(address in network for network in self._networks)
+
+    def client(self, forwarded_for: str) -> str | None:
+        """The client's address by the X-Forwarded-For chain; None when the chain names no IP address."""
+        hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+        if not hops:
+            return None
+        if self._any_peer:
+            chosen = hops[-1]
+        else:
+            # Every hop trusted: the request began at a trusted host, the first one written.
+            chosen = next((hop for hop in reversed(hops) if not self.trusts(hop)), hops[0])
+        address = _ip(chosen)
+        return str(address) if address is not None else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Rewrite the scope's client and scheme when the peer is trusted, then call the app."""
+        peer = scope.get("client")
+        if scope["type"] in ("http", "websocket") and peer and self.trusts(peer[0]):
+            headers = [(name, value.decode("latin-1")) for name, value in scope["headers"]]
+            forwarded_for = ",".join(value for name, value in headers if name == b"x-forwarded-for")
+            client = self.client(forwarded_for)
+            if client is not None:
+                scope["client"] = (client, 0)
+            protos = [value for name, value in headers if name == b"x-forwarded-proto"]
+            proto = protos[-1].split(",")[-1].strip().lower() if protos else ""
+            if proto in ("http", "https"):
+                scope["scheme"] = proto.replace("http", "ws") if scope["type"] == "websocket" else proto
+        await self.app(scope, receive, send)
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address in `host` (a bare address, `v4:port` or `[v6]:port`), or None."""
+    if host.startswith("[") and "]" in host:
+        host = host[1 : host.index("]")]
+    elif host.count(":") == 1:
+        host = host.split(":")[0]
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
 
 
 # Container allocations between young-generation collections (Python's default is 700).

@@ -7,6 +7,7 @@ tunables sit beside them. Unset `DATABASE_URL` means a local SQLite file and uns
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from datetime import timedelta
 from functools import cached_property
@@ -60,6 +61,25 @@ def _parse_origins(value: object) -> object:
     return value
 
 
+def _parse_proxies(value: object) -> object:
+    """Check FORWARDED_ALLOW_IPS: comma-separated IP addresses and networks, or `*` alone."""
+    if isinstance(value, list):
+        value = ",".join(str(part) for part in value)
+    if not isinstance(value, str):
+        return value
+    proxies = [part.strip() for part in value.split(",") if part.strip()]
+    for proxy in proxies:
+        if proxy == "*":
+            if len(proxies) > 1:
+                raise ValueError("'*' trusts every peer and must stand alone")
+            continue
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ValueError(f"{proxy!r} is not an IP address or network") from None
+    return proxies
+
+
 class Settings(BaseSettings):
     """All configuration of one server process."""
 
@@ -84,7 +104,11 @@ class Settings(BaseSettings):
 
     # HTTP
     ALLOWED_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    LOGIN_RATE_LIMIT: int = Field(default=10, gt=0, description="failed logins a minute per username and per address")
+    LOGIN_RATE_LIMIT: int = Field(
+        default=10, gt=0, description="failed logins a minute per username or device id from one address"
+    )
+    # Peers whose X-Forwarded-For and X-Forwarded-Proto are believed (server/serving.py); none by default.
+    FORWARDED_ALLOW_IPS: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Integrations
     POS_API_URL: str | None = None
@@ -107,6 +131,11 @@ class Settings(BaseSettings):
     @classmethod
     def _split_origins(cls, value: object) -> object:
         return _parse_origins(value)
+
+    @field_validator("FORWARDED_ALLOW_IPS", mode="before")
+    @classmethod
+    def _check_proxies(cls, value: object) -> object:
+        return _parse_proxies(value)
 
     @field_validator("POS_API_URL", "POS_API_KEY", "PAYMENT_API_URL", "PAYMENT_API_KEY", "REDIS_URL", "DATABASE_URL")
     @classmethod

@@ -42,11 +42,7 @@ class Finished:
 
 def cli_env(**variables: str) -> dict[str, str]:
     """This process's environment without any server setting, plus `variables`."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in Settings.model_fields and name not in ("PORT", "FORWARDED_ALLOW_IPS")
-    }
+    env = {name: value for name, value in os.environ.items() if name not in Settings.model_fields and name != "PORT"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     env.update(variables)
     return env
@@ -135,7 +131,7 @@ async def test_help_lists_every_command(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("command", "options"),
     [
-        ("serve", ["--host", "--port", "--forwarded-allow-ips"]),
+        ("serve", ["--host", "--port", "FORWARDED_ALLOW_IPS"]),
         ("migrate", ["--revision"]),
         ("seed-demo", ["--base-url"]),
         ("create-admin", ["--username", "--password"]),
@@ -148,6 +144,22 @@ async def test_every_command_explains_its_options(tmp_path: Path, command: str, 
     assert f"usage: kiosk-server {command}" in finished.stdout
     for option in options:
         assert option in finished.stdout
+
+
+async def test_the_forwarded_allow_ips_flag_points_at_the_setting(tmp_path: Path) -> None:
+    """Trusted proxies come only from FORWARDED_ALLOW_IPS; the old flag is a usage error that says so."""
+    finished = await cli("serve", "--port", str(free_port()), "--forwarded-allow-ips", "*", cwd=tmp_path)
+    assert finished.returncode == 2
+    assert "set FORWARDED_ALLOW_IPS" in finished.stderr
+
+
+async def test_a_trusted_proxy_that_is_no_address_stops_serve_in_one_line(tmp_path: Path) -> None:
+    """FORWARDED_ALLOW_IPS naming a host instead of an address is refused before anything is served."""
+    env = cli_env(FORWARDED_ALLOW_IPS="proxy.example")
+    finished = await cli("serve", "--port", str(free_port()), cwd=tmp_path, env=env)
+    assert finished.returncode == 1
+    assert "invalid FORWARDED_ALLOW_IPS" in finished.stderr and "'proxy.example'" in finished.stderr
+    assert_one_clean_line(finished.stderr)
 
 
 async def test_a_missing_command_is_a_usage_error(tmp_path: Path) -> None:

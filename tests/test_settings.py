@@ -186,3 +186,49 @@ def test_every_setting_is_documented_in_env_example_and_readme() -> None:
     for name in Settings.model_fields:
         assert re.search(rf"^(# )?{name}=", env_example, re.MULTILINE), f"{name} missing from .env.example"
         assert f"| `{name}` |" in readme, f"{name} missing from the README's configuration table"
+
+
+def test_no_proxy_is_trusted_by_default() -> None:
+    """Unset, FORWARDED_ALLOW_IPS trusts no peer's forwarded headers, not even loopback's."""
+    assert Settings(_env_file=None).FORWARDED_ALLOW_IPS == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", []),
+        ("*", ["*"]),
+        ("127.0.0.1", ["127.0.0.1"]),
+        (" 10.0.0.0/8, ::1 ,fd00::/8,", ["10.0.0.0/8", "::1", "fd00::/8"]),
+    ],
+)
+def test_trusted_proxies_are_addresses_networks_or_a_star(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: list[str]
+) -> None:
+    """FORWARDED_ALLOW_IPS takes comma-separated addresses and networks, or `*` for every peer."""
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", value)
+    assert Settings(_env_file=None).FORWARDED_ALLOW_IPS == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("localhost", "'localhost' is not an IP address or network"),
+        ("10.0.0.0/33", "'10.0.0.0/33' is not an IP address or network"),
+        ("127.0.0.1,*", "'*' trusts every peer and must stand alone"),
+    ],
+)
+def test_a_trusted_proxy_that_is_not_an_address_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str, problem: str
+) -> None:
+    """A host name or a typo would silently trust nobody (or the wrong peer): it is refused by name."""
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", value)
+    with pytest.raises(ValidationError, match=re.escape(problem)) as raised:
+        Settings(_env_file=None)
+    assert [error["loc"] for error in raised.value.errors()] == [("FORWARDED_ALLOW_IPS",)]
+
+
+def test_trusted_proxies_are_read_from_the_dotenv_file(tmp_path: Path) -> None:
+    """FORWARDED_ALLOW_IPS is a setting like the others: `.env` sets it too."""
+    (tmp_path / ".env").write_text("FORWARDED_ALLOW_IPS=10.0.0.0/8\n", encoding="utf-8")
+    assert Settings().FORWARDED_ALLOW_IPS == ["10.0.0.0/8"]

@@ -1,4 +1,4 @@
-"""Login limits: failures per (name, address) and per address, shared through Redis."""
+"""Login limits: failures per (name, address) and per address, shared through Redis; forwarded addresses."""
 
 from __future__ import annotations
 
@@ -10,14 +10,17 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import select
 
 from persistence.enums import DeviceKind
+from persistence.tables import Session
 from server.app import create_app
 from server.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from server.services import Services
+from server.serving import GracefulServer, uvicorn_config
 from server.settings import Settings
 from tests.conftest import REDIS_URL
-from tests.live import add_device
+from tests.live import add_device, free_port
 from tests.world import PASSWORD, World
 
 LOGIN = "/api/v1/auth/login"
@@ -172,3 +175,83 @@ async def test_a_redis_refund_never_leaves_a_key_without_expiry(redis_client: Re
         await limiter.refund("here")
         assert 0 < await redis_client.ttl(f"{prefix}:here") <= 60
         await redis_client.delete(f"{prefix}:here")
+
+
+# --- Forwarded addresses, through a real server -----------------------------
+
+
+@asynccontextmanager
+async def serving(services: Services, settings: Settings) -> AsyncIterator[str]:
+    """Serve the app over real sockets on loopback with `settings`; yields its base URL."""
+    port = free_port()
+    app = create_app(services=services)
+    server = GracefulServer(uvicorn_config(app, settings, host="127.0.0.1", port=port), services)
+    task = asyncio.get_running_loop().create_task(server.serve())
+    try:
+        async with asyncio.timeout(10):
+            # uvicorn exposes only a flag for "started".
+            while not server.started:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+async def recorded_address(services: Services) -> str | None:
+    """The client address of the newest login session."""
+    async with services.db.session() as session:
+        return await session.scalar(select(Session.client_address).order_by(Session.created_at.desc()).limit(1))
+
+
+async def test_a_spoofed_forwarded_for_from_loopback_is_ignored_by_default(
+    services: Services, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no trusted proxy configured, X-Forwarded-For neither moves the address nor escapes its limit."""
+    # uvicorn would read this variable itself; the server's own default must win.
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    per_address = services.settings.LOGIN_RATE_LIMIT * 5
+    async with (
+        serving(services, Settings(_env_file=None, ENVIRONMENT="test")) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        for i in range(per_address):
+            spoofed = f"192.0.2.{i + 1}"
+            answer = await login(http, f"nobody{i}", "wrong", **{"X-Forwarded-For": spoofed})
+            assert answer.status_code == 401
+        blocked = await login(http, "staff.b", **{"X-Forwarded-For": "192.0.2.200"})
+        assert blocked.status_code == 429
+    async with client_at(services, OWNER) as owner:
+        assert (await login(owner, "staff.b")).status_code == 200
+
+
+async def test_the_forwarded_address_is_recorded_only_from_a_trusted_proxy(
+    services: Services, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loopback is an untrusted peer unless FORWARDED_ALLOW_IPS names it, even when uvicorn's own variable does."""
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")
+    untrusted = Settings(_env_file=None, ENVIRONMENT="test", FORWARDED_ALLOW_IPS="")
+    async with serving(services, untrusted) as url, httpx.AsyncClient(base_url=url) as http:
+        assert (await login(http, "staff.b", **{"X-Forwarded-For": "192.0.2.1"})).status_code == 200
+    assert await recorded_address(services) == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("trusted", "expected"),
+    [
+        # The rightmost address no trusted proxy wrote: what the client itself put first is ignored.
+        ("127.0.0.1,10.0.0.0/8", "198.51.100.9"),
+        # `*` trusts the peer, and takes the address it added (the rightmost), never the client's own claim.
+        ("*", "10.1.2.3"),
+    ],
+)
+async def test_a_trusted_proxy_gives_the_clients_address(
+    services: Services, world: World, monkeypatch: pytest.MonkeyPatch, trusted: str, expected: str
+) -> None:
+    """Behind trusted proxies, the address recorded is the one the nearest untrusted hop connected from."""
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    settings = Settings(_env_file=None, ENVIRONMENT="test", FORWARDED_ALLOW_IPS=trusted)
+    chain = "192.0.2.1, 198.51.100.9, 10.1.2.3"
+    async with serving(services, settings) as url, httpx.AsyncClient(base_url=url) as http:
+        assert (await login(http, "staff.b", **{"X-Forwarded-For": chain})).status_code == 200
+    assert await recorded_address(services) == expected
