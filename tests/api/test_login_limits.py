@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+import websockets
 from redis.asyncio import Redis
 from sqlalchemy import select
+from starlette.types import Receive, Scope, Send
 
 from persistence.enums import DeviceKind
 from persistence.tables import Session
 from server.app import create_app
 from server.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from server.services import Services
-from server.serving import GracefulServer, uvicorn_config
+from server.serving import ForwardedHeaders, GracefulServer, uvicorn_config
 from server.settings import Settings
 from tests.conftest import REDIS_URL
 from tests.live import add_device, free_port
@@ -255,3 +258,42 @@ async def test_a_trusted_proxy_gives_the_clients_address(
     async with serving(services, settings) as url, httpx.AsyncClient(base_url=url) as http:
         assert (await login(http, "staff.b", **{"X-Forwarded-For": chain})).status_code == 200
     assert await recorded_address(services) == expected
+
+
+async def test_a_device_socket_works_behind_a_trusted_proxy(
+    services: Services, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The forwarded-header layer keeps the socket's transport: a device says hello and is welcomed."""
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    settings = Settings(_env_file=None, ENVIRONMENT="test", FORWARDED_ALLOW_IPS="127.0.0.1")
+    _, token = await add_device(services, world.branch_a, DeviceKind.KIOSK)
+    async with serving(services, settings) as url:
+        ws_url = url.replace("http", "ws", 1) + "/api/v1/ws"
+        headers = {"X-Forwarded-For": "198.51.100.9", "X-Forwarded-Proto": "https"}
+        async with websockets.connect(ws_url, additional_headers=headers, open_timeout=TIMEOUT_S) as ws:
+            async with asyncio.timeout(TIMEOUT_S):
+                await ws.send(json.dumps({"type": "hello", "token": token}))
+                welcome = json.loads(await ws.recv())
+    assert welcome["type"] == "welcome"
+
+
+async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """An ASGI app that is never called: the chain is read without one."""
+
+
+@pytest.mark.parametrize(
+    ("trusted", "chain", "expected"),
+    [
+        (["10.0.0.0/8"], "[2001:db8::1]:443, 10.0.0.2:8080", "2001:db8::1"),
+        (["10.0.0.0/8"], "203.0.113.5:1234", "203.0.113.5"),
+        # Every hop a trusted proxy: the request began inside, at the first hop written.
+        (["10.0.0.0/8"], "10.0.0.7, 10.0.0.2", "10.0.0.7"),
+        # What no proxy could have written as an address leaves the peer's own address in place.
+        (["*"], "192.0.2.1, unknown", None),
+        (["*"], "", None),
+    ],
+)
+def test_the_client_is_read_from_the_chain_conservatively(trusted: list[str], chain: str, expected: str | None) -> None:
+    """Ports and brackets are dropped, trusted hops skipped, and a hop that is no address is not taken."""
+    forwarded = ForwardedHeaders(_no_app, trusted)
+    assert forwarded.client(chain) == expected
