@@ -18,7 +18,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -403,12 +402,21 @@ class Connection:
             if frame.type == "unsubscribe":
                 return await self._unsubscribe(frame.id, UnsubscribeData.model_validate(frame.data)), "ok"
             if frame.type == "auth.refresh":
-                return await self._refresh(frame.id, RefreshData.model_validate(frame.data)), "ok"
+                reply = await self._refresh(frame.id, RefreshData.model_validate(frame.data))
+                return reply, "ok" if reply is not None else "unauthorized"
         except ValidationError as exc:
             error = validation_error(exc, "data")
             return frames.reply_error(frame.id, error.code, error.message, error.details), "invalid"
         except ApiError as error:
             return frames.reply_error(frame.id, error.code, error.message, error.details), error.code
+        except Exception as exc:
+            # As for the registry's commands: an outage is `unavailable` and the connection stays as it was.
+            if not is_unavailable(exc):
+                log.exception("%s failed for %s", frame.type, self.principal.key)
+                return frames.reply_error(frame.id, "internal", "internal error"), "internal"
+            log.warning("%s: database or Redis unavailable: %s", frame.type, exc)
+            message = "the database or Redis is unavailable; nothing was changed, try again"
+            return frames.reply_error(frame.id, "unavailable", message), "unavailable"
         return await execute(registry, self.services, self.principal, frame)
 
     async def _subscribe(self, frame_id: str, data: SubscribeData) -> None:
@@ -439,7 +447,7 @@ class Connection:
         if claims.subject != self.principal.key:
             raise ApiError("unauthorized", "the token belongs to another principal")
         principal = await self._principal(claims)
-        if replace(principal, session_id=None) != replace(self.principal, session_id=None):
+        if _access(principal) != _access(self.principal):
             # Its subscriptions were checked against the access of before; the change's own close may have been lost.
             self.transport.close(frames.UNAUTHORIZED, "access changed; reconnect")
             return None
@@ -500,6 +508,11 @@ class Connection:
             except Exception as exc:
                 # The presence sweep announces it offline once its entry expires.
                 log.warning("presence update for %s failed: %s", principal.key, exc)
+
+
+def _access(principal: Principal) -> tuple[object, ...]:
+    """What a connection's subscriptions and commands were allowed by (a role's name is not part of it)."""
+    return (principal.branch_id, principal.permissions, principal.device_kind)
 
 
 def _number(value: float) -> int | float:

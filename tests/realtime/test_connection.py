@@ -36,7 +36,7 @@ from server.commands import registry
 from server.commands.router import CommandContext, CommandSpec, Who
 from server.services import Services
 from server.settings import Settings
-from tests.live import add_device, live_server
+from tests.live import add_device, free_port, live_server
 from tests.rows import add_item
 from tests.world import World, login_as
 
@@ -148,7 +148,6 @@ NOT_HELLO: dict[str, str | bytes] = {
     "not-object": '["hello"]',
     "binary": b'{"type":"hello"}',
     "nested": '{"type":"hello","token":"x","resume":' + "[" * 3000 + "]" * 3000 + "}",
-    "nested-shallower": '{"type":"hello","token":"x","resume":' + '{"a":' * 40 + "1" + "}" * 41,
 }
 
 
@@ -159,6 +158,15 @@ async def test_a_first_frame_that_is_not_hello_closes_4001(services: Services, w
             async with raw_socket(live.ws) as ws:
                 await ws.send(first)
                 assert await until_closed(ws) == ([], 4001), case
+
+
+async def test_a_valid_hello_nesting_deeper_than_allowed_closes_4001(services: Services, world: World) -> None:
+    """A hello with a good token but 40 levels of nesting in a key it would ignore is still refused."""
+    _, token = await add_device(services, world.branch_a, DeviceKind.KIOSK)
+    hello = '{"type":"hello","token":"' + token + '","extra":' + '{"a":' * 40 + "1" + "}" * 41
+    async with live_server(services) as live, raw_socket(live.ws) as ws:
+        await ws.send(hello)
+        assert await until_closed(ws) == ([], 4001)
 
 
 def _expired(services: Services, device_id: int) -> str:
@@ -487,6 +495,26 @@ async def test_a_refused_refresh_changes_nothing_and_the_old_expiry_holds(servic
             closed_at = utcnow()
     assert expires_at <= closed_at + timedelta(milliseconds=100)
     assert closed_at - expires_at < timedelta(seconds=1)
+
+
+async def test_a_refresh_while_the_database_is_down_is_unavailable_and_the_connection_stays(
+    services: Services, world: World
+) -> None:
+    """`auth.refresh` that cannot read its principal answers `unavailable`; the connection carries on as it was."""
+    device_id, token = await add_device(services, world.branch_a, DeviceKind.PAYMENT_TERMINAL)
+    fresh, _ = services.tokens.issue("device", device_id, secret_version=1)
+    async with live_server(services) as live, DeviceClient(live.ws, token) as terminal:
+        up = services.db
+        services.db = Database.from_url(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/kiosk")
+        try:
+            with pytest.raises(CommandFailed) as failed:
+                await terminal.command("auth.refresh", {"token": fresh}, timeout=TIMEOUT_S)
+        finally:
+            await services.db.dispose()
+            services.db = up
+        assert failed.value.code == "unavailable"
+        assert (await terminal.request("no.such.command"))["error"]["code"] == "invalid"
+        assert terminal.close_code is None
 
 
 async def test_after_refresh_with_another_session_the_socket_follows_the_new_session(
