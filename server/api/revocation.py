@@ -8,9 +8,10 @@ also end their tokens, since every access token names its session.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import select, update
 
 from channels import frames
 from persistence.base import utcnow
@@ -21,19 +22,27 @@ from server.api.routing import Call
 _FORBIDDING = frozenset({"user_disabled"})
 
 
-async def end_sessions(
-    call: Call[Any, Any], whose: ColumnElement[bool], reason: str, *, keep: str | None = None
-) -> None:
-    """End the open sessions `whose` selects (a condition on `Session`), except `keep`, and close their sockets."""
+async def end_sessions(call: Call[Any, Any], user_ids: Sequence[int], reason: str, *, keep: str | None = None) -> None:
+    """End the users' open sessions, except `keep`, and close their sockets on every instance once committed."""
+    if not user_ids:
+        return
     statement = (
-        update(Session).where(whose, Session.revoked_at.is_(None)).values(revoked_at=utcnow(), revoked_reason=reason)
+        update(Session)
+        .where(Session.user_id.in_(user_ids), Session.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason)
     )
     if keep is not None:
         statement = statement.where(Session.id != keep)
     ended = (await call.session.execute(statement.returning(Session.id))).scalars().all()
     code = frames.FORBIDDEN if reason in _FORBIDDING else frames.UNAUTHORIZED
-    for session_id in ended:
-        call.close_sockets(session=session_id, code=code, reason=reason.replace("_", " "))
+    if keep is not None:
+        for session_id in ended:
+            call.close_sockets(session=session_id, code=code, reason=reason.replace("_", " "))
+        return
+    # By user, not by the sessions ended: a login racing this transaction opens a session the UPDATE cannot see,
+    # and its socket, welcomed with the access of before, must close too.
+    for user_id in user_ids:
+        call.close_sockets(principal=f"user:{user_id}", code=code, reason=reason.replace("_", " "))
 
 
 async def close_branch_sockets(call: Call[Any, Any], branch_id: int) -> None:

@@ -19,7 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from pydantic_core import PydanticCustomError
 from sqlalchemy import func, select
 
-from persistence.tables import Role, Session, User
+from persistence.tables import Role, User
 from server.api.fields import Input, PatchBody
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.revocation import end_sessions
@@ -196,8 +196,8 @@ async def update_role(call: Call[RoleUpdate, None]) -> RoleOut:
 
     if set(changes.get("permissions", role.permissions)) != set(role.permissions):
         # Every holder's sockets would otherwise go on with the permissions of before: they log in again.
-        holders = select(User.id).where(User.role_id == role.id)
-        await end_sessions(call, Session.user_id.in_(holders), "role_changed")
+        holders = (await call.session.scalars(select(User.id).where(User.role_id == role.id))).all()
+        await end_sessions(call, holders, "role_changed")
     for field, value in changes.items():
         setattr(role, field, value)
     await call.session.flush()

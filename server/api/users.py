@@ -17,7 +17,7 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 from sqlalchemy import or_, select
 
-from persistence.tables import Branch, Role, Session, User
+from persistence.tables import Branch, Role, User
 from server.api.fields import Input, PatchBody, RowId, invalid_field
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.revocation import end_sessions
@@ -243,7 +243,7 @@ async def update_user(call: Call[UserUpdate, None]) -> UserOut:
     _forbid_self_lockout(call.principal, user, role, changes.get("is_active", user.is_active))
 
     # Apply, and end the sessions a disable, a new branch or role, or a new password invalidates
-    own_sessions = Session.user_id == user.id
+    own_sessions = [user.id]
     if user.is_active and changes.get("is_active") is False:
         await end_sessions(call, own_sessions, "user_disabled")
     elif role.id != user.role_id or changes.get("branch_id", user.branch_id) != user.branch_id:
@@ -275,4 +275,4 @@ async def disable_user(call: Call[None, None]) -> None:
     _require_manageable(call.principal, user)
     _forbid_self_lockout(call.principal, user, user.role, is_active=False)
     user.is_active = False
-    await end_sessions(call, Session.user_id == user.id, "user_disabled")
+    await end_sessions(call, [user.id], "user_disabled")
