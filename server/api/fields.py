@@ -3,7 +3,7 @@
 Every input model derives from `Input`: unknown fields are refused, and so is any text
 holding a NUL character or any integer wider than a database column (PostgreSQL stores
 neither), so bad input gets `invalid` naming the field instead of failing in the database.
-Integer fields still say their own bounds (`RowId`, `Int32`, ...), which the API documents.
+Integer fields still say their own bounds (`RowId`, `Count`, ...), which the API documents.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from server.errors import ApiError
 INT32_MAX = 2_147_483_647
 INT32_MIN = -INT32_MAX - 1
 RowId = Annotated[int, Field(ge=1, le=INT32_MAX)]
-Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
 Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
 Position = Annotated[int, Field(ge=-INT32_MAX, le=INT32_MAX, description="display order, lowest first")]
 

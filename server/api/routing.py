@@ -99,7 +99,7 @@ class Call(Generic[B, Q]):
 
     @property
     def client_address(self) -> str:
-        """The caller's address as the server sees it (uvicorn applies X-Forwarded-For when trusted)."""
+        """The caller's address as the server sees it (X-Forwarded-For applied only from FORWARDED_ALLOW_IPS)."""
         return self.request.client.host if self.request.client else "unknown"
 
 

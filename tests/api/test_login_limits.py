@@ -286,6 +286,8 @@ async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:
     [
         (["10.0.0.0/8"], "[2001:db8::1]:443, 10.0.0.2:8080", "2001:db8::1"),
         (["10.0.0.0/8"], "203.0.113.5:1234", "203.0.113.5"),
+        # An IPv4 hop seen through a dual-stack socket is still the IPv4 proxy it is.
+        (["10.0.0.0/8"], "1.2.3.4, ::ffff:10.0.0.2", "1.2.3.4"),
         # Every hop a trusted proxy: the request began inside, at the first hop written.
         (["10.0.0.0/8"], "10.0.0.7, 10.0.0.2", "10.0.0.7"),
         # What no proxy could have written as an address leaves the peer's own address in place.
