@@ -24,6 +24,8 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import IO
 
+from bench.processes import wait_listening
+
 STOP_WAIT_S = 20.0
 START_WAIT_S = 30.0
 
@@ -45,19 +47,6 @@ def _pg_bin(name: str) -> str:
 def _as_postgres() -> list[str]:
     """PostgreSQL refuses to run as root: as root, run its tools as the `postgres` user."""
     return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-
-
-async def _wait_port(port: int, limit_s: float = START_WAIT_S) -> None:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.1)
-            continue
-        writer.close()
-        return
-    raise RuntimeError(f"nothing listens on port {port} after {limit_s} s")
 
 
 async def _wait_gone(pid: int, child: subprocess.Popen[bytes] | None, limit_s: float = STOP_WAIT_S) -> bool:
@@ -120,7 +109,7 @@ class PrivatePostgres:
         await asyncio.to_thread(
             self._run, _pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start"
         )
-        await _wait_port(self.port)
+        await wait_listening(self.port, limit_s=START_WAIT_S)
 
     @property
     def pid(self) -> int | None:
@@ -168,7 +157,7 @@ class PrivateRedis:
         with self.log.open("ab") as log:
             argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
             self.process = _popen(argv, log)
-        await _wait_port(self.port)
+        await wait_listening(self.port, limit_s=START_WAIT_S)
 
     async def stop(self) -> None:
         """Stop it by pid."""
@@ -213,7 +202,7 @@ class Instance:
         """Start it and wait until it listens."""
         self._log_file = self.log.open("ab")
         self.process = _popen(self.command, self._log_file, self.env, self.cwd)
-        await _wait_port(self.port)
+        await wait_listening(self.port, limit_s=START_WAIT_S)
 
     async def kill(self) -> None:
         """SIGKILL: no goodbye to its clients, its pool or Redis."""

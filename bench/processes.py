@@ -154,10 +154,11 @@ class CpuMeter:
         return {name: (cpu_seconds(pid) - self._start[name]) / wall for name, pid in self._pids.items()}
 
 
-async def _wait_listening(port: int, process: asyncio.subprocess.Process, limit_s: float = 30) -> None:
+async def wait_listening(port: int, process: asyncio.subprocess.Process | None = None, limit_s: float = 30) -> None:
+    """Wait until something accepts connections on 127.0.0.1:`port`; fail if `process` exits first or time runs out."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        if process.returncode is not None:
+        if process is not None and process.returncode is not None:
             raise RuntimeError(f"the server exited with {process.returncode} before listening")
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -179,7 +180,7 @@ async def running(command: Sequence[str], port: int, env: dict[str, str], core: 
         *argv, env=env, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
     try:
-        await _wait_listening(port, process)
+        await wait_listening(port, process)
         yield Watched(process)
     finally:
         if process.returncode is None:
