@@ -8,7 +8,7 @@ from typing import Any
 
 from channels.brokers.base import Delivery
 from channels.hub import Hub
-from channels.presence import Presence, RedisPresence
+from channels.presence import Presence
 
 log = logging.getLogger("channels.listener")
 
@@ -37,14 +37,13 @@ class InstanceListener:
     def reconnected(self) -> None:
         """Catch every channel up, and register this instance's device connections again."""
         self.hub.reconnected()
-        if isinstance(self.presence, RedisPresence):
-            task = asyncio.get_running_loop().create_task(self._refresh(self.presence), name="presence-after-reconnect")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        task = asyncio.get_running_loop().create_task(self._refresh(), name="presence-after-reconnect")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _refresh(self, presence: RedisPresence) -> None:
+    async def _refresh(self) -> None:
         try:
-            await presence.refresh()
+            await self.presence.refresh()
         except Exception as exc:
             # The periodic refresh tries again within its period.
             log.warning("presence refresh after the broker reconnected failed: %s", exc)

@@ -76,6 +76,10 @@ class Presence(ABC):
     async def close(self) -> None:
         """Stop, and remove this instance's connections as if each had closed (a clean shutdown)."""
 
+    @abstractmethod
+    async def refresh(self) -> None:
+        """Register this instance's connections again where they are kept (after the store may have lost them)."""
+
     async def _publish(self, changes: Iterable[Change], at: datetime) -> None:
         """Announce each change on its branch's devices channel.
 
@@ -124,6 +128,9 @@ class MemoryPresence(Presence):
     async def online_devices(self, branch_id: int) -> set[int]:
         """The devices with a connection to the branch."""
         return {device for device, connections in self._connections.items() if branch_id in connections.values()}
+
+    async def refresh(self) -> None:
+        """Nothing to do: this process's memory is the store, and it cannot lose them."""
 
     async def start(self) -> None:
         """Nothing to keep alive: connections live exactly as long as this process."""
