@@ -34,12 +34,12 @@ from server.api import (
 )
 from server.api.routing import ApiRouter, error_response
 from server.errors import ApiError
-from server.logs import configure_logging
-from server.metrics_middleware import MetricsMiddleware
+from server.observability.http_metrics import MetricsMiddleware
+from server.observability.logs import configure_logging
+from server.realtime.mount import SocketFirstApp
+from server.realtime.socket import device_socket
 from server.services import Services
 from server.settings import Settings
-from server.socket import device_socket
-from server.socket_mount import SocketFirstApp
 
 API_ROUTERS: list[ApiRouter] = [
     auth.router,

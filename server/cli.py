@@ -37,7 +37,7 @@ from server.auth.passwords import generate_secret, hash_secret
 from server.auth.permissions import ADMIN_ROLE
 from server.auth.roles import ensure_default_roles
 from server.demo import DemoResult, describe, seed_demo
-from server.serving import GracefulServer, tune_garbage_collector, uvicorn_config
+from server.realtime.serving import GracefulServer, tune_garbage_collector, uvicorn_config
 from server.settings import DEFAULT_SQLITE_URL, InsecureSettingsError, Settings
 
 EXIT_FAILURE = 1

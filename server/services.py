@@ -18,17 +18,17 @@ from channels.relay import Relay
 from channels.wire import Coalescer
 from persistence.base import rfc3339, utcnow
 from persistence.database import Database
+from server.auth.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from server.auth.tokens import TokenCodec
-from server.deadline_worker import DeadlineWorker
-from server.gateway_worker import GatewayWorker
-from server.housekeeping import Housekeeping
 from server.integrations.payment_gateway import PaymentGateway
-from server.metrics import Metrics
-from server.payment_changes import Refunder
-from server.pos_worker import PosWorker
-from server.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from server.observability.metrics import Metrics
+from server.orders.payment_changes import Refunder
+from server.realtime.snapshots import Snapshots
 from server.settings import Settings
-from server.snapshots import Snapshots
+from server.workers.deadlines import DeadlineWorker
+from server.workers.gateway import GatewayWorker
+from server.workers.housekeeping import Housekeeping
+from server.workers.pos import PosWorker
 
 
 @dataclass

@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     LOGIN_RATE_LIMIT: int = Field(
         default=10, gt=0, description="failed logins a minute per username or device id from one address"
     )
-    # Peers whose X-Forwarded-For and X-Forwarded-Proto are believed (server/serving.py); none by default.
+    # Peers whose X-Forwarded-For and X-Forwarded-Proto are believed (server/realtime/serving.py); none by default.
     FORWARDED_ALLOW_IPS: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Integrations

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from persistence.enums import DeviceKind
 from persistence.tables import Device
 from server.app import create_app
+from server.realtime.serving import GracefulServer, uvicorn_config
 from server.services import Services
-from server.serving import GracefulServer, uvicorn_config
 from tests.world import PASSWORD_HASH
 
 

@@ -3,12 +3,12 @@
 What it is read from:
 
     server.commands registry    every command: its data model, who may send it, its reply model and errors
-    server.socket               `hello` and the data models of the connection's own commands
-    server.payloads             the data of replies, events, snapshots and the connection's own frames
+    server.realtime.socket               `hello` and the data models of the connection's own commands
+    server.payloads.models             the data of replies, events, snapshots and the connection's own frames
     channels.names              the channel kinds
     server.api.asyncapi_text    the words: what channels, events and close codes are, who may subscribe
 
-The server writes its data as plain JSON; the models of server.payloads describe it, and
+The server writes its data as plain JSON; the models of server.payloads.models describe it, and
 the tests hold them to what a live server sends. docs/protocol.md says the same in words,
 with examples.
 """
@@ -46,7 +46,7 @@ from server.commands import registry
 from server.commands.menu import Availability
 from server.commands.router import CommandRegistry, CommandSpec
 from server.errors import ErrorCode
-from server.payloads import (
+from server.payloads.models import (
     SNAPSHOTS,
     BoardEntry,
     CartView,
@@ -60,8 +60,8 @@ from server.payloads import (
     UnsubscribeReply,
     WelcomeData,
 )
+from server.realtime.socket import HELLO_TIMEOUT_S, Hello, RefreshData, SubscribeData, UnsubscribeData
 from server.settings import Settings
-from server.socket import HELLO_TIMEOUT_S, Hello, RefreshData, SubscribeData, UnsubscribeData
 
 ASYNCAPI_VERSION = "3.0.0"
 SERVER = "ws"
@@ -71,7 +71,7 @@ _REF_PREFIX = "#/components/schemas/"
 
 # What each channel kind carries ----------------------------------------------------------------------------------
 
-# What the kiosk that placed an order and the branch's staff hear of it (server/order_view.announce).
+# What the kiosk that placed an order and the branch's staff hear of it (server/payloads/order.py, `announce`).
 _ORDER_EVENTS = (
     "order.placed",
     "order.paid",

@@ -2,7 +2,7 @@
 
 What the protocol says in prose rather than in schemas: what each channel and event is,
 who may subscribe, what each close code asks of a client, and the connection's own
-commands. Numbers come from the code (server/socket.py, settings, channels/rules.py), so
+commands. Numbers come from the code (server/realtime/socket.py, settings, channels/rules.py), so
 the text keeps up with them.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 from channels import frames
 from channels.rules import DEVICE_MAY_SUBSCRIBE, DEVICE_TOPICS, OWN_CHANNEL_ON_HELLO
 from server.commands.router import CommandSpec
+from server.realtime.socket import COMMAND_BURST, COMMAND_RATE_PER_S, HELLO_TIMEOUT_S, SEND_BUFFER_BYTES
 from server.settings import Settings
-from server.socket import COMMAND_BURST, COMMAND_RATE_PER_S, HELLO_TIMEOUT_S, SEND_BUFFER_BYTES
 
 CHANNEL_SUMMARIES = {
     "branch:menu": "The menu of branch b, with availability.",

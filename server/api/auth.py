@@ -21,8 +21,8 @@ from persistence.tables import Device, Session, User
 from server.api.fields import Input, RowId
 from server.api.routing import ApiRouter, Call
 from server.auth.passwords import verify_secret
+from server.auth.rate_limit import retry_after_header
 from server.errors import ApiError
-from server.rate_limit import retry_after_header
 
 router = ApiRouter("auth")
 

@@ -32,7 +32,6 @@ from persistence.upsert import Upsert
 from server.api.fields import INT32_MAX
 from server.api.routing import ApiRouter, Call, validation_error
 from server.errors import ApiError
-from server.gateway_worker import apply_intent
 from server.integrations.payment_gateway import (
     CANCELED,
     FAILED,
@@ -41,7 +40,8 @@ from server.integrations.payment_gateway import (
     GatewayPayment,
     parse_intent,
 )
-from server.payment_changes import lock_payment
+from server.orders.payment_changes import lock_payment
+from server.workers.gateway import apply_intent
 
 log = logging.getLogger("server.gateway")
 

@@ -19,8 +19,8 @@ from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
 from server.domain.order_states import OrderAction
 from server.errors import ApiError, not_found
-from server.order_changes import lock_order, move
-from server.payment_changes import lock_payment, refund_payment
+from server.orders.order_changes import lock_order, move
+from server.orders.payment_changes import lock_payment, refund_payment
 
 router = ApiRouter("refunds")
 

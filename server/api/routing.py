@@ -32,11 +32,11 @@ from starlette.types import Receive, Scope, Send
 from channels import frames
 from channels.hub import close_message
 from persistence import outbox
+from persistence.outages import is_unavailable
 from server.api.fields import INT32_MAX
 from server.auth.permissions import Permission
 from server.auth.principals import Principal, authenticate
 from server.errors import ApiError, not_found
-from server.outages import is_unavailable
 from server.services import Services
 
 log = logging.getLogger("server.api")

@@ -29,7 +29,7 @@ from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
 from server.errors import ApiError, not_found
-from server.menu_view import branch_item, stock_changed
+from server.payloads.menu import branch_item, stock_changed
 
 router = ApiRouter("stock")
 

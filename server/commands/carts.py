@@ -18,12 +18,12 @@ from persistence.base import utcnow
 from persistence.enums import CartStatus, DeviceKind
 from persistence.tables import Cart, CartLine, KnownCustomer
 from server.api.fields import Input, RowId
-from server.cart_view import Offer, offers, price_cart, quantities
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.domain.options import InvalidOptions, choose
 from server.domain.phones import InvalidPhoneError, normalise_phone
 from server.errors import ApiError
-from server.payloads import CartView
+from server.orders.cart_pricing import Offer, offers, price_cart, quantities
+from server.payloads.models import CartView
 
 registry = CommandRegistry()
 

@@ -9,9 +9,9 @@ from server.auth.permissions import Permission
 from server.commands.orders import OrderRef, load_order
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.domain.order_states import OrderAction
-from server.order_changes import move
-from server.order_view import order_data
-from server.payloads import OrderView
+from server.orders.order_changes import move
+from server.payloads.models import OrderView
+from server.payloads.order import order_data
 
 registry = CommandRegistry()
 

@@ -15,7 +15,7 @@ from server.api.fields import Input, RowId, invalid_field
 from server.auth.permissions import Permission
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.errors import ApiError, not_found
-from server.menu_view import MenuSnapshot, branch_menu, stock_changed
+from server.payloads.menu import MenuSnapshot, branch_menu, stock_changed
 
 registry = CommandRegistry()
 

@@ -21,16 +21,16 @@ from persistence.enums import CartStatus, DeadlineKind, DeviceKind, OrderStatus,
 from persistence.tables import Order, OrderLine, Payment
 from server.api.fields import INT32_MAX, Input, RowId
 from server.auth.permissions import Permission
-from server.cart_view import price_cart, quantities
 from server.commands.carts import open_cart, out_of_stock
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.domain.business_day import business_date
 from server.domain.order_states import OrderAction
 from server.errors import ApiError
-from server.menu_view import stock_changed
-from server.order_changes import conflict, lock_order, mark_order_paid, move, payment_in_flight
-from server.order_view import announce, order_data
-from server.payloads import OrderView
+from server.orders.cart_pricing import price_cart, quantities
+from server.orders.order_changes import conflict, lock_order, mark_order_paid, move, payment_in_flight
+from server.payloads.menu import stock_changed
+from server.payloads.models import OrderView
+from server.payloads.order import announce, order_data
 
 registry = CommandRegistry()
 

@@ -4,8 +4,8 @@
 `payment.requested` to the kiosk's paired terminal, which must be online and free. A
 double tap or a retry finds the payment already in flight and answers it: one payment,
 one charge request. The terminal moves it with `payment.progress` and `payment.result`
-(server/payment_changes.py); the kiosk may `payment.cancel` it until it is final, and an
-unanswered payment expires after `PAYMENT_TIMEOUT_S` (server/deadline_worker.py).
+(server/orders/payment_changes.py); the kiosk may `payment.cancel` it until it is final, and an
+unanswered payment expires after `PAYMENT_TIMEOUT_S` (server/workers/deadlines.py).
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from server.api.fields import Input, RowId
 from server.commands.orders import load_order
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.errors import ApiError
-from server.order_changes import conflict
-from server.payloads import PaymentView
-from server.payment_changes import IN_FLIGHT, lock_payment, payment_conflict, record_result
-from server.payment_view import announce_payment, payment_data
+from server.orders.order_changes import conflict
+from server.orders.payment_changes import IN_FLIGHT, lock_payment, payment_conflict, record_result
+from server.payloads.models import PaymentView
+from server.payloads.payment import announce_payment, payment_data
 
 registry = CommandRegistry()
 

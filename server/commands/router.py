@@ -30,12 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from channels import frames
 from persistence import command_log, outbox
 from persistence.enums import DeviceKind
+from persistence.outages import is_unavailable
 from persistence.tables import OutboxEvent
 from server.api.routing import validation_error
 from server.auth.permissions import Permission
 from server.auth.principals import Principal
 from server.errors import ApiError
-from server.outages import is_unavailable
 from server.services import Services
 
 log = logging.getLogger("server.commands")

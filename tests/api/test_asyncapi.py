@@ -35,9 +35,9 @@ from server.api.asyncapi import EVENT_DATA, asyncapi_document
 from server.commands import registry
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.errors import ErrorCode
+from server.realtime.socket import Hello, RefreshData, SubscribeData, UnsubscribeData
 from server.services import Services
 from server.settings import Settings
-from server.socket import Hello, RefreshData, SubscribeData, UnsubscribeData
 from tests.live import add_device, live_server
 from tests.shop import Shop
 from tests.world import World
@@ -165,7 +165,7 @@ def test_every_registered_command_is_sent_with_its_models(document: dict[str, An
 
 
 def test_connection_commands_use_the_socket_models(document: dict[str, Any]) -> None:
-    """hello, subscribe, unsubscribe and auth.refresh are described by server/socket.py's own models."""
+    """hello, subscribe, unsubscribe and auth.refresh are described by server/realtime/socket.py's own models."""
     hello = _resolve(document, "#/components/messages/hello")["payload"]["allOf"]
     assert _resolve(document, hello[0]["$ref"]) == _model_schema(Hello)
     for name, model in (("subscribe", SubscribeData), ("unsubscribe", UnsubscribeData), ("auth.refresh", RefreshData)):
@@ -520,7 +520,7 @@ async def test_an_order_flow_on_a_live_server_matches_the_document(
     commands += ["order.cancel", "order.mark_paid", "order.start", "order.ready", "order.recall", "order.complete"]
     expected = {"welcome", "reply.subscribe", *(f"reply.{command}" for command in commands)}
     expected |= {f"snapshot.{kind}" for kind in CHANNEL_KINDS}
-    # Payments and refunds are held to the document in tests/test_payloads.py and the payment flow tests.
+    # Payments and refunds are held to the document in tests/payloads/test_models.py and the payment flow tests.
     served_here = (event for event in EVENT_DATA if not event.startswith(("device.", "payment.")))
     expected |= {f"event.{event}" for event in served_here if event != "order.refunded"}
     assert expected <= check.checked, sorted(expected - check.checked)

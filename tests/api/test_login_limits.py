@@ -18,9 +18,9 @@ from starlette.types import Receive, Scope, Send
 from persistence.enums import DeviceKind
 from persistence.tables import Session
 from server.app import create_app
-from server.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from server.auth.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from server.realtime.serving import ForwardedHeaders, GracefulServer, uvicorn_config
 from server.services import Services
-from server.serving import ForwardedHeaders, GracefulServer, uvicorn_config
 from server.settings import Settings
 from tests.conftest import REDIS_URL
 from tests.live import add_device, free_port

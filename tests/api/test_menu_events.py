@@ -21,7 +21,7 @@ from channels.client import DeviceClient
 from persistence.base import utcnow
 from persistence.enums import DeviceKind
 from persistence.tables import Category, Item, ItemAvailability, OptionChoice, OptionGroup, OutboxEvent
-from server.menu_view import branch_menu
+from server.payloads.menu import branch_menu
 from server.services import Services
 from tests.live import add_device, live_server
 from tests.world import World

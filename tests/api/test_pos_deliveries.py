@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from persistence.base import utcnow
-from server.pos_worker import PosWorker
 from server.services import Services
 from server.settings import Settings
+from server.workers.pos import PosWorker
 from tests.integrations.fake_pos import FakePos, Reply, running_pos
 from tests.shop import Shop
 from tests.world import World

@@ -17,8 +17,8 @@ from starlette.types import Message, Receive, Scope, Send
 import server
 from persistence.database import Database
 from server.app import create_app
-from server.metrics import Metrics
-from server.metrics_middleware import MetricsMiddleware
+from server.observability.http_metrics import MetricsMiddleware
+from server.observability.metrics import Metrics
 from server.services import Services
 from server.settings import Settings
 

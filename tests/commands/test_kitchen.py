@@ -11,7 +11,7 @@ from channels import names
 from channels.names import ChannelName, parse
 from persistence.enums import DeviceKind
 from persistence.tables import OutboxEvent
-from server.snapshots import Snapshots
+from server.realtime.snapshots import Snapshots
 from tests.live import add_device
 from tests.shop import Shop, principal_of
 from tests.world import World

@@ -17,7 +17,7 @@ from persistence.tables import Category, CommandLogEntry, Item, ItemAvailability
 from server.auth.principals import Principal, authenticate
 from server.commands import registry
 from server.commands.router import execute
-from server.menu_view import branch_menu
+from server.payloads.menu import branch_menu
 from server.services import Services
 from tests.world import Actor, World
 

@@ -16,10 +16,10 @@ from persistence.database import Database
 from persistence.enums import DeliveryStatus
 from persistence.tables import Order, PosDelivery
 from server.integrations.pos import MAX_DELAY_S, backoff_s
-from server.order_view import order_data
-from server.pos_worker import BATCH, LEASE, PosWorker
+from server.payloads.order import order_data
 from server.services import Services
 from server.settings import Settings
+from server.workers.pos import BATCH, LEASE, PosWorker
 from tests.integrations.fake_pos import DROP, SLOW, FakePos, Reply, running_pos
 from tests.shop import Shop
 

@@ -16,7 +16,7 @@ from channels.names import parse
 from channels.rules import may_subscribe
 from persistence.database import Database
 from persistence.enums import DeviceKind
-from server import socket as endpoint
+from server.realtime import socket as endpoint
 from server.services import Services
 from server.settings import Settings
 from tests.live import add_device, live_server

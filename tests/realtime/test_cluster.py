@@ -98,7 +98,8 @@ def _missing(seen: list[dict[str, Any]], epoch: str, seq: int, change: dict[str,
     return (
         f"it got a snapshot at seq {snapshot['seq']} instead of event {seq}, and that snapshot ({snapshot['data']}) "
         f"does not show item {change['item_id']} available={change['available']}: the committed change never "
-        "reached the device (the branch:{b}:menu snapshot, server/snapshots.py Snapshots._menu, lacks availability)"
+        "reached the device (the branch:{b}:menu snapshot, "
+        "server/realtime/snapshots.py Snapshots._menu, lacks availability)"
     )
 
 

@@ -30,10 +30,10 @@ from persistence.base import rfc3339, utcnow
 from persistence.database import Database
 from persistence.enums import DeviceKind
 from persistence.tables import Device, Session, User
-from server import socket as endpoint
 from server.auth.tokens import TokenCodec
 from server.commands import registry
 from server.commands.router import CommandContext, CommandSpec, Who
+from server.realtime import socket as endpoint
 from server.services import Services
 from server.settings import Settings
 from tests.live import add_device, free_port, live_server

@@ -1,6 +1,6 @@
 """What a finished connection leaves behind: nothing that only the cycle collector could free.
 
-The server runs with rare full collections (server/serving.py), so garbage in reference cycles piles
+The server runs with rare full collections (server/realtime/serving.py), so garbage in reference cycles piles
 up under connection churn; a connection must be freed by reference counting alone.
 """
 
@@ -14,8 +14,8 @@ import websockets
 
 from channels.client import DeviceClient
 from persistence.enums import DeviceKind
+from server.realtime.socket import Connection
 from server.services import Services
-from server.socket import Connection
 from tests.live import add_device, live_server
 from tests.world import World
 

@@ -34,9 +34,9 @@ from channels.client import DeviceClient
 from persistence.enums import DeviceKind
 from server.commands import registry
 from server.errors import ErrorCode
+from server.realtime.socket import CONNECTION_COMMANDS
 from server.services import Services
 from server.settings import Settings
-from server.socket import CONNECTION_COMMANDS
 from tests.live import add_device, live_server
 from tests.world import World
 

@@ -4,7 +4,7 @@ Used by the kiosk, kitchen and staff commands and by the payment-timeout worker 
 the move is one conditional UPDATE (`status` must still be what was read), so two
 devices acting on one order at once cannot both succeed; cancelling gives the order's
 stock back; paying or cancelling ends the order's payment deadline; and the events of
-the move are emitted in the same transaction (order_view.announce).
+the move are emitted in the same transaction (server/payloads/order.py, `announce`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from persistence.enums import DeadlineKind, OrderStatus, PaymentStatus
 from persistence.tables import Order, Payment
 from server.domain.order_states import IllegalTransition, OrderAction, next_status
 from server.errors import ApiError
-from server.menu_view import stock_changed
-from server.order_view import Emit, announce
+from server.payloads.menu import stock_changed
+from server.payloads.order import Emit, announce
 from server.settings import Settings
 
 # The moment each status is reached is kept on the order.

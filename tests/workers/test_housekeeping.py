@@ -10,7 +10,7 @@ from persistence import command_log
 from persistence.base import utcnow
 from persistence.database import Database
 from persistence.tables import CommandLogEntry, OutboxEvent
-from server.housekeeping import clean_up
+from server.workers.housekeeping import clean_up
 
 
 async def test_clean_up_keeps_what_is_still_needed(db: Database) -> None:

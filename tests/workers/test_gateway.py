@@ -16,10 +16,10 @@ from persistence.base import utcnow
 from persistence.database import Database
 from persistence.enums import OrderStatus, PaymentMethod, PaymentStatus
 from persistence.tables import Order, OutboxEvent, Payment
-from server.gateway_worker import RETRY_S, STATUS_AFTER_S, GatewayWorker
 from server.integrations.payment_gateway import PaymentGateway
 from server.services import Services
 from server.settings import Settings
+from server.workers.gateway import RETRY_S, STATUS_AFTER_S, GatewayWorker
 from tests.integrations.fake_payment_api import (
     API_KEY,
     CARD_DECLINED,

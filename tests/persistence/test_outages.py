@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.private import private_folder, private_postgres
-from server.outages import is_unavailable
+from persistence.outages import is_unavailable
 from tests.conftest import PG_ADMIN_URL
 from tests.live import free_port
 

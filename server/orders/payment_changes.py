@@ -27,9 +27,9 @@ from persistence.enums import DeadlineKind, OrderStatus, PaymentMethod, PaymentS
 from persistence.tables import Payment
 from server.errors import ApiError, ErrorCode
 from server.integrations.payment_gateway import GatewayBusy, GatewayError, GatewayRejected
-from server.order_changes import lock_order, mark_order_paid
-from server.order_view import Emit
-from server.payment_view import announce_payment
+from server.orders.order_changes import lock_order, mark_order_paid
+from server.payloads.order import Emit
+from server.payloads.payment import announce_payment
 from server.settings import Settings
 
 IN_FLIGHT = (PaymentStatus.PENDING, PaymentStatus.PROCESSING)

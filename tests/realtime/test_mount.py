@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from starlette.websockets import WebSocket
 
-from server.socket_mount import SocketFirstApp
+from server.realtime.mount import SocketFirstApp
 
 
 async def test_the_socket_path_goes_to_the_endpoint_and_everything_else_to_the_app() -> None:

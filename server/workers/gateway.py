@@ -49,11 +49,11 @@ from server.integrations.payment_gateway import (
     GatewayRejected,
     PaymentGateway,
 )
-from server.order_view import Emit
-from server.payment_changes import IN_FLIGHT, lock_payment, payment_conflict, record_result
-from server.payment_view import announce_payment
-from server.periodic import Periodic
+from server.orders.payment_changes import IN_FLIGHT, lock_payment, payment_conflict, record_result
+from server.payloads.order import Emit
+from server.payloads.payment import announce_payment
 from server.settings import Settings
+from server.workers.periodic import Periodic
 
 log = logging.getLogger("server.gateway")
 

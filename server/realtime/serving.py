@@ -18,10 +18,10 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from channels import frames
-from server.logs import uvicorn_log_config
+from server.observability.logs import uvicorn_log_config
+from server.realtime.ws_protocol import DeviceWebSocketProtocol
 from server.services import Services
 from server.settings import Settings
-from server.ws_protocol import DeviceWebSocketProtocol
 
 
 def uvicorn_config(app: Starlette, settings: Settings, *, host: str, port: int) -> uvicorn.Config:
@@ -31,7 +31,7 @@ def uvicorn_config(app: Starlette, settings: Settings, *, host: str, port: int) 
         host=host,
         port=port,
         log_config=uvicorn_log_config(),
-        # Hands the socket's transport to the app, which writes prepared frames to it (server/ws_protocol.py).
+        # Hands the socket's transport to the app, which writes prepared frames to it (server/realtime/ws_protocol.py).
         ws=DeviceWebSocketProtocol,
         # uvicorn's own handling trusts loopback unless told otherwise (and reads its own variable):
         # FORWARDED_ALLOW_IPS, through the settings and ForwardedHeaders, is the one rule.

@@ -14,7 +14,7 @@ from channels import names
 from persistence.base import rfc3339
 from persistence.enums import PaymentStatus
 from persistence.tables import Payment
-from server.order_view import Emit
+from server.payloads.order import Emit
 
 
 def payment_data(payment: Payment) -> dict[str, Any]:

@@ -28,9 +28,9 @@ from persistence.base import utcnow
 from persistence.database import Database
 from persistence.tables import Order
 from server.integrations.pos import TIMEOUT_S, Outcome, PosClient, PushResult, backoff_s
-from server.order_view import order_data
-from server.periodic import Periodic
+from server.payloads.order import order_data
 from server.settings import Settings
+from server.workers.periodic import Periodic
 
 log = logging.getLogger("server.pos")
 

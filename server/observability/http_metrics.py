@@ -12,7 +12,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.metrics import Metrics
+from server.observability.metrics import Metrics
 
 UNMATCHED = "unmatched"
 # Clients may send any method name; anything else is counted as OTHER to keep the label bounded too.

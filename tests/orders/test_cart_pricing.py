@@ -1,10 +1,10 @@
-"""Pricing one cart line (`server.cart_view.price_line`): which problem a line that cannot be ordered reports."""
+"""Pricing one cart line (`cart_pricing.price_line`): which problem a line that cannot be ordered reports."""
 
 from __future__ import annotations
 
 from persistence.tables import CartLine
-from server.cart_view import Offer, price_line
 from server.domain.options import Choice, Group
+from server.orders.cart_pricing import Offer, price_line
 
 SIZE = Group(1, "Size", 1, 1, (Choice(10, "Small", 0, is_default=True), Choice(11, "Large", 100)))
 

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import uvicorn.config
 
-from server.logs import JsonFormatter, JsonLinesHandler, configure_logging
+from server.observability.logs import JsonFormatter, JsonLinesHandler, configure_logging
 from server.settings import Settings
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def test_uvicorn_log_config_and_configure_logging_print_each_record_once() -> No
         import logging, warnings
         import uvicorn
         from sqlalchemy.exc import SAWarning
-        from server.logs import configure_logging, uvicorn_log_config
+        from server.observability.logs import configure_logging, uvicorn_log_config
         from server.settings import Settings
 
         async def app(scope, receive, send):

@@ -8,7 +8,7 @@ to, renamed in or dropped from the data fails a test until the model says the sa
     carts       CartView (reply of every cart command, `cart.updated`)
     orders      OrderView (reply of every order and kitchen command, every `order.*` event)
     board       BoardEntry (`board.updated`), BoardSnapshot
-    menu        MenuSnapshot, MenuItem (`menu.item_updated`), MenuItemRemoved: kept in server/menu_view.py
+    menu        MenuSnapshot, MenuItem (`menu.item_updated`), MenuItemRemoved: kept in server/payloads/menu.py
     snapshots   SNAPSHOTS: the snapshot data of each channel kind
     connection  WelcomeData, SubscribeReply, UnsubscribeReply, RefreshReply, DevicePresence
 """
@@ -21,7 +21,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from persistence.enums import CartStatus, DeviceKind, OrderStatus, PaymentMethod, PaymentStatus
-from server.menu_view import MenuCategory, MenuChoice, MenuItem, MenuItemRemoved, MenuOptionGroup, MenuSnapshot
+from server.payloads.menu import (
+    MenuCategory,
+    MenuChoice,
+    MenuItem,
+    MenuItemRemoved,
+    MenuOptionGroup,
+    MenuSnapshot,
+)
 
 __all__ = [
     "SNAPSHOTS",

@@ -10,8 +10,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from channels.client import DeviceClient
 from persistence.enums import DeviceKind
+from server.realtime.ws_protocol import DeviceWebSocketProtocol
 from server.services import Services
-from server.ws_protocol import DeviceWebSocketProtocol
 from tests.live import add_device, live_server
 from tests.world import World
 

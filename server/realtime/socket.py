@@ -3,7 +3,7 @@
 One connection is the handshake (a `hello` with a token within 10 s, then `welcome` and
 each channel's missed events or snapshot) and a reader that answers every frame with
 exactly one reply. Nothing waits to write: replies and the hub's events are complete
-frames written straight into the socket's transport (server/ws_protocol.py hands it
+frames written straight into the socket's transport (server/realtime/ws_protocol.py hands it
 over), and a client whose unsent bytes pass `SEND_BUFFER_BYTES` is closed as too slow.
 Once a close is decided nothing more is written, except while the server goes away
 (1001), when the command in hand still replies; the close frame follows what was
@@ -28,17 +28,17 @@ from channels.hub import ChannelStatus, Subscriber
 from channels.rules import auto_channels, may_subscribe
 from channels.wire import wire_frame
 from persistence.base import rfc3339, utcnow
+from persistence.outages import is_unavailable
 from server.api.routing import validation_error
 from server.auth.principals import Principal, principal_for_claims
 from server.auth.tokens import TokenClaims
 from server.commands import registry
 from server.commands.router import execute
 from server.errors import ApiError
-from server.outages import is_unavailable
+from server.realtime.ws_protocol import TRANSPORT_EXTENSION
 from server.services import Services
-from server.ws_protocol import TRANSPORT_EXTENSION
 
-log = logging.getLogger("server.socket")
+log = logging.getLogger("server.realtime.socket")
 
 HELLO_TIMEOUT_S = 10.0
 # Bytes written but not yet taken by the client's socket (beyond what the kernel's buffers hold): past
@@ -229,7 +229,9 @@ class Connection:
         self.id = uuid.uuid4().hex
         raw = websocket.scope["extensions"].get(TRANSPORT_EXTENSION)
         if raw is None:
-            raise RuntimeError("the device socket needs its transport: serve with server.serving.uvicorn_config")
+            raise RuntimeError(
+                "the device socket needs its transport: serve with server.realtime.serving.uvicorn_config"
+            )
         self.transport = _Transport(raw, services, self._start_closing)
         self._closing: asyncio.Task[None] | None = None
         self.limits = _Limits(services.settings.WS_MAX_BAD_FRAMES)

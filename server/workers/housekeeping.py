@@ -8,9 +8,9 @@ from datetime import timedelta
 from persistence import command_log, outbox
 from persistence.base import utcnow
 from persistence.database import Database
-from server.periodic import Periodic
+from server.workers.periodic import Periodic
 
-log = logging.getLogger("server.housekeeping")
+log = logging.getLogger("server.workers.housekeeping")
 
 # PROTOCOL.md: a command id is unique per principal for 24 hours.
 COMMAND_ID_LIFETIME = timedelta(hours=24)

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from server.periodic import Periodic
+from server.workers.periodic import Periodic
 
 LIMIT_S = 5
 

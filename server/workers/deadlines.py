@@ -31,15 +31,15 @@ from persistence.base import utcnow
 from persistence.database import Database
 from persistence.enums import CartStatus, DeadlineKind, OrderStatus, PaymentStatus
 from persistence.tables import Cart, Order, Payment
-from server.cart_view import price_cart
 from server.domain.order_states import OrderAction
 from server.errors import ApiError
-from server.order_changes import lock_order, move, payment_in_flight
-from server.order_view import Emit
-from server.payment_changes import IN_FLIGHT, lock_payment
-from server.payment_view import announce_payment
-from server.periodic import Periodic
+from server.orders.cart_pricing import price_cart
+from server.orders.order_changes import lock_order, move, payment_in_flight
+from server.orders.payment_changes import IN_FLIGHT, lock_payment
+from server.payloads.order import Emit
+from server.payloads.payment import announce_payment
 from server.settings import Settings
+from server.workers.periodic import Periodic
 
 log = logging.getLogger("server.deadlines")
 

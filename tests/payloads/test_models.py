@@ -1,4 +1,4 @@
-"""The payload models (server/payloads.py) against the data the server really builds: nothing missing, nothing extra."""
+"""The payload models against the data the server really builds: nothing missing, nothing extra."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ from channels.names import parse
 from persistence.base import utcnow
 from persistence.enums import OrderStatus, PaymentMethod, PaymentStatus
 from persistence.tables import Order, OrderLine, OutboxEvent, Payment
-from server import payloads
 from server.api.asyncapi import CHANNEL_EVENTS, EVENT_DATA
 from server.auth.principals import Principal
 from server.commands import registry
 from server.domain.order_states import TRANSITIONS, OrderAction
-from server.order_view import announce
-from server.snapshots import Snapshots
+from server.payloads import models as payloads
+from server.payloads.order import announce
+from server.realtime.snapshots import Snapshots
 from tests.shop import Device, Shop
 from tests.world import World
 
@@ -43,7 +43,7 @@ def fits(model: type[BaseModel], data: Any) -> None:
 
 
 def test_every_payload_model_forbids_extra_fields() -> None:
-    """A field the server adds to its data cannot slip past a model of server/payloads.py unnoticed."""
+    """A field the server adds to its data cannot slip past a model of server/payloads/models.py unnoticed."""
     models = [value for value in vars(payloads).values() if isinstance(value, type) and issubclass(value, BaseModel)]
     models.remove(BaseModel)
     assert {model.__name__ for model in models} <= set(payloads.__all__)
@@ -53,7 +53,7 @@ def test_every_payload_model_forbids_extra_fields() -> None:
 
 
 def _order(status: OrderStatus) -> Order:
-    """An order in memory with one line, as order_view reads it."""
+    """An order in memory with one line, as payloads.order reads it."""
     line = OrderLine(id=5, item_id=3, name="Cola", qty=1, unit_price=300, options=[], line_total=300)
     return Order(
         id=1,

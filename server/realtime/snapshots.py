@@ -21,10 +21,10 @@ from persistence.base import utcnow
 from persistence.database import Database
 from persistence.enums import CartStatus, OrderStatus, PaymentStatus
 from persistence.tables import Cart, Device, Order, Payment
-from server.cart_view import price_cart
-from server.menu_view import branch_menu
-from server.order_view import BOARD_COLUMN, board_entry, order_data
-from server.payment_view import payment_data
+from server.orders.cart_pricing import price_cart
+from server.payloads.menu import branch_menu
+from server.payloads.order import BOARD_COLUMN, board_entry, order_data
+from server.payloads.payment import payment_data
 from server.settings import Settings
 
 Provider = Callable[[AsyncSession, ChannelName], Awaitable[Any]]

@@ -1,0 +1,1 @@
+"""Carts priced, orders placed and moved through their states, payment results applied."""

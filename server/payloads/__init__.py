@@ -1,0 +1,1 @@
+"""Shapes of the data devices receive: carts, orders, payments, the menu, snapshots and connection frames."""

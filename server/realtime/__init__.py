@@ -1,0 +1,1 @@
+"""The device WebSocket: transport, connection, its place in the app, uvicorn protocol and serving."""

@@ -1,0 +1,1 @@
+"""Background loops every instance runs: deadlines, the payment gateway, POS delivery, housekeeping."""
