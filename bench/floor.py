@@ -41,8 +41,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from bench.figures import machine, median, table
 from bench.processes import asyncpg_url, bench_environment, cpu_seconds_named, pin, prepare_database, run_fast
 from persistence import base
+from persistence.database_url import normalise_database_url
 from persistence.tables import CommandLogEntry, Order, OutboxEvent
-from server.settings import normalise_database_url
 
 CONNECTIONS = 32
 COMMANDS = (

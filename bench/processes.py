@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from persistence.database_url import normalise_database_url
 from server.cli import where
-from server.settings import normalise_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/kiosk_bench"

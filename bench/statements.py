@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from bench.figures import machine, median, table
 from bench.processes import asyncpg_url, bench_environment, pin, prepare_database, run_fast
 from persistence import base
+from persistence.database_url import normalise_database_url
 from persistence.tables import CommandLogEntry
-from server.settings import normalise_database_url
 
 COUNT = 2_000
 PRINCIPAL = "device:1"

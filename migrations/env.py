@@ -6,25 +6,29 @@ import asyncio
 from typing import Any, Literal
 
 from alembic import context
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import Connection
 
 import persistence.tables  # noqa: F401  (registers every table on Base.metadata)
 from persistence.base import Base, UTCDateTime
 from persistence.database import create_engine
-from server.settings import normalise_database_url
+from persistence.database_url import normalise_database_url
 
 config = context.config
 target_metadata = Base.metadata
 
 
-def _url() -> str:
-    # Set by `server.cli migrate` and the tests; else DATABASE_URL via the settings.
-    url = config.get_main_option("sqlalchemy.url")
-    if url:
-        return normalise_database_url(url)
-    from server.settings import Settings
+class _Environment(BaseSettings):
+    """DATABASE_URL where the server finds it: the environment, else `.env`."""
 
-    return Settings().database_url
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    DATABASE_URL: str | None = None
+
+
+def _url() -> str:
+    # Set by `server.cli migrate` and the tests; else DATABASE_URL (the `alembic` command of developers).
+    return normalise_database_url(config.get_main_option("sqlalchemy.url") or _Environment().DATABASE_URL)
 
 
 def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:

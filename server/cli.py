@@ -29,6 +29,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from persistence import migrate
 from persistence.database import Database
+from persistence.database_url import DEFAULT_SQLITE_URL
 from persistence.tables import User
 from server import __version__
 from server.api.users import Password, Username
@@ -38,7 +39,7 @@ from server.auth.permissions import ADMIN_ROLE
 from server.auth.roles import ensure_default_roles
 from server.demo import DemoResult, describe, seed_demo
 from server.realtime.serving import GracefulServer, tune_garbage_collector, uvicorn_config
-from server.settings import DEFAULT_SQLITE_URL, InsecureSettingsError, Settings
+from server.settings import InsecureSettingsError, Settings
 
 EXIT_FAILURE = 1
 USERNAME_RULE: TypeAdapter[str] = TypeAdapter(Username)

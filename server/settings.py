@@ -12,41 +12,20 @@ import json
 from datetime import timedelta
 from functools import cached_property
 from typing import Annotated, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from persistence.database_url import normalise_database_url
 
 # Shipped so that `make run` works out of the box; refused in production.
 DEFAULT_SECRET_KEY = "dev-only-secret-key-change-me-for-production"
 DEFAULT_JWT_SECRET_KEY = "dev-only-jwt-secret-key-change-me-for-production"
 MIN_SECRET_LENGTH = 32
-DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/kiosk.db"
 
 
 class InsecureSettingsError(ValueError):
     """Raised when production would start on a default or short secret."""
-
-
-def normalise_database_url(url: str | None) -> str:
-    """Return an async SQLAlchemy URL for `url`; None means the local SQLite file.
-
-    Railway and Heroku hand out `postgres://` and `postgresql://` URLs meant for libpq;
-    SQLAlchemy needs the asyncpg driver named, and asyncpg spells `sslmode` as `ssl`.
-    """
-    if not url:
-        return DEFAULT_SQLITE_URL
-    scheme, rest = url.split("://", 1) if "://" in url else (url, "")
-    if scheme in ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"):
-        scheme = "postgresql+asyncpg"
-    elif scheme == "sqlite":
-        scheme = "sqlite+aiosqlite"
-    normalised = f"{scheme}://{rest}"
-    if scheme == "postgresql+asyncpg":
-        parts = urlsplit(normalised)
-        query = [("ssl" if key == "sslmode" else key, value) for key, value in parse_qsl(parts.query)]
-        normalised = urlunsplit(parts._replace(query=urlencode(query)))
-    return normalised
 
 
 def _parse_origins(value: object) -> object:

@@ -19,11 +19,12 @@ from sqlalchemy import func, select
 from persistence import migrate
 from persistence.base import Base
 from persistence.database import Database
+from persistence.database_url import DEFAULT_SQLITE_URL
 from persistence.tables import User
 from server.auth.passwords import verify_secret
 from server.cli import main as cli_main
 from server.cli import reset_hint, where
-from server.settings import DEFAULT_SQLITE_URL, Settings
+from server.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 COMMAND_TIMEOUT_S = 60

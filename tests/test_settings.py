@@ -9,13 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from server.settings import (
-    DEFAULT_SECRET_KEY,
-    DEFAULT_SQLITE_URL,
-    InsecureSettingsError,
-    Settings,
-    normalise_database_url,
-)
+from persistence.database_url import DEFAULT_SQLITE_URL, normalise_database_url
+from server.settings import DEFAULT_SECRET_KEY, InsecureSettingsError, Settings
 
 
 @pytest.fixture(autouse=True)

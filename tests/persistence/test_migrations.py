@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
@@ -22,6 +25,7 @@ from persistence.base import Base
 from persistence.database import create_engine
 from tests.conftest import PG_TEST_DB, create_pg_database, drop_pg_database, pg_url
 
+REPO = Path(__file__).resolve().parent.parent.parent
 MIGRATION_FILE_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})_[a-z0-9]+(?:_[a-z0-9]+)*\.py$")
 MODEL_TABLES = set(Base.metadata.tables)
 
@@ -156,3 +160,21 @@ async def test_upgrade_grants_the_default_roles_what_later_features_need(fresh_u
         "manager": ["orders:write", "payments:read", "payments:refund"],
         "cashier": ["orders:read"],
     }
+
+
+def test_the_alembic_command_takes_database_url_and_loads_nothing_of_the_server() -> None:
+    """`alembic` as developers run it reads DATABASE_URL from the environment, normalised, without server/."""
+    script = (
+        "import sys\n"
+        "from alembic.config import main\n"
+        "main(['upgrade', '0001', '--sql'])\n"
+        "print('server modules:', sorted(m for m in sys.modules if m.split('.')[0] == 'server'), file=sys.stderr)\n"
+    )
+    env = {**os.environ, "DATABASE_URL": "postgres://kiosk@db.example/kiosk"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "server modules: []" in done.stderr
+    # The URL's dialect, libpq-style scheme and all: SQLite would have no time zones in its DDL.
+    assert "TIMESTAMP WITH TIME ZONE" in done.stdout
