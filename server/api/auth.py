@@ -18,11 +18,11 @@ from channels import frames
 from persistence.base import utcnow
 from persistence.enums import DeviceKind
 from persistence.tables import Device, Session, User
-from server.api.fields import Input, RowId
 from server.api.routing import ApiRouter, Call
 from server.auth.passwords import verify_secret
 from server.auth.rate_limit import retry_after_header
 from server.errors import ApiError
+from server.validation import Input, RowId
 
 router = ApiRouter("auth")
 

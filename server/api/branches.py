@@ -17,12 +17,13 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import func, or_, select
 
 from persistence.tables import Branch, Order
-from server.api.fields import Input, PatchBody
+from server.api.fields import PatchBody
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.revocation import close_branch_sockets
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
 from server.errors import ApiError, not_found
+from server.validation import Input
 
 router = ApiRouter("branches")
 

@@ -15,12 +15,13 @@ from sqlalchemy import func, select
 
 from persistence.base import utcnow
 from persistence.tables import Category, Item
-from server.api.fields import Input, PatchBody, Position
+from server.api.fields import PatchBody, Position
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.api.stock import announce_items
 from server.auth.permissions import Permission
 from server.errors import ApiError, not_found
+from server.validation import Input
 
 router = ApiRouter("categories")
 

@@ -15,12 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
 from persistence.tables import KnownCustomer
-from server.api.fields import Input, PatchBody
+from server.api.fields import PatchBody
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
 from server.domain.phones import normalise_phone
 from server.errors import ApiError, not_found
+from server.validation import Input
 
 router = ApiRouter("customers")
 

@@ -20,12 +20,13 @@ from sqlalchemy import select
 from channels import frames
 from persistence.enums import DeviceKind
 from persistence.tables import Branch, Device
-from server.api.fields import Input, PatchBody, RowId, invalid_field
+from server.api.fields import PatchBody
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.auth.passwords import generate_secret, hash_secret
 from server.auth.permissions import Permission
 from server.errors import ApiError, not_found
+from server.validation import Input, RowId, invalid_field
 
 router = ApiRouter("devices")
 

@@ -1,9 +1,6 @@
-"""Field types and body bases shared by the REST resources and the device commands.
+"""Field types and bases only the REST resources use: counts, display positions, ISO dates, PATCH bodies.
 
-Every input model derives from `Input`: unknown fields are refused, and so is any text
-holding a NUL character or any integer wider than a database column (PostgreSQL stores
-neither), so bad input gets `invalid` naming the field instead of failing in the database.
-Integer fields still say their own bounds (`RowId`, `Count`, ...), which the API documents.
+What the device commands share with them (`Input`, `RowId`, the `invalid` errors) is in server/validation.py.
 """
 
 from __future__ import annotations
@@ -12,22 +9,10 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import AwareDatetime, BeforeValidator, Field, ValidationInfo, field_validator
 
-from server.errors import ApiError
+from server.validation import INT32_MAX, Input
 
-# Ids, counts and amounts are 32-bit integers in the database; larger values are refused before they reach it.
-INT32_MAX = 2_147_483_647
-INT32_MIN = -INT32_MAX - 1
-RowId = Annotated[int, Field(ge=1, le=INT32_MAX)]
 Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
 Position = Annotated[int, Field(ge=-INT32_MAX, le=INT32_MAX, description="display order, lowest first")]
 
@@ -53,42 +38,6 @@ def _iso_datetime(value: object) -> object:
 
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_datetime)]
-
-
-def storable_problem(value: object) -> str | None:
-    """Why `value` (raw input: JSON-like, nested) cannot be stored, or None when it can."""
-    if isinstance(value, str):
-        return "must not contain a NUL character" if "\x00" in value else None
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return None if INT32_MIN <= value <= INT32_MAX else f"must be between {INT32_MIN} and {INT32_MAX}"
-    if isinstance(value, dict):
-        for key, item in value.items():
-            problem = storable_problem(key) or storable_problem(item)
-            if problem:
-                return problem
-    elif isinstance(value, list | tuple):
-        for item in value:
-            problem = storable_problem(item)
-            if problem:
-                return problem
-    return None
-
-
-class Input(BaseModel):
-    """A body, query or command payload: unknown fields are refused, and so is what no column can hold."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _storable(cls, value: Any) -> Any:
-        # One check for every field, nested values included: NUL in text, integers wider than 32 bits.
-        problem = storable_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
 
 
 class PatchBody(Input):
@@ -124,8 +73,3 @@ class PatchBody(Input):
             if prop.get("default", ...) is None:
                 del prop["default"]
         return schema
-
-
-def invalid_field(field: str, message: str) -> ApiError:
-    """`invalid` naming one body field, in the shape of a validation error."""
-    return ApiError("invalid", message, {"errors": [{"field": field, "message": message, "type": "value_error"}]})

@@ -20,13 +20,14 @@ from sqlalchemy import select
 
 from persistence.base import utcnow
 from persistence.tables import Category, Item, ItemAvailability, OptionChoice, OptionGroup
-from server.api.fields import INT32_MAX, Count, Input, PatchBody, Position, RowId
+from server.api.fields import Count, PatchBody, Position
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.api.stock import StockOut, announce_items, load_item
 from server.auth.permissions import Permission
 from server.domain.menu_rules import option_groups_breaches
 from server.errors import ApiError, not_found
+from server.validation import INT32_MAX, Input, RowId
 
 router = ApiRouter("items")
 
@@ -158,7 +159,7 @@ class ItemQuery(PageQuery):
 
 
 def _field_error(path: Sequence[int | str], message: str, rule: str) -> FieldError:
-    # The same shape as the errors of a body that fails validation (server.api.routing.validation_error).
+    # The same shape as the errors of a body that fails validation (server.validation.validation_error).
     return {"field": ".".join(str(part) for part in path), "message": message, "type": rule}
 
 

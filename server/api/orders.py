@@ -10,12 +10,13 @@ from sqlalchemy import select
 
 from persistence.enums import OrderStatus
 from persistence.tables import Order, Payment
-from server.api.fields import IsoDate, IsoDatetime, RowId
+from server.api.fields import IsoDate, IsoDatetime
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.payments import PaymentOut
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
 from server.errors import not_found
+from server.validation import RowId
 
 router = ApiRouter("orders")
 

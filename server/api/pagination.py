@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.api.fields import INT32_MAX, Input
+from server.validation import INT32_MAX, Input
 
 T = TypeVar("T")
 

@@ -29,8 +29,7 @@ from persistence.base import utcnow
 from persistence.enums import PaymentMethod
 from persistence.tables import Payment, WebhookEvent
 from persistence.upsert import Upsert
-from server.api.fields import INT32_MAX
-from server.api.routing import ApiRouter, Call, validation_error
+from server.api.routing import ApiRouter, Call
 from server.errors import ApiError
 from server.integrations.payment_gateway import (
     CANCELED,
@@ -41,6 +40,7 @@ from server.integrations.payment_gateway import (
     parse_intent,
 )
 from server.orders.payment_changes import lock_payment
+from server.validation import INT32_MAX, validation_error
 from server.workers.gateway import apply_intent
 
 log = logging.getLogger("server.gateway")

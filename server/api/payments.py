@@ -13,11 +13,11 @@ from sqlalchemy import select
 
 from persistence.enums import PaymentMethod, PaymentStatus
 from persistence.tables import Payment
-from server.api.fields import RowId
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
 from server.errors import not_found
+from server.validation import RowId
 
 router = ApiRouter("payments")
 

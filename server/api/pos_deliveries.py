@@ -19,12 +19,12 @@ from persistence import pos_deliveries
 from persistence.base import utcnow
 from persistence.enums import DeliveryStatus
 from persistence.tables import Order, PosDelivery
-from server.api.fields import RowId
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
 from server.auth.principals import Principal
 from server.errors import ApiError, not_found
+from server.validation import RowId
 
 router = ApiRouter("pos")
 

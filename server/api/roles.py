@@ -20,13 +20,14 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import func, select
 
 from persistence.tables import Role, User
-from server.api.fields import Input, PatchBody
+from server.api.fields import PatchBody
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.revocation import end_sessions
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import DEFAULT_ROLES, Permission, known_permission
 from server.auth.principals import Principal
 from server.errors import ApiError, not_found
+from server.validation import Input
 
 router = ApiRouter("roles")
 

@@ -33,11 +33,11 @@ from channels import frames
 from channels.hub import close_message
 from persistence import outbox
 from persistence.outages import is_unavailable
-from server.api.fields import INT32_MAX
 from server.auth.permissions import Permission
 from server.auth.principals import Principal, authenticate
 from server.errors import ApiError, not_found
 from server.services import Services
+from server.validation import INT32_MAX, validation_error
 
 log = logging.getLogger("server.api")
 
@@ -142,15 +142,6 @@ async def _after_commit(hook: Callable[[], Awaitable[None]]) -> None:
         await hook()
     except Exception:
         log.exception("after-commit step failed")
-
-
-def validation_error(exc: ValidationError, where: str) -> ApiError:
-    """`invalid`, with each failing field, for a pydantic validation error."""
-    errors = [
-        {"field": ".".join(str(part) for part in err["loc"]), "message": err["msg"], "type": err["type"]}
-        for err in exc.errors(include_url=False, include_context=False, include_input=False)
-    ]
-    return ApiError("invalid", f"invalid {where}", {"errors": errors})
 
 
 _MISSING_BODY = {"field": "body", "message": "a JSON body is required", "type": "missing"}

@@ -24,12 +24,12 @@ from channels import names
 from persistence.base import table
 from persistence.tables import Branch, Item, ItemAvailability
 from persistence.upsert import Upsert
-from server.api.fields import Input, RowId
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
 from server.errors import ApiError, not_found
 from server.payloads.menu import branch_item, stock_changed
+from server.validation import Input, RowId
 
 router = ApiRouter("stock")
 

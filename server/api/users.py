@@ -18,7 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 from sqlalchemy import or_, select
 
 from persistence.tables import Branch, Role, User
-from server.api.fields import Input, PatchBody, RowId, invalid_field
+from server.api.fields import PatchBody
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.revocation import end_sessions
 from server.api.routing import ApiRouter, Call
@@ -26,6 +26,7 @@ from server.auth.passwords import hash_secret
 from server.auth.permissions import Permission, grants
 from server.auth.principals import Principal
 from server.errors import ApiError, not_found
+from server.validation import Input, RowId, invalid_field
 
 router = ApiRouter("users")
 

@@ -17,13 +17,13 @@ from channels import names
 from persistence.base import utcnow
 from persistence.enums import CartStatus, DeviceKind
 from persistence.tables import Cart, CartLine, KnownCustomer
-from server.api.fields import Input, RowId
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.domain.options import InvalidOptions, choose
 from server.domain.phones import InvalidPhoneError, normalise_phone
 from server.errors import ApiError
 from server.orders.cart_pricing import Offer, offers, price_cart, quantities
 from server.payloads.models import CartView
+from server.validation import Input, RowId
 
 registry = CommandRegistry()
 

@@ -11,11 +11,11 @@ from channels import names
 from persistence.base import utcnow
 from persistence.enums import DeviceKind
 from persistence.tables import Branch, ItemAvailability
-from server.api.fields import Input, RowId, invalid_field
 from server.auth.permissions import Permission
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.errors import ApiError, not_found
 from server.payloads.menu import MenuSnapshot, branch_menu, stock_changed
+from server.validation import Input, RowId, invalid_field
 
 registry = CommandRegistry()
 

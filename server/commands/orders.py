@@ -19,7 +19,6 @@ from persistence import deadlines, order_numbers, stock
 from persistence.base import utcnow
 from persistence.enums import CartStatus, DeadlineKind, DeviceKind, OrderStatus, PaymentMethod, PaymentStatus
 from persistence.tables import Order, OrderLine, Payment
-from server.api.fields import INT32_MAX, Input, RowId
 from server.auth.permissions import Permission
 from server.commands.carts import open_cart, out_of_stock
 from server.commands.router import CommandContext, CommandRegistry, Who
@@ -31,6 +30,7 @@ from server.orders.order_changes import conflict, lock_order, mark_order_paid, m
 from server.payloads.menu import stock_changed
 from server.payloads.models import OrderView
 from server.payloads.order import announce, order_data
+from server.validation import INT32_MAX, Input, RowId
 
 registry = CommandRegistry()
 

@@ -23,7 +23,6 @@ from persistence import deadlines
 from persistence.base import utcnow
 from persistence.enums import DeadlineKind, DeviceKind, OrderStatus, PaymentMethod, PaymentStatus
 from persistence.tables import Device, Payment
-from server.api.fields import Input, RowId
 from server.commands.orders import load_order
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.errors import ApiError
@@ -31,6 +30,7 @@ from server.orders.order_changes import conflict
 from server.orders.payment_changes import IN_FLIGHT, lock_payment, payment_conflict, record_result
 from server.payloads.models import PaymentView
 from server.payloads.payment import announce_payment, payment_data
+from server.validation import Input, RowId
 
 registry = CommandRegistry()
 

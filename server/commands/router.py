@@ -32,11 +32,11 @@ from persistence import command_log, outbox
 from persistence.enums import DeviceKind
 from persistence.outages import is_unavailable
 from persistence.tables import OutboxEvent
-from server.api.routing import validation_error
 from server.auth.permissions import Permission
 from server.auth.principals import Principal
 from server.errors import ApiError
 from server.services import Services
+from server.validation import validation_error
 
 log = logging.getLogger("server.commands")
 

@@ -29,7 +29,6 @@ from channels.rules import auto_channels, may_subscribe
 from channels.wire import wire_frame
 from persistence.base import rfc3339, utcnow
 from persistence.outages import is_unavailable
-from server.api.routing import validation_error
 from server.auth.principals import Principal, principal_for_claims
 from server.auth.tokens import TokenClaims
 from server.commands import registry
@@ -37,6 +36,7 @@ from server.commands.router import execute
 from server.errors import ApiError
 from server.realtime.ws_protocol import TRANSPORT_EXTENSION
 from server.services import Services
+from server.validation import validation_error
 
 log = logging.getLogger("server.realtime.socket")
 
