@@ -22,16 +22,11 @@ _WRITE = insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
 class Pending:
     """The events one transaction emits: written to the outbox together just before it commits, then published.
 
-        pending = Pending()
-        async with db.session() as session:
-            ...change things, pending.emit(...)...
-            await pending.write(session)
-        await relay.publish_committed(pending.written)
-
-    Rows are written with plain INSERTs rather than through the ORM: nothing reads them back
-    in the transaction, and the ORM's bookkeeping cost more than the statements. An event
-    emitted after `write`, or rows asked for that were never written, raise: either would
-    publish an event that is not in the outbox.
+    The unit of work (channels/unit_of_work.py) holds one per transaction and does both.
+    Rows are written with plain INSERTs rather than through the ORM: nothing reads them
+    back in the transaction, and the ORM's bookkeeping cost more than the statements. An
+    event emitted after `write`, or rows asked for that were never written, raise: either
+    would publish an event that is not in the outbox.
     """
 
     def __init__(self) -> None:

@@ -31,7 +31,7 @@ from starlette.types import Receive, Scope, Send
 
 from channels import frames
 from channels.hub import close_message
-from persistence import outbox
+from channels.unit_of_work import UnitOfWork
 from persistence.outages import is_unavailable
 from server.auth.permissions import Permission
 from server.auth.principals import Principal, authenticate
@@ -51,19 +51,20 @@ class Call(Generic[B, Q]):
 
     request: Request
     services: Services
-    session: AsyncSession
+    uow: UnitOfWork
     principal_or_none: Principal | None
     body: B
     query: Q
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    events: outbox.Pending = field(default_factory=outbox.Pending)
+
+    @property
+    def session(self) -> AsyncSession:
+        """The session of this call's transaction."""
+        return self.uow.session
 
     def emit(self, channel: str, event: str, data: dict[str, Any]) -> None:
         """Record an event in this call's transaction; it is published once the transaction commits."""
-        if not self.events:
-            # Rows left unpublished (the broker down, say) are the relay's to publish; the call still succeeds.
-            self.after_commit.append(lambda: self.services.relay.publish_committed(self.events.written))
-        self.events.emit(channel, event, data)
+        self.uow.emit(channel, event, data)
 
     def close_sockets(
         self, *, principal: str | None = None, session: str | None = None, code: int, reason: str
@@ -192,17 +193,16 @@ def _endpoint(op: Operation, prefix: str) -> Callable[[Request], Awaitable[Respo
         request.scope["route_template"] = template
         services: Services = request.app.state.services
         try:
-            async with services.db.session() as session:
+            async with UnitOfWork(services.db, services.relay) as uow:
                 principal = None
                 if not op.public:
-                    principal = await authenticate(session, services.tokens, _bearer_token(request))
+                    principal = await authenticate(uow.session, services.tokens, _bearer_token(request))
                     if op.permission is not None:
                         principal.require(op.permission)
                 body = await _read_body(request, op.body) if op.body else None
                 query = _read_query(request, op.query) if op.query else None
-                call: Call[Any, Any] = Call(request, services, session, principal, body, query)
+                call: Call[Any, Any] = Call(request, services, uow, principal, body, query)
                 result = await op.handler(call)
-                await call.events.write(session)
             for hook in call.after_commit:
                 await _after_commit(hook)
         except ApiError as error:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -28,10 +28,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels import frames
-from persistence import command_log, outbox
+from channels.unit_of_work import UnitOfWork
+from persistence import command_log
 from persistence.enums import DeviceKind
 from persistence.outages import is_unavailable
-from persistence.tables import OutboxEvent
 from server.auth.permissions import Permission
 from server.auth.principals import Principal
 from server.errors import ApiError
@@ -70,13 +70,17 @@ class CommandContext:
 
     principal: Principal
     services: Services
-    session: AsyncSession
+    uow: UnitOfWork
     command_id: str
-    events: outbox.Pending = field(default_factory=outbox.Pending)
+
+    @property
+    def session(self) -> AsyncSession:
+        """The session of the command's transaction."""
+        return self.uow.session
 
     def emit(self, channel: str, event: str, data: dict[str, Any]) -> None:
         """Record an event in this transaction; it is published once the transaction commits."""
-        self.events.emit(channel, event, data)
+        self.uow.emit(channel, event, data)
 
 
 Handler = Callable[[CommandContext, Any], Awaitable[BaseModel | dict[str, Any]]]
@@ -170,7 +174,7 @@ async def execute(
         return frames.reply_error(frame.id, error.code, error.message, error.details), "invalid"
 
     try:
-        reply, events = await _run(spec, services, principal, frame.id, data)
+        reply = await _run(spec, services, principal, frame.id, data)
     except Exception as exc:
         context = {"command_id": frame.id, "principal": principal.key}
         if is_unavailable(exc):
@@ -179,35 +183,34 @@ async def execute(
             return frames.reply_error(frame.id, "unavailable", message), "unavailable"
         log.exception("command %s failed", frame.type, extra=context)
         return frames.reply_error(frame.id, "internal", "internal error"), "internal"
-    await services.relay.publish_committed(events)
     outcome = "ok" if reply.get("ok") else str(reply["error"]["code"])
     return _reply_frame(frame.id, reply), outcome
 
 
 async def _run(
     spec: CommandSpec, services: Services, principal: Principal, command_id: str, data: BaseModel
-) -> tuple[dict[str, Any], list[OutboxEvent]]:
+) -> dict[str, Any]:
+    """The command's reply, its effect and events committed (and published) with it, or refused."""
     if spec.read_only:
         try:
-            async with services.db.session() as session:
-                ctx = CommandContext(principal, services, session, command_id)
-                return {"ok": True, "data": _as_data(await spec.handler(ctx, data))}, []
+            async with UnitOfWork(services.db, services.relay) as uow:
+                ctx = CommandContext(principal, services, uow, command_id)
+                return {"ok": True, "data": _as_data(await spec.handler(ctx, data))}
         except ApiError as error:
-            return _error_reply(error), []
+            return _error_reply(error)
     try:
-        async with services.db.session() as session:
-            ctx = CommandContext(principal, services, session, command_id)
+        async with UnitOfWork(services.db, services.relay) as uow:
+            ctx = CommandContext(principal, services, uow, command_id)
             reply = {"ok": True, "data": _as_data(await spec.handler(ctx, data))}
-            await ctx.events.write(session)
-            await command_log.record(session, principal.key, command_id, spec.name, reply)
-        return reply, ctx.events.written
+            await command_log.record(uow.session, principal.key, command_id, spec.name, reply)
+        return reply
     except ApiError as error:
         refusal = error
     except IntegrityError:
         # Either the command id is in the log already (a retry, or the same id twice at once): its reply;
         stored = await _stored_reply(services, principal, command_id)
         if stored is not None:
-            return stored, []
+            return stored
         # or the handler's change collides with existing data, which REST calls a conflict too.
         refusal = ApiError("conflict", "the change conflicts with existing data")
     except Exception as exc:
@@ -224,18 +227,18 @@ async def _run(
             exc_info=True,
             extra={"command_id": command_id, "principal": principal.key},
         )
-        return stored, []
+        return stored
     # The effect was rolled back; the refusal is the first reply, and a retry gets it again. Not an outage's: a
     # retry after recovery must run afresh.
     reply = _error_reply(refusal)
     if refusal.code == "unavailable":
-        return reply, []
+        return reply
     try:
         async with services.db.session() as session:
             await command_log.record(session, principal.key, command_id, spec.name, reply)
     except IntegrityError:
-        return await _stored_reply(services, principal, command_id) or reply, []
-    return reply, []
+        return await _stored_reply(services, principal, command_id) or reply
+    return reply
 
 
 async def _stored_reply(services: Services, principal: Principal, command_id: str) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from channels import names
+from channels.unit_of_work import Emit
 from persistence import deadlines, pos_deliveries, stock
 from persistence.base import table, utcnow
 from persistence.enums import DeadlineKind, OrderStatus, PaymentStatus
@@ -25,7 +26,7 @@ from persistence.tables import Order, Payment
 from server.domain.order_states import IllegalTransition, OrderAction, next_status
 from server.errors import ApiError
 from server.payloads.menu import stock_changed
-from server.payloads.order import Emit, announce
+from server.payloads.order import announce
 from server.settings import Settings
 
 # The moment each status is reached is kept on the order.

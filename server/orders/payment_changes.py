@@ -21,6 +21,7 @@ from typing import Protocol
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels.unit_of_work import Emit
 from persistence import deadlines
 from persistence.base import utcnow
 from persistence.enums import DeadlineKind, OrderStatus, PaymentMethod, PaymentStatus
@@ -28,7 +29,6 @@ from persistence.tables import Payment
 from server.errors import ApiError, ErrorCode
 from server.integrations.payment_gateway import GatewayBusy, GatewayError, GatewayRejected
 from server.orders.order_changes import lock_order, mark_order_paid
-from server.payloads.order import Emit
 from server.payloads.payment import announce_payment
 from server.settings import Settings
 

@@ -14,15 +14,13 @@ upsert by `id`. Who hears what (PROTOCOL.md "Channels"):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from channels import names
+from channels.unit_of_work import Emit
 from persistence.base import rfc3339
 from persistence.enums import OrderStatus
 from persistence.tables import Order
-
-Emit = Callable[[str, str, dict[str, Any]], None]
 
 # What the order board shows for an order in each status; None: not on the board.
 BOARD_COLUMN: dict[OrderStatus, str | None] = {

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from channels import names
+from channels.unit_of_work import Emit
 from persistence.base import rfc3339
 from persistence.enums import PaymentStatus
 from persistence.tables import Payment
-from server.payloads.order import Emit
 
 
 def payment_data(payment: Payment) -> dict[str, Any]:

@@ -26,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels import names
 from channels.relay import Relay
-from persistence import deadlines, outbox
+from channels.unit_of_work import Emit, UnitOfWork
+from persistence import deadlines
 from persistence.base import utcnow
 from persistence.database import Database
 from persistence.enums import CartStatus, DeadlineKind, OrderStatus, PaymentStatus
@@ -36,7 +37,6 @@ from server.errors import ApiError
 from server.orders.cart_pricing import price_cart
 from server.orders.order_changes import lock_order, move, payment_in_flight
 from server.orders.payment_changes import IN_FLIGHT, lock_payment
-from server.payloads.order import Emit
 from server.payloads.payment import announce_payment
 from server.settings import Settings
 from server.workers.periodic import Periodic
@@ -69,12 +69,8 @@ class DeadlineWorker:
 
     async def _in_transaction(self, work: Callable[[AsyncSession, Emit], Awaitable[int]]) -> int:
         """Run `work` in a transaction of its own, then publish what it emitted."""
-        events = outbox.Pending()
-        async with self._db.session() as session:
-            acted = await work(session, events.emit)
-            await events.write(session)
-        await self._relay.publish_committed(events.written)
-        return acted
+        async with UnitOfWork(self._db, self._relay) as uow:
+            return await work(uow.session, uow.emit)
 
     async def _deadline(self, session: AsyncSession, emit: Emit, deadline_id: int, now: datetime) -> int:
         deadline = await deadlines.claim(session, deadline_id, now)

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
 from channels.relay import Relay
-from persistence import outbox
+from channels.unit_of_work import Emit, UnitOfWork
 from persistence.base import utcnow
 from persistence.database import Database
 from persistence.enums import PaymentMethod, PaymentStatus
@@ -50,7 +50,6 @@ from server.integrations.payment_gateway import (
     PaymentGateway,
 )
 from server.orders.payment_changes import IN_FLIGHT, lock_payment, payment_conflict, record_result
-from server.payloads.order import Emit
 from server.payloads.payment import announce_payment
 from server.settings import Settings
 from server.workers.periodic import Periodic
@@ -239,17 +238,13 @@ class GatewayWorker:
         return _Answer(intent=intent)
 
     async def _record(self, job: _Job, answer: _Answer, at: datetime) -> None:
-        events = outbox.Pending()
         try:
-            async with self._db.session() as session:
-                payment = await lock_payment(session, job.payment_id)
+            async with UnitOfWork(self._db, self._relay) as uow:
+                payment = await lock_payment(uow.session, job.payment_id)
                 assert payment is not None  # payments are never deleted
-                await self._apply(session, payment, answer, events.emit, at)
-                await events.write(session)
+                await self._apply(uow.session, payment, answer, uow.emit, at)
         except ApiError as exc:
             log.error("the payment API's answer for payment %d does not fit it: %s", job.payment_id, exc.message)
-            return
-        await self._relay.publish_committed(events.written)
 
     async def _apply(self, session: AsyncSession, payment: Payment, answer: _Answer, emit: Emit, at: datetime) -> None:
         if answer.intent is not None:
