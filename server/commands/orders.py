@@ -1,9 +1,9 @@
 """Order commands: a kiosk places and cancels orders; staff mark them paid at the counter.
 
-`order.place` is one transaction: reprice the cart, compare with what the kiosk showed,
-reserve stock for every line, freeze the lines, take the branch's next number for its
-business day, and set the payment deadline. Anything short or changed leaves nothing
-reserved and the cart open.
+`order.place` is one transaction in three steps: validate (reprice the cart, compare with
+what the kiosk showed), reserve (stock for every line), create (freeze the lines, take the
+branch's next number for its business day, set the payment deadline). Anything short or
+changed leaves nothing reserved and the cart open.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from channels import names
 from persistence import deadlines, order_numbers, stock
 from persistence.base import utcnow
 from persistence.enums import CartStatus, DeadlineKind, DeviceKind, OrderStatus, PaymentMethod, PaymentStatus
-from persistence.tables import Order, OrderLine, Payment
+from persistence.tables import Cart, Order, OrderLine, Payment
 from server.auth.permissions import Permission
 from server.commands.carts import open_cart, out_of_stock
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.domain.business_day import business_date
 from server.domain.order_states import OrderAction
 from server.errors import ApiError
-from server.orders.cart_pricing import price_cart, quantities
+from server.orders.cart_pricing import PricedCart, price_cart, quantities
 from server.orders.order_changes import conflict, lock_order, mark_order_paid, move, payment_in_flight
 from server.payloads.menu import stock_changed
 from server.payloads.models import OrderView
@@ -77,6 +77,21 @@ async def load_order(ctx: CommandContext, order_id: int) -> Order:
 async def place_order(ctx: CommandContext, data: PlaceOrder) -> dict[str, Any]:
     """Place the cart as an order: repriced, stock reserved, numbered, `awaiting_payment` until paid or timed out."""
     cart = await open_cart(ctx, data.cart_id)
+    priced = await _validate(ctx, cart, data.expected_total)
+    reservation = await _reserve(ctx, cart, priced)
+    order = await _create(ctx, cart, priced)
+    for level in reservation.changed:
+        ctx.emit(
+            names.branch_menu(cart.branch_id),
+            "stock.changed",
+            stock_changed(cart.branch_id, level.item_id, level.available, level.stock),
+        )
+    announce(ctx.emit, order)
+    return order_data(order)
+
+
+async def _validate(ctx: CommandContext, cart: Cart, expected_total: int | None) -> PricedCart:
+    """The cart repriced; refused when empty, when a line cannot be ordered, or when the total is not the kiosk's."""
     if not cart.lines:
         raise ApiError("invalid", "the cart is empty", {"cart_id": cart.id})
     priced = await price_cart(ctx.session, cart)
@@ -97,15 +112,19 @@ async def place_order(ctx: CommandContext, data: PlaceOrder) -> dict[str, Any]:
         raise ApiError("invalid", "some lines' options no longer fit their items", {"errors": errors})
 
     totals = priced.totals
-    if data.expected_total is not None and data.expected_total != totals.total:
+    if expected_total is not None and expected_total != totals.total:
         details = {
-            "expected_total": data.expected_total,
+            "expected_total": expected_total,
             "cart": priced.data(ctx.services.settings.cart_idle_timeout),
             **{"subtotal": totals.subtotal, "tax": totals.tax, "total": totals.total},
         }
-        raise ApiError("price_changed", f"the total is now {totals.total}, not {data.expected_total}", details)
+        raise ApiError("price_changed", f"the total is now {totals.total}, not {expected_total}", details)
+    return priced
 
-    # Reserve every item at once, from the levels pricing just read; any shortage rolls the whole order back.
+
+async def _reserve(ctx: CommandContext, cart: Cart, priced: PricedCart) -> stock.Reservation:
+    """Stock taken for every line at once; `out_of_stock` naming each short item, which rolls the order back."""
+    # Reserved against the levels pricing has just read in this transaction.
     levels = {o.item_id: stock.Level(o.item_id, o.available, o.stock) for o in priced.offers.values() if o.offered}
     reservation = await stock.reserve(ctx.session, cart.branch_id, quantities(cart.lines), levels)
     if reservation.short:
@@ -116,13 +135,17 @@ async def place_order(ctx: CommandContext, data: PlaceOrder) -> dict[str, Any]:
                 for s in reservation.short
             ]
         )
+    return reservation
 
+
+async def _create(ctx: CommandContext, cart: Cart, priced: PricedCart) -> Order:
+    """The cart ordered (and announced), and the order: its frozen lines, its number, its payment deadline."""
     now = utcnow()
     # The kiosk's cart is done: priced above, so it is announced from that pricing, not priced again.
     cart.status = CartStatus.ORDERED
     cart.updated_at = now
     ctx.emit(names.device(cart.device_id), "cart.updated", priced.data(ctx.services.settings.cart_idle_timeout))
-    branch = priced.branch
+    branch, totals = priced.branch, priced.totals
     day = business_date(now, branch.timezone)
     # The branch's number row stays locked until commit: everything that can be done first is done first.
     order = Order(
@@ -154,15 +177,7 @@ async def place_order(ctx: CommandContext, data: PlaceOrder) -> dict[str, Any]:
     await ctx.session.flush()
     due = now + timedelta(seconds=ctx.services.settings.ORDER_PAYMENT_TIMEOUT_S)
     await deadlines.schedule(ctx.session, DeadlineKind.ORDER_PAYMENT, order.id, due)
-
-    for level in reservation.changed:
-        ctx.emit(
-            names.branch_menu(cart.branch_id),
-            "stock.changed",
-            stock_changed(cart.branch_id, level.item_id, level.available, level.stock),
-        )
-    announce(ctx.emit, order)
-    return order_data(order)
+    return order
 
 
 @registry.command(
