@@ -3,8 +3,10 @@
 The hub and the connection hand it complete frames (a server's frames are unmasked, so one
 event's bytes serve every socket). Nothing waits to write: the frames of one event-loop
 turn are joined and written when the turn ends (channels/wire.py), straight into the
-asyncio transport that server/realtime/ws_protocol.py puts in the connection's scope. A
-client whose unsent bytes pass `WS_SEND_BUFFER_BYTES` is closed with 4008 as too slow.
+asyncio transport that server/realtime/ws_protocol.py puts in the connection's scope. So
+the bound is on bytes: those still held for the end of the turn plus those the transport
+has not yet handed to the kernel. Past `WS_SEND_BUFFER_BYTES` the client is too slow and
+is closed with 4008.
 
 Once a close is decided nothing more is written, except while the server goes away
 (1001), when the command in hand still replies; the close frame follows what was written
@@ -27,6 +29,27 @@ from server.realtime.ws_protocol import TRANSPORT_EXTENSION
 _DROP_UNSENT_ON_CLOSE = (frames.UNAUTHORIZED, frames.FORBIDDEN, frames.TOO_SLOW)
 
 
+class _Held(asyncio.Transport):
+    """The socket's asyncio transport as the turn's writer sees it: counts the bytes it holds for the socket."""
+
+    __slots__ = ("raw", "bytes")
+
+    def __init__(self, raw: asyncio.Transport) -> None:
+        super().__init__()
+        self.raw = raw
+        # Frames given to the writer and not yet written into `raw`.
+        self.bytes = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """The turn's frames, joined: from here on `raw` holds them."""
+        self.bytes = 0
+        self.raw.write(data)
+
+    def is_closing(self) -> bool:
+        """True once the socket is closing."""
+        return self.raw.is_closing()
+
+
 class SocketTransport:
     """The hub's handle on one device socket (channels.hub.Transport): complete frames out, then the close.
 
@@ -37,7 +60,7 @@ class SocketTransport:
 
     __slots__ = (
         "_ws",
-        "_raw",
+        "_held",
         "_frames_out",
         "_limits",
         "_drops",
@@ -56,7 +79,7 @@ class SocketTransport:
                 "the device socket needs its transport: serve with server.realtime.serving.uvicorn_config"
             )
         self._ws = websocket
-        self._raw: asyncio.Transport = raw
+        self._held = _Held(raw)
         self._frames_out = frames_out
         self._limits = limits
         self._drops = drops
@@ -74,13 +97,16 @@ class SocketTransport:
     def send(self, frame: bytes) -> bool:
         """Write a complete frame; a client too far behind is closed with 4008 and False returned."""
         closing = self.close_code is not None and self.close_code != frames.GOING_AWAY
-        if closing or self._sealed or self._raw.is_closing():
+        held = self._held
+        raw = held.raw
+        if closing or self._sealed or raw.is_closing():
             return True
-        if self._raw.get_write_buffer_size() > self._limits.send_buffer_bytes:
+        if held.bytes + raw.get_write_buffer_size() > self._limits.send_buffer_bytes:
             self._drops.inc()
             self.close(frames.TOO_SLOW, "send queue overflowed")
             return False
-        self._frames_out.write(self._raw, frame)
+        held.bytes += len(frame)
+        self._frames_out.write(held, frame)
         return True
 
     def send_text(self, frame: str) -> None:
@@ -124,10 +150,11 @@ class SocketTransport:
             # Shutting down: let the command in hand finish and its reply go out first.
             await self._wait_idle()
         if self.close_code in _DROP_UNSENT_ON_CLOSE:
-            self._frames_out.discard(self._raw)
+            self._frames_out.discard(self._held)
+            self._held.bytes = 0
         else:
             # The close frame must follow the frames still held for this turn.
-            self._frames_out.flush(self._raw)
+            self._frames_out.flush(self._held)
         self._sealed = True
         if self._ws.client_state is WebSocketState.DISCONNECTED:
             # The client left first: nothing to close. Trying would raise inside wait_for, and the exception's
@@ -139,6 +166,6 @@ class SocketTransport:
         except TimeoutError:
             # The close frame waits behind everything the client has not read: a client that reads nothing
             # would keep the connection forever.
-            self._raw.abort()
+            self._held.raw.abort()
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # the client left first
