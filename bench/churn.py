@@ -55,7 +55,7 @@ from server.settings import Settings
 
 SERVER_PORT = 8321
 CONNECT_BATCH = 100
-# The server's hello timeout (server/realtime/socket.py HELLO_TIMEOUT_S), plus room for 2,000 closes on one core.
+# The server's hello timeout (WS_HELLO_TIMEOUT_S), plus room for 2,000 closes on one core.
 SILENT_CLOSE_LIMIT_S = 10.0 + 30.0
 SETTLE_S = 3.0
 CLOSE_NORMAL = masked_frame(b"\x03\xe8", opcode=8)

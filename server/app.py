@@ -36,8 +36,9 @@ from server.api.routing import ApiRouter, error_response
 from server.errors import ApiError
 from server.observability.http_metrics import MetricsMiddleware
 from server.observability.logs import configure_logging
+from server.realtime.limits import SocketLimits
 from server.realtime.mount import SocketFirstApp
-from server.realtime.socket import device_socket
+from server.realtime.socket import DeviceSocket
 from server.services import Services
 from server.settings import Settings
 
@@ -72,8 +73,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
-    """The ASGI app; tests pass their own `services`, production builds them from `settings`."""
+def create_app(
+    settings: Settings | None = None, services: Services | None = None, socket_limits: SocketLimits | None = None
+) -> Starlette:
+    """The ASGI app; tests pass their own `services` or `socket_limits`, production builds them from `settings`."""
     settings = settings or (services.settings if services else Settings())
     configure_logging(settings)
     owned = services is None
@@ -98,7 +101,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     app = SocketFirstApp(
         socket_path=f"{prefix}/ws",
-        socket_endpoint=device_socket,
+        socket_endpoint=DeviceSocket(ready, socket_limits or SocketLimits.from_settings(settings)),
         debug=settings.DEBUG,
         routes=routes,
         middleware=[

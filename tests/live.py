@@ -6,11 +6,13 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from persistence.enums import DeviceKind
 from persistence.tables import Device
 from server.app import create_app
+from server.realtime.limits import SocketLimits
 from server.realtime.serving import GracefulServer, uvicorn_config
 from server.services import Services
 from tests.world import PASSWORD_HASH
@@ -34,11 +36,16 @@ class Live:
     task: asyncio.Task[None]
 
 
+def socket_limits(services: Services, **changes: Any) -> SocketLimits:
+    """The socket limits of `services`' settings, with some changed."""
+    return replace(SocketLimits.from_settings(services.settings), **changes)
+
+
 @asynccontextmanager
-async def live_server(services: Services) -> AsyncIterator[Live]:
-    """Serve the app over real sockets until the block ends (then shut down gracefully)."""
+async def live_server(services: Services, limits: SocketLimits | None = None) -> AsyncIterator[Live]:
+    """Serve the app over real sockets until the block ends (then shut down gracefully); `limits` for the socket."""
     port = free_port()
-    app = create_app(services=services)
+    app = create_app(services=services, socket_limits=limits)
     server = GracefulServer(uvicorn_config(app, services.settings, host="127.0.0.1", port=port), services)
     task = asyncio.get_running_loop().create_task(server.serve())
     async with asyncio.timeout(10):

@@ -35,7 +35,7 @@ from server.api.asyncapi import EVENT_DATA, asyncapi_document
 from server.commands import registry
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.errors import ErrorCode
-from server.realtime.socket import Hello, RefreshData, SubscribeData, UnsubscribeData
+from server.realtime.connection import Hello, RefreshData, SubscribeData, UnsubscribeData
 from server.services import Services
 from server.settings import Settings
 from tests.live import add_device, live_server
@@ -165,7 +165,7 @@ def test_every_registered_command_is_sent_with_its_models(document: dict[str, An
 
 
 def test_connection_commands_use_the_socket_models(document: dict[str, Any]) -> None:
-    """hello, subscribe, unsubscribe and auth.refresh are described by server/realtime/socket.py's own models."""
+    """hello, subscribe, unsubscribe and auth.refresh are described by server/realtime/connection.py's own models."""
     hello = _resolve(document, "#/components/messages/hello")["payload"]["allOf"]
     assert _resolve(document, hello[0]["$ref"]) == _model_schema(Hello)
     for name, model in (("subscribe", SubscribeData), ("unsubscribe", UnsubscribeData), ("auth.refresh", RefreshData)):

@@ -33,10 +33,9 @@ from persistence.tables import Device, Session, User
 from server.auth.tokens import TokenCodec
 from server.commands import registry
 from server.commands.router import CommandContext, CommandSpec, Who
-from server.realtime import socket as endpoint
 from server.services import Services
 from server.settings import Settings
-from tests.live import add_device, free_port, live_server
+from tests.live import add_device, free_port, live_server, socket_limits
 from tests.rows import add_item
 from tests.world import World, login_as
 
@@ -131,10 +130,10 @@ def _short_lived(services: Services, kind: str, ident: int, **claims: Any) -> tu
 # -- handshake ---------------------------------------------------------------------------
 
 
-async def test_no_hello_in_time_closes_4001(services: Services, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_no_hello_in_time_closes_4001(services: Services, world: World) -> None:
     """A client that says nothing after the upgrade is closed with 4001 and is sent nothing."""
-    monkeypatch.setattr(endpoint, "HELLO_TIMEOUT_S", 0.2)
-    async with live_server(services) as live, raw_socket(live.ws) as ws:
+    limits = socket_limits(services, hello_timeout_s=0.2)
+    async with live_server(services, limits) as live, raw_socket(live.ws) as ws:
         started = time.monotonic()
         received, code = await until_closed(ws)
         assert (received, code) == ([], 4001)
@@ -424,15 +423,12 @@ async def test_every_command_gets_exactly_one_reply_with_its_id(services: Servic
 # -- rate limit --------------------------------------------------------------------------
 
 
-async def test_commands_faster_than_the_bucket_are_refused_then_closed_4029(
-    services: Services, world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_commands_faster_than_the_bucket_are_refused_then_closed_4029(services: Services, world: World) -> None:
     """Past the burst, commands get `rate_limited`; a client that keeps going is closed with 4029."""
     burst = 5
-    monkeypatch.setattr(endpoint, "COMMAND_BURST", burst)
-    monkeypatch.setattr(endpoint, "COMMAND_RATE_PER_S", 0.1)
+    limits = socket_limits(services, command_burst=burst, command_rate_per_s=0.1)
     channel = names.branch_menu(world.branch_a)
-    async with live_server(services) as live, raw_socket(live.ws) as ws:
+    async with live_server(services, limits) as live, raw_socket(live.ws) as ws:
         await say_hello(ws, bearer(world.staff_a.headers))
         for index in range(burst):
             await ws.send(json.dumps({"type": "unsubscribe", "id": f"ok{index}", "data": {"channel": channel}}))
@@ -597,17 +593,17 @@ async def test_revocation_over_rest_closes_the_open_socket_at_once(
 
 
 async def test_a_client_that_stops_reading_is_closed_4008_and_others_get_every_event(
-    services: Services, world: World, monkeypatch: pytest.MonkeyPatch
+    services: Services, world: World
 ) -> None:
     """A subscriber that stops reading is dropped with 4008 once its unsent bytes pass the bound; the others miss
     nothing."""
-    monkeypatch.setattr(endpoint, "SEND_BUFFER_BYTES", 64 * 1024)
-    monkeypatch.setattr(endpoint, "CLOSE_TIMEOUT_S", 60.0)  # this client does read again, later
+    # close_timeout_s: this client does read again, later.
+    limits = socket_limits(services, send_buffer_bytes=64 * 1024, close_timeout_s=60.0)
     _, slow_token = await add_device(services, world.branch_a, DeviceKind.KIOSK)
     fast_tokens = [(await add_device(services, world.branch_a, DeviceKind.KIOSK))[1] for _ in range(2)]
     menu = names.branch_menu(world.branch_a)
     overflows = "ws_send_queue_overflows_total"
-    async with live_server(services) as live:
+    async with live_server(services, limits) as live:
         host, port = live.http.removeprefix("http://").split(":")
         # A small receive buffer and a one-frame client queue: the slow side's unread bytes soon fill
         # the server's socket buffer, and the server's writer for it has to wait.
@@ -646,14 +642,13 @@ async def test_a_client_that_stops_reading_is_closed_4008_and_others_get_every_e
 
 
 async def test_a_client_that_never_reads_again_is_dropped_after_the_close_timeout(
-    services: Services, world: World, monkeypatch: pytest.MonkeyPatch
+    services: Services, world: World
 ) -> None:
-    """Its 4008 close frame waits behind what it does not read; after CLOSE_TIMEOUT_S the server lets it go."""
-    monkeypatch.setattr(endpoint, "SEND_BUFFER_BYTES", 64 * 1024)
-    monkeypatch.setattr(endpoint, "CLOSE_TIMEOUT_S", 0.5)
+    """Its 4008 close frame waits behind what it does not read; after the close timeout the server lets it go."""
+    limits = socket_limits(services, send_buffer_bytes=64 * 1024, close_timeout_s=0.5)
     _, token = await add_device(services, world.branch_a, DeviceKind.KIOSK)
     menu = names.branch_menu(world.branch_a)
-    async with live_server(services) as live:
+    async with live_server(services, limits) as live:
         host, port = live.http.removeprefix("http://").split(":")
         raw = socket.socket()
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)

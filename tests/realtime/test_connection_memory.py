@@ -14,7 +14,7 @@ import websockets
 
 from channels.client import DeviceClient
 from persistence.enums import DeviceKind
-from server.realtime.socket import Connection
+from server.realtime.connection import Connection
 from server.services import Services
 from tests.live import add_device, live_server
 from tests.world import World

@@ -34,7 +34,7 @@ from channels.client import DeviceClient
 from persistence.enums import DeviceKind
 from server.commands import registry
 from server.errors import ErrorCode
-from server.realtime.socket import CONNECTION_COMMANDS
+from server.realtime.connection import CONNECTION_COMMANDS
 from server.services import Services
 from server.settings import Settings
 from tests.live import add_device, live_server
