@@ -41,7 +41,8 @@ from bench.processes import (
 from bench.provision import provision_for
 from bench.wire_client import WireClient, open_client
 from channels import names
-from channels.brokers.redis import RedisBroker
+from channels.backend import create_backend
+from channels.brokers import Broker
 from channels.wire import wire_frame
 from persistence.base import rfc3339, utcnow
 from server.settings import Settings
@@ -72,7 +73,7 @@ class Figures:
 class Publisher:
     """Publishes `board.updated` events on the channel with the broker's own script, as any instance does."""
 
-    def __init__(self, broker: RedisBroker, channel: str) -> None:
+    def __init__(self, broker: Broker, channel: str) -> None:
         self._broker = broker
         self._channel = channel
         self._count = 0
@@ -179,8 +180,8 @@ async def run(sizes: list[int], runs: int) -> str:
     settings = Settings(_env_file=None, DATABASE_URL=env["DATABASE_URL"], REDIS_URL=env["REDIS_URL"])
     fleet = await provision_for(settings, kiosks=0, kitchens=0, boards=max(sizes))
     channel = names.branch_board(fleet.branch_id)
-    broker = RedisBroker(env["REDIS_URL"], history_size=settings.HISTORY_SIZE, history_ttl_s=settings.HISTORY_TTL_S)
-    publisher = Publisher(broker, channel)
+    backend = create_backend(env["REDIS_URL"], history_size=settings.HISTORY_SIZE, history_ttl_s=settings.HISTORY_TTL_S)
+    publisher = Publisher(backend.broker, channel)
     pin({1})
     server_ws = f"ws://127.0.0.1:{SERVER_PORT}{settings.API_V1_STR}/ws"
     reference_ws = f"ws://127.0.0.1:{REFERENCE_PORT}/"
@@ -201,7 +202,8 @@ async def run(sizes: list[int], runs: int) -> str:
                     figures = await measure(url, target_hellos, publisher, pids)
                 results.setdefault((target, size), []).append(figures)
                 print(f"run {number}/{runs} S={size} {target}: burst {figures.burst:,.0f}/s", file=sys.stderr)
-    await broker.close()
+    await backend.broker.close()
+    await backend.close()
     return _report(results, sizes, runs)
 
 

@@ -130,11 +130,6 @@ class Hub:
         for channel in list(subscriber.positions) + list(subscriber.pending):
             await self.leave(subscriber, channel)
 
-    @property
-    def connections(self) -> int:
-        """How many connections this instance holds."""
-        return len(self._subscribers)
-
     def close_all(self, code: int, reason: str) -> None:
         """Close every connection (shutdown)."""
         for subscriber in list(self._subscribers.values()):
@@ -170,12 +165,6 @@ class Hub:
         held = subscriber.pending.pop(channel, [])
         for delivery in held:
             self._offer(subscriber, delivery)
-
-    async def join(self, subscriber: Subscriber, channel: str, since: tuple[int, str] | None) -> ChannelStatus:
-        """Subscribe and bring the subscriber up to date at once (the `subscribe` command)."""
-        prepared = await self.prepare(subscriber, channel, since)
-        self.complete(subscriber, channel, prepared)
-        return prepared.status
 
     async def leave(self, subscriber: Subscriber, channel: str) -> None:
         """Unsubscribe; the broker subscription goes when the last local subscriber leaves."""

@@ -28,10 +28,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from channels import names
-from channels.redis_clients import redis_client
 
 log = logging.getLogger("channels.presence")
 
@@ -241,15 +241,17 @@ _BATCH = 500
 class RedisPresence(Presence):
     """Presence shared by every instance through Redis, with expiry for instances that die."""
 
-    def __init__(self, redis_url: str, announce: Announce, *, refresh_s: float, ttl_s: float, prefix: str) -> None:
+    def __init__(
+        self, redis: Redis, announce: Announce, *, refresh_s: float = 5, ttl_s: float = 15, prefix: str = "kiosk"
+    ) -> None:
+        """Presence over `redis` (a client that decodes responses); it never closes that client."""
         if not 0 < refresh_s < ttl_s:
             raise ValueError(f"presence needs 0 < refresh_s < ttl_s, got refresh_s={refresh_s} ttl_s={ttl_s}")
         super().__init__(announce)
         self.refresh_s = refresh_s
         self.ttl_s = ttl_s
         self._prefix = prefix
-        # A Redis that stops answering for a whole TTL has let every connection expire anyway.
-        self._redis = redis_client(redis_url, wait_s=ttl_s, socket_timeout=ttl_s, socket_connect_timeout=ttl_s)
+        self._redis = redis
         self._register = self._redis.register_script(_REGISTER)
         self._unregister = self._redis.register_script(_UNREGISTER)
         self._sweep = self._redis.register_script(_SWEEP)
@@ -287,7 +289,7 @@ class RedisPresence(Presence):
     async def online_devices(self, branch_id: int) -> set[int]:
         """The devices of a branch with a live connection on any instance."""
         members = await self._branch_connections(args=[self._prefix, branch_id])
-        return {int(member.split(b":", 1)[0]) for member in members}
+        return {int(member.split(":", 1)[0]) for member in members}
 
     async def refresh(self) -> None:
         """Push this instance's connections' expiry `ttl_s` ahead; one already swept is registered again."""
@@ -316,19 +318,16 @@ class RedisPresence(Presence):
             self._task = asyncio.create_task(self._keep_alive(), name="presence")
 
     async def close(self) -> None:
-        """Stop the task, remove this instance's connections (announcing the devices that go offline), disconnect."""
+        """Stop the task and remove this instance's connections (announcing the devices that go offline)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait([self._task])
             self._task = None
-        try:
-            async with self._refreshing:
-                connections = [(device, branch, connection) for connection, (device, branch) in self._local.items()]
-                self._local.clear()
-            for start in range(0, len(connections), _BATCH):
-                await self._run(self._unregister, [], connections[start : start + _BATCH])
-        finally:
-            await self._redis.aclose()
+        async with self._refreshing:
+            connections = [(device, branch, connection) for connection, (device, branch) in self._local.items()]
+            self._local.clear()
+        for start in range(0, len(connections), _BATCH):
+            await self._run(self._unregister, [], connections[start : start + _BATCH])
 
     async def _keep_alive(self) -> None:
         while not _cancel_requested():
@@ -370,12 +369,3 @@ def _cancel_requested() -> bool:
     """
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
-
-
-def create_presence(
-    redis_url: str | None, announce: Announce, *, refresh_s: float = 5, ttl_s: float = 15, prefix: str = "kiosk"
-) -> Presence:
-    """Presence shared through Redis for a URL, in process memory for None (as the broker is chosen)."""
-    if redis_url is None:
-        return MemoryPresence(announce)
-    return RedisPresence(redis_url, announce, refresh_s=refresh_s, ttl_s=ttl_s, prefix=prefix)

@@ -26,13 +26,6 @@ def wire_frame(text: str) -> bytes:
     return struct.pack("!BBQ", _TEXT_FIN, 127, length) + payload
 
 
-def frame_text(wire: bytes) -> str:
-    """The text a frame built by `wire_frame` carries (for tests and tools that watch a transport)."""
-    length = wire[1] & 0x7F
-    start = 2 if length < 126 else 4 if length == 126 else 10
-    return wire[start:].decode()
-
-
 class Coalescer:
     """Joins the frames written to each transport within one turn of the event loop into one write.
 

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
 
-from channels.brokers import Broker, create_broker
-from channels.frames import encode_data
+from channels.backend import Backend, create_backend
+from channels.brokers import Broker
 from channels.hub import Hub
 from channels.listener import InstanceListener
-from channels.presence import Presence, create_presence
-from channels.redis_clients import COMMAND_TIMEOUT_S, redis_client
+from channels.presence import Presence
+from channels.rate_limit import RateLimiter
 from channels.relay import Relay
 from channels.wire import Coalescer
-from persistence.base import rfc3339, utcnow
 from persistence.database import Database
-from server.auth.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from server.auth.tokens import TokenCodec
 from server.integrations.payment_gateway import PaymentGateway
 from server.observability.metrics import Metrics
@@ -33,18 +30,16 @@ from server.workers.pos import PosWorker
 
 @dataclass
 class Services:
-    """Settings, database, Redis, broker, hub, relay, presence, background workers, tokens, rate limiter, metrics."""
+    """Settings, database, realtime backend, hub, relay, background workers, tokens, metrics."""
 
     settings: Settings
     db: Database
     tokens: TokenCodec
-    redis: Redis | None
-    rate_limiter: RateLimiter
+    # The broker, presence, rate limiter and their Redis client, as REDIS_URL chose them.
+    backend: Backend
     metrics: Metrics
-    broker: Broker
     hub: Hub
     relay: Relay
-    presence: Presence
     housekeeping: Housekeeping
     deadlines: DeadlineWorker
     pos: PosWorker
@@ -53,6 +48,26 @@ class Services:
     gateway_worker: GatewayWorker | None = None
     # Every socket's frames of one event-loop turn, written together (channels/wire.py).
     frames_out: Coalescer = field(default_factory=Coalescer)
+
+    @property
+    def broker(self) -> Broker:
+        """Orders, keeps and fans out every channel's events."""
+        return self.backend.broker
+
+    @property
+    def presence(self) -> Presence:
+        """Which devices are connected, on any instance."""
+        return self.backend.presence
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        """Counts login attempts."""
+        return self.backend.rate_limiter
+
+    @property
+    def redis(self) -> Redis | None:
+        """The Redis client the backend shares; None in process."""
+        return self.backend.redis
 
     @classmethod
     def build(
@@ -63,28 +78,18 @@ class Services:
         redis: Redis | None = None,
         prefix: str = "kiosk",
     ) -> Services:
-        """Services for `settings`; tests pass their own database, Redis client or key prefix."""
+        """Services for `settings`; tests pass their own database, Redis client (shared, not closed) or key prefix."""
         db = db or Database.from_url(settings.database_url)
-        if redis is None and settings.REDIS_URL:
-            redis = redis_client(settings.REDIS_URL, wait_s=COMMAND_TIMEOUT_S, health_check_interval=30)
-        limiter: RateLimiter = (
-            RedisRateLimiter(redis, prefix=f"{prefix}:ratelimit") if redis is not None else MemoryRateLimiter()
-        )
-        broker = create_broker(
+        backend = create_backend(
             settings.REDIS_URL,
             history_size=settings.HISTORY_SIZE,
             history_ttl_s=settings.HISTORY_TTL_S,
             prefix=prefix,
+            redis=redis,
         )
-
-        async def announce(channel: str, event: str, data: dict[str, Any]) -> None:
-            # Presence is not state of the database: it goes to the broker directly, not through the outbox.
-            await broker.publish(channel, str(uuid.uuid4()), event, encode_data(data), rfc3339(utcnow()))
-
-        presence = create_presence(settings.REDIS_URL, announce, prefix=prefix)
-        snapshots = Snapshots(db, presence, settings)
-        hub = Hub(broker, snapshots.snapshot)
-        relay = Relay(db, broker)
+        snapshots = Snapshots(db, backend.presence, settings)
+        hub = Hub(backend.broker, snapshots.snapshot)
+        relay = Relay(db, backend.broker)
         metrics = Metrics(db)
         metrics.watch_realtime(hub, relay)
         gateway = (
@@ -96,13 +101,10 @@ class Services:
             settings=settings,
             db=db,
             tokens=TokenCodec(settings),
-            redis=redis,
-            rate_limiter=limiter,
+            backend=backend,
             metrics=metrics,
-            broker=broker,
             hub=hub,
             relay=relay,
-            presence=presence,
             housekeeping=Housekeeping(db),
             deadlines=DeadlineWorker(db, relay, settings),
             pos=PosWorker(db, settings),
@@ -135,8 +137,7 @@ class Services:
     async def close(self) -> None:
         """Stop background work and release connections."""
         await self.stop()
-        if self.redis is not None:
-            await self.redis.aclose()
+        await self.backend.close()
         await self.db.dispose()
 
     async def send_control(self, message: dict[str, Any]) -> None:

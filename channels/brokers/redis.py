@@ -1,4 +1,4 @@
-"""The Redis broker: many server instances share each channel's order, history and fan-out.
+"""The Redis broker's publishing side: many server instances share each channel's order, history and fan-out.
 
 Keys, all under the broker's prefix:
 
@@ -9,44 +9,25 @@ Keys, all under the broker's prefix:
     {prefix}:control          pub/sub: control messages as JSON objects
 
 Publishing is one Lua script, so dedupe, seq, history and PUBLISH happen as one step (a command's
-events all in one).
-Each instance keeps one pub/sub connection. When it drops, or stops answering pings,
-the reader reconnects with backoff, subscribes every channel again and then tells the
-listener, which resumes its channels from history: events published meanwhile were
-not delivered live.
+events all in one). Receiving, over the instance's one pub/sub connection, is redis_pubsub.py's.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, RedisError
 
 from channels.brokers.base import Broker, BrokerListener, Delivery, Outgoing, event_frame, event_tail, new_epoch
-from channels.redis_clients import COMMAND_TIMEOUT_S, redis_client
+from channels.brokers.redis_pubsub import Subscriptions, control_name, event_name
 
 log = logging.getLogger("channels.broker")
 
 # An event id is remembered as long as an outbox row can come back for another publish.
 _DEDUPE_TTL_S = 86_400
-_RECONNECT_FIRST_DELAY_S = 0.1
-_RECONNECT_MAX_DELAY_S = 2.0
-_CONNECT_TIMEOUT_S = 2.0
-_CONFIRM_TIMEOUT_S = 5.0
-# A frame starts `{"type":"event","channel":<channel JSON>,"seq":`; see base.event_frame.
-_FRAME_HEAD = '{"type":"event","channel":'
-_SEQ_KEY = ',"seq":'
-_EPOCH_KEY = ',"epoch":"'
 
 # One event: state hash, history and event id keys; new epoch, channel, channel JSON, tail, pub/sub name; and the
 # history size, history TTL s and dedupe TTL s.  Returns seq, epoch, the event's first channel, its frame (false:
@@ -149,60 +130,28 @@ return frames
 """
 
 
-@dataclass(slots=True)
-class _Subscription:
-    """A channel this instance receives, and where its frames hold the seq."""
-
-    channel: str
-    seq_at: int
-    confirmed: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-
-
 class RedisBroker(Broker):
     """Channels in Redis, shared by every instance using the same Redis and prefix."""
 
     def __init__(
         self,
-        url: str,
+        redis: Redis,
         *,
         history_size: int,
         history_ttl_s: int,
         prefix: str = "kiosk",
         idle_ping_s: float = 5.0,
     ) -> None:
+        """A broker over `redis` (a client that decodes responses); it never closes that client."""
         super().__init__(history_size=history_size, history_ttl_s=history_ttl_s)
         self._prefix = prefix
-        self._control_name = f"{prefix}:control"
-        # How long the pub/sub connection may be quiet before a ping; a ping unanswered as long means it is gone.
-        self._idle_ping_s = idle_ping_s
-        # One quick retry covers a pooled connection that died while idle; an outage still raises at once.
-        self._redis = redis_client(
-            url,
-            wait_s=COMMAND_TIMEOUT_S,
-            decode_responses=True,
-            socket_connect_timeout=_CONNECT_TIMEOUT_S,
-            socket_timeout=COMMAND_TIMEOUT_S,
-            health_check_interval=30,
-            retry=Retry(NoBackoff(), 1),
-        )
-        # No retries on the pub/sub connection: a silent reconnect inside redis-py would hide missed events.
-        self._pubsub_client = Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_connect_timeout=_CONNECT_TIMEOUT_S,
-            socket_timeout=COMMAND_TIMEOUT_S,
-            retry=Retry(NoBackoff(), 0),
-            client_name=f"{prefix}:broker-pubsub",
-        )
-        self._publish_script = self._redis.register_script(_PUBLISH)
-        self._publish_many_script = self._redis.register_script(_PUBLISH_MANY)
+        self._redis = redis
+        self._subscriptions = Subscriptions(redis, prefix=prefix, idle_ping_s=idle_ping_s)
+        self._publish_script = redis.register_script(_PUBLISH)
+        self._publish_many_script = redis.register_script(_PUBLISH_MANY)
         self._sizes = [self.history_size, self.history_ttl_s, _DEDUPE_TTL_S]
-        self._position_script = self._redis.register_script(_POSITION)
-        self._history_script = self._redis.register_script(_HISTORY)
-        self._subscriptions: dict[str, _Subscription] = {}
-        self._pubsub: PubSub | None = None
-        self._listener: BrokerListener | None = None
-        self._reader: asyncio.Task[None] | None = None
+        self._position_script = redis.register_script(_POSITION)
+        self._history_script = redis.register_script(_HISTORY)
 
     def _state_key(self, channel: str) -> str:
         return f"{self._prefix}:ch:{channel}"
@@ -210,28 +159,13 @@ class RedisBroker(Broker):
     def _history_key(self, channel: str) -> str:
         return f"{self._prefix}:hist:{channel}"
 
-    def _event_name(self, channel: str) -> str:
-        return f"{self._prefix}:ev:{channel}"
-
     async def start(self, listener: BrokerListener) -> None:
         """Open the pub/sub connection and start delivering to `listener`; raises when Redis is unreachable."""
-        self._listener = listener
-        pubsub = await self._connect()
-        self._reader = asyncio.create_task(self._read(pubsub), name="redis-broker-reader")
+        await self._subscriptions.start(listener)
 
     async def close(self) -> None:
-        """Stop the reader and close both connections."""
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
-        if self._pubsub is not None:
-            await _close(self._pubsub)
-            self._pubsub = None
-        self._listener = None
-        await self._pubsub_client.aclose()
-        await self._redis.aclose()
+        """Stop receiving and close the pub/sub connection (the shared client stays open)."""
+        await self._subscriptions.close()
 
     async def publish(self, channel: str, event_id: str, event: str, data_json: str, ts: str) -> Delivery:
         """Assign the next seq, keep the event in history and publish it; an event id seen before returns its first.
@@ -268,7 +202,7 @@ class RedisBroker(Broker):
         tail is argument 3)."""
         channel = outgoing.channel
         tail = event_tail(outgoing.event, outgoing.data_json, outgoing.ts)
-        return [epoch, channel, json.dumps(channel), tail, self._event_name(channel)]
+        return [epoch, channel, json.dumps(channel), tail, event_name(self._prefix, channel)]
 
     @staticmethod
     def _note_started(epoch: str, channel: str, started: int) -> None:
@@ -297,170 +231,16 @@ class RedisBroker(Broker):
 
         Raises a redis ConnectionError when Redis does not confirm in time; the channel is then not subscribed.
         """
-        name = self._event_name(channel)
-        subscription = self._subscriptions.get(name)
-        if subscription is None:
-            subscription = _Subscription(channel, len(_FRAME_HEAD) + len(json.dumps(channel)) + len(_SEQ_KEY))
-            self._subscriptions[name] = subscription
-            pubsub = self._pubsub
-            if pubsub is not None:
-                # On a broken connection the reader reconnects and subscribes every registered channel.
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.subscribe(name)
-        if self._reader is None:
-            return  # not started: start() subscribes it
-        try:
-            async with asyncio.timeout(_CONFIRM_TIMEOUT_S):
-                await asyncio.shield(subscription.confirmed)
-        except TimeoutError:
-            if self._subscriptions.get(name) is subscription:
-                await self.unsubscribe(channel)
-            raise ConnectionError(f"Redis did not confirm the subscription to {channel}") from None
+        await self._subscriptions.subscribe(channel)
 
     async def unsubscribe(self, channel: str) -> None:
         """Stop receiving this channel's events; any still in flight are dropped."""
-        name = self._event_name(channel)
-        if self._subscriptions.pop(name, None) is None:
-            return
-        pubsub = self._pubsub
-        if pubsub is not None:
-            # A broken connection forgets its subscriptions anyway, and the reconnect skips this channel.
-            with contextlib.suppress(RedisError, OSError):
-                await pubsub.unsubscribe(name)
+        await self._subscriptions.unsubscribe(channel)
 
     async def send_control(self, message: dict[str, Any]) -> None:
         """Publish a control message to every instance, this one included."""
-        await self._redis.publish(self._control_name, json.dumps(message))
+        await self._redis.publish(control_name(self._prefix), json.dumps(message))
 
     async def ping(self) -> None:
         """Raise unless Redis answers."""
         await self._redis.ping()
-
-    # The pub/sub connection and its reader.
-
-    async def _connect(self) -> PubSub:
-        """A new pub/sub connection subscribed to the control channel and every registered channel."""
-        pubsub = self._pubsub_client.pubsub()
-        try:
-            await pubsub.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
-            # Published before subscribing: a concurrent subscribe() either is in this list or sends its own.
-            self._pubsub = pubsub
-            await pubsub.subscribe(self._control_name, *self._subscriptions)
-            # One SUBSCRIBE covers them all, so its first confirmation means every channel is live.
-            async with asyncio.timeout(_CONFIRM_TIMEOUT_S):
-                while True:
-                    message = await pubsub.get_message(timeout=None)
-                    if message is not None and message["type"] == "subscribe":
-                        self._dispatch(message)
-                        if message["channel"] == self._control_name:
-                            return pubsub
-        except BaseException:
-            self._pubsub = None
-            await _close(pubsub)
-            raise
-
-    async def _read(self, pubsub: PubSub) -> None:
-        """Deliver messages for as long as the broker runs, reconnecting whenever the connection is lost."""
-        while True:
-            try:
-                await self._listen(pubsub)
-            except (RedisError, OSError) as exc:
-                log.warning("broker pub/sub connection lost; reconnecting", extra={"reason": str(exc)})
-            except Exception:
-                # Whatever went wrong, this instance must not stop receiving events for good.
-                log.exception("broker pub/sub reader failed; reconnecting")
-            self._pubsub = None
-            with contextlib.suppress(RedisError, OSError):
-                await _close(pubsub)
-            pubsub = await self._reconnect()
-            listener = self._listener
-            if listener is not None:
-                try:
-                    listener.reconnected()
-                except Exception:
-                    log.exception("broker listener failed on reconnected")
-
-    async def _listen(self, pubsub: PubSub) -> None:
-        """Dispatch messages until the connection fails or stops answering pings."""
-        pinged = False
-        while True:
-            message = await pubsub.get_message(timeout=self._idle_ping_s)
-            if message is not None:
-                pinged = False
-                self._dispatch(message)
-            elif pinged:
-                raise ConnectionError("Redis did not answer a ping on the pub/sub connection")
-            else:
-                await pubsub.ping()
-                pinged = True
-
-    async def _reconnect(self) -> PubSub:
-        """Connect again, waiting 0.1 s before the first try and doubling up to 2 s between tries."""
-        delay = _RECONNECT_FIRST_DELAY_S
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                return await self._connect()
-            except (RedisError, OSError) as exc:
-                log.warning("broker pub/sub reconnect failed", extra={"reason": str(exc)})
-                delay = min(delay * 2, _RECONNECT_MAX_DELAY_S)
-
-    def _dispatch(self, message: dict[str, Any]) -> None:
-        """Hand one pub/sub message to the listener; a failing listener never stops the reader."""
-        kind = message["type"]
-        name = message["channel"]
-        if kind == "subscribe":
-            subscription = self._subscriptions.get(name)
-            if subscription is not None and not subscription.confirmed.done():
-                subscription.confirmed.set_result(None)
-            return
-        listener = self._listener
-        if kind != "message" or listener is None:
-            return
-        try:
-            if name == self._control_name:
-                _control(listener, message["data"])
-                return
-            subscription = self._subscriptions.get(name)
-            if subscription is not None:
-                _deliver(listener, subscription, message["data"])
-        except Exception:
-            log.exception("broker listener failed on a message of %s", name)
-
-
-async def _close(pubsub: PubSub) -> None:
-    """Close a pub/sub connection."""
-    # redis-py annotates `aclose` only from 8.2 on; called through a typed name, it type-checks on either.
-    close: Callable[[], Awaitable[None]] = pubsub.aclose
-    await close()
-
-
-def _deliver(listener: BrokerListener, subscription: _Subscription, frame: str) -> None:
-    """Read seq and epoch off the frame's fixed head (no JSON parse on the hot path) and deliver it."""
-    seq_at = subscription.seq_at
-    seq_end = frame.find(",", seq_at)
-    epoch_at = seq_end + len(_EPOCH_KEY)
-    epoch_end = frame.find('"', epoch_at)
-    seq_text = frame[seq_at:seq_end]
-    if (
-        seq_end < 0
-        or epoch_end < 0
-        or not frame.startswith(_SEQ_KEY, seq_at - len(_SEQ_KEY))
-        or not frame.startswith(_EPOCH_KEY, seq_end)
-        or not (seq_text.isascii() and seq_text.isdigit())
-    ):
-        log.warning("broker dropped a malformed frame", extra={"channel": subscription.channel})
-        return
-    listener.deliver(Delivery(subscription.channel, int(seq_text), frame[epoch_at:epoch_end], frame))
-
-
-def _control(listener: BrokerListener, text: str) -> None:
-    """Decode a control message and hand it over; anything but a JSON object is dropped."""
-    try:
-        message = json.loads(text)
-    except ValueError:
-        message = None
-    if not isinstance(message, dict):
-        log.warning("broker dropped a control message that is not a JSON object")
-        return
-    listener.control(message)

@@ -8,6 +8,7 @@ access token issued under it, at once.
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime
 
@@ -20,7 +21,6 @@ from persistence.enums import DeviceKind
 from persistence.tables import Device, Session, User
 from server.api.routing import ApiRouter, Call
 from server.auth.passwords import verify_secret
-from server.auth.rate_limit import retry_after_header
 from server.errors import ApiError
 from server.validation import Input, RowId
 
@@ -99,11 +99,12 @@ async def _limit(call: Call[LoginIn, None] | Call[DeviceLoginIn, None], *keys: t
     for key, limit in keys:
         wait = await call.services.rate_limiter.hit(key, limit, LOGIN_WINDOW_S)
         if wait is not None:
+            # Retry-After counts whole seconds: rounded up, so that a retry never comes too early.
             raise ApiError(
                 "rate_limited",
                 "too many login attempts; try again later",
                 {"retry_after_s": round(wait)},
-                headers=retry_after_header(wait),
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
 
 

@@ -11,7 +11,6 @@ import httpx
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from redis.asyncio import Redis
 from starlette.types import Message, Receive, Scope, Send
 
 import server
@@ -82,13 +81,12 @@ async def test_health_is_503_naming_the_database_when_it_is_down() -> None:
 
 async def test_health_is_503_naming_the_broker_when_redis_is_down(settings: Settings, db: Database) -> None:
     """A Redis that refuses connections makes health 503 with the reason under `broker`; the database is ok."""
-    redis = Redis.from_url(CLOSED_PORT_REDIS)
-    services = Services.build(settings, db=db, redis=redis)
+    services = Services.build(settings.model_copy(update={"REDIS_URL": CLOSED_PORT_REDIS}), db=db)
     try:
         async with _client_of(services) as client:
             response = await client.get("/health")
     finally:
-        await redis.aclose()
+        await services.backend.close()
     assert response.status_code == 503
     checks = response.json()["checks"]
     assert checks["database"] == "ok"
@@ -104,9 +102,8 @@ async def test_health_gives_up_on_a_hung_broker_after_the_timeout() -> None:
 
     silent = await asyncio.start_server(never_answer, "127.0.0.1", 0)
     port = silent.sockets[0].getsockname()[1]
-    redis = Redis.from_url(f"redis://127.0.0.1:{port}/0")
-    settings = Settings(_env_file=None, ENVIRONMENT="test")
-    services = Services.build(settings, db=Database.from_url("sqlite+aiosqlite:///:memory:"), redis=redis)
+    settings = Settings(_env_file=None, ENVIRONMENT="test", REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    services = Services.build(settings, db=Database.from_url("sqlite+aiosqlite:///:memory:"))
     try:
         async with _client_of(services) as client:
             started = time.perf_counter()

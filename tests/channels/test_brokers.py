@@ -17,10 +17,11 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from channels.brokers import Broker, Delivery, Outgoing, create_broker
+from channels.backend import Backend, create_backend
+from channels.brokers import Broker, Delivery, Outgoing
 from channels.brokers.base import event_frame, event_tail
 from channels.brokers.redis import RedisBroker
-from channels.redis_clients import MAX_CONNECTIONS
+from channels.redis_clients import MAX_CONNECTIONS, shared_client
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 # Every await of a test is bounded by this, so a lost message fails the test instead of hanging the suite.
@@ -71,16 +72,21 @@ class Brokers:
         self.kind = kind
         self.prefix = prefix
         self._opened: list[Broker] = []
+        self._clients: list[Redis] = []
+        self._backends: list[Backend] = []
 
     async def open(self, *, history_size: int = 100, history_ttl_s: int = 60) -> tuple[Broker, Recorder]:
-        """A started broker of this kind (built by `create_broker`, as the app does) and its listener."""
+        """A started broker of this kind (built by `create_backend`, as the app does) and its listener."""
         url = REDIS_URL if self.kind == "redis" else None
-        broker = create_broker(url, history_size=history_size, history_ttl_s=history_ttl_s, prefix=self.prefix)
-        return await self._start(broker)
+        backend = create_backend(url, history_size=history_size, history_ttl_s=history_ttl_s, prefix=self.prefix)
+        self._backends.append(backend)
+        return await self._start(backend.broker)
 
     async def open_redis(self, url: str = REDIS_URL, *, idle_ping_s: float = 5.0) -> tuple[RedisBroker, Recorder]:
         """A started Redis broker on `url` (a proxy, say) with its own ping interval."""
-        broker = RedisBroker(url, history_size=100, history_ttl_s=60, prefix=self.prefix, idle_ping_s=idle_ping_s)
+        client = shared_client(url)
+        self._clients.append(client)
+        broker = RedisBroker(client, history_size=100, history_ttl_s=60, prefix=self.prefix, idle_ping_s=idle_ping_s)
         return await self._start(broker)
 
     async def _start(self, broker: BrokerT) -> tuple[BrokerT, Recorder]:
@@ -90,9 +96,13 @@ class Brokers:
         return broker, recorder
 
     async def close_all(self) -> None:
-        """Close every broker opened."""
+        """Close every broker opened, then the Redis clients they ran on."""
         for broker in self._opened:
             await asyncio.wait_for(broker.close(), LIMIT_S)
+        for backend in self._backends:
+            await asyncio.wait_for(backend.close(), LIMIT_S)
+        for client in self._clients:
+            await asyncio.wait_for(client.aclose(), LIMIT_S)
 
 
 @pytest.fixture

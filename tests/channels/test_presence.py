@@ -14,7 +14,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from channels.presence import Presence, RedisPresence, create_presence
+from channels.presence import Announce, MemoryPresence, Presence, RedisPresence
+from channels.redis_clients import shared_client
 from tests.conftest import REDIS_URL
 
 TIMEOUT_S = 10
@@ -52,14 +53,24 @@ class Fleet:
         self.kind = kind
         self.prefix = f"test:{uuid.uuid4()}"
         self.running: list[Presence] = []
+        self._clients: list[Redis] = []
 
     def instance(self, announce: Heard | None = None) -> tuple[Presence, Heard]:
         """A new "server instance" and what it announces."""
         heard = announce or Heard()
-        redis_url = REDIS_URL if self.kind == "redis" else None
-        presence = create_presence(redis_url, heard, refresh_s=REFRESH_S, ttl_s=TTL_S, prefix=self.prefix)
+        return self.presence(heard), heard
+
+    def presence(self, announce: Announce, url: str = REDIS_URL) -> Presence:
+        """A new instance of this backend announcing through `announce`; with Redis, on a client of its own."""
+        presence: Presence
+        if self.kind == "redis":
+            client = shared_client(url)
+            self._clients.append(client)
+            presence = RedisPresence(client, announce, refresh_s=REFRESH_S, ttl_s=TTL_S, prefix=self.prefix)
+        else:
+            presence = MemoryPresence(announce)
         self.running.append(presence)
-        return presence, heard
+        return presence
 
     def redis_instance(self, announce: Heard | None = None) -> tuple[RedisPresence, Heard]:
         """A new Redis-backed instance, for tests that drive its refresh and sweep by hand."""
@@ -81,9 +92,11 @@ class Fleet:
         await presence._redis.aclose()
 
     async def close_all(self) -> None:
-        """Close every instance still running, then drop the test's Redis keys."""
+        """Close every instance still running and its Redis client, then drop the test's Redis keys."""
         for presence in list(self.running):
             await self.close(presence)
+        for client in self._clients:
+            await client.aclose()
         if self.kind == "redis":
             redis = Redis.from_url(REDIS_URL)
             try:
@@ -265,9 +278,7 @@ async def test_a_failing_announcement_does_not_fail_the_connection(
         raise ConnectionError("broker down")
 
     async with asyncio.timeout(TIMEOUT_S):
-        redis_url = REDIS_URL if fleet.kind == "redis" else None
-        presence = create_presence(redis_url, broken, refresh_s=REFRESH_S, ttl_s=TTL_S, prefix=fleet.prefix)
-        fleet.running.append(presence)
+        presence = fleet.presence(broken)
         await presence.connected(7, 1, "c1")
         assert await presence.is_online(7)
         assert "could not announce device.online for device 7" in caplog.text
@@ -378,8 +389,7 @@ async def test_a_connection_made_during_a_redis_outage_is_registered_once_redis_
         async with asyncio.timeout(TIMEOUT_S):
             heard = Heard()
             url = await outage.start()
-            presence = RedisPresence(url, heard, refresh_s=REFRESH_S, ttl_s=TTL_S, prefix=redis_fleet.prefix)
-            redis_fleet.running.append(presence)
+            presence = redis_fleet.presence(heard, url)
             observer, _ = redis_fleet.instance()
             outage.cut()
             with pytest.raises(RedisError):
@@ -397,4 +407,4 @@ async def test_a_connection_made_during_a_redis_outage_is_registered_once_redis_
 def test_the_ttl_must_outlast_the_refresh_period() -> None:
     """A TTL no longer than the refresh period would let live connections expire, so it is refused."""
     with pytest.raises(ValueError, match="refresh_s < ttl_s"):
-        RedisPresence(REDIS_URL, Heard(), refresh_s=5, ttl_s=5, prefix="unused")
+        RedisPresence(shared_client(REDIS_URL), Heard(), refresh_s=5, ttl_s=5, prefix="unused")

@@ -8,7 +8,8 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from channels.wire import Coalescer, frame_text, wire_frame
+from channels.wire import Coalescer, wire_frame
+from tests.channels.hub_helpers import frame_text
 
 
 def _parse(data: bytes) -> list[Frame]:

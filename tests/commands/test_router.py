@@ -23,7 +23,6 @@ from sqlalchemy.orm import DeclarativeBase
 from channels import names
 from channels.frames import parse_client_frame
 from channels.hub import Subscriber
-from channels.wire import frame_text
 from persistence import command_log
 from persistence.base import utcnow
 from persistence.database import Database
@@ -35,6 +34,7 @@ from server.commands.router import CommandContext, CommandRegistry, Who, execute
 from server.errors import ApiError
 from server.services import Services
 from server.settings import Settings
+from tests.channels.hub_helpers import frame_text, join
 from tests.live import free_port
 from tests.world import Actor, World
 
@@ -403,7 +403,7 @@ async def test_events_are_published_after_commit_and_reach_hub_subscribers(
     """Once the command commits, its event is marked published and a subscriber of its channel gets it."""
     channel = names.branch_menu(world.branch_a)
     transport = Recording()
-    await started.hub.join(Subscriber("conn-1", "user:1", transport), channel, None)
+    await join(started.hub, Subscriber("conn-1", "user:1", transport), channel)
     assert (await transport.next())["type"] == "snapshot"
     staff = await principal_of(started, world.staff_a)
     reply, _ = await send(kit.registry, started, staff, "category.add", category(world))

@@ -1,4 +1,4 @@
-"""Fixed-window rate limits, in process or shared by every instance through Redis.
+"""Fixed-window rate limits (the login limits), in process or shared by every instance through Redis.
 
 A key's window opens at its first hit and lasts `window_s` seconds. A hit counts before
 the work it guards is done, so that attempts made at the same moment cannot all slip under
@@ -8,7 +8,6 @@ that succeeded).
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Protocol
 
@@ -82,8 +81,3 @@ class RedisRateLimiter:
     async def refund(self, key: str) -> None:
         """Take back one hit of `key`, unless its window has ended (the key expired)."""
         await self._refund(keys=[f"{self._prefix}:{key}"])
-
-
-def retry_after_header(seconds: float) -> dict[str, str]:
-    """The Retry-After header for a wait of `seconds`, rounded up to whole seconds."""
-    return {"Retry-After": str(max(1, math.ceil(seconds)))}
