@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -13,6 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from channels.backend import create_backend
+from channels.hub import Hub
+from channels.relay import Relay
+from persistence.database import Database
 from server.api import (
     asyncapi,
     auth,
@@ -33,14 +38,24 @@ from server.api import (
     users,
 )
 from server.api.routing import ApiRouter, error_response
+from server.auth.tokens import TokenCodec
+from server.commands import command_registry
+from server.commands.router import CommandRegistry
 from server.errors import ApiError
+from server.integrations.payment_gateway import PaymentGateway
 from server.observability.http_metrics import MetricsMiddleware
 from server.observability.logs import configure_logging
+from server.observability.metrics import Metrics
 from server.realtime.limits import SocketLimits
 from server.realtime.mount import SocketFirstApp
+from server.realtime.snapshots import Snapshots
 from server.realtime.socket import DeviceSocket
 from server.services import Services
 from server.settings import Settings
+from server.workers.deadlines import DeadlineWorker
+from server.workers.gateway import GatewayWorker
+from server.workers.housekeeping import Housekeeping
+from server.workers.pos import PosWorker
 
 API_ROUTERS: list[ApiRouter] = [
     auth.router,
@@ -73,14 +88,61 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+def build_services(
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    redis: Redis | None = None,
+    prefix: str = "kiosk",
+) -> Services:
+    """The services for `settings`; tests pass their own database, Redis client (shared, not closed) or key prefix."""
+    db = db or Database.from_url(settings.database_url)
+    backend = create_backend(
+        settings.REDIS_URL,
+        history_size=settings.HISTORY_SIZE,
+        history_ttl_s=settings.HISTORY_TTL_S,
+        prefix=prefix,
+        redis=redis,
+    )
+    snapshots = Snapshots(db, backend.presence, settings)
+    hub = Hub(backend.broker, snapshots.snapshot)
+    relay = Relay(db, backend.broker)
+    metrics = Metrics(db)
+    metrics.watch_realtime(hub, relay)
+    gateway = (
+        PaymentGateway(settings.PAYMENT_API_URL, settings.PAYMENT_API_KEY or "") if settings.PAYMENT_API_URL else None
+    )
+    return Services(
+        settings=settings,
+        db=db,
+        tokens=TokenCodec(settings),
+        backend=backend,
+        metrics=metrics,
+        hub=hub,
+        relay=relay,
+        housekeeping=Housekeeping(db),
+        deadlines=DeadlineWorker(db, relay, settings),
+        pos=PosWorker(db, settings),
+        gateway=gateway,
+        gateway_worker=GatewayWorker(db, relay, settings, gateway) if gateway else None,
+    )
+
+
 def create_app(
-    settings: Settings | None = None, services: Services | None = None, socket_limits: SocketLimits | None = None
+    settings: Settings | None = None,
+    services: Services | None = None,
+    socket_limits: SocketLimits | None = None,
+    commands: CommandRegistry | None = None,
 ) -> Starlette:
-    """The ASGI app; tests pass their own `services` or `socket_limits`, production builds them from `settings`."""
+    """The ASGI app, wired here and nowhere else: the services, the device commands and the socket's limits.
+
+    Production builds all three from `settings`; tests pass their own.
+    """
     settings = settings or (services.settings if services else Settings())
     configure_logging(settings)
     owned = services is None
-    ready = services or Services.build(settings)
+    ready = services or build_services(settings)
+    commands = commands or command_registry()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -94,14 +156,14 @@ def create_app(
     routes: list[BaseRoute] = [
         *system.routes(settings),
         *docs.routes(settings, API_ROUTERS),
-        *asyncapi.routes(settings),
+        *asyncapi.routes(settings, commands),
     ]
     for router in API_ROUTERS:
         routes.extend(router.routes(prefix))
 
     app = SocketFirstApp(
         socket_path=f"{prefix}/ws",
-        socket_endpoint=DeviceSocket(ready, socket_limits or SocketLimits.from_settings(settings)),
+        socket_endpoint=DeviceSocket(ready, commands, socket_limits or SocketLimits.from_settings(settings)),
         debug=settings.DEBUG,
         routes=routes,
         middleware=[

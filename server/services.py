@@ -1,4 +1,4 @@
-"""The long-lived things one server process holds, built once by `create_app`."""
+"""The long-lived things one server process holds, built once by `build_services` (server/app.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from channels.backend import Backend, create_backend
+from channels.backend import Backend
 from channels.brokers import Broker
 from channels.hub import Hub
 from channels.listener import InstanceListener
@@ -17,10 +17,8 @@ from channels.relay import Relay
 from channels.wire import Coalescer
 from persistence.database import Database
 from server.auth.tokens import TokenCodec
-from server.integrations.payment_gateway import PaymentGateway
 from server.observability.metrics import Metrics
 from server.orders.payment_changes import Refunder
-from server.realtime.snapshots import Snapshots
 from server.settings import Settings
 from server.workers.deadlines import DeadlineWorker
 from server.workers.gateway import GatewayWorker
@@ -68,49 +66,6 @@ class Services:
     def redis(self) -> Redis | None:
         """The Redis client the backend shares; None in process."""
         return self.backend.redis
-
-    @classmethod
-    def build(
-        cls,
-        settings: Settings,
-        *,
-        db: Database | None = None,
-        redis: Redis | None = None,
-        prefix: str = "kiosk",
-    ) -> Services:
-        """Services for `settings`; tests pass their own database, Redis client (shared, not closed) or key prefix."""
-        db = db or Database.from_url(settings.database_url)
-        backend = create_backend(
-            settings.REDIS_URL,
-            history_size=settings.HISTORY_SIZE,
-            history_ttl_s=settings.HISTORY_TTL_S,
-            prefix=prefix,
-            redis=redis,
-        )
-        snapshots = Snapshots(db, backend.presence, settings)
-        hub = Hub(backend.broker, snapshots.snapshot)
-        relay = Relay(db, backend.broker)
-        metrics = Metrics(db)
-        metrics.watch_realtime(hub, relay)
-        gateway = (
-            PaymentGateway(settings.PAYMENT_API_URL, settings.PAYMENT_API_KEY or "")
-            if settings.PAYMENT_API_URL
-            else None
-        )
-        return cls(
-            settings=settings,
-            db=db,
-            tokens=TokenCodec(settings),
-            backend=backend,
-            metrics=metrics,
-            hub=hub,
-            relay=relay,
-            housekeeping=Housekeeping(db),
-            deadlines=DeadlineWorker(db, relay, settings),
-            pos=PosWorker(db, settings),
-            gateway=gateway,
-            gateway_worker=GatewayWorker(db, relay, settings, gateway) if gateway else None,
-        )
 
     async def start(self) -> None:
         """Connect the realtime layer (broker deliveries to the hub, outbox relay, presence) and start the workers."""

@@ -32,7 +32,7 @@ from persistence import migrate
 from persistence.database import Database
 from persistence.enums import DeviceKind
 from persistence.tables import Category, Device, Item, ItemAvailability
-from server.services import Services
+from server.app import build_services
 from server.settings import Settings
 from tests.conftest import create_pg_database, drop_pg_database, pg_url
 from tests.live import add_device, free_port
@@ -255,7 +255,7 @@ def server_env(settings: Settings) -> dict[str, str]:
 
 async def seed_cluster(settings: Settings, db: Database, *, items: int = 3, kiosks: int = 3) -> Seed:
     """Write the seed with the ORM; tokens are minted with `settings`' secret."""
-    services = Services.build(settings, db=db, prefix="kiosk")
+    services = build_services(settings, db=db, prefix="kiosk")
     try:
         world = await build_world(services)
         branch_id = world.branch_a

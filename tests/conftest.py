@@ -24,7 +24,7 @@ import persistence.tables  # noqa: F401
 from persistence import migrate
 from persistence.base import Base
 from persistence.database import Database
-from server.app import create_app
+from server.app import build_services, create_app
 from server.services import Services
 from server.settings import Settings
 from tests.shop import Shop, build_shop
@@ -136,7 +136,7 @@ async def services(settings: Settings, db: Database, redis_client: Redis) -> Asy
     """The app's services over the test database, with Redis keys of this test's own."""
     # Other tests (and other test runs) share the Redis server: give this one keys of its own.
     prefix = f"test:{uuid.uuid4()}"
-    built = Services.build(settings, db=db, prefix=prefix)
+    built = build_services(settings, db=db, prefix=prefix)
     yield built
     await built.stop()
     if built.redis is not None:

@@ -12,6 +12,7 @@ from typing import Any
 from persistence.enums import DeviceKind
 from persistence.tables import Device
 from server.app import create_app
+from server.commands.router import CommandRegistry
 from server.realtime.limits import SocketLimits
 from server.realtime.serving import GracefulServer, uvicorn_config
 from server.services import Services
@@ -42,10 +43,12 @@ def socket_limits(services: Services, **changes: Any) -> SocketLimits:
 
 
 @asynccontextmanager
-async def live_server(services: Services, limits: SocketLimits | None = None) -> AsyncIterator[Live]:
+async def live_server(
+    services: Services, limits: SocketLimits | None = None, commands: CommandRegistry | None = None
+) -> AsyncIterator[Live]:
     """Serve the app over real sockets until the block ends (then shut down gracefully); `limits` for the socket."""
     port = free_port()
-    app = create_app(services=services, socket_limits=limits)
+    app = create_app(services=services, socket_limits=limits, commands=commands)
     server = GracefulServer(uvicorn_config(app, services.settings, host="127.0.0.1", port=port), services)
     task = asyncio.get_running_loop().create_task(server.serve())
     async with asyncio.timeout(10):

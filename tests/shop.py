@@ -37,11 +37,14 @@ from persistence.tables import (
 )
 from persistence.tables import Device as DeviceRow
 from server.auth.principals import Principal, authenticate
-from server.commands import registry
+from server.commands import command_registry
 from server.commands.router import execute
 from server.services import Services
 from tests.live import add_device
 from tests.world import Actor, World
+
+COMMANDS = command_registry()
+
 
 LIMIT_S = 10
 TAX_BP = 1900
@@ -82,7 +85,7 @@ class Shop:
         principal = sender.principal if isinstance(sender, Device) else sender
         command_id = command_id or f"t{next(self._ids)}"
         frame = parse_client_frame(json.dumps({"type": kind, "id": command_id, "data": data}))
-        text, _ = await asyncio.wait_for(execute(registry, self.services, principal, frame), LIMIT_S)
+        text, _ = await asyncio.wait_for(execute(COMMANDS, self.services, principal, frame), LIMIT_S)
         reply: dict[str, Any] = json.loads(text)
         return reply
 

@@ -42,7 +42,6 @@ from server.api.asyncapi_text import (
     server_object,
 )
 from server.api.openapi import ErrorBody
-from server.commands import registry
 from server.commands.menu import Availability
 from server.commands.router import CommandRegistry, CommandSpec
 from server.errors import ErrorCode
@@ -443,7 +442,7 @@ def _send(name: str, summary: str, description: str) -> dict[str, Any]:
 # Serving ---------------------------------------------------------------------------------------------------------
 
 
-def routes(settings: Settings, commands: CommandRegistry = registry) -> list[BaseRoute]:
+def routes(settings: Settings, commands: CommandRegistry) -> list[BaseRoute]:
     """`{API_V1_STR}/asyncapi.json`: public, built on first request and kept for the app's life."""
 
     @functools.cache

@@ -1,13 +1,17 @@
-"""Device command handlers by area; `registry` holds them all."""
+"""Device command handlers by area; `command_registry()` gathers them for `create_app`."""
 
 from server.commands import carts, kitchen, menu, orders, payments
 from server.commands.router import CommandRegistry
 
-registry = CommandRegistry()
-registry.include(menu.registry)
-registry.include(carts.registry)
-registry.include(orders.registry)
-registry.include(kitchen.registry)
-registry.include(payments.registry)
+AREAS = (menu, carts, orders, kitchen, payments)
 
-__all__ = ["registry"]
+
+def command_registry() -> CommandRegistry:
+    """Every device command: a new registry holding each area's handlers."""
+    registry = CommandRegistry()
+    for area in AREAS:
+        registry.include(area.registry)
+    return registry
+
+
+__all__ = ["command_registry"]

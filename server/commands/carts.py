@@ -14,7 +14,6 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import contains_eager
 
 from channels import names
-from persistence.base import utcnow
 from persistence.enums import CartStatus, DeviceKind
 from persistence.tables import Cart, CartLine, KnownCustomer
 from server.commands.router import CommandContext, CommandRegistry, Who
@@ -108,10 +107,10 @@ async def _customer(ctx: CommandContext, raw_phone: str, field: str) -> tuple[st
 async def changed(ctx: CommandContext, cart: Cart, loaded: dict[int, Offer] | None = None) -> dict[str, Any]:
     """Price the cart after a change (`loaded`: offers already read), emit `cart.updated` to its kiosk and return
     its data."""
-    cart.updated_at = utcnow()
+    cart.updated_at = ctx.now()
     await ctx.session.flush()
     priced = await price_cart(ctx.session, cart, loaded)
-    data = priced.data(ctx.services.settings.cart_idle_timeout)
+    data = priced.data(ctx.settings.cart_idle_timeout)
     ctx.emit(names.device(cart.device_id), "cart.updated", data)
     return data
 

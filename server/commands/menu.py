@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import update
 
 from channels import names
-from persistence.base import utcnow
 from persistence.enums import DeviceKind
 from persistence.tables import Branch, ItemAvailability
 from server.auth.permissions import Permission
@@ -87,7 +86,7 @@ async def set_available(ctx: CommandContext, data: SetAvailable) -> Availability
     result = await ctx.session.execute(
         update(offer)
         .where(offer.branch_id == branch_id, offer.item_id == data.item_id)
-        .values(available=data.available, updated_at=utcnow())
+        .values(available=data.available, updated_at=ctx.now())
         .returning(offer.stock),
         execution_options={"synchronize_session": False},
     )

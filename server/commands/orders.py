@@ -16,7 +16,6 @@ from pydantic import Field
 
 from channels import names
 from persistence import deadlines, order_numbers, stock
-from persistence.base import utcnow
 from persistence.enums import CartStatus, DeadlineKind, DeviceKind, OrderStatus, PaymentMethod, PaymentStatus
 from persistence.tables import Cart, Order, OrderLine, Payment
 from server.auth.permissions import Permission
@@ -115,7 +114,7 @@ async def _validate(ctx: CommandContext, cart: Cart, expected_total: int | None)
     if expected_total is not None and expected_total != totals.total:
         details = {
             "expected_total": expected_total,
-            "cart": priced.data(ctx.services.settings.cart_idle_timeout),
+            "cart": priced.data(ctx.settings.cart_idle_timeout),
             **{"subtotal": totals.subtotal, "tax": totals.tax, "total": totals.total},
         }
         raise ApiError("price_changed", f"the total is now {totals.total}, not {expected_total}", details)
@@ -140,11 +139,11 @@ async def _reserve(ctx: CommandContext, cart: Cart, priced: PricedCart) -> stock
 
 async def _create(ctx: CommandContext, cart: Cart, priced: PricedCart) -> Order:
     """The cart ordered (and announced), and the order: its frozen lines, its number, its payment deadline."""
-    now = utcnow()
+    now = ctx.now()
     # The kiosk's cart is done: priced above, so it is announced from that pricing, not priced again.
     cart.status = CartStatus.ORDERED
     cart.updated_at = now
-    ctx.emit(names.device(cart.device_id), "cart.updated", priced.data(ctx.services.settings.cart_idle_timeout))
+    ctx.emit(names.device(cart.device_id), "cart.updated", priced.data(ctx.settings.cart_idle_timeout))
     branch, totals = priced.branch, priced.totals
     day = business_date(now, branch.timezone)
     # The branch's number row stays locked until commit: everything that can be done first is done first.
@@ -175,7 +174,7 @@ async def _create(ctx: CommandContext, cart: Cart, priced: PricedCart) -> Order:
     )
     ctx.session.add(order)
     await ctx.session.flush()
-    due = now + timedelta(seconds=ctx.services.settings.ORDER_PAYMENT_TIMEOUT_S)
+    due = now + timedelta(seconds=ctx.settings.ORDER_PAYMENT_TIMEOUT_S)
     await deadlines.schedule(ctx.session, DeadlineKind.ORDER_PAYMENT, order.id, due)
     return order
 
@@ -211,7 +210,7 @@ async def mark_paid(ctx: CommandContext, data: OrderRef) -> dict[str, Any]:
     in_flight = await payment_in_flight(ctx.session, order.id)
     if in_flight is not None:
         raise conflict(order, f"payment {in_flight} is in progress at a terminal")
-    now = utcnow()
+    now = ctx.now()
     if order.total > 0:
         ctx.session.add(
             Payment(
@@ -226,4 +225,4 @@ async def mark_paid(ctx: CommandContext, data: OrderRef) -> dict[str, Any]:
                 finished_at=now,
             )
         )
-    return order_data(await mark_order_paid(ctx.session, order, ctx.emit, ctx.services.settings))
+    return order_data(await mark_order_paid(ctx.session, order, ctx.emit, ctx.settings))

@@ -20,7 +20,6 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from persistence import deadlines
-from persistence.base import utcnow
 from persistence.enums import DeadlineKind, DeviceKind, OrderStatus, PaymentMethod, PaymentStatus
 from persistence.tables import Device, Payment
 from server.commands.orders import load_order
@@ -85,7 +84,7 @@ async def _free_terminal(ctx: CommandContext, terminal_id: int | None, in_flight
     """The kiosk's paired terminal: `terminal_offline` unless it is connected, `terminal_busy` while it charges."""
     if terminal_id is None:
         raise ApiError("terminal_offline", "this kiosk has no paired payment terminal", {"terminal_id": None})
-    if not await ctx.services.presence.is_online(terminal_id):
+    if not await ctx.presence.is_online(terminal_id):
         raise ApiError("terminal_offline", "the payment terminal is not connected", {"terminal_id": terminal_id})
     busy = next((payment.id for payment in in_flight if payment.terminal_id == terminal_id), None)
     if busy is not None:
@@ -108,7 +107,7 @@ async def start_payment(ctx: CommandContext, data: StartPayment) -> dict[str, An
     if order.status != OrderStatus.AWAITING_PAYMENT:
         raise conflict(order, f"the order is {order.status.value}, not awaiting payment")
     # With a payment API, the gateway worker charges it after this commits; otherwise the paired terminal does.
-    gateway = ctx.services.settings.PAYMENT_API_URL is not None
+    gateway = ctx.settings.PAYMENT_API_URL is not None
     paired = None if gateway else await ctx.session.scalar(_PAIRED_TERMINAL, {"kiosk_id": ctx.principal.id})
     # The order's and the terminal's payments in flight, in one query.
     in_flight = (await ctx.session.scalars(_IN_FLIGHT, {"order_id": order.id, "terminal_id": paired})).all()
@@ -134,7 +133,7 @@ async def start_payment(ctx: CommandContext, data: StartPayment) -> dict[str, An
         # Another kiosk's payment took the terminal between our check and this insert: the refusal undoes the
         # whole command (no savepoint, which would cost two more round trips on every payment).
         raise ApiError("terminal_busy", "the payment terminal is charging another payment", {}) from None
-    due = utcnow() + timedelta(seconds=ctx.services.settings.PAYMENT_TIMEOUT_S)
+    due = ctx.now() + timedelta(seconds=ctx.settings.PAYMENT_TIMEOUT_S)
     await deadlines.schedule(ctx.session, DeadlineKind.PAYMENT, payment.id, due)
     announce_payment(ctx.emit, payment, requested=True)
     return payment_data(payment)
@@ -155,7 +154,7 @@ async def cancel_payment(ctx: CommandContext, data: PaymentRef) -> dict[str, Any
         raise ApiError("not_found", f"no payment {data.payment_id}", {"payment_id": data.payment_id})
     if payment.status not in IN_FLIGHT:
         raise payment_conflict(payment, f"payment {payment.id} is already {payment.status.value}")
-    now = utcnow()
+    now = ctx.now()
     payment.status, payment.finished_at = PaymentStatus.CANCELLED, now
     await deadlines.finish(ctx.session, DeadlineKind.PAYMENT, payment.id, now)
     await ctx.session.flush()
@@ -196,5 +195,5 @@ async def result(ctx: CommandContext, data: Result) -> dict[str, Any]:
     """Record approved, declined or failed; an approval pays the order, even one that arrives late."""
     payment = await _terminal_payment(ctx, data.payment_id)
     status = PaymentStatus(data.status)
-    await record_result(ctx.session, payment, status, data.provider_ref, data.message, ctx.emit, ctx.services.settings)
+    await record_result(ctx.session, payment, status, data.provider_ref, data.message, ctx.emit, ctx.settings)
     return payment_data(payment)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -28,14 +29,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels import frames
+from channels.presence import Presence
 from channels.unit_of_work import UnitOfWork
 from persistence import command_log
+from persistence.base import utcnow
 from persistence.enums import DeviceKind
 from persistence.outages import is_unavailable
 from server.auth.permissions import Permission
 from server.auth.principals import Principal
 from server.errors import ApiError
 from server.services import Services
+from server.settings import Settings
 from server.validation import validation_error
 
 log = logging.getLogger("server.commands")
@@ -66,12 +70,19 @@ class Who:
 
 @dataclass
 class CommandContext:
-    """What a handler works with: the caller, the services, its transaction and its events."""
+    """What a handler works with: the caller, the settings, presence, the clock, its transaction and its events.
+
+    Deliberately narrow: a handler changes the database and emits events; it never reaches the
+    broker, the hub or the sockets, which see its events only after commit.
+    """
 
     principal: Principal
-    services: Services
+    settings: Settings
+    presence: Presence
     uow: UnitOfWork
     command_id: str
+    # The handler's "now", so that a test can move time without patching modules.
+    now: Callable[[], datetime] = utcnow
 
     @property
     def session(self) -> AsyncSession:
@@ -194,13 +205,13 @@ async def _run(
     if spec.read_only:
         try:
             async with UnitOfWork(services.db, services.relay) as uow:
-                ctx = CommandContext(principal, services, uow, command_id)
+                ctx = CommandContext(principal, services.settings, services.presence, uow, command_id)
                 return {"ok": True, "data": _as_data(await spec.handler(ctx, data))}
         except ApiError as error:
             return _error_reply(error)
     try:
         async with UnitOfWork(services.db, services.relay) as uow:
-            ctx = CommandContext(principal, services, uow, command_id)
+            ctx = CommandContext(principal, services.settings, services.presence, uow, command_id)
             reply = {"ok": True, "data": _as_data(await spec.handler(ctx, data))}
             await command_log.record(uow.session, principal.key, command_id, spec.name, reply)
         return reply

@@ -25,8 +25,7 @@ from persistence.base import rfc3339, utcnow
 from persistence.outages import is_unavailable
 from server.auth.principals import Principal, principal_for_claims
 from server.auth.tokens import TokenClaims
-from server.commands import registry
-from server.commands.router import execute
+from server.commands.router import CommandRegistry, execute
 from server.errors import ApiError
 from server.realtime.limits import Allowance, SocketLimits
 from server.realtime.transport import SocketTransport
@@ -80,6 +79,7 @@ class Connection:
     __slots__ = (
         "ws",
         "services",
+        "commands",
         "limits",
         "id",
         "transport",
@@ -90,9 +90,12 @@ class Connection:
         "_expiry",
     )
 
-    def __init__(self, websocket: WebSocket, services: Services, limits: SocketLimits) -> None:
+    def __init__(
+        self, websocket: WebSocket, services: Services, commands: CommandRegistry, limits: SocketLimits
+    ) -> None:
         self.ws = websocket
         self.services = services
+        self.commands = commands
         self.limits = limits
         self.id = uuid.uuid4().hex
         self.transport = SocketTransport(websocket, services.frames_out, limits, services.metrics.send_queue_drops)
@@ -240,7 +243,7 @@ class Connection:
             self._bad(frame.id, "hello was already accepted")
             return
         assert frame.id is not None
-        if frame.type not in registry.commands and frame.type not in CONNECTION_COMMANDS:
+        if frame.type not in self.commands.commands and frame.type not in CONNECTION_COMMANDS:
             self._bad(frame.id, f"unknown command {frame.type}", {"type": frame.type})
             return
         if not self.allowance.take():
@@ -280,7 +283,7 @@ class Connection:
             log.warning("%s: database or Redis unavailable: %s", frame.type, exc)
             message = "the database or Redis is unavailable; nothing was changed, try again"
             return frames.reply_error(frame.id, "unavailable", message), "unavailable"
-        return await execute(registry, self.services, self.principal, frame)
+        return await execute(self.commands, self.services, self.principal, frame)
 
     async def _subscribe(self, frame_id: str, data: SubscribeData) -> None:
         assert self.principal is not None and self.subscriber is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from starlette.websockets import WebSocket
 
+from server.commands.router import CommandRegistry
 from server.realtime.connection import Connection, Hello, RefreshData, SubscribeData, UnsubscribeData
 from server.realtime.limits import SocketLimits
 from server.services import Services
@@ -36,10 +37,11 @@ SEND_BUFFER_BYTES = _DEFAULT_LIMITS.send_buffer_bytes
 
 
 class DeviceSocket:
-    """The WebSocket endpoint, with the services and socket limits `create_app` hands it."""
+    """The WebSocket endpoint, with the services, commands and socket limits `create_app` hands it."""
 
-    def __init__(self, services: Services, limits: SocketLimits) -> None:
+    def __init__(self, services: Services, commands: CommandRegistry, limits: SocketLimits) -> None:
         self.services = services
+        self.commands = commands
         self.limits = limits
 
     async def __call__(self, websocket: WebSocket) -> None:
@@ -48,7 +50,7 @@ class DeviceSocket:
         await websocket.accept()
         # The scope lives as long as the socket and nothing reads the handshake's headers again: let them go.
         websocket.scope["headers"] = []
-        connection = Connection(websocket, services, self.limits)
+        connection = Connection(websocket, services, self.commands, self.limits)
         if not await connection.handshake():
             return
         assert connection.principal is not None

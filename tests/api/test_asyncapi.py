@@ -32,7 +32,7 @@ from persistence.tables import (
 )
 from server.api import asyncapi
 from server.api.asyncapi import EVENT_DATA, asyncapi_document
-from server.commands import registry
+from server.commands import command_registry
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.errors import ErrorCode
 from server.realtime.connection import Hello, RefreshData, SubscribeData, UnsubscribeData
@@ -41,6 +41,9 @@ from server.settings import Settings
 from tests.live import add_device, live_server
 from tests.shop import Shop
 from tests.world import World
+
+COMMANDS = command_registry()
+
 
 PREFIX = "/api/v1"
 REF = "#/components/schemas/{model}"
@@ -57,7 +60,7 @@ def _address(kind: str) -> str:
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
     """The document as the real registry produces it."""
-    return asyncapi_document(Settings(_env_file=None), registry)
+    return asyncapi_document(Settings(_env_file=None), COMMANDS)
 
 
 def _refs(node: object) -> Iterator[str]:
@@ -96,13 +99,13 @@ def _model_schema(model: type[BaseModel], mode: str = "validation") -> dict[str,
 async def test_document_is_served_publicly_as_json() -> None:
     """`GET {API_V1_STR}/asyncapi.json` needs no token and answers the generated document."""
     settings = Settings(_env_file=None, API_V1_STR="/v9")
-    app = Starlette(routes=asyncapi.routes(settings))
+    app = Starlette(routes=asyncapi.routes(settings, COMMANDS))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
         response = await http.get("/v9/asyncapi.json")
         again = await http.get("/v9/asyncapi.json")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    assert response.json() == asyncapi_document(settings, registry)
+    assert response.json() == asyncapi_document(settings, COMMANDS)
     assert again.content == response.content
     assert response.json()["servers"]["ws"]["pathname"] == "/v9/ws"
 
@@ -148,8 +151,8 @@ def test_operations_use_only_messages_of_their_channels(document: dict[str, Any]
 
 def test_every_registered_command_is_sent_with_its_models(document: dict[str, Any]) -> None:
     """Each command of the registry is a send operation whose data and reply schemas are its models' own."""
-    assert registry.commands, "no command is registered"
-    for name, spec in registry.commands.items():
+    assert COMMANDS.commands, "no command is registered"
+    for name, spec in COMMANDS.commands.items():
         operation = document["operations"][f"send.{name}"]
         assert operation["action"] == "send"
         assert operation["summary"] == spec.summary
@@ -234,7 +237,7 @@ def test_generator_documents_any_registry_and_refuses_unknown_error_codes() -> N
 def test_protocol_doc_keeps_up_with_the_code() -> None:
     """docs/protocol.md names every registered command, every close code and every error code."""
     text = PROTOCOL_DOC.read_text()
-    for name in registry.commands:
+    for name in COMMANDS.commands:
         assert f"`{name}`" in text, name
     close_codes = [value for key, value in vars(frames).items() if key.isupper() and isinstance(value, int)]
     close_codes = [code for code in close_codes if 1000 <= code < 5000]

@@ -16,10 +16,9 @@ from persistence.database import Database
 from server.api.docs import STATIC_DIR
 from server.api.openapi import openapi_document
 from server.api.routing import ApiRouter, Call
-from server.app import API_ROUTERS, create_app
+from server.app import API_ROUTERS, build_services, create_app
 from server.auth.permissions import Permission
 from server.errors import HTTP_STATUS, ErrorCode
-from server.services import Services
 from server.settings import Settings
 
 PREFIX = "/api/v1"
@@ -29,7 +28,7 @@ PREFIX = "/api/v1"
 async def docs_client() -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app whose database is never touched: these pages need none."""
     settings = Settings(_env_file=None, ENVIRONMENT="test")
-    services = Services.build(settings, db=Database.from_url("sqlite+aiosqlite:///:memory:"))
+    services = build_services(settings, db=Database.from_url("sqlite+aiosqlite:///:memory:"))
     transport = httpx.ASGITransport(app=create_app(services=services))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http

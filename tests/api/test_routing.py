@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 
 from persistence.database import Database
 from server.api.routing import ApiRouter, Call
-from server.app import create_app
+from server.app import build_services, create_app
 from server.services import Services
 from server.settings import Settings
 
@@ -101,7 +101,7 @@ async def _login_code(services: Services) -> tuple[int, str]:
 
 
 def _services(db: Database) -> Services:
-    return Services.build(Settings(_env_file=None, ENVIRONMENT="test"), db=db)
+    return build_services(Settings(_env_file=None, ENVIRONMENT="test"), db=db)
 
 
 async def test_a_pool_that_gives_no_connection_in_time_answers_unavailable(migrated_urls: dict[str, str]) -> None:

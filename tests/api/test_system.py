@@ -15,7 +15,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 import server
 from persistence.database import Database
-from server.app import create_app
+from server.app import build_services, create_app
 from server.observability.http_metrics import MetricsMiddleware
 from server.observability.metrics import Metrics
 from server.services import Services
@@ -66,7 +66,7 @@ async def test_health_is_ok_when_database_and_broker_answer(client: httpx.AsyncC
 async def test_health_is_503_naming_the_database_when_it_is_down() -> None:
     """A database that refuses connections makes health 503 with the reason under `database`."""
     settings = Settings(_env_file=None, ENVIRONMENT="test")
-    services = Services.build(settings, db=Database.from_url(CLOSED_PORT_DATABASE))
+    services = build_services(settings, db=Database.from_url(CLOSED_PORT_DATABASE))
     try:
         async with _client_of(services) as client:
             response = await client.get("/health")
@@ -81,7 +81,7 @@ async def test_health_is_503_naming_the_database_when_it_is_down() -> None:
 
 async def test_health_is_503_naming_the_broker_when_redis_is_down(settings: Settings, db: Database) -> None:
     """A Redis that refuses connections makes health 503 with the reason under `broker`; the database is ok."""
-    services = Services.build(settings.model_copy(update={"REDIS_URL": CLOSED_PORT_REDIS}), db=db)
+    services = build_services(settings.model_copy(update={"REDIS_URL": CLOSED_PORT_REDIS}), db=db)
     try:
         async with _client_of(services) as client:
             response = await client.get("/health")
@@ -103,7 +103,7 @@ async def test_health_gives_up_on_a_hung_broker_after_the_timeout() -> None:
     silent = await asyncio.start_server(never_answer, "127.0.0.1", 0)
     port = silent.sockets[0].getsockname()[1]
     settings = Settings(_env_file=None, ENVIRONMENT="test", REDIS_URL=f"redis://127.0.0.1:{port}/0")
-    services = Services.build(settings, db=Database.from_url("sqlite+aiosqlite:///:memory:"))
+    services = build_services(settings, db=Database.from_url("sqlite+aiosqlite:///:memory:"))
     try:
         async with _client_of(services) as client:
             started = time.perf_counter()

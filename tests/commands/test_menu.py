@@ -15,11 +15,14 @@ from channels.frames import parse_client_frame
 from persistence.enums import DeviceKind
 from persistence.tables import Category, CommandLogEntry, Item, ItemAvailability, OutboxEvent
 from server.auth.principals import Principal, authenticate
-from server.commands import registry
+from server.commands import command_registry
 from server.commands.router import execute
 from server.payloads.menu import branch_menu
 from server.services import Services
 from tests.world import Actor, World
+
+COMMANDS = command_registry()
+
 
 LIMIT_S = 10
 
@@ -61,7 +64,7 @@ async def set_available(
 ) -> tuple[dict[str, Any], str]:
     """Send `item.set_available` through the app's registry; returns the parsed reply and the outcome."""
     frame = parse_client_frame(json.dumps({"type": "item.set_available", "id": command_id, "data": data}))
-    text, outcome = await asyncio.wait_for(execute(registry, services, principal, frame), LIMIT_S)
+    text, outcome = await asyncio.wait_for(execute(COMMANDS, services, principal, frame), LIMIT_S)
     return json.loads(text), outcome
 
 
@@ -167,7 +170,7 @@ async def get_menu(
 ) -> tuple[dict[str, Any], str]:
     """Send `menu.get` through the app's registry; returns the parsed reply and the outcome."""
     frame = parse_client_frame(json.dumps({"type": "menu.get", "id": command_id, "data": data}))
-    text, outcome = await asyncio.wait_for(execute(registry, services, principal, frame), LIMIT_S)
+    text, outcome = await asyncio.wait_for(execute(COMMANDS, services, principal, frame), LIMIT_S)
     return json.loads(text), outcome
 
 

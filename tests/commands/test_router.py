@@ -28,6 +28,7 @@ from persistence.base import utcnow
 from persistence.database import Database
 from persistence.enums import DeviceKind
 from persistence.tables import Branch, Category, CommandLogEntry, OutboxEvent
+from server.app import build_services
 from server.auth.permissions import Permission
 from server.auth.principals import Principal, authenticate
 from server.commands.router import CommandContext, CommandRegistry, Who, execute
@@ -244,7 +245,7 @@ async def test_a_database_that_is_down_answers_unavailable(kit: Kit) -> None:
     """With the database unreachable the reply is `unavailable`, not `internal`."""
     settings = Settings(_env_file=None, ENVIRONMENT="test")
     down = Database.from_url(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/kiosk")
-    services = Services.build(settings, db=down)
+    services = build_services(settings, db=down)
     try:
         kiosk = device(DeviceKind.KIOSK, 1)
         reply, outcome = await send(kit.registry, services, kiosk, "category.add", {"name": "Drinks", "branch_id": 1})

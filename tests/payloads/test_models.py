@@ -18,13 +18,16 @@ from persistence.enums import OrderStatus, PaymentMethod, PaymentStatus
 from persistence.tables import Order, OrderLine, OutboxEvent, Payment
 from server.api.asyncapi import CHANNEL_EVENTS, EVENT_DATA
 from server.auth.principals import Principal
-from server.commands import registry
+from server.commands import command_registry
 from server.domain.order_states import TRANSITIONS, OrderAction
 from server.payloads import models as payloads
 from server.payloads.order import announce
 from server.realtime.snapshots import Snapshots
 from tests.shop import Device, Shop
 from tests.world import World
+
+COMMANDS = command_registry()
+
 
 LIMIT_S = 10
 ITEMS = "/api/v1/items"
@@ -95,7 +98,7 @@ def test_channels_list_the_order_events_announce_emits() -> None:
 async def _send(shop: Shop, sender: Device | Principal, kind: str, data: dict[str, Any]) -> dict[str, Any]:
     """Send a command that must succeed and hold its reply data to the command's reply model."""
     reply = await shop.send(sender, kind, data)
-    model = registry.commands[kind].reply
+    model = COMMANDS.commands[kind].reply
     assert model is not None, kind
     fits(model, reply)
     return reply

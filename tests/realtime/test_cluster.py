@@ -23,7 +23,7 @@ from tests.cluster import SHUTDOWN_GRACE_S, Cluster, running_cluster
 
 T = TypeVar("T")
 
-# The presence timing every instance runs with (RedisPresence's defaults, which Services.build uses): a killed
+# The presence timing every instance runs with (RedisPresence's defaults, which build_services uses): a killed
 # instance's connections expire after the TTL, and the next sweep, at most one refresh later, announces them.
 PRESENCE_TTL_S = 15.0
 PRESENCE_REFRESH_S = 5.0

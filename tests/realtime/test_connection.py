@@ -13,6 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,9 +31,10 @@ from persistence.base import rfc3339, utcnow
 from persistence.database import Database
 from persistence.enums import DeviceKind
 from persistence.tables import Device, Session, User
+from server.app import build_services
 from server.auth.tokens import TokenCodec
-from server.commands import registry
-from server.commands.router import CommandContext, CommandSpec, Who
+from server.commands import command_registry
+from server.commands.router import CommandContext, CommandRegistry, CommandSpec, Who
 from server.services import Services
 from server.settings import Settings
 from tests.live import add_device, free_port, live_server, socket_limits
@@ -99,7 +101,7 @@ async def still_open(ws: ClientConnection) -> None:
 @asynccontextmanager
 async def services_with(settings: Settings, db: Database, **overrides: Any) -> AsyncIterator[Services]:
     """Services like the `services` fixture's (same database, Redis keys of their own) with some settings changed."""
-    built = Services.build(settings.model_copy(update=overrides), db=db, prefix=f"test:{uuid.uuid4()}")
+    built = build_services(settings.model_copy(update=overrides), db=db, prefix=f"test:{uuid.uuid4()}")
     try:
         yield built
     finally:
@@ -673,9 +675,17 @@ class _Nothing(BaseModel):
     """No data."""
 
 
+@dataclass
+class SlowCommand:
+    """The app's commands plus a kiosk command `test.slow` that takes half a second; `started` once it has begun."""
+
+    commands: CommandRegistry
+    started: asyncio.Event
+
+
 @pytest.fixture
-def slow_command(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
-    """A kiosk command `test.slow` that takes half a second; the event is set once it has started."""
+def slow_command() -> SlowCommand:
+    """The app's commands with `test.slow` added."""
     started = asyncio.Event()
 
     async def slow(ctx: CommandContext, data: _Nothing) -> dict[str, Any]:
@@ -683,21 +693,23 @@ def slow_command(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
         await asyncio.sleep(0.5)
         return {"done": True}
 
-    spec = CommandSpec("test.slow", _Nothing, slow, Who(devices=frozenset({DeviceKind.KIOSK})), "slow", None, ())
-    monkeypatch.setitem(registry.commands, "test.slow", spec)
-    return started
+    commands = command_registry()
+    commands.commands["test.slow"] = CommandSpec(
+        "test.slow", _Nothing, slow, Who(devices=frozenset({DeviceKind.KIOSK})), "slow", None, ()
+    )
+    return SlowCommand(commands, started)
 
 
 async def test_shutdown_lets_the_command_in_flight_reply_then_closes_1001(
-    services: Services, world: World, slow_command: asyncio.Event
+    services: Services, world: World, slow_command: SlowCommand
 ) -> None:
     """Stopping the server (SIGTERM) lets the command being handled send its reply, then closes with 1001."""
     _, token = await add_device(services, world.branch_a, DeviceKind.KIOSK)
     _, idle_token = await add_device(services, world.branch_a, DeviceKind.KIOSK)
-    async with live_server(services) as live:
+    async with live_server(services, commands=slow_command.commands) as live:
         async with DeviceClient(live.ws, token) as kiosk, DeviceClient(live.ws, idle_token) as idle:
             in_flight = asyncio.get_running_loop().create_task(kiosk.request("test.slow", timeout=TIMEOUT_S))
-            await asyncio.wait_for(slow_command.wait(), TIMEOUT_S)
+            await asyncio.wait_for(slow_command.started.wait(), TIMEOUT_S)
             live.server.should_exit = True
             reply = await in_flight
             assert (reply["ok"], reply["data"]) == (True, {"done": True})

@@ -32,13 +32,16 @@ from websockets.exceptions import ConnectionClosed
 
 from channels.client import DeviceClient
 from persistence.enums import DeviceKind
-from server.commands import registry
+from server.commands import command_registry
 from server.errors import ErrorCode
 from server.realtime.connection import CONNECTION_COMMANDS
 from server.services import Services
 from server.settings import Settings
 from tests.live import add_device, live_server
 from tests.world import World
+
+COMMANDS = command_registry()
+
 
 TIMEOUT_S = 5.0
 EXAMPLE_LIMIT_S = 15.0
@@ -109,7 +112,7 @@ JSON = st.recursive(
     ),
     max_leaves=10,
 )
-KNOWN_TYPES = st.sampled_from(sorted(registry.commands) + list(CONNECTION_COMMANDS) + ["hello", "ping"])
+KNOWN_TYPES = st.sampled_from(sorted(COMMANDS.commands) + list(CONNECTION_COMMANDS) + ["hello", "ping"])
 ODD_TYPES = st.one_of(st.text(max_size=12), st.sampled_from(["", "cart.create\n", "CART.CREATE", "ping ", "\x00"]))
 BAD_IDS = st.one_of(
     st.sampled_from(["", "x" * 65, "é" * 65]), st.integers(), st.none(), st.lists(st.integers(), max_size=2)
