@@ -1,6 +1,9 @@
-"""What tests of the hub and its callers share: reading a frame back off the wire, and joining in one step."""
+"""What tests of the hub and its callers share: reading frames back off the wire, and joining in one step."""
 
 from __future__ import annotations
+
+from websockets.frames import Frame
+from websockets.streams import StreamReader
 
 from channels.hub import ChannelStatus, Hub, Subscriber
 
@@ -10,6 +13,21 @@ def frame_text(wire: bytes) -> str:
     length = wire[1] & 0x7F
     start = 2 if length < 126 else 4 if length == 126 else 10
     return wire[start:].decode()
+
+
+def parse_frames(data: bytes) -> list[Frame]:
+    """Every frame in `data`, read by the websockets library's own parser (unmasked: server to client)."""
+    reader = StreamReader()
+    reader.feed_data(data)
+    parsed = []
+    while reader.buffer:
+        parser = Frame.parse(reader.read_exact, mask=False)
+        try:
+            while True:
+                next(parser)
+        except StopIteration as done:
+            parsed.append(done.value)
+    return parsed
 
 
 async def join(hub: Hub, subscriber: Subscriber, channel: str, since: tuple[int, str] | None = None) -> ChannelStatus:

@@ -5,33 +5,17 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from websockets.frames import Frame, Opcode
-from websockets.streams import StreamReader
+from websockets.frames import Opcode
 
 from channels.wire import Coalescer, wire_frame
-from tests.channels.hub_helpers import frame_text
-
-
-def _parse(data: bytes) -> list[Frame]:
-    """Every frame in `data`, read by the websockets library's own parser (unmasked: server to client)."""
-    reader = StreamReader()
-    reader.feed_data(data)
-    parsed = []
-    while reader.buffer:
-        parser = Frame.parse(reader.read_exact, mask=False)
-        try:
-            while True:
-                next(parser)
-        except StopIteration as done:
-            parsed.append(done.value)
-    return parsed
+from tests.channels.hub_helpers import frame_text, parse_frames
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70000])
 def test_a_frame_of_any_length_is_one_final_unmasked_text_frame(size: int) -> None:
     """Lengths on both sides of the 7-bit, 16-bit and 64-bit encodings."""
     text = "é" * (size // 2) + "x" * (size % 2)
-    [frame] = _parse(wire_frame(text))
+    [frame] = parse_frames(wire_frame(text))
     assert (frame.opcode, frame.fin, bytes(frame.data).decode()) == (Opcode.TEXT, True, text)
     assert frame_text(wire_frame(text)) == text
 
@@ -59,7 +43,7 @@ async def test_frames_of_one_turn_go_out_in_one_write_in_order() -> None:
     out.write(second, wire_frame("z"))  # type: ignore[arg-type]
     assert first.writes == [] and second.writes == []
     await asyncio.sleep(0)
-    assert [[frame.data for frame in _parse(data)] for data in first.writes] == [[b"a", b"b", b"c"]]
+    assert [[frame.data for frame in parse_frames(data)] for data in first.writes] == [[b"a", b"b", b"c"]]
     assert second.writes == [wire_frame("z")]
 
 

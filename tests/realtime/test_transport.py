@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 from starlette.websockets import WebSocket
-from websockets.frames import Frame
-from websockets.streams import StreamReader
 
 from channels import frames
 from channels.wire import Coalescer, wire_frame
 from server.realtime.limits import SocketLimits
 from server.realtime.transport import SocketTransport
 from server.realtime.ws_protocol import TRANSPORT_EXTENSION
+from tests.channels.hub_helpers import parse_frames
 
 LIMIT_S = 2.0
 BOUND = 4096
@@ -88,18 +87,8 @@ class Peer:
 
 
 def _texts(data: bytes) -> list[str]:
-    """The text of every frame in `data`, read by the websockets library's own parser."""
-    reader = StreamReader()
-    reader.feed_data(data)
-    texts = []
-    while reader.buffer:
-        parser = Frame.parse(reader.read_exact, mask=False)
-        try:
-            while True:
-                next(parser)
-        except StopIteration as done:
-            texts.append(bytes(done.value.data).decode())
-    return texts
+    """The text of every frame in `data`."""
+    return [bytes(frame.data).decode() for frame in parse_frames(data)]
 
 
 @pytest.fixture
