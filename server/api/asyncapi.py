@@ -4,13 +4,12 @@ What it is read from:
 
     server.commands registry    every command: its data model, who may send it, its reply model and errors
     server.realtime.socket               `hello` and the data models of the connection's own commands
-    server.payloads.models             the data of replies, events, snapshots and the connection's own frames
+    server.payloads                    the data of replies, events, snapshots and the connection's own frames
     channels.names              the channel kinds
     server.api.asyncapi_text    the words: what channels, events and close codes are, who may subscribe
 
-The server writes its data as plain JSON; the models of server.payloads.models describe it, and
-the tests hold them to what a live server sends. docs/protocol.md says the same in words,
-with examples.
+The server builds its data from the models of server/payloads/, which the document's schemas
+come from. docs/protocol.md says the same in words, with examples.
 """
 
 from __future__ import annotations
@@ -46,20 +45,12 @@ from server.commands import registry
 from server.commands.menu import Availability
 from server.commands.router import CommandRegistry, CommandSpec
 from server.errors import ErrorCode
-from server.payloads.models import (
-    SNAPSHOTS,
-    BoardEntry,
-    CartView,
-    DevicePresence,
-    MenuItem,
-    MenuItemRemoved,
-    OrderView,
-    PaymentView,
-    RefreshReply,
-    SubscribeReply,
-    UnsubscribeReply,
-    WelcomeData,
-)
+from server.payloads.cart import CartView
+from server.payloads.connection import DevicePresence, RefreshReply, SubscribeReply, UnsubscribeReply, WelcomeData
+from server.payloads.menu import MenuItem, MenuItemRemoved
+from server.payloads.order import BoardEntry, OrderView
+from server.payloads.payment import PaymentView
+from server.payloads.snapshots import SNAPSHOTS
 from server.realtime.socket import HELLO_TIMEOUT_S, Hello, RefreshData, SubscribeData, UnsubscribeData
 from server.settings import Settings
 

@@ -29,8 +29,7 @@ from server.errors import ApiError
 from server.orders.cart_pricing import price_cart, quantities
 from server.orders.order_changes import conflict, lock_order, mark_order_paid, move, payment_in_flight
 from server.payloads.menu import stock_changed
-from server.payloads.models import OrderView
-from server.payloads.order import announce, order_data
+from server.payloads.order import OrderView, announce, order_data
 
 registry = CommandRegistry()
 
@@ -121,7 +120,6 @@ async def place_order(ctx: CommandContext, data: PlaceOrder) -> dict[str, Any]:
     # The kiosk's cart is done: priced above, so it is announced from that pricing, not priced again.
     cart.status = CartStatus.ORDERED
     cart.updated_at = now
-    ctx.emit(names.device(cart.device_id), "cart.updated", priced.data(ctx.services.settings.cart_idle_timeout))
     branch = priced.branch
     day = business_date(now, branch.timezone)
     # The branch's number row stays locked until commit: everything that can be done first is done first.
@@ -152,6 +150,8 @@ async def place_order(ctx: CommandContext, data: PlaceOrder) -> dict[str, Any]:
     )
     ctx.session.add(order)
     await ctx.session.flush()
+    # Announced once flushed, so that it carries the version its change gave it.
+    ctx.emit(names.device(cart.device_id), "cart.updated", priced.data(ctx.services.settings.cart_idle_timeout))
     due = now + timedelta(seconds=ctx.services.settings.ORDER_PAYMENT_TIMEOUT_S)
     await deadlines.schedule(ctx.session, DeadlineKind.ORDER_PAYMENT, order.id, due)
 
