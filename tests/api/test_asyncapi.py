@@ -31,7 +31,8 @@ from persistence.tables import (
     Payment,
 )
 from server.api import asyncapi
-from server.api.asyncapi import EVENT_DATA, asyncapi_document
+from server.api.asyncapi import asyncapi_document
+from server.api.asyncapi_schemas import EVENT_DATA
 from server.commands import registry
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.errors import ErrorCode

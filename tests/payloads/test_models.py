@@ -19,7 +19,7 @@ from persistence.base import utcnow
 from persistence.enums import OrderStatus, PaymentMethod, PaymentStatus
 from persistence.tables import Order, OrderLine, OutboxEvent, Payment
 from server import payloads
-from server.api.asyncapi import CHANNEL_EVENTS, EVENT_DATA
+from server.api.asyncapi_schemas import CHANNEL_EVENTS, EVENT_DATA
 from server.auth.principals import Principal
 from server.commands import registry
 from server.domain.order_states import TRANSITIONS, OrderAction
