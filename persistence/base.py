@@ -112,8 +112,9 @@ class Versioned:
     """`version`: 1 when the row is inserted, one more with every UPDATE of it, in the UPDATE itself.
 
     The column's own `onupdate`, so that no statement can forget it: ORM flushes and Core
-    `update()` statements alike raise it unless they set it themselves (none does). The ORM
-    reads the new value back in the same statement (RETURNING), so a flushed row holds it.
+    `update()` statements alike raise it unless they set it themselves (none does). A flush
+    reads the new value back in the same statement (RETURNING), so a flushed row holds it;
+    a Core UPDATE returns it where the caller needs it.
     Devices keep the newest of each order, payment and cart by it: events published right
     after commit can reach a channel out of commit order across instances.
     """
