@@ -36,6 +36,7 @@ from typing import Any
 import websockets
 
 from channels.client import CommandFailed, DeviceClient, HandshakeRefused
+from channels.versions import Versions
 
 # Refusals that change nothing on the server and are not stored: a retry with the same id is processed afresh.
 RETRYABLE = frozenset({"unavailable", "internal", "rate_limited"})
@@ -61,7 +62,8 @@ class Stopped(ConnectionError):
 
 
 class ReconnectingDevice:
-    """One device over successive connections: commands that survive a reconnect, one stream of frames.
+    """One device over successive connections: commands that survive a reconnect, one stream of frames, and one
+    view of the newest orders, payments and carts (`versions`).
 
     `closes` counts the closes it recovered from, by code (`"4008"`, `"1006"`, ...), and
     `resent` the commands it sent again; pass one Counter to several devices to add them up.
@@ -85,6 +87,7 @@ class ReconnectingDevice:
         self.closed = asyncio.Event()
         self.close_code: int | None = None
         self.stream: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.versions = Versions()
         self._renew = renew
         self._make_client = make_client
         self._rng = rng or random.Random()
@@ -112,7 +115,7 @@ class ReconnectingDevice:
 
     async def start(self) -> dict[str, Any]:
         """Open the first connection (errors are raised, not retried) and watch it from then on."""
-        client = self._make_client(self.urls[0], self.token, stream=self.stream)
+        client = self._make_client(self.urls[0], self.token, stream=self.stream, versions=self.versions)
         welcome = await client.connect(timeout=CONNECT_TIMEOUT_S)
         self._client = client
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
@@ -159,7 +162,7 @@ class ReconnectingDevice:
 
     async def _reconnect(self, old: DeviceClient) -> DeviceClient:
         url = self.urls[self._url_index]
-        new = self._make_client(url, self.token, resume=old.resume_state(), stream=self.stream)
+        new = self._make_client(url, self.token, resume=old.resume_state(), stream=self.stream, versions=self.versions)
         try:
             await new.connect(timeout=CONNECT_TIMEOUT_S)
         except BaseException:

@@ -20,8 +20,10 @@ made in the server's database (bench/provision.py).
 
 Every device behaves like a real one (bench/device.py): closed by the server, it reconnects
 with a jittered backoff and resumes, a kiosk, terminal or display takes up from a snapshot
-what it missed, and an unanswered command is sent again with the same id. The closing
-table also counts the closes the devices recovered from, their reconnections and resends.
+what it missed, an unanswered command is sent again with the same id, and an event that
+shows an older version of an order, payment or board entry than one already heard is
+ignored (PROTOCOL.md "Versions"). The closing table also counts the closes the devices
+recovered from, their reconnections and resends.
 """
 
 from __future__ import annotations
@@ -268,8 +270,8 @@ class Simulation:
             except TimeoutError:
                 continue
             kind = frame.get("type")
-            if kind == "event":
-                on_event(frame)
+            if kind == "event" and client.versions.is_newest(frame["event"], frame["data"]):
+                on_event(frame)  # an older state than one already heard (out of order across instances) is ignored
             elif kind == "snapshot" and on_snapshot is not None:
                 on_snapshot(frame)
         if not self.finished:

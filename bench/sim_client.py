@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from channels.client import DeviceClient
+from channels.versions import Versions
 
 # The start of an event frame as the server writes it (channels/brokers/base.py `event_frame`, and the broker's
 # Lua script), with the data's `id` when it comes first (orders). Anchored, and with strings that hold no quote or
@@ -54,8 +55,9 @@ class SimClient(DeviceClient):
         *,
         resume: dict[str, dict[str, Any]] | None = None,
         stream: asyncio.Queue[dict[str, Any]] | None = None,
+        versions: Versions | None = None,
     ) -> None:
-        super().__init__(url, token, resume=resume, stream=stream)
+        super().__init__(url, token, resume=resume, stream=stream, versions=versions)
         self.wants = wants
 
     def skips(self, text: str | bytes) -> bool:

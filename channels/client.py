@@ -6,8 +6,12 @@
 
 It keeps each channel's last seq and epoch, so `DeviceClient(url, token,
 resume=old.resume_state())` picks up where an earlier connection left off; passing the old
-connection's `stream` as well keeps one stream of frames across the two (bench/device.py
-reconnects that way).
+connection's `stream` and `versions` as well keeps one stream of frames and one view of
+the orders, payments and carts across the two (bench/device.py reconnects that way).
+
+`versions` holds the newest of every order, payment, cart and board entry the device heard
+of in replies, events and snapshots (channels/versions.py): `kiosk.versions.get("order", 7)`.
+The stream still brings every frame as it came, an older state included.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from typing import Any
 
 import websockets
 from websockets.asyncio.client import ClientConnection
+
+from channels.versions import Versions
 
 
 class CommandFailed(Exception):
@@ -57,6 +63,7 @@ class DeviceClient:
         *,
         resume: dict[str, dict[str, Any]] | None = None,
         stream: asyncio.Queue[dict[str, Any]] | None = None,
+        versions: Versions | None = None,
     ) -> None:
         self.url = url
         self.token = token
@@ -69,6 +76,7 @@ class DeviceClient:
         self._reader: asyncio.Task[None] | None = None
         self._replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.stream: asyncio.Queue[dict[str, Any]] = asyncio.Queue() if stream is None else stream
+        self.versions = Versions() if versions is None else versions
         self.closed = asyncio.Event()
 
     async def __aenter__(self) -> DeviceClient:
@@ -109,6 +117,10 @@ class DeviceClient:
                     continue
                 if kind in ("event", "snapshot"):
                     self.positions[frame["channel"]] = (frame["seq"], frame["epoch"])
+                if kind == "event":
+                    self.versions.take(frame["event"], frame.get("data"))
+                elif kind == "snapshot":
+                    self.versions.take_snapshot(frame.get("data"))
                 await self.stream.put(frame)
         except websockets.ConnectionClosed:
             pass
@@ -139,11 +151,14 @@ class DeviceClient:
         self._replies[command_id] = future
         try:
             await self._ws.send(json.dumps({"type": kind, "id": command_id, "data": data or {}}))
-            return await asyncio.wait_for(future, timeout)
+            reply = await asyncio.wait_for(future, timeout)
         except websockets.ConnectionClosed as closed:
             raise ConnectionError("connection closed") from closed
         finally:
             self._replies.pop(command_id, None)
+        if reply.get("ok"):
+            self.versions.take(kind, reply.get("data"))
+        return reply
 
     @classmethod
     def new_id(cls) -> str:

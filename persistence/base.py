@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import cast
+from typing import TypeVar, cast
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Enum, Integer, MetaData, Table, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Enum,
+    Integer,
+    MetaData,
+    Table,
+    inspect,
+    literal_column,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -94,3 +106,30 @@ class Timestamps:
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, onupdate=utcnow, server_default=CURRENT_TIMESTAMP
     )
+
+
+class Versioned:
+    """`version`: 1 when the row is inserted, one more with every UPDATE of it, in the UPDATE itself.
+
+    The column's own `onupdate`, so that no statement can forget it: ORM flushes and Core
+    `update()` statements alike raise it unless they set it themselves (none does). A flush
+    reads the new value back in the same statement (RETURNING), so a flushed row holds it;
+    a Core UPDATE returns it where the caller needs it.
+    Devices keep the newest of each order, payment and cart by it: events published right
+    after commit can reach a channel out of commit order across instances.
+    """
+
+    version: Mapped[int] = mapped_column(default=1, server_default=text("1"), onupdate=literal_column("version") + 1)
+
+    __mapper_args__ = {"eager_defaults": True}
+
+
+R = TypeVar("R", bound=Versioned)
+
+
+def flushed(row: R) -> R:
+    """`row`, refusing it while it holds changes not yet flushed: its `version` does not count them yet."""
+    state = inspect(row)
+    if state.persistent and state.modified:
+        raise RuntimeError(f"{type(row).__name__} {state.identity} has unflushed changes: flush before describing it")
+    return row

@@ -213,12 +213,13 @@ class Seed:
 
 @dataclass
 class Cluster:
-    """Two server processes, their Redis, their database and the seed."""
+    """Two server processes, their Redis, their database, the settings they run with and the seed."""
 
     a: ServerProcess
     b: ServerProcess
     redis: RedisServer
     db: Database
+    settings: Settings
     seed: Seed
 
     def log_tails(self) -> str:
@@ -315,7 +316,7 @@ async def running_cluster(log_dir: Path) -> AsyncIterator[Cluster]:
         async with asyncio.TaskGroup() as starting:
             for server in servers:
                 starting.create_task(server.start())
-        yield Cluster(a=servers[0], b=servers[1], redis=redis, db=db, seed=seed)
+        yield Cluster(a=servers[0], b=servers[1], redis=redis, db=db, settings=settings, seed=seed)
     finally:
         for child in [*servers, redis]:
             await child.kill()

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from persistence.base import Base, Json, Timestamps, UTCDateTime, str_enum
+from persistence.base import Base, Json, Timestamps, UTCDateTime, Versioned, str_enum
 from persistence.enums import CartStatus, OrderStatus, PaymentMethod, PaymentStatus
 
 if TYPE_CHECKING:
     from persistence.tables.people import Branch
 
 
-class Cart(Timestamps, Base):
+class Cart(Versioned, Timestamps, Base):
     """What a kiosk is building; priced by the server whenever it changes."""
 
     __tablename__ = "carts"
@@ -71,7 +71,7 @@ class OrderNumber(Base):
     last_number: Mapped[int] = mapped_column(default=0)
 
 
-class Order(Timestamps, Base):
+class Order(Versioned, Timestamps, Base):
     """A placed cart: its lines priced and frozen, its stock reserved."""
 
     __tablename__ = "orders"
@@ -127,7 +127,7 @@ class OrderLine(Base):
     __table_args__ = (CheckConstraint("qty > 0", name="qty_positive"),)
 
 
-class Payment(Timestamps, Base):
+class Payment(Versioned, Timestamps, Base):
     """One attempt to take an order's money, by terminal, gateway or cash.
 
     The partial unique indexes are the rules no code path may break: an order has at

@@ -2,7 +2,7 @@
 
 What the protocol says in prose rather than in schemas: what each channel and event is,
 who may subscribe, what each close code asks of a client, and the connection's own
-commands. Numbers come from the code (server/realtime/socket.py, settings, channels/rules.py), so
+commands. Numbers come from the code (server/realtime/limits.py, settings, channels/rules.py), so
 the text keeps up with them.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 from channels import frames
 from channels.rules import DEVICE_MAY_SUBSCRIBE, DEVICE_TOPICS, OWN_CHANNEL_ON_HELLO
 from server.commands.router import CommandSpec
-from server.realtime.socket import COMMAND_BURST, COMMAND_RATE_PER_S, HELLO_TIMEOUT_S, SEND_BUFFER_BYTES
+from server.realtime.limits import SocketLimits
 from server.settings import Settings
 
 CHANNEL_SUMMARIES = {
@@ -131,17 +131,17 @@ def command_text(spec: CommandSpec) -> str:
 # Texts -----------------------------------------------------------------------------------------------------------
 
 
-def hello_text(prefix: str) -> str:
+def hello_text(prefix: str, limits: SocketLimits) -> str:
     """How to say `hello`."""
     return (
         f"The token is an access token from `POST {prefix}/auth/device` (devices) or `POST {prefix}/auth/login` "
         "(users). `resume` maps a channel to the last `seq` seen and its `epoch`; only the channels the principal is "
-        f"subscribed to on hello are resumed. No hello within {HELLO_TIMEOUT_S:g} s, a first frame that is not a "
-        "hello, or a bad, expired or revoked token closes with 4001; a disabled device, user or branch with 4003."
+        f"subscribed to on hello are resumed. No hello within {limits.hello_timeout_s:g} s, a first frame that is "
+        "not a hello, or a bad, expired or revoked token closes with 4001; a disabled device, user or branch with 4003."
     )
 
 
-def info_text(prefix: str) -> str:
+def info_text(prefix: str, limits: SocketLimits) -> str:
     """The document's introduction: the shape of the protocol and its limits."""
     return (
         f"One WebSocket per device (or staff tool) at `{prefix}/ws`: a `hello` with an access token, then commands "
@@ -152,13 +152,14 @@ def info_text(prefix: str) -> str:
         "(one more than the last, no gaps) and `epoch`; a client that reconnects with both gets the events it "
         "missed, or a snapshot when they are gone.\n\n"
         "**Limits:** a frame over the size limit closes with 1009; "
-        f"{COMMAND_RATE_PER_S:g} commands a second with bursts of {COMMAND_BURST}, then `rate_limited` replies and "
-        f"at last 4029; bad frames beyond the limit a minute close with 4000; a client whose "
-        f"unread frames pass {SEND_BUFFER_BYTES // 1024} KiB waiting on the server is closed with 4008."
+        f"{limits.command_rate_per_s:g} commands a second with bursts of {limits.command_burst}, then `rate_limited` "
+        "replies and at last 4029; bad frames beyond the limit a minute close with 4000; a client whose "
+        f"unread frames pass {limits.send_buffer_bytes // 1024} KiB waiting on the server is closed with 4008."
     )
 
 
 def server_object(settings: Settings) -> dict[str, Any]:
+    limits = SocketLimits.from_settings(settings)
     """The `ws` server: where it listens, its keep-alive and frame limits, and the close codes."""
     closes = "\n".join(f"| {code} | {meaning} |" for code, meaning in sorted(CLOSE_CODES.items()))
     return {
@@ -167,7 +168,7 @@ def server_object(settings: Settings) -> dict[str, Any]:
         "pathname": f"{settings.API_V1_STR}/ws",
         "title": "The device WebSocket",
         "description": (
-            f"`ws://` locally, `wss://` behind TLS. Say `hello` within {HELLO_TIMEOUT_S:g} s. The server sends "
+            f"`ws://` locally, `wss://` behind TLS. Say `hello` within {limits.hello_timeout_s:g} s. The server sends "
             f"WebSocket pings every {settings.WS_HEARTBEAT_S:g} s and drops a peer that does not answer one within "
             f"as long (1011). Frames over {settings.WS_MAX_MESSAGE_BYTES} bytes close the connection with 1009.\n\n"
             f"| close code | meaning |\n| --- | --- |\n{closes}"

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import select
 
 from persistence.enums import OrderStatus
@@ -16,53 +15,18 @@ from server.api.payments import PaymentOut
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
 from server.errors import not_found
+from server.payloads.moment import Moment
+from server.payloads.order import OrderView
 from server.validation import RowId
 
 router = ApiRouter("orders")
 
 
-class OrderLineOut(BaseModel):
-    """One line as it was priced when the order was placed (minor units)."""
+class OrderOut(OrderView):
+    """An order with its lines as devices see it, plus the known customer it was placed for and its last change."""
 
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    item_id: int
-    name: str
-    qty: int
-    unit_price: int
-    options: list[dict[str, Any]] = Field(description='[{"choice_id", "group", "name", "price_delta"}]')
-    line_total: int
-
-
-class OrderOut(BaseModel):
-    """An order with its lines; money in minor units of `currency`."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    branch_id: int
-    device_id: int | None
-    cart_id: int | None
     customer_id: int | None
-    customer_name: str | None
-    number: int
-    business_date: date
-    status: OrderStatus
-    currency: str
-    subtotal: int
-    tax: int
-    total: int
-    paid_at: datetime | None
-    started_at: datetime | None
-    ready_at: datetime | None
-    completed_at: datetime | None
-    cancelled_at: datetime | None
-    cancel_reason: str | None
-    refunded_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-    lines: list[OrderLineOut]
+    updated_at: Moment
 
 
 class OrderDetailOut(OrderOut):

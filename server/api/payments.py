@@ -6,9 +6,7 @@ terminal approved them after the order could no longer be paid.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import select
 
 from persistence.enums import PaymentMethod, PaymentStatus
@@ -17,6 +15,8 @@ from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
 from server.errors import not_found
+from server.payloads.moment import Moment
+from server.payloads.payment import PaymentView
 from server.validation import RowId
 
 router = ApiRouter("payments")
@@ -24,26 +24,10 @@ router = ApiRouter("payments")
 # Ids are 32-bit integers on PostgreSQL; a bigger one in a filter is `invalid`, not a database error.
 
 
-class PaymentOut(BaseModel):
-    """One attempt to take an order's money; `amount` in minor units of `currency`."""
+class PaymentOut(PaymentView):
+    """One attempt to take an order's money, as devices see it, and when its row last changed."""
 
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    order_id: int
-    branch_id: int
-    method: PaymentMethod
-    kiosk_id: int | None
-    terminal_id: int | None
-    amount: int
-    currency: str
-    status: PaymentStatus
-    provider_ref: str | None
-    message: str | None
-    approved_at: datetime | None
-    finished_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    updated_at: Moment
 
 
 class PaymentQuery(PageQuery):

@@ -21,7 +21,7 @@ from server.domain.options import InvalidOptions, choose
 from server.domain.phones import InvalidPhoneError, normalise_phone
 from server.errors import ApiError
 from server.orders.cart_pricing import Offer, offers, price_cart, quantities
-from server.payloads.models import CartView
+from server.payloads.cart import CartView
 from server.validation import Input, RowId
 
 registry = CommandRegistry()

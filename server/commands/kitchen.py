@@ -10,8 +10,7 @@ from server.commands.orders import OrderRef, load_order
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.domain.order_states import OrderAction
 from server.orders.order_changes import move
-from server.payloads.models import OrderView
-from server.payloads.order import order_data
+from server.payloads.order import OrderView, order_data
 
 registry = CommandRegistry()
 

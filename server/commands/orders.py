@@ -27,8 +27,7 @@ from server.errors import ApiError
 from server.orders.cart_pricing import PricedCart, price_cart, quantities
 from server.orders.order_changes import conflict, lock_order, mark_order_paid, move, payment_in_flight
 from server.payloads.menu import stock_changed
-from server.payloads.models import OrderView
-from server.payloads.order import announce, order_data
+from server.payloads.order import OrderView, announce, order_data
 from server.validation import INT32_MAX, Input, RowId
 
 registry = CommandRegistry()
@@ -143,7 +142,6 @@ async def _create(ctx: CommandContext, cart: Cart, priced: PricedCart) -> Order:
     # The kiosk's cart is done: priced above, so it is announced from that pricing, not priced again.
     cart.status = CartStatus.ORDERED
     cart.updated_at = now
-    ctx.emit(names.device(cart.device_id), "cart.updated", priced.data(ctx.settings.cart_idle_timeout))
     branch, totals = priced.branch, priced.totals
     day = business_date(now, branch.timezone)
     # The branch's number row stays locked until commit: everything that can be done first is done first.
@@ -174,6 +172,8 @@ async def _create(ctx: CommandContext, cart: Cart, priced: PricedCart) -> Order:
     )
     ctx.session.add(order)
     await ctx.session.flush()
+    # Announced once flushed, so that it carries the version its change gave it.
+    ctx.emit(names.device(cart.device_id), "cart.updated", priced.data(ctx.settings.cart_idle_timeout))
     due = now + timedelta(seconds=ctx.settings.ORDER_PAYMENT_TIMEOUT_S)
     await deadlines.schedule(ctx.session, DeadlineKind.ORDER_PAYMENT, order.id, due)
     return order

@@ -27,8 +27,7 @@ from server.commands.router import CommandContext, CommandRegistry, Who
 from server.errors import ApiError
 from server.orders.order_changes import conflict
 from server.orders.payment_changes import IN_FLIGHT, lock_payment, payment_conflict, record_result
-from server.payloads.models import PaymentView
-from server.payloads.payment import announce_payment, payment_data
+from server.payloads.payment import PaymentView, announce_payment, payment_data
 from server.validation import Input, RowId
 
 registry = CommandRegistry()

@@ -1,4 +1,4 @@
-"""A cart priced from the menu as it is now, and its shape for replies, events and snapshots.
+"""A cart priced from the menu as it is now, and its data (server/payloads/cart.py) for replies, events, snapshots.
 
 Carts store only what the customer picked (item, quantity, choice ids). Every read prices
 them again (domain/pricing.py), so a kiosk always sees today's prices, and a line whose
@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from persistence.base import rfc3339, table
+from persistence.base import flushed, table
 from persistence.enums import CartStatus
 from persistence.tables import (
     Branch,
@@ -32,6 +32,7 @@ from persistence.tables import (
 )
 from server.domain import pricing
 from server.domain.options import Choice, Chosen, Group, InvalidOptions, choose
+from server.payloads.cart import CartCustomer, CartLineProblem, CartLineView, CartView, ChosenOption, ProblemCode
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Offer:
 class LineProblem:
     """Why a line cannot be ordered as it is: `removed`, `unavailable`, `out_of_stock` or `options`."""
 
-    code: str
+    code: ProblemCode
     message: str
 
 
@@ -67,32 +68,37 @@ class PricedLine:
     line_total: int
     problem: LineProblem | None
 
-    def options(self) -> list[dict[str, Any]]:
-        """The chosen options as order lines keep them."""
+    def chosen_options(self) -> list[ChosenOption]:
+        """The chosen options, in the order they were picked."""
         return [
-            {
-                "choice_id": c.choice.id,
-                "group_id": c.group.id,
-                "group": c.group.name,
-                "name": c.choice.name,
-                "price_delta": c.choice.price_delta,
-            }
+            ChosenOption(
+                choice_id=c.choice.id,
+                group_id=c.group.id,
+                group=c.group.name,
+                name=c.choice.name,
+                price_delta=c.choice.price_delta,
+            )
             for c in self.chosen
         ]
 
-    def data(self) -> dict[str, Any]:
+    def options(self) -> list[dict[str, Any]]:
+        """The chosen options as order lines keep them."""
+        return [option.model_dump(mode="json") for option in self.chosen_options()]
+
+    def view(self) -> CartLineView:
         """The line as a kiosk shows it."""
-        return {
-            "id": self.line.id,
-            "item_id": self.line.item_id,
-            "name": self.name,
-            "qty": self.line.qty,
-            "item_price": self.item_price,
-            "options": self.options(),
-            "unit_price": self.unit_price,
-            "line_total": self.line_total,
-            "problem": None if self.problem is None else {"code": self.problem.code, "message": self.problem.message},
-        }
+        problem = self.problem
+        return CartLineView(
+            id=self.line.id,
+            item_id=self.line.item_id,
+            name=self.name,
+            qty=self.line.qty,
+            item_price=self.item_price,
+            options=self.chosen_options(),
+            unit_price=self.unit_price,
+            line_total=self.line_total,
+            problem=None if problem is None else CartLineProblem(code=problem.code, message=problem.message),
+        )
 
 
 # One row per choice (or per group without choices, or per item without groups), in display order.
@@ -208,24 +214,26 @@ class PricedCart:
         return [line for line in self.lines if line.problem is not None]
 
     def data(self, idle_timeout: timedelta) -> dict[str, Any]:
-        """The cart as a kiosk shows it; `expires_at` is when it idles out unless changed."""
-        cart = self.cart
+        """The cart as a kiosk shows it, as JSON data; `expires_at` is when it idles out unless changed."""
+        cart = flushed(self.cart)
         customer = self.customer
-        return {
-            "id": cart.id,
-            "status": cart.status.value,
-            "branch_id": cart.branch_id,
-            "device_id": cart.device_id,
-            "currency": self.branch.currency,
-            "customer_phone": cart.customer_phone,
-            "customer": None if customer is None else {"id": customer.id, "name": customer.name},
-            "lines": [line.data() for line in self.lines],
-            "subtotal": self.totals.subtotal,
-            "tax": self.totals.tax,
-            "total": self.totals.total,
-            "updated_at": rfc3339(cart.updated_at),
-            "expires_at": rfc3339(cart.updated_at + idle_timeout),
-        }
+        view = CartView(
+            id=cart.id,
+            version=cart.version,
+            status=cart.status,
+            branch_id=cart.branch_id,
+            device_id=cart.device_id,
+            currency=self.branch.currency,
+            customer_phone=cart.customer_phone,
+            customer=None if customer is None else CartCustomer(id=customer.id, name=customer.name),
+            lines=[line.view() for line in self.lines],
+            subtotal=self.totals.subtotal,
+            tax=self.totals.tax,
+            total=self.totals.total,
+            updated_at=cart.updated_at,
+            expires_at=cart.updated_at + idle_timeout,
+        )
+        return view.model_dump(mode="json")
 
 
 def quantities(lines: Iterable[CartLine]) -> dict[int, int]:

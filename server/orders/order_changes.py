@@ -10,9 +10,9 @@ the move are emitted in the same transaction (server/payloads/order.py, `announc
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, Update, bindparam, select, update
+from sqlalchemy import Update, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -73,6 +73,7 @@ def _move_statement(columns: tuple[str, ...]) -> Update:
         update(orders)
         .where(orders.c.id == bindparam("order_id"), orders.c.status == bindparam("before"))
         .values(values)
+        .returning(orders.c.version)
     )
 
 
@@ -99,11 +100,12 @@ async def move(
     if after == OrderStatus.CANCELLED:
         values["cancel_reason"] = reason
     params = {"order_id": order.id, "before": before, **{f"set_{column}": value for column, value in values.items()}}
-    result = await session.execute(_move_statement(tuple(values)), params)
-    if cast(CursorResult[Any], result).rowcount != 1:
+    version = (await session.execute(_move_statement(tuple(values)), params)).scalar_one_or_none()
+    if version is None:
         # Someone else moved it between our read and this update.
         await session.refresh(order)
         raise conflict(order, f"the order changed meanwhile; it is now {order.status.value}")
+    values["version"] = version  # raised by the UPDATE itself (the column's onupdate)
     for key, value in values.items():
         # What the UPDATE wrote, without reading the row back.
         set_committed_value(order, key, value)

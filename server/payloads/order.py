@@ -1,7 +1,8 @@
 """An order as every device and channel sees it, and which channels hear of each change.
 
-One shape everywhere (replies, events, snapshots), so a client applies any of them as an
-upsert by `id`. Who hears what (PROTOCOL.md "Channels"):
+One shape everywhere (replies, events, snapshots, the REST routes, the POS push): `OrderView`,
+so a client applies any of them as an upsert by `id`, keeping the highest `version`. Who
+hears what (PROTOCOL.md "Channels"):
 
 - the kiosk that placed it (`device:{d}`) and staff (`branch:{b}:orders`): every change,
   as `order.placed`, `order.paid`, `order.preparing`, `order.ready`, `order.recalled`,
@@ -14,16 +15,90 @@ upsert by `id`. Who hears what (PROTOCOL.md "Channels"):
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from channels import names
 from channels.unit_of_work import Emit
-from persistence.base import rfc3339
+from persistence.base import flushed
 from persistence.enums import OrderStatus
 from persistence.tables import Order
+from server.payloads.cart import ChosenOption
+from server.payloads.moment import Moment
+
+Column = Literal["preparing", "ready"]
+
+
+class OrderLineView(BaseModel):
+    """An order line, frozen when the order was placed: name, options and prices never change afterwards."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+    id: int
+    item_id: int
+    name: str
+    qty: int
+    unit_price: int
+    options: list[ChosenOption]
+    line_total: int
+
+
+class OrderView(BaseModel):
+    """An order with its frozen lines and the moments it changed state; money in minor units of `currency`."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+    id: int
+    version: int = Field(description="raised by every change of the order: keep the newest, ignore one not newer")
+    number: int = Field(description="short, per branch and business day, from 1: what the board shows")
+    business_date: date = Field(description="the calendar date in the branch's time zone when it was placed")
+    status: OrderStatus
+    branch_id: int
+    device_id: int | None = Field(description="the kiosk that placed it")
+    cart_id: int | None
+    customer_name: str | None
+    currency: str
+    subtotal: int
+    tax: int
+    total: int
+    lines: list[OrderLineView]
+    created_at: Moment
+    paid_at: Moment | None
+    started_at: Moment | None
+    ready_at: Moment | None = Field(description="cleared by a recall")
+    completed_at: Moment | None
+    cancelled_at: Moment | None
+    cancel_reason: Literal["cancelled_by_kiosk", "payment_timeout"] | None
+    refunded_at: Moment | None
+
+
+class BoardEntry(BaseModel):
+    """`board.updated`: an order's number moved between the board's columns (null: off the board)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: int
+    version: int = Field(description="the order's version: keep the newest entry of each order")
+    number: int
+    column: Column | None = Field(
+        description="`preparing` once paid, `ready` when ready, null once completed or taken back"
+    )
+
+
+class BoardPlace(BaseModel):
+    """An order's number in one column of the board snapshot."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: int
+    version: int = Field(description="the order's version")
+    number: int
+
 
 # What the order board shows for an order in each status; None: not on the board.
-BOARD_COLUMN: dict[OrderStatus, str | None] = {
+BOARD_COLUMN: dict[OrderStatus, Column | None] = {
     OrderStatus.AWAITING_PAYMENT: None,
     OrderStatus.PAID: "preparing",
     OrderStatus.PREPARING: "preparing",
@@ -48,51 +123,22 @@ _EVENT: dict[OrderStatus, str] = {
 _KITCHEN_EVENT: dict[OrderStatus, str] = {OrderStatus.PAID: "order.queued", OrderStatus.REFUNDED: "order.cancelled"}
 
 
-def _moment(value: Any) -> str | None:
-    return rfc3339(value) if value is not None else None
-
-
 def order_data(order: Order) -> dict[str, Any]:
-    """The order with its frozen lines and the moments it changed state."""
-    return {
-        "id": order.id,
-        "number": order.number,
-        "business_date": order.business_date.isoformat(),
-        "status": order.status.value,
-        "branch_id": order.branch_id,
-        "device_id": order.device_id,
-        "cart_id": order.cart_id,
-        "customer_name": order.customer_name,
-        "currency": order.currency,
-        "subtotal": order.subtotal,
-        "tax": order.tax,
-        "total": order.total,
-        "lines": [
-            {
-                "id": line.id,
-                "item_id": line.item_id,
-                "name": line.name,
-                "qty": line.qty,
-                "unit_price": line.unit_price,
-                "options": line.options,
-                "line_total": line.line_total,
-            }
-            for line in order.lines
-        ],
-        "created_at": _moment(order.created_at),
-        "paid_at": _moment(order.paid_at),
-        "started_at": _moment(order.started_at),
-        "ready_at": _moment(order.ready_at),
-        "completed_at": _moment(order.completed_at),
-        "cancelled_at": _moment(order.cancelled_at),
-        "cancel_reason": order.cancel_reason,
-        "refunded_at": _moment(order.refunded_at),
-    }
+    """The order with its frozen lines and the moments it changed state, as JSON data."""
+    return OrderView.model_validate(flushed(order)).model_dump(mode="json")
+
+
+def board_place(order: Order) -> dict[str, Any]:
+    """The order's number as a column of the board snapshot lists it."""
+    return BoardPlace(order_id=order.id, version=flushed(order).version, number=order.number).model_dump(mode="json")
 
 
 def board_entry(order: Order) -> dict[str, Any]:
     """`board.updated` data: the order's number and the board column it now shows in (null: off the board)."""
-    return {"order_id": order.id, "number": order.number, "column": BOARD_COLUMN[order.status]}
+    entry = BoardEntry(
+        order_id=order.id, version=flushed(order).version, number=order.number, column=BOARD_COLUMN[order.status]
+    )
+    return entry.model_dump(mode="json")
 
 
 def announce(emit: Emit, order: Order, *, recalled: bool = False, previous: OrderStatus | None = None) -> None:

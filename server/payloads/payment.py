@@ -1,40 +1,51 @@
 """A payment as every device and channel sees it, and which channels hear of each change.
 
-The kiosk that started it (`device:{k}`), the terminal charging it (`device:{t}`) and
-staff (`branch:{b}:orders`) hear `payment.<status>` on every change. The terminal is also
-asked to act: `payment.requested` when a charge starts, `payment.cancel_requested` when
-the kiosk cancels it.
+One shape everywhere (replies, events, snapshots, the REST routes): `PaymentView`. The kiosk
+that started it (`device:{k}`), the terminal charging it (`device:{t}`) and staff
+(`branch:{b}:orders`) hear `payment.<status>` on every change. The terminal is also asked
+to act: `payment.requested` when a charge starts, `payment.cancel_requested` when the kiosk
+cancels it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from channels import names
 from channels.unit_of_work import Emit
-from persistence.base import rfc3339
-from persistence.enums import PaymentStatus
+from persistence.base import flushed
+from persistence.enums import PaymentMethod, PaymentStatus
 from persistence.tables import Payment
+from server.payloads.moment import Moment
+
+
+class PaymentView(BaseModel):
+    """A payment: reply of every payment command, data of every `payment.*` event; money in minor units."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+    id: int
+    version: int = Field(description="raised by every change of the payment: keep the newest, ignore one not newer")
+    order_id: int
+    branch_id: int
+    method: PaymentMethod
+    kiosk_id: int | None
+    terminal_id: int | None
+    amount: int
+    currency: str
+    status: PaymentStatus
+    provider_ref: str | None = Field(description="the acquirer's or payment API's reference")
+    message: str | None = Field(description="the terminal's or API's words, for people")
+    created_at: Moment
+    approved_at: Moment | None
+    finished_at: Moment | None
 
 
 def payment_data(payment: Payment) -> dict[str, Any]:
-    """The payment with its amount in minor units, its status and the provider's reference."""
-    return {
-        "id": payment.id,
-        "order_id": payment.order_id,
-        "branch_id": payment.branch_id,
-        "method": payment.method.value,
-        "kiosk_id": payment.kiosk_id,
-        "terminal_id": payment.terminal_id,
-        "amount": payment.amount,
-        "currency": payment.currency,
-        "status": payment.status.value,
-        "provider_ref": payment.provider_ref,
-        "message": payment.message,
-        "created_at": rfc3339(payment.created_at),
-        "approved_at": rfc3339(payment.approved_at) if payment.approved_at else None,
-        "finished_at": rfc3339(payment.finished_at) if payment.finished_at else None,
-    }
+    """The payment with its amount in minor units, its status and the provider's reference, as JSON data."""
+    return PaymentView.model_validate(flushed(payment)).model_dump(mode="json")
 
 
 def announce_payment(emit: Emit, payment: Payment, *, requested: bool = False, cancel_requested: bool = False) -> None:

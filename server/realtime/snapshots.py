@@ -23,7 +23,7 @@ from persistence.enums import CartStatus, OrderStatus, PaymentStatus
 from persistence.tables import Cart, Device, Order, Payment
 from server.orders.cart_pricing import price_cart
 from server.payloads.menu import branch_menu
-from server.payloads.order import BOARD_COLUMN, board_entry, order_data
+from server.payloads.order import BOARD_COLUMN, board_place, order_data
 from server.payloads.payment import payment_data
 from server.settings import Settings
 
@@ -87,8 +87,9 @@ class Snapshots:
         )
         columns: dict[str, list[dict[str, Any]]] = {"preparing": [], "ready": []}
         for order in (await session.scalars(statement)).all():
-            entry = board_entry(order)
-            columns[entry["column"]].append({"order_id": entry["order_id"], "number": entry["number"]})
+            column = BOARD_COLUMN[order.status]
+            assert column is not None  # ON_BOARD holds only the statuses with a column
+            columns[column].append(board_place(order))
         return columns
 
     async def _orders(self, session: AsyncSession, channel: ChannelName) -> Any:

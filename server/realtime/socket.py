@@ -10,30 +10,9 @@ from __future__ import annotations
 from starlette.websockets import WebSocket
 
 from server.commands.router import CommandRegistry
-from server.realtime.connection import Connection, Hello, RefreshData, SubscribeData, UnsubscribeData
+from server.realtime.connection import Connection
 from server.realtime.limits import SocketLimits
 from server.services import Services
-from server.settings import Settings
-
-__all__ = [
-    "COMMAND_BURST",
-    "COMMAND_RATE_PER_S",
-    "HELLO_TIMEOUT_S",
-    "SEND_BUFFER_BYTES",
-    "DeviceSocket",
-    "Hello",
-    "RefreshData",
-    "SubscribeData",
-    "UnsubscribeData",
-]
-
-# What the AsyncAPI document (server/api/asyncapi.py) reads of the socket: the data models of its own frames,
-# above, and the limits of a server on default settings.
-_DEFAULT_LIMITS = SocketLimits.from_settings(Settings.model_construct())
-HELLO_TIMEOUT_S = _DEFAULT_LIMITS.hello_timeout_s
-COMMAND_RATE_PER_S = _DEFAULT_LIMITS.command_rate_per_s
-COMMAND_BURST = _DEFAULT_LIMITS.command_burst
-SEND_BUFFER_BYTES = _DEFAULT_LIMITS.send_buffer_bytes
 
 
 class DeviceSocket:

@@ -31,7 +31,8 @@ from persistence.tables import (
     Payment,
 )
 from server.api import asyncapi
-from server.api.asyncapi import EVENT_DATA, asyncapi_document
+from server.api.asyncapi import asyncapi_document
+from server.api.asyncapi_schemas import EVENT_DATA
 from server.commands import command_registry
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.errors import ErrorCode
@@ -475,7 +476,7 @@ async def test_an_order_flow_on_a_live_server_matches_the_document(
 
             # The kitchen prepares it, calls it ready, takes it back once and calls it ready again.
             for move in ("order.start", "order.ready", "order.recall", "order.ready"):
-                await kitchen.send(move, {"order_id": order["id"]})
+                ready = await kitchen.send(move, {"order_id": order["id"]})
             await board.until(board_channel, "board.updated", order_id=order["id"], column="ready")
 
             # Meanwhile an order awaits payment and a cart is open: an admin takes every snapshot.
@@ -497,7 +498,7 @@ async def test_an_order_flow_on_a_live_server_matches_the_document(
                 taken = {channel: await admin.snapshot(channel) for channel in channels}
             assert taken[board_channel] == {
                 "preparing": [],
-                "ready": [{"order_id": order["id"], "number": order["number"]}],
+                "ready": [{"order_id": order["id"], "version": ready["version"], "number": order["number"]}],
             }
             assert [ticket["id"] for ticket in taken[kitchen_channel]["tickets"]] == [order["id"]]
             assert [o["id"] for o in taken[device_channel]["orders"]] == [unpaid["id"]]

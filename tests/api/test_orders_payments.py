@@ -49,7 +49,7 @@ async def _shop(services: Services, world: World) -> Shop:
                 name="Burger",
                 qty=2,
                 unit_price=500,
-                options=[{"choice_id": 1, "group": "Size", "name": "Large", "price_delta": 0}],
+                options=[{"choice_id": 1, "group_id": 1, "group": "Size", "name": "Large", "price_delta": 0}],
                 line_total=1000,
             )
             return Order(

@@ -13,6 +13,7 @@ from bench.sim import Plan, Simulation
 from bench.sim_client import SimClient
 from channels.brokers.base import event_frame, event_tail
 from channels.frames import encode_data, reply_ok
+from channels.versions import Versions
 from persistence.enums import DeviceKind, OrderStatus
 from persistence.tables import Branch, Device, Order
 from server.services import Services
@@ -68,11 +69,12 @@ class Chatty:
 
     def __init__(self) -> None:
         self.closed = asyncio.Event()
+        self.versions = Versions()
 
     async def next_frame(self, timeout: float = 10) -> dict[str, Any]:  # noqa: ASYNC109 (DeviceClient's signature)
         """A frame at once (after yielding to the loop)."""
         await asyncio.sleep(0)
-        return {"type": "event"}
+        return {"type": "event", "channel": "branch:1:kitchen", "event": "order.ready", "data": {"id": 1}}
 
 
 async def test_a_listener_stops_when_the_run_ends_even_while_frames_keep_coming() -> None:
@@ -85,6 +87,40 @@ async def test_a_listener_stops_when_the_run_ends_even_while_frames_keep_coming(
     simulation.finished = True
     await asyncio.wait_for(listener, 5)
     assert listener.done() and len(heard) >= 10
+
+
+class HeardOutOfOrder:
+    """A device client that heard two states of one board entry, the newer first, and hands both frames on."""
+
+    close_code = 1000
+
+    def __init__(self, frames: list[dict[str, Any]]) -> None:
+        self.closed = asyncio.Event()
+        self.versions = Versions()
+        self.frames = frames
+        for frame in frames:  # as DeviceClient does when a frame arrives
+            self.versions.take(frame["event"], frame["data"])
+
+    async def next_frame(self, timeout: float = 10) -> dict[str, Any]:  # noqa: ASYNC109 (DeviceClient's signature)
+        """The next frame; once none is left, the connection closes."""
+        if not self.frames:
+            self.closed.set()
+            raise TimeoutError
+        return self.frames.pop(0)
+
+
+async def test_a_listener_ignores_an_event_older_than_one_its_device_already_heard() -> None:
+    """Out of commit order across instances: `ready` then the older `preparing`; the device acts on `ready` only."""
+    simulation = Simulation(Plan(urls=[], progress=False), Fleet(0, [], {}, [], []), [])
+
+    def entry(version: int, column: str) -> dict[str, Any]:
+        data = {"order_id": 3, "version": version, "number": 12, "column": column}
+        return {"type": "event", "channel": "branch:1:board", "event": "board.updated", "data": data}
+
+    heard: list[dict[str, Any]] = []
+    client = HeardOutOfOrder([entry(5, "ready"), entry(4, "preparing")])
+    await asyncio.wait_for(simulation._listen(client, heard.append), 5)  # type: ignore[arg-type]
+    assert heard == [entry(5, "ready")]
 
 
 class Dropped:

@@ -187,5 +187,6 @@ async def test_idle_carts_expire_and_the_kiosk_hears_it(shop: Shop) -> None:
         ).all()[-1]
     assert statuses == {cart["id"]: CartStatus.EXPIRED, fresh["id"]: CartStatus.OPEN}
     assert (expired.data["id"], expired.data["status"]) == (cart["id"], "expired")
+    assert expired.data["version"] > cart["version"]  # the worker's UPDATE raised it too
     error = await shop.error(shop.kiosk, "cart.add", {"cart_id": cart["id"], "item_id": shop.cola})
     assert (error["code"], error["details"]["status"]) == ("conflict", "expired")

@@ -82,7 +82,9 @@ async def test_recall_takes_a_ready_order_back_to_preparing(shop: Shop) -> None:
     emitted = await emitted_since(shop, before)
     assert (names.branch_kitchen(shop.branch_id), "order.recalled", recalled) in emitted
     board = [data for channel, event, data in emitted if event == "board.updated"]
-    assert board == [{"order_id": order["id"], "number": order["number"], "column": "preparing"}]
+    assert board == [
+        {"order_id": order["id"], "version": recalled["version"], "number": order["number"], "column": "preparing"}
+    ]
     again = await shop.send(shop.kitchen, "order.ready", {"order_id": order["id"]})
     assert again["status"] == "ready"
 
@@ -126,9 +128,9 @@ async def test_kitchen_and_board_snapshots_show_the_open_orders(shop: Shop) -> N
     second = await shop.paid_order()
     third = await shop.paid_order()
     done = await shop.paid_order()
-    await shop.send(shop.kitchen, "order.start", {"order_id": second["id"]})
+    second = await shop.send(shop.kitchen, "order.start", {"order_id": second["id"]})
     await shop.send(shop.kitchen, "order.start", {"order_id": third["id"]})
-    await shop.send(shop.kitchen, "order.ready", {"order_id": third["id"]})
+    third = await shop.send(shop.kitchen, "order.ready", {"order_id": third["id"]})
     for move in ("order.start", "order.ready", "order.complete"):
         await shop.send(shop.kitchen, move, {"order_id": done["id"]})
     cart = await shop.send(shop.kiosk, "cart.create", {})
@@ -145,8 +147,8 @@ async def test_kitchen_and_board_snapshots_show_the_open_orders(shop: Shop) -> N
     assert kitchen["tickets"][0]["lines"][0]["name"] == "Cola"
     board = await snapshots.snapshot(channel(names.branch_board(shop.branch_id)))
     assert board == {
-        "preparing": [{"order_id": o["id"], "number": o["number"]} for o in (first, second)],
-        "ready": [{"order_id": third["id"], "number": third["number"]}],
+        "preparing": [{"order_id": o["id"], "version": o["version"], "number": o["number"]} for o in (first, second)],
+        "ready": [{"order_id": third["id"], "version": third["version"], "number": third["number"]}],
     }
 
 

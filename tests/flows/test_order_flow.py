@@ -49,14 +49,15 @@ async def test_a_kiosk_order_reaches_the_kitchen_and_the_board(shop: Shop, world
             placed = await kiosk.next_event(names.device(shop.kiosk.id), "order.placed")
             assert placed["data"]["id"] == order["id"]
 
-            await staff.command("order.mark_paid", {"order_id": order["id"]})
+            paid = await staff.command("order.mark_paid", {"order_id": order["id"]})
             queued = await kitchen.next_event(names.branch_kitchen(shop.branch_id), "order.queued")
             ticket = queued["data"]
             assert (ticket["id"], ticket["customer_name"], ticket["status"]) == (order["id"], "Ana", "paid")
             assert [(line["name"], line["qty"]) for line in ticket["lines"]] == [("Burger", 2)]
             assert [o["name"] for o in ticket["lines"][0]["options"]] == ["Large"]
             shown = await board.next_event(names.branch_board(shop.branch_id), "board.updated")
-            assert shown["data"] == {"order_id": order["id"], "number": order["number"], "column": "preparing"}
+            entry = {"order_id": order["id"], "version": paid["version"], "number": order["number"]}
+            assert shown["data"] == entry | {"column": "preparing"}
 
             await kitchen.command("order.start", {"order_id": order["id"]})
             await kitchen.command("order.ready", {"order_id": order["id"]})

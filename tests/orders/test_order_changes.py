@@ -127,6 +127,7 @@ async def test_each_allowed_move_stamps_its_moment_and_tells_who_must_know(
 
     assert stored.status == after
     assert start <= stored.updated_at <= utcnow()
+    assert stored.version == 2  # written once, moved once
     expected: dict[str, datetime | None] = dict.fromkeys(REACHED[before], LONG_AGO)
     if action == OrderAction.RECALL:
         expected["ready_at"] = None
@@ -141,10 +142,10 @@ async def test_each_allowed_move_stamps_its_moment_and_tells_who_must_know(
     for who, event in audience.items():
         if who == "board":
             entry = heard.data(channels["board"], "board.updated")
-            assert entry == {"order_id": order_id, "number": stored.number, "column": event}
+            assert entry == {"order_id": order_id, "version": 2, "number": stored.number, "column": event}
             continue
         data = heard.data(channels[who], str(event))
-        assert (data["id"], data["status"]) == (order_id, after.value)
+        assert (data["id"], data["status"], data["version"]) == (order_id, after.value, 2)
         assert {name: data[name] for name in moments(stored)} == {
             name: None if value is None else rfc3339(value) for name, value in moments(stored).items()
         }

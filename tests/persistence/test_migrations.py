@@ -178,3 +178,53 @@ def test_the_alembic_command_takes_database_url_and_loads_nothing_of_the_server(
     assert "server modules: []" in done.stderr
     # The URL's dialect, libpq-style scheme and all: SQLite would have no time zones in its DDL.
     assert "TIMESTAMP WITH TIME ZONE" in done.stdout
+
+
+async def test_rows_written_before_versions_start_at_version_1_and_keep_their_data_down_again(fresh_url: str) -> None:
+    """Made at 0003: a cart gets version 1 at 0004, and keeps its row without it back at 0003."""
+    await migrate.upgrade(fresh_url, "0003")
+    branches = sa.table(
+        "branches",
+        *(sa.column(name) for name in ("id", "name", "currency", "timezone", "tax_rate_bp", "is_active")),
+    )
+    devices = sa.table(
+        "devices",
+        *(sa.column(name) for name in ("id", "branch_id", "kind", "name", "secret_hash", "secret_version")),
+        sa.column("is_active"),
+        sa.column("info", sa.JSON),
+    )
+    carts = sa.table("carts", *(sa.column(name) for name in ("id", "branch_id", "device_id", "status", "version")))
+    engine = create_engine(fresh_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                branches.insert().values(
+                    id=1, name="Mitte", currency="EUR", timezone="UTC", tax_rate_bp=0, is_active=True
+                )
+            )
+            await connection.execute(
+                devices.insert().values(
+                    id=1,
+                    branch_id=1,
+                    kind="kiosk",
+                    name="k",
+                    secret_hash="x",
+                    secret_version=1,
+                    is_active=True,
+                    info={},
+                )
+            )
+            await connection.execute(carts.insert().values(id=1, branch_id=1, device_id=1, status="open"))
+        await migrate.upgrade(fresh_url)
+        async with engine.connect() as connection:
+            assert (await connection.execute(sa.select(carts.c.id, carts.c.version))).all() == [(1, 1)]
+        await migrate.downgrade(fresh_url, "0003")
+        async with engine.connect() as connection:
+            assert (await connection.execute(sa.select(carts.c.id, carts.c.status))).all() == [(1, "open")]
+            assert "version" not in {column["name"] for column in await connection.run_sync(_cart_columns)}
+    finally:
+        await engine.dispose()
+
+
+def _cart_columns(connection: Connection) -> list[Any]:
+    return list(inspect(connection).get_columns("carts"))

@@ -14,11 +14,17 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from channels import frames, names
 from channels.client import DeviceClient
+from channels.relay import _RELAY_LOCK_KEY
+from persistence import outbox
+from persistence.database import Database
 from persistence.tables import OutboxEvent
+from server.app import build_services
+from server.domain.order_states import OrderAction
+from server.orders.order_changes import lock_order, move
 from tests.cluster import SHUTDOWN_GRACE_S, Cluster, running_cluster
 
 T = TypeVar("T")
@@ -332,3 +338,59 @@ async def test_a_kiosk_on_one_instance_is_paid_through_a_terminal_on_the_other(c
         assert (await kiosk.next_event(kiosk_channel, "order.paid"))["data"]["id"] == order["id"]
         queued = await kitchen.next_event(names.branch_kitchen(seed.branch_id), "order.queued")
         assert queued["data"]["id"] == order["id"]
+
+
+async def _move_unpublished(db: Database, order_id: int, action: OrderAction) -> list[OutboxEvent]:
+    """Apply `action` to the order and commit it with its events, publishing nothing: its outbox rows."""
+    events = outbox.Pending()
+    async with db.session() as session:
+        order = await lock_order(session, order_id)
+        assert order is not None
+        await move(session, order, action, events.emit)
+        await events.write(session)
+    return events.written
+
+
+async def test_two_moves_published_the_other_way_round_leave_every_device_on_the_newest(cluster: Cluster) -> None:
+    """Two moves of one order, committed in order, published after commit by two instances the other way round:
+    the devices hear the older state last, and keep the newer by its version."""
+    seed = cluster.seed
+    kitchen_channel, orders_channel = names.branch_kitchen(seed.branch_id), names.branch_orders(seed.branch_id)
+    async with (
+        DeviceClient(cluster.a.ws, seed.kiosks[0].token) as kiosk,
+        DeviceClient(cluster.a.ws, seed.kitchen.token) as kitchen,
+        DeviceClient(cluster.b.ws, seed.staff_token) as staff,
+    ):
+        await staff.command("subscribe", {"channel": orders_channel})
+        cart = await kiosk.command("cart.create")
+        await kiosk.command("cart.add", {"cart_id": cart["id"], "item_id": seed.item_ids[0]})
+        order = await kiosk.command("order.place", {"cart_id": cart["id"]})
+        paid = await staff.command("order.mark_paid", {"order_id": order["id"]})
+        assert (await kitchen.next_event(kitchen_channel, "order.queued"))["data"] == paid
+        assert (await staff.next_event(orders_channel, "order.paid"))["data"] == paid
+
+        # Two instances' publishers; the relays of the running servers are kept out meanwhile (they take this lock
+        # first), so that nothing but these publishes puts the rows on the channels.
+        first, second = (build_services(cluster.settings, db=cluster.db, prefix="kiosk") for _ in range(2))
+        try:
+            async with cluster.db.engine.begin() as lock:
+                await lock.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _RELAY_LOCK_KEY})
+                started = await _move_unpublished(cluster.db, order["id"], OrderAction.START)
+                readied = await _move_unpublished(cluster.db, order["id"], OrderAction.READY)
+                await second.relay.publish_committed(readied)
+                await first.relay.publish_committed(started)
+                for publisher in (first, second):
+                    await asyncio.wait_for(publisher.relay.marked(), 10)
+        finally:
+            for publisher in (first, second):
+                await publisher.stop()
+                if publisher.redis is not None:
+                    await publisher.redis.aclose()
+
+        for device, channel in ((kitchen, kitchen_channel), (staff, orders_channel)):
+            heard = [(await device.next_event(channel))["data"] for _ in range(2)]
+            assert [(data["status"], data["version"]) for data in heard] == [
+                ("ready", paid["version"] + 2),
+                ("preparing", paid["version"] + 1),
+            ]
+            assert device.versions.get("order", order["id"]) == heard[0]

@@ -1,0 +1,85 @@
+"""A cart as its kiosk sees it: the reply of every cart command, `cart.updated`, and the `device:{d}` snapshot.
+
+Built from a priced cart (server/orders/cart_pricing.py, `PricedCart.data`), never by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from persistence.enums import CartStatus
+from server.payloads.moment import Moment
+
+
+class ChosenOption(BaseModel):
+    """An option chosen on a cart or order line: the choice, its group, and its price delta in minor units."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    choice_id: int
+    group_id: int
+    group: str = Field(description="the option group's name")
+    name: str = Field(description="the choice's name")
+    price_delta: int
+
+
+ProblemCode = Literal["removed", "unavailable", "out_of_stock", "options"]
+
+
+class CartLineProblem(BaseModel):
+    """Why an open cart's line cannot be ordered as it is right now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: ProblemCode = Field(
+        description="the item left the menu, was 86'd, fewer are left than the cart holds, or its options no longer fit"
+    )
+    message: str
+
+
+class CartLineView(BaseModel):
+    """A cart line priced from today's menu: `unit_price` is `item_price` plus the options' deltas."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    item_id: int
+    name: str
+    qty: int
+    item_price: int
+    options: list[ChosenOption]
+    unit_price: int
+    line_total: int = Field(description="unit_price × qty")
+    problem: CartLineProblem | None
+
+
+class CartCustomer(BaseModel):
+    """The known customer attached to a cart by phone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    name: str
+
+
+class CartView(BaseModel):
+    """A cart priced by the server; money in minor units of `currency`, tax included in `total`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    version: int = Field(description="raised by every change of the cart: keep the newest, ignore one not newer")
+    status: CartStatus
+    branch_id: int
+    device_id: int
+    currency: str
+    customer_phone: str | None = Field(description="the phone attached to the cart, normalised")
+    customer: CartCustomer | None
+    lines: list[CartLineView]
+    subtotal: int = Field(description="total minus tax: the net amount")
+    tax: int
+    total: int = Field(description="the sum of the line totals: what the customer pays")
+    updated_at: Moment
+    expires_at: Moment = Field(description="when the cart idles out unless it changes before")
