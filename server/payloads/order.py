@@ -30,7 +30,7 @@ from server.payloads.moment import Moment
 
 Emit = Callable[[str, str, dict[str, Any]], None]
 
-Column = Literal["preparing", "ready"]
+BoardColumn = Literal["preparing", "ready"]
 
 
 class OrderLineView(BaseModel):
@@ -84,7 +84,7 @@ class BoardEntry(BaseModel):
     order_id: int
     version: int = Field(description="the order's version: keep the newest entry of each order")
     number: int
-    column: Column | None = Field(
+    column: BoardColumn | None = Field(
         description="`preparing` once paid, `ready` when ready, null once completed or taken back"
     )
 
@@ -100,7 +100,7 @@ class BoardPlace(BaseModel):
 
 
 # What the order board shows for an order in each status; None: not on the board.
-BOARD_COLUMN: dict[OrderStatus, Column | None] = {
+BOARD_COLUMN: dict[OrderStatus, BoardColumn | None] = {
     OrderStatus.AWAITING_PAYMENT: None,
     OrderStatus.PAID: "preparing",
     OrderStatus.PREPARING: "preparing",
