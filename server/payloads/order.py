@@ -28,7 +28,7 @@ from persistence.tables import Order
 from server.payloads.cart import ChosenOption
 from server.payloads.moment import Moment
 
-Column = Literal["preparing", "ready"]
+BoardColumn = Literal["preparing", "ready"]
 
 
 class OrderLineView(BaseModel):
@@ -82,7 +82,7 @@ class BoardEntry(BaseModel):
     order_id: int
     version: int = Field(description="the order's version: keep the newest entry of each order")
     number: int
-    column: Column | None = Field(
+    column: BoardColumn | None = Field(
         description="`preparing` once paid, `ready` when ready, null once completed or taken back"
     )
 
@@ -98,7 +98,7 @@ class BoardPlace(BaseModel):
 
 
 # What the order board shows for an order in each status; None: not on the board.
-BOARD_COLUMN: dict[OrderStatus, Column | None] = {
+BOARD_COLUMN: dict[OrderStatus, BoardColumn | None] = {
     OrderStatus.AWAITING_PAYMENT: None,
     OrderStatus.PAID: "preparing",
     OrderStatus.PREPARING: "preparing",
