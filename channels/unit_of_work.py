@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.relay import Relay
-from persistence import outbox
+from persistence import command_log, outbox
 from persistence.database import Database
 
 # What code that changes things is handed to announce a change: `emit(channel, event, data)`.
@@ -47,6 +47,10 @@ class UnitOfWork:
     def emit(self, channel: str, event: str, data: dict[str, Any]) -> None:
         """Record an event of this transaction; it is published once the transaction commits."""
         self._events.emit(channel, event, data)
+
+    def log(self, entry: command_log.Entry) -> None:
+        """Keep the reply of the command this transaction runs in the command log, written with its events."""
+        self._events.log(entry)
 
     async def __aenter__(self) -> UnitOfWork:
         if self._scope is not None:

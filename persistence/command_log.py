@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -12,11 +13,11 @@ from persistence.base import table, utcnow
 from persistence.tables import CommandLogEntry
 
 # Built once: every command runs it, and a statement object keeps its SQL cache key for the next call.
-_LOG = table(CommandLogEntry)
-_STORED_REPLY = select(_LOG.c.reply).where(
-    _LOG.c.principal == bindparam("principal"), _LOG.c.command_id == bindparam("command_id")
+TABLE = table(CommandLogEntry)
+_STORED_REPLY = select(TABLE.c.reply).where(
+    TABLE.c.principal == bindparam("principal"), TABLE.c.command_id == bindparam("command_id")
 )
-_RECORD = insert(_LOG)
+INSERT = insert(TABLE)
 
 
 async def stored_reply(session: AsyncSession, principal: str, command_id: str) -> dict[str, Any] | None:
@@ -25,11 +26,24 @@ async def stored_reply(session: AsyncSession, principal: str, command_id: str) -
     return (await session.execute(_STORED_REPLY, params)).scalar_one_or_none()
 
 
+@dataclass(frozen=True)
+class Entry:
+    """A command's reply as the log keeps it."""
+
+    principal: str
+    command_id: str
+    command: str
+    reply: dict[str, Any]
+
+    def values(self) -> dict[str, Any]:
+        """The row's values, stamped now."""
+        return {**asdict(self), "created_at": utcnow()}
+
+
 async def record(session: AsyncSession, principal: str, command_id: str, command: str, reply: dict[str, Any]) -> None:
     """Store the reply in the session's transaction, beside the command's effect."""
     # A plain INSERT: nothing reads the row back in this transaction, so the ORM's bookkeeping would be waste.
-    values = {"principal": principal, "command_id": command_id, "command": command, "reply": reply}
-    await session.execute(_RECORD, {**values, "created_at": utcnow()})
+    await session.execute(INSERT, Entry(principal, command_id, command, reply).values())
 
 
 async def forget_before(session: AsyncSession, cutoff: datetime) -> int:

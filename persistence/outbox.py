@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, insert, select, update
+from sqlalchemy import CursorResult, Insert, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence import command_log
 from persistence.base import table, utcnow
 from persistence.tables import OutboxEvent
 
@@ -17,20 +19,39 @@ _TABLE = table(OutboxEvent)
 # A transaction's events with their ids back in the order they were emitted: on PostgreSQL one INSERT for all of
 # them, on SQLite one per event (the only way it gives ids in a known order).
 _WRITE = insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
+_LOGGED = ("principal", "command_id", "command", "reply", "created_at")
+_EVENT = ("event_id", "channel", "event", "data", "created_at")
+
+
+@functools.cache
+def _write_with_log(count: int) -> Insert:
+    """PostgreSQL: the command log row and `count` events in one statement (the log row in a data-modifying CTE).
+
+    Built once for each count (a command emits a handful of events), so its compiled SQL is cached too.
+    """
+    log = command_log.TABLE
+    logged = insert(log).values({name: bindparam(f"log_{name}", type_=log.c[name].type) for name in _LOGGED})
+    rows: list[dict[str, Any]] = [
+        {name: bindparam(f"{name}_{n}", type_=_TABLE.c[name].type) for name in _EVENT} for n in range(count)
+    ]
+    return insert(_TABLE).values(rows).add_cte(logged.cte("logged")).returning(_TABLE.c.id, _TABLE.c.event_id)
 
 
 class Pending:
-    """The events one transaction emits: written to the outbox together just before it commits, then published.
+    """The events one transaction emits, and the reply of the command it runs: written together just before it
+    commits; then the events are published.
 
     The unit of work (channels/unit_of_work.py) holds one per transaction and does both.
     Rows are written with plain INSERTs rather than through the ORM: nothing reads them
-    back in the transaction, and the ORM's bookkeeping cost more than the statements. An
-    event emitted after `write`, or rows asked for that were never written, raise: either
-    would publish an event that is not in the outbox.
+    back in the transaction, and the ORM's bookkeeping cost more than the statements. On
+    PostgreSQL the command log row and the events go in one statement, one round trip
+    less for every command. An event emitted after `write`, or rows asked for that were
+    never written, raise: either would publish an event that is not in the outbox.
     """
 
     def __init__(self) -> None:
         self._rows: list[OutboxEvent] = []
+        self._logged: command_log.Entry | None = None
         self._written = False
 
     def __len__(self) -> int:
@@ -43,21 +64,34 @@ class Pending:
         row = OutboxEvent(event_id=str(uuid.uuid4()), channel=channel, event=event, data=data, created_at=utcnow())
         self._rows.append(row)
 
+    def log(self, entry: command_log.Entry) -> None:
+        """Record the reply of the command this transaction runs; it reaches the command log with `write`."""
+        if self._written or self._logged is not None:
+            raise RuntimeError("a transaction logs one reply, before its events are written")
+        self._logged = entry
+
     async def write(self, session: AsyncSession) -> None:
-        """Insert the emitted events in the session's transaction, in emission order (once, before commit)."""
+        """Insert the logged reply and the emitted events (in emission order) in the session's transaction, once."""
         if self._written:
             raise RuntimeError("this transaction's events were written already")
         self._written = True
-        if not self._rows:
+        logged, rows = self._logged, self._rows
+        if logged is not None and rows and session.get_bind().dialect.name == "postgresql":
+            params = {f"log_{name}": value for name, value in logged.values().items()}
+            for n, row in enumerate(rows):
+                params |= {f"{name}_{n}": getattr(row, name) for name in _EVENT}
+            result = await session.execute(_write_with_log(len(rows)), params)
+            by_event = {event_id: row_id for row_id, event_id in result}
+            for row in rows:
+                row.id = by_event[row.event_id]
             return
-        values = [
-            {"event_id": row.event_id, "channel": row.channel, "event": row.event, "data": row.data}
-            | {"created_at": row.created_at, "published_at": None}
-            for row in self._rows
-        ]
-        ids = (await session.execute(_WRITE, values)).scalars().all()
-        for row, row_id in zip(self._rows, ids, strict=True):
-            row.id = row_id
+        if logged is not None:
+            await session.execute(command_log.INSERT, logged.values())
+        if rows:
+            values = [{name: getattr(row, name) for name in _EVENT} | {"published_at": None} for row in rows]
+            ids_in_order = (await session.execute(_WRITE, values)).scalars().all()
+            for row, row_id in zip(rows, ids_in_order, strict=True):
+                row.id = row_id
 
     @property
     def written(self) -> list[OutboxEvent]:

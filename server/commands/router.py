@@ -213,7 +213,7 @@ async def _run(
         async with UnitOfWork(services.db, services.relay) as uow:
             ctx = CommandContext(principal, services.settings, services.presence, uow, command_id)
             reply = {"ok": True, "data": _as_data(await spec.handler(ctx, data))}
-            await command_log.record(uow.session, principal.key, command_id, spec.name, reply)
+            uow.log(command_log.Entry(principal.key, command_id, spec.name, reply))
         return reply
     except ApiError as error:
         refusal = error

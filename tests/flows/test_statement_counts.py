@@ -1,0 +1,94 @@
+"""What one complete order costs the database, command by command: statements and commits, pinned.
+
+An order is the simulator's flow: a cart with two items, placed, charged by the paired
+terminal (processing, then approved), and taken through the kitchen. Each command's count
+of SQL statements (BEGIN and COMMIT aside) and of committed transactions is pinned on
+PostgreSQL, where round trips are what an order costs; a change that adds one fails here,
+and one that saves one updates the pin. The relay's background "published" marks are left
+out: they are batched across commands, so they are not any one command's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from tests.shop import Device, Shop
+
+# Statements and commits of each command of one order on PostgreSQL: 50 statements and 10 commits in all.
+PINNED = {
+    "cart.create": (3, 1),
+    "cart.add": (6, 1),
+    "cart.add (second item)": (6, 1),
+    "order.place": (10, 1),
+    "payment.start": (6, 1),
+    "payment.progress": (3, 1),
+    "payment.result": (7, 1),
+    "order.start": (3, 1),
+    "order.ready": (3, 1),
+    "order.complete": (3, 1),
+}
+
+
+class Counts:
+    """Statements and commits seen on the engine, without the relay's background marks."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.commits = 0
+
+    def statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not statement.startswith("UPDATE outbox SET published_at"):
+            self.statements.append(statement)
+
+    def commit(self, conn: Any) -> None:
+        self.commits += 1
+
+
+@contextmanager
+def counting(shop: Shop) -> Iterator[Counts]:
+    """Count what runs on the shop's database until the block ends."""
+    engine = shop.services.db.engine.sync_engine
+    counts = Counts()
+    event.listen(engine, "before_cursor_execute", counts.statement)
+    event.listen(engine, "commit", counts.commit)
+    try:
+        yield counts
+    finally:
+        event.remove(engine, "before_cursor_execute", counts.statement)
+        event.remove(engine, "commit", counts.commit)
+
+
+async def _order(shop: Shop) -> dict[str, tuple[int, int]]:
+    """Run one complete order; each command's (statements, commits)."""
+    seen: dict[str, tuple[int, int]] = {}
+
+    async def send(name: str, sender: Device, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+        with counting(shop) as counts:
+            reply = await shop.send(sender, kind, data)
+        # The relay may mark in the background: only the command's own commit counts, and it commits once at most.
+        seen[name] = (len(counts.statements), min(counts.commits, 1))
+        return reply
+
+    cart = await send("cart.create", shop.kiosk, "cart.create", {})
+    await send("cart.add", shop.kiosk, "cart.add", {"cart_id": cart["id"], "item_id": shop.cola, "qty": 1})
+    await send("cart.add (second item)", shop.kiosk, "cart.add", {"cart_id": cart["id"], "item_id": shop.fries})
+    order = await send("order.place", shop.kiosk, "order.place", {"cart_id": cart["id"]})
+    payment = await send("payment.start", shop.kiosk, "payment.start", {"order_id": order["id"]})
+    paid = {"payment_id": payment["id"]}
+    await send("payment.progress", shop.terminal, "payment.progress", paid | {"status": "processing"})
+    await send("payment.result", shop.terminal, "payment.result", paid | {"status": "approved"})
+    for kind in ("order.start", "order.ready", "order.complete"):
+        await send(kind, shop.kitchen, kind, {"order_id": order["id"]})
+    return seen
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_each_command_of_an_order_runs_its_pinned_statements_and_commits_once(shop: Shop) -> None:
+    """The statements and commits of every command of one complete order, as pinned above."""
+    await shop.terminal_online()
+    assert await _order(shop) == PINNED
