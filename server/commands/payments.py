@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from persistence import deadlines
@@ -64,11 +64,30 @@ class Result(Input):
     message: str | None = Field(default=None, max_length=500)
 
 
-# Built once (every payment.start runs them): a statement object keeps its SQL cache key for the next call.
-_PAIRED_TERMINAL = select(Device.paired_terminal_id).where(Device.id == bindparam("kiosk_id"))
-_IN_FLIGHT = select(Payment).where(
-    (Payment.order_id == bindparam("order_id")) | (Payment.terminal_id == bindparam("terminal_id")),
-    Payment.status.in_(IN_FLIGHT),
+# Built once (every payment.start runs it): a statement object keeps its SQL cache key for the next call.
+# The kiosk's paired terminal, with the order's and that terminal's payments in flight: one row per payment (None
+# when there is none), in one round trip.
+_PAIRED_AND_IN_FLIGHT = (
+    select(Device.paired_terminal_id, Payment)
+    .outerjoin(
+        Payment,
+        ((Payment.order_id == bindparam("order_id")) | (Payment.terminal_id == Device.paired_terminal_id))
+        & Payment.status.in_(IN_FLIGHT),
+    )
+    .where(Device.id == bindparam("kiosk_id"))
+)
+
+# A pending payment of this terminal to processing, read back as it now is: one round trip where a lock and an
+# UPDATE took two. Only what is not moved is read again, to say why.
+_TO_PROCESSING = (
+    update(Payment)
+    .where(
+        Payment.id == bindparam("b_payment_id"),
+        Payment.terminal_id == bindparam("b_terminal_id"),
+        Payment.status == PaymentStatus.PENDING,
+    )
+    .values(status=PaymentStatus.PROCESSING)
+    .returning(Payment)
 )
 
 
@@ -107,9 +126,11 @@ async def start_payment(ctx: CommandContext, data: StartPayment) -> dict[str, An
         raise conflict(order, f"the order is {order.status.value}, not awaiting payment")
     # With a payment API, the gateway worker charges it after this commits; otherwise the paired terminal does.
     gateway = ctx.settings.PAYMENT_API_URL is not None
-    paired = None if gateway else await ctx.session.scalar(_PAIRED_TERMINAL, {"kiosk_id": ctx.principal.id})
-    # The order's and the terminal's payments in flight, in one query.
-    in_flight = (await ctx.session.scalars(_IN_FLIGHT, {"order_id": order.id, "terminal_id": paired})).all()
+    rows = (
+        await ctx.session.execute(_PAIRED_AND_IN_FLIGHT, {"order_id": order.id, "kiosk_id": ctx.principal.id})
+    ).all()
+    paired = None if gateway or not rows else rows[0][0]
+    in_flight = [payment for _, payment in rows if payment is not None]
     ongoing = next((payment for payment in in_flight if payment.order_id == order.id), None)
     if ongoing is not None:
         return payment_data(ongoing)  # a double tap: the charge already asked for
@@ -171,15 +192,16 @@ async def cancel_payment(ctx: CommandContext, data: PaymentRef) -> dict[str, Any
 )
 async def progress(ctx: CommandContext, data: Progress) -> dict[str, Any]:
     """Move a pending payment of this terminal to processing (again: no change)."""
+    params = {"b_payment_id": data.payment_id, "b_terminal_id": ctx.principal.id}
+    moved = (await ctx.session.scalars(_TO_PROCESSING, params)).one_or_none()
+    if moved is not None:
+        announce_payment(ctx.emit, moved)
+        return payment_data(moved)
+    # Not moved: why, from the payment as it is.
     payment = await _terminal_payment(ctx, data.payment_id)
     if payment.status == PaymentStatus.PROCESSING:
         return payment_data(payment)
-    if payment.status != PaymentStatus.PENDING:
-        raise payment_conflict(payment, f"payment {payment.id} is already {payment.status.value}")
-    payment.status = PaymentStatus.PROCESSING
-    await ctx.session.flush()
-    announce_payment(ctx.emit, payment)
-    return payment_data(payment)
+    raise payment_conflict(payment, f"payment {payment.id} is already {payment.status.value}")
 
 
 @registry.command(

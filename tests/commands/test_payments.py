@@ -11,9 +11,10 @@ from sqlalchemy import select
 
 from channels import names
 from persistence.base import utcnow
-from persistence.enums import OrderStatus, PaymentStatus
+from persistence.enums import DeviceKind, OrderStatus, PaymentStatus
 from persistence.tables import Order, OutboxEvent, Payment
-from tests.shop import Shop
+from tests.live import add_device
+from tests.shop import Device, Shop, principal_of
 
 
 async def emitted_since(shop: Shop, since: int) -> list[tuple[str, str, dict[str, Any]]]:
@@ -252,3 +253,34 @@ async def test_only_the_charging_terminal_reports_results(shop: Shop) -> None:
     data = {"payment_id": payment["id"], "status": "approved"}
     assert (await shop.error(shop.kiosk, "payment.result", data))["code"] == "forbidden"
     assert (await shop.error(shop.kitchen, "payment.result", data))["code"] == "forbidden"
+
+
+async def test_progress_moves_only_this_terminals_pending_payment_once(shop: Shop) -> None:
+    """Again: the same payment, no second event; after a result: `conflict`; another terminal's: `not_found`."""
+    await shop.terminal_online()
+    order = await shop.placed_order()
+    payment = await shop.send(shop.kiosk, "payment.start", {"order_id": order["id"]})
+    data = {"payment_id": payment["id"], "status": "processing"}
+    other_id, other_token = await add_device(shop.services, shop.branch_id, DeviceKind.PAYMENT_TERMINAL)
+    other = Device(other_id, other_token, await principal_of(shop.services, other_token))
+    assert (await shop.error(other, "payment.progress", data))["code"] == "not_found"
+
+    before = len(await emitted_since(shop, 0))
+    first = await shop.send(shop.terminal, "payment.progress", data)
+    assert (first["status"], first["version"]) == ("processing", payment["version"] + 1)
+    announced = {(channel, event) for channel, event, _ in await emitted_since(shop, before)}
+    assert announced == {
+        (channel, "payment.processing")
+        for channel in (
+            names.branch_orders(shop.branch_id),
+            names.device(shop.kiosk.id),
+            names.device(shop.terminal.id),
+        )
+    }
+    heard = len(await emitted_since(shop, 0))
+    assert await shop.send(shop.terminal, "payment.progress", data) == first
+    assert len(await emitted_since(shop, 0)) == heard  # nothing changed, nothing announced
+
+    await shop.send(shop.terminal, "payment.result", {"payment_id": payment["id"], "status": "declined"})
+    error = await shop.error(shop.terminal, "payment.progress", data)
+    assert (error["code"], error["details"]["status"]) == ("conflict", "declined")
