@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.orders                    # 3 runs of 20 s each way; medians
     .venv/bin/python -m bench.orders --runs 1 --duration 10
+    .venv/bin/python -m bench.orders --baseline main    # main's server and this one's, side by side
 
 Kiosks order, terminals approve at once (no decline), kitchen displays start, ready and
 complete every ticket at once; PostgreSQL + Redis, on a new `kiosk_bench` database each
@@ -23,7 +24,16 @@ To show what bounds the rate, every run also measures CPU time per complete orde
 same span as the rate (first order to the end of the kitchens' drain): of the server
 process(es), of PostgreSQL and Redis together (every process named `postgres` or
 `redis-server`, so nothing else should use them meanwhile), and of this process, the load
-generator. Whichever side nears a whole core at the rate reached is the bound.
+generator. Whichever side nears a whole core at the rate reached is the bound. It also counts
+the transactions committed in the database over that span, background work included
+(bench/transactions.py), per complete order.
+
+With `--baseline REV` each run is made twice, first against the server at git revision REV
+(checked out in a temporary git worktree, its database migrated and seeded by its own code),
+then against this checkout's, pair after pair; the two-instance set-up is left out. The
+simulator is this checkout's for both, so the load is the same. The paced run of each side
+offers half of that side's own flat-out rate in the same repetition. The report sets the
+medians side by side, with their spread and the ratio new/baseline.
 """
 
 from __future__ import annotations
@@ -31,24 +41,29 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
+from bench.baseline import checkout, revision, side_by_side, working_tree
 from bench.figures import machine, median, ms, percentile, table
 from bench.processes import (
+    ROOT,
     bench_environment,
     cpu_seconds,
     cpu_seconds_named,
+    database_of,
     pin,
     prepare_database,
     run_fast,
     running,
     server_command,
 )
-from bench.provision import provision_for
+from bench.provision import provision_in
 from bench.sim import Plan, Simulation
 from bench.tally import Tally
+from bench.transactions import Transactions
 from server.settings import Settings
 
 PORTS = (8321, 8322)
@@ -73,12 +88,12 @@ class CpuUse:
     def _servers(self) -> float:
         return sum(cpu_seconds(pid) for pid in self._server_pids)
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Take the first readings."""
         # This process's own clock last here and first in `stop`, so walking /proc is not counted as load.
         self._start = (self._servers(), cpu_seconds_named(STORES), time.process_time())
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         """Take the second readings; `used` holds the differences."""
         load_gen = time.process_time()
         servers, stores = self._servers(), cpu_seconds_named(STORES)
@@ -96,9 +111,25 @@ class Figures:
     errors: int
     # CPU seconds per complete order: server(s), PostgreSQL + Redis, load generator (NaN when none completed).
     cpu: tuple[float, float, float]
+    # Transactions committed in the database per complete order (NaN when none completed).
+    transactions: float
 
 
-def _figures(tally: Tally, cpu: CpuUse) -> Figures:
+# What the comparison with a baseline shows of each run, in the units of its table (ms for times).
+MEASURES: tuple[tuple[str, Callable[[Figures], float]], ...] = (
+    ("complete orders/s", lambda f: f.rate),
+    ("server CPU ms per complete order", lambda f: f.cpu[0] * 1000),
+    ("PostgreSQL + Redis CPU ms per complete order", lambda f: f.cpu[1] * 1000),
+    ("order.place reply p50 (ms)", lambda f: f.place[0] * 1000),
+    ("order.place reply p99 (ms)", lambda f: f.place[2] * 1000),
+    ("approved → kitchen p50 (ms)", lambda f: f.kitchen[0] * 1000),
+    ("approved → kitchen p99 (ms)", lambda f: f.kitchen[2] * 1000),
+    ("committed transactions per complete order", lambda f: f.transactions),
+    ("errors", lambda f: f.errors),
+)
+
+
+def _figures(tally: Tally, cpu: CpuUse, transactions: Transactions) -> Figures:
     def three(values: list[float]) -> tuple[float, float, float]:
         return percentile(values, 0.5), percentile(values, 0.95), percentile(values, 0.99)
 
@@ -113,6 +144,7 @@ def _figures(tally: Tally, cpu: CpuUse) -> Figures:
         three(tally.board_s),
         sum(tally.errors.values()),
         (per_order(servers), per_order(stores), per_order(load_gen)),
+        per_order(transactions.committed),
     )
 
 
@@ -120,13 +152,14 @@ def _cpu_cell(cpu: Iterable[float]) -> str:
     return " / ".join(ms(seconds) for seconds in cpu)
 
 
-async def _run_once(setup: str, settings: Settings, env: dict[str, str], duration_s: float, rate: float) -> Figures:
-    """One run of one set-up on a new database: `one` and `two` instances flat out, or `paced` at half `rate`."""
+async def _run_once(setup: str, root: Path, settings: Settings, duration_s: float, rate: float) -> Figures:
+    """One run of the server at `root`, new database: `one` or `two` instances flat out, or `paced` at half `rate`."""
     # Every run on a new database, so that none inherits the open orders and payments of the last.
     instances = 2 if setup == "two" else 1
     kiosks = PACED_KIOSKS if setup == "paced" else KIOSKS
-    await prepare_database(env, fresh=True)
-    fleet = await provision_for(settings, kiosks=kiosks, kitchens=KITCHENS, boards=1)
+    env = bench_environment(root)
+    await prepare_database(env, fresh=True, root=root)
+    fleet = await provision_in(root, env, kiosks=kiosks, kitchens=KITCHENS, boards=1)
     if setup == "paced" and rate <= 0:
         raise RuntimeError("the flat-out run completed no orders: there is no rate to pace at")
     # Each paced kiosk orders every `think` seconds or a little less often (its order takes time too).
@@ -137,7 +170,7 @@ async def _run_once(setup: str, settings: Settings, env: dict[str, str], duratio
         servers = []
         for index in range(instances):
             port = PORTS[index]
-            servers.append(await stack.enter_async_context(running(server_command(port), port, env, core=index)))
+            servers.append(await stack.enter_async_context(running(server_command(port), port, env, index, root)))
         urls = [f"ws://127.0.0.1:{port}{settings.API_V1_STR}/ws" for port in PORTS[:instances]]
         plan = Plan(
             urls=urls,
@@ -153,30 +186,22 @@ async def _run_once(setup: str, settings: Settings, env: dict[str, str], duratio
         )
         # Measured while the servers run: their pools keep their PostgreSQL backends (and those backends' time) alive.
         cpu = CpuUse([server.pid for server in servers])
-        tally = await Simulation(plan, fleet, urls, meters=[cpu]).run()
-    figures = _figures(tally, cpu)
+        transactions = Transactions(*database_of(env))
+        # Started in this order and stopped in the reverse: the CPU span is the orders' alone, without the waits
+        # for PostgreSQL's statistics.
+        tally = await Simulation(plan, fleet, urls, meters=[transactions, cpu]).run()
+    figures = _figures(tally, cpu, transactions)
     errors = ", ".join(f"{code} {count}" for code, count in sorted(tally.errors.items())) or "none"
     print(
         f"{setup}: {figures.rate:.1f} complete orders/s, CPU ms per order: server / PG+Redis / load gen "
-        f"{_cpu_cell(figures.cpu)}, errors: {errors}",
+        f"{_cpu_cell(figures.cpu)}, transactions per order {figures.transactions:.1f} "
+        f"({transactions.committed} for {tally.completed}), errors: {errors}",
         file=sys.stderr,
     )
     return figures
 
 
-async def run(runs: int, duration_s: float) -> str:
-    """Every set-up, `runs` times each; the Markdown report."""
-    env = bench_environment()
-    settings = Settings(_env_file=None, DATABASE_URL=env["DATABASE_URL"], REDIS_URL=env["REDIS_URL"])
-    results: dict[str, list[Figures]] = {setup: [] for setup, _ in SETUPS}
-    for number in range(1, runs + 1):
-        print(f"run {number}/{runs}", file=sys.stderr)
-        flat_out = 0.0
-        for setup, _ in SETUPS:
-            figures = await _run_once(setup, settings, env, duration_s, flat_out)
-            results[setup].append(figures)
-            if setup == "one":
-                flat_out = figures.rate
+def _medians(runs: int, duration_s: float, results: dict[str, list[Figures]]) -> str:
     rows = []
     for setup, label in SETUPS:
         done = results[setup]
@@ -185,6 +210,7 @@ async def run(runs: int, duration_s: float) -> str:
             cells.append(" / ".join(ms(median(getattr(f, measure)[i] for f in done)) for i in range(3)))
         cells.append(f"{median(f.errors for f in done):.0f}")
         cells.append(_cpu_cell(median(f.cpu[part] for f in done) for part in range(3)))
+        cells.append(f"{median(f.transactions for f in done):.1f}")
         rows.append(cells)
     header = [
         "set-up",
@@ -194,6 +220,7 @@ async def run(runs: int, duration_s: float) -> str:
         "ready → board p50/p95/p99 (ms)",
         "errors",
         "CPU ms per order: server / PG+Redis / load gen",
+        "transactions per order",
     ]
     return (
         f"Machine: {machine()}\n\nMedians of {runs} run(s) of {duration_s:g} s; {KIOSKS} kiosks with terminals "
@@ -201,13 +228,61 @@ async def run(runs: int, duration_s: float) -> str:
     )
 
 
+def _comparison(runs: int, duration_s: float, revisions: str, results: dict[str, dict[str, list[Figures]]]) -> str:
+    sections = [
+        f"Machine: {machine()}",
+        revisions,
+        f"{runs} pair(s) of runs of {duration_s:g} s, baseline then new; {KIOSKS} kiosks with terminals "
+        f"({PACED_KIOSKS} when paced), {KITCHENS} kitchen displays, 1 order board.",
+    ]
+    for setup, label in SETUPS[:2]:
+        old, new = results["baseline"][setup], results["new"][setup]
+        rows = [(name, [figure(f) for f in old], [figure(f) for f in new]) for name, figure in MEASURES]
+        sections.append(f"**{label}**\n\n{side_by_side(rows)}")
+    return "\n\n".join(sections)
+
+
+async def _repetitions(
+    runs: int, duration_s: float, settings: Settings, roots: dict[str, Path], setups: Iterable[tuple[str, str]]
+) -> dict[str, dict[str, list[Figures]]]:
+    """Each set-up `runs` times for each server (by name, the checkout it runs from), one after the other."""
+    results: dict[str, dict[str, list[Figures]]] = {side: {setup: [] for setup, _ in setups} for side in roots}
+    for number in range(1, runs + 1):
+        print(f"run {number}/{runs}", file=sys.stderr)
+        flat_out = dict.fromkeys(roots, 0.0)
+        for setup, _ in setups:
+            for side, root in roots.items():
+                if len(roots) > 1:
+                    print(f"{side}:", file=sys.stderr)
+                figures = await _run_once(setup, root, settings, duration_s, flat_out[side])
+                results[side][setup].append(figures)
+                if setup == "one":
+                    flat_out[side] = figures.rate
+    return results
+
+
+async def run(runs: int, duration_s: float, baseline: str | None = None) -> str:
+    """Every set-up, `runs` times each (and against the server at git revision `baseline`, interleaved); the report."""
+    env = bench_environment()
+    settings = Settings(_env_file=None, DATABASE_URL=env["DATABASE_URL"], REDIS_URL=env["REDIS_URL"])
+    if baseline is None:
+        results = await _repetitions(runs, duration_s, settings, {"new": ROOT}, SETUPS)
+        return _medians(runs, duration_s, results["new"])
+    commit = revision(baseline)
+    revisions = f"Baseline: {baseline} ({commit}); new: {working_tree()}."
+    with checkout(commit) as baseline_root:
+        results = await _repetitions(runs, duration_s, settings, {"baseline": baseline_root, "new": ROOT}, SETUPS[:2])
+    return _comparison(runs, duration_s, revisions, results)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the orders benchmark and print its table."""
     parser = argparse.ArgumentParser(prog="python -m bench.orders", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="repetitions; the table shows medians (3)")
+    parser.add_argument("--runs", type=int, default=3, help="repetitions (pairs with --baseline); medians (3)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per run (20)")
+    parser.add_argument("--baseline", metavar="REV", help="also run the server at git revision REV, interleaved")
     args = parser.parse_args(argv)
-    print(run_fast(run(args.runs, args.duration)))
+    print(run_fast(run(args.runs, args.duration, args.baseline)))
     return 0
 
 

@@ -27,15 +27,15 @@ TICKS = os.sysconf("SC_CLK_TCK")
 T = TypeVar("T")
 
 
-def bench_environment() -> dict[str, str]:
-    """The environment of the benchmarks and their servers: PostgreSQL and Redis, overridable as usual."""
+def bench_environment(root: Path = ROOT) -> dict[str, str]:
+    """The environment of the benchmarks and their servers: PostgreSQL and Redis (overridable), the code at `root`."""
     env = dict(os.environ)
     env.setdefault("DATABASE_URL", BENCH_DATABASE_URL)
     env.setdefault("REDIS_URL", BENCH_REDIS_URL)
     env.setdefault("ENVIRONMENT", "development")
     # The load generator's connections count bytes and answer no pings; a run is far shorter than this.
     env.setdefault("WS_HEARTBEAT_S", "3600")
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = str(root)
     return env
 
 
@@ -59,12 +59,20 @@ def pin(cores: set[int]) -> None:
         os.sched_setaffinity(0, cores)
 
 
-async def prepare_database(env: dict[str, str], *, fresh: bool = False) -> None:
-    """Create the benchmark's PostgreSQL database when missing (`fresh`: anew), migrate it, load the demo menu."""
+def database_of(env: dict[str, str]) -> tuple[str, str]:
+    """The asyncpg URL of the PostgreSQL server's `postgres` database, and the name of the benchmark's database."""
     url = asyncpg_url(normalise_database_url(env["DATABASE_URL"]))
     base, _, name = url.rpartition("/")
-    name = name.split("?")[0]
-    connection = await asyncpg.connect(f"{base}/postgres")
+    return f"{base}/postgres", name.split("?")[0]
+
+
+async def prepare_database(env: dict[str, str], *, fresh: bool = False, root: Path = ROOT) -> None:
+    """Create the benchmark's PostgreSQL database when missing (`fresh`: anew), migrate it, load the demo menu.
+
+    The migrations and the demo are those of the checkout at `root`, run by its own command line.
+    """
+    admin_url, name = database_of(env)
+    connection = await asyncpg.connect(admin_url)
     try:
         if fresh:
             # Orders, carts and payments left by an earlier run would weigh on this one's snapshots and deadlines.
@@ -75,7 +83,7 @@ async def prepare_database(env: dict[str, str], *, fresh: bool = False) -> None:
         await connection.close()
     for command in ("migrate", "seed-demo"):
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "server", command, env=env, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL
+            sys.executable, "-m", "server", command, env=env, cwd=root, stdout=asyncio.subprocess.DEVNULL
         )
         if await process.wait():
             raise RuntimeError(f"`python -m server {command}` failed with {process.returncode}")
@@ -171,13 +179,15 @@ async def wait_listening(port: int, process: asyncio.subprocess.Process | None =
 
 
 @contextlib.asynccontextmanager
-async def running(command: Sequence[str], port: int, env: dict[str, str], core: int | None) -> AsyncIterator[Watched]:
-    """Run `command` (pinned to `core` with taskset when given) until the block ends; wait until `port` listens."""
+async def running(
+    command: Sequence[str], port: int, env: dict[str, str], core: int | None, root: Path = ROOT
+) -> AsyncIterator[Watched]:
+    """Run `command` in `root` (pinned to `core` when given) until the block ends; wait until `port` listens."""
     argv = list(command)
     if core is not None and shutil.which("taskset"):
         argv = ["taskset", "-c", str(core), *argv]
     process = await asyncio.create_subprocess_exec(
-        *argv, env=env, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        *argv, env=env, cwd=root, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
     try:
         await wait_listening(port, process)

@@ -10,7 +10,12 @@ devices' stored secret is one nobody knows.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +28,15 @@ from server.auth.tokens import TokenCodec
 from server.settings import Settings
 
 BRANCH_NAME = "Simulator"
+# `provision_in`: the fleet as the checkout it runs in makes it, printed as JSON on the last line.
+_PROVISION_SCRIPT = """
+import asyncio, dataclasses, json, sys
+from bench.provision import provision_for
+from server.settings import Settings
+kiosks, kitchens, boards = (int(arg) for arg in sys.argv[1:])
+fleet = asyncio.run(provision_for(Settings(_env_file=None), kiosks=kiosks, kitchens=kitchens, boards=boards))
+print(json.dumps(dataclasses.asdict(fleet)))
+"""
 
 
 class NoMenu(Exception):
@@ -114,6 +128,36 @@ async def provision_for(settings: Settings, *, kiosks: int, kitchens: int, board
         return await provision(db, TokenCodec(settings), kiosks=kiosks, kitchens=kitchens, boards=boards)
     finally:
         await db.dispose()
+
+
+async def provision_in(root: Path, env: dict[str, str], *, kiosks: int, kitchens: int, boards: int) -> Fleet:
+    """`provision_for` as the checkout at `root` does it, in the database of `env`, so its tables are its own."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _PROVISION_SCRIPT,
+        str(kiosks),
+        str(kitchens),
+        str(boards),
+        env=env,
+        cwd=root,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await process.communicate()
+    if process.returncode:
+        raise RuntimeError(f"provisioning the simulator's devices in {root} failed with {process.returncode}")
+    fleet = json.loads(out.decode().strip().splitlines()[-1])
+
+    def device(row: dict[str, Any]) -> SimDevice:
+        return SimDevice(**(row | {"kind": DeviceKind(row["kind"])}))
+
+    return Fleet(
+        fleet["branch_id"],
+        [device(row) for row in fleet["kiosks"]],
+        {int(terminal_id): device(row) for terminal_id, row in fleet["terminals"].items()},
+        [device(row) for row in fleet["kitchens"]],
+        [device(row) for row in fleet["boards"]],
+    )
 
 
 async def provision(db: Database, codec: TokenCodec, *, kiosks: int, kitchens: int, boards: int) -> Fleet:

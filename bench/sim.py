@@ -87,18 +87,19 @@ def ws_url(url: str, prefix: str) -> str:
 class Meter(Protocol):
     """Something measured over the orders of a run: from the first order to the end of the kitchens' drain."""
 
-    def start(self) -> None:
-        """The orders begin (every device is connected)."""
+    async def start(self) -> None:
+        """The orders are about to begin (every device is connected); they wait for this."""
 
-    def stop(self) -> None:
-        """The orders are over (before the devices disconnect)."""
+    async def stop(self) -> None:
+        """The orders are over (the devices are still connected)."""
 
 
 class Simulation:
     """One run of a `Plan` against the servers, over the provisioned `Fleet`.
 
-    `meters` are started as the first order starts and stopped as the tally ends, so that what
-    they measure covers the same span as `Tally.elapsed_s` (connecting and closing are outside it).
+    `meters` are started in turn just before the first order starts and stopped in the reverse
+    turn as the tally ends, so that what they measure covers the same span as `Tally.elapsed_s`
+    (connecting and closing are outside it).
     Every device is a `ReconnectingDevice`: closed by the server, it reconnects and resumes, and
     a device closed with 4001 gets a new token from `renew` (none: it tries the old one again).
     """
@@ -434,11 +435,11 @@ class Simulation:
             )
         for board in boards:
             self._spawn(self._listen(board, self._board_event))
-        progress = asyncio.ensure_future(self._progress()) if self.plan.progress else None
 
-        self.tally = Tally(errors=self.tally.errors, connections=self.tally.connections)
         for meter in self.meters:
-            meter.start()
+            await meter.start()
+        self.tally = Tally(errors=self.tally.errors, connections=self.tally.connections)
+        progress = asyncio.ensure_future(self._progress()) if self.plan.progress else None
         shoppers = [asyncio.ensure_future(self._kiosk(c, d.id)) for c, d in zip(kiosks, self.fleet.kiosks, strict=True)]
         try:
             await asyncio.wait_for(self.stopping.wait(), self.plan.duration_s)
@@ -449,8 +450,8 @@ class Simulation:
         while self.tally.completed < self.tally.paid and time.monotonic() < drain_until:  # noqa: ASYNC110
             await asyncio.sleep(0.05)  # the kitchens' last tickets: counted by their own tasks
         self.tally.ended = time.monotonic()
-        for meter in self.meters:
-            meter.stop()
+        for meter in reversed(self.meters):
+            await meter.stop()
         if progress is not None:
             progress.cancel()
             if sys.stderr.isatty():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -19,6 +20,24 @@ from persistence.tables import Branch, Device, Order
 from server.services import Services
 from tests.live import live_server
 from tests.shop import Shop
+
+
+class Recorder:
+    """A meter that notes when it starts and stops, in a log it shares with another; its start takes a while."""
+
+    def __init__(self, name: str, log: list[tuple[str, float]], start_s: float = 0.0) -> None:
+        self.name = name
+        self.log = log
+        self.start_s = start_s
+
+    async def start(self) -> None:
+        """Note the start once the wait is over."""
+        await asyncio.sleep(self.start_s)
+        self.log.append((f"{self.name} started", time.monotonic()))
+
+    async def stop(self) -> None:
+        """Note the stop."""
+        self.log.append((f"{self.name} stopped", time.monotonic()))
 
 
 async def test_the_simulator_orders_pays_cooks_and_counts_what_the_server_did(services: Services, shop: Shop) -> None:
@@ -40,8 +59,13 @@ async def test_the_simulator_orders_pays_cooks_and_counts_what_the_server_did(se
             seed=7,
             progress=False,
         )
-        tally = await Simulation(plan, fleet, [live.ws]).run()
+        log: list[tuple[str, float]] = []
+        meters = [Recorder("slow", log, start_s=0.3), Recorder("quick", log)]
+        tally = await Simulation(plan, fleet, [live.ws], meters=meters).run()
 
+    # The meters bracket the orders, the first started first and stopped last; a meter's wait is not run time.
+    assert [entry for entry, _ in log] == ["slow started", "quick started", "quick stopped", "slow stopped"]
+    assert log[1][1] <= tally.started and tally.ended is not None and tally.ended <= log[2][1]
     assert dict(tally.errors) == {}
     assert tally.placed == 6 and len(tally.place_s) == 6
     assert tally.declined > 0
