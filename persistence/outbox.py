@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Insert, bindparam, delete, insert, select, update
+from sqlalchemy import CursorResult, TextClause, bindparam, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import command_log
@@ -24,17 +24,23 @@ _EVENT = ("event_id", "channel", "event", "data", "created_at")
 
 
 @functools.cache
-def _write_with_log(count: int) -> Insert:
+def _write_with_log(count: int) -> TextClause:
     """PostgreSQL: the command log row and `count` events in one statement (the log row in a data-modifying CTE).
 
-    Built once for each count (a command emits a handful of events), so its compiled SQL is cached too.
+    Written as text, from the tables' own names and types: SQLAlchemy does not cache the
+    compiled SQL of a multi-row INSERT construct, and compiling it anew for every command
+    cost more than the round trip it saves. One per count (a command emits a handful).
     """
     log = command_log.TABLE
-    logged = insert(log).values({name: bindparam(f"log_{name}", type_=log.c[name].type) for name in _LOGGED})
-    rows: list[dict[str, Any]] = [
-        {name: bindparam(f"{name}_{n}", type_=_TABLE.c[name].type) for name in _EVENT} for n in range(count)
-    ]
-    return insert(_TABLE).values(rows).add_cte(logged.cte("logged")).returning(_TABLE.c.id, _TABLE.c.event_id)
+    log_values = ", ".join(f":log_{name}" for name in _LOGGED)
+    rows = ", ".join("(" + ", ".join(f":{name}_{n}" for name in _EVENT) + ")" for n in range(count))
+    sql = (
+        f"WITH logged AS (INSERT INTO {log.name} ({', '.join(_LOGGED)}) VALUES ({log_values})) "
+        f"INSERT INTO {_TABLE.name} ({', '.join(_EVENT)}) VALUES {rows} RETURNING id, event_id"
+    )
+    binds = [bindparam(f"log_{name}", type_=log.c[name].type) for name in _LOGGED]
+    binds += [bindparam(f"{name}_{n}", type_=_TABLE.c[name].type) for n in range(count) for name in _EVENT]
+    return text(sql).bindparams(*binds)
 
 
 class Pending:

@@ -93,3 +93,10 @@ async def test_a_transaction_logs_one_reply_before_its_write() -> None:
     events.log(command_log.Entry("device:1", "c1", "thing.do", {"ok": True}))
     with pytest.raises(RuntimeError, match="one reply"):
         events.log(command_log.Entry("device:1", "c1", "thing.do", {"ok": True}))
+
+
+@pytest.mark.parametrize("count", [1, 2, 5])
+def test_the_one_statement_write_is_cacheable(count: int) -> None:
+    """SQLAlchemy caches its compiled SQL: compiling it for every command would cost more than the round trip it
+    saves (a multi-row INSERT construct is never cached, which is why it is not one)."""
+    assert outbox._write_with_log(count)._generate_cache_key() is not None
