@@ -6,10 +6,12 @@ the relay loop publishes it later; on PostgreSQL only one instance relays at a t
 (an advisory lock), so rows go out in outbox order. Publishing the same row twice is
 harmless: the broker recognises the event id and never gives it a second seq.
 
-Rows published after commit are marked published in the background, the rows of every
-command published meanwhile in one UPDATE, rather than one more transaction per
-command (a sixth of a busy server's round trips to the database). A row the process
-could not mark (it died, or the database failed) is simply published again by the relay.
+Rows published after commit are marked published by the next unit of work that writes
+(channels/unit_of_work.py): on PostgreSQL within the same statement as its own events,
+so marking costs neither a round trip nor a transaction of its own. Rows no unit of work
+takes within `_MARK_DELAY_S` (the server is quiet) are marked in the background, all of
+them in one UPDATE. A row the process could not mark (it died, or the database failed) is
+simply published again by the relay.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ _RELAY_LOCK_KEY = 7_140_512
 _BATCH = 200
 # How long closing waits for the marks of rows already published; one left unmarked is only published again.
 _MARK_WAIT_S = 5.0
+# How long published rows wait for a unit of work to mark them before a transaction of their own does.
+_MARK_DELAY_S = 0.2
 
 
 class Relay:
@@ -48,8 +52,10 @@ class Relay:
         self._wake = asyncio.Event()
         self.published = 0
         self.lag_s = 0.0
-        # Rows published after commit and not yet marked, and the task marking them.
+        # Rows published after commit and not yet marked; those a unit of work is marking; the task marking the
+        # rest when no unit of work takes them.
         self._unmarked: list[int] = []
+        self._taken: set[int] = set()
         self._marking: asyncio.Task[None] | None = None
 
     async def publish_committed(self, rows: Sequence[OutboxEvent]) -> None:
@@ -66,6 +72,27 @@ class Relay:
         if self._stopping:
             return  # closing: left unmarked, the rows are published again (harmlessly) by a relay
         self._unmarked.extend(row.id for row in rows)
+        self._mark_later()
+
+    def take_unmarked(self) -> list[int]:
+        """Rows published and not yet marked, for a unit of work to mark in its transaction: it then calls
+        `marks_done` once that commits, or gives them back with `marks_failed`."""
+        ids, self._unmarked = self._unmarked, []
+        self._taken.update(ids)
+        return ids
+
+    def marks_done(self, ids: Sequence[int]) -> None:
+        """The unit of work that took these rows committed their marks."""
+        self._taken.difference_update(ids)
+
+    def marks_failed(self, ids: Sequence[int]) -> None:
+        """The unit of work that took these rows rolled back: they wait to be marked again."""
+        self._taken.difference_update(ids)
+        if ids and not self._stopping:
+            self._unmarked.extend(ids)
+            self._mark_later()
+
+    def _mark_later(self) -> None:
         if self._marking is None:
             self._marking = asyncio.get_running_loop().create_task(self._mark_unmarked(), name="outbox-marker")
 
@@ -78,6 +105,8 @@ class Relay:
 
     async def _mark_unmarked(self) -> None:
         try:
+            if not self._stopping:
+                await asyncio.sleep(_MARK_DELAY_S)
             while self._unmarked:
                 ids, self._unmarked = self._unmarked, []
                 try:
@@ -117,6 +146,9 @@ class Relay:
             while True:
                 async with self._db.session() as session:
                     rows = await outbox.unpublished(session, _BATCH)
+                # Published by this process already, their marks on the way: not again.
+                known = self._taken.union(self._unmarked)
+                rows = [row for row in rows if row.id not in known]
                 if not rows:
                     return sent
                 await self._publish(rows)

@@ -67,11 +67,20 @@ class UnitOfWork:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:
-        async with self._db.session() as session:
-            self._session = session
-            try:
-                yield
-                await self._events.write(session)
-            finally:
-                self._session = None
+        # Rows published after earlier commits ride along: marked published in this transaction (channels/relay.py).
+        marks: list[int] = []
+        try:
+            async with self._db.session() as session:
+                self._session = session
+                try:
+                    yield
+                    if self._events.writes():
+                        marks = self._relay.take_unmarked()
+                    await self._events.write(session, marks)
+                finally:
+                    self._session = None
+        except BaseException:
+            self._relay.marks_failed(marks)
+            raise
+        self._relay.marks_done(marks)
         await self._relay.publish_committed(self._events.written)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, TextClause, bindparam, delete, insert, select, text, update
+from sqlalchemy import ARRAY, BigInteger, CursorResult, TextClause, bindparam, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import command_log
@@ -25,7 +25,8 @@ _EVENT = ("event_id", "channel", "event", "data", "created_at")
 
 @functools.cache
 def _write_with_log(count: int) -> TextClause:
-    """PostgreSQL: the command log row and `count` events in one statement (the log row in a data-modifying CTE).
+    """PostgreSQL: the command log row, `count` events, and the marks of events published earlier, in one statement
+    (the log row and the marks in data-modifying CTEs).
 
     Written as text, from the tables' own names and types: SQLAlchemy does not cache the
     compiled SQL of a multi-row INSERT construct, and compiling it anew for every command
@@ -35,10 +36,15 @@ def _write_with_log(count: int) -> TextClause:
     log_values = ", ".join(f":log_{name}" for name in _LOGGED)
     rows = ", ".join("(" + ", ".join(f":{name}_{n}" for name in _EVENT) + ")" for n in range(count))
     sql = (
-        f"WITH logged AS (INSERT INTO {log.name} ({', '.join(_LOGGED)}) VALUES ({log_values})) "
+        f"WITH logged AS (INSERT INTO {log.name} ({', '.join(_LOGGED)}) VALUES ({log_values})), "
+        f"marked AS (UPDATE {_TABLE.name} SET published_at = :marked_at WHERE id = ANY(:marked_ids)) "
         f"INSERT INTO {_TABLE.name} ({', '.join(_EVENT)}) VALUES {rows} RETURNING id, event_id"
     )
     binds = [bindparam(f"log_{name}", type_=log.c[name].type) for name in _LOGGED]
+    binds += [
+        bindparam("marked_at", type_=_TABLE.c.published_at.type),
+        bindparam("marked_ids", type_=ARRAY(BigInteger)),
+    ]
     binds += [bindparam(f"{name}_{n}", type_=_TABLE.c[name].type) for n in range(count) for name in _EVENT]
     return text(sql).bindparams(*binds)
 
@@ -76,14 +82,20 @@ class Pending:
             raise RuntimeError("a transaction logs one reply, before its events are written")
         self._logged = entry
 
-    async def write(self, session: AsyncSession) -> None:
-        """Insert the logged reply and the emitted events (in emission order) in the session's transaction, once."""
+    def writes(self) -> bool:
+        """True when `write` has something to write: a reply or events."""
+        return self._logged is not None or bool(self._rows)
+
+    async def write(self, session: AsyncSession, marks: Sequence[int] = ()) -> None:
+        """Insert the logged reply and the emitted events (in emission order) in the session's transaction, once;
+        `marks`: events published after earlier commits, recorded as published in the same go."""
         if self._written:
             raise RuntimeError("this transaction's events were written already")
         self._written = True
         logged, rows = self._logged, self._rows
         if logged is not None and rows and session.get_bind().dialect.name == "postgresql":
             params = {f"log_{name}": value for name, value in logged.values().items()}
+            params |= {"marked_at": utcnow(), "marked_ids": list(marks)}
             for n, row in enumerate(rows):
                 params |= {f"{name}_{n}": getattr(row, name) for name in _EVENT}
             result = await session.execute(_write_with_log(len(rows)), params)
@@ -91,6 +103,7 @@ class Pending:
             for row in rows:
                 row.id = by_event[row.event_id]
             return
+        await mark_published(session, marks)
         if logged is not None:
             await session.execute(command_log.INSERT, logged.values())
         if rows:

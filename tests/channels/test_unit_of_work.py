@@ -7,12 +7,13 @@ import asyncio
 import json
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 
 from channels import names
 from channels.brokers import Broker
 from channels.unit_of_work import UnitOfWork
+from persistence import command_log
 from persistence.database import Database
 from persistence.tables import Branch, OutboxEvent
 from server.services import Services
@@ -88,3 +89,56 @@ async def test_the_session_exists_only_inside_the_block_and_a_unit_is_used_once(
     with pytest.raises(RuntimeError, match="used once"):
         async with unit:
             pass
+
+
+async def _published_marks(db: Database) -> list[bool]:
+    """Whether each outbox row is marked published, in the order they were written."""
+    async with db.session() as session:
+        marks = (await session.scalars(select(OutboxEvent.published_at).order_by(OutboxEvent.id))).all()
+    return [mark is not None for mark in marks]
+
+
+async def test_a_commands_transaction_marks_what_earlier_commits_published_without_a_statement_of_its_own(
+    services: Services, backend: str
+) -> None:
+    """Rows published after one command's commit are marked by the next command's transaction: on PostgreSQL within
+    its one INSERT, so marking costs neither a round trip nor a transaction; the background marker finds nothing."""
+    async with UnitOfWork(services.db, services.relay) as uow:
+        uow.log(command_log.Entry("device:1", "c1", "thing.do", {"ok": True}))
+        uow.emit(CHANNEL, "thing.happened", {"n": 1})
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if not statement.startswith("BEGIN"):  # SQLite's own, to take the write lock at once
+            statements.append(statement)
+
+    engine = services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        async with UnitOfWork(services.db, services.relay) as uow:
+            uow.log(command_log.Entry("device:1", "c2", "thing.do", {"ok": True}))
+            uow.emit(CHANNEL, "thing.happened", {"n": 2})
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    # SQLite: the marks, the log row, then the event; PostgreSQL: all in one.
+    assert len(statements) == (1 if backend == "postgresql" else 3)
+    assert "UPDATE outbox SET published_at" in statements[0]
+    assert await _published_marks(services.db) == [True, False]  # the first by the second; the second waits
+    await asyncio.wait_for(services.relay.marked(), LIMIT_S)
+    assert await _published_marks(services.db) == [True, True]
+    assert await _published(services.broker) == [(1, "thing.happened", 1), (2, "thing.happened", 2)]
+
+
+async def test_marks_taken_by_a_unit_that_rolls_back_are_made_later(services: Services) -> None:
+    """The rolled-back unit's marks go back to the relay, which makes them in the background; nothing is sent twice."""
+    async with UnitOfWork(services.db, services.relay) as uow:
+        uow.emit(CHANNEL, "thing.happened", {"n": 1})
+    with pytest.raises(RuntimeError, match="refused"):
+        async with UnitOfWork(services.db, services.relay) as uow:
+            uow.emit(CHANNEL, "thing.happened", {"n": 2})
+            raise RuntimeError("refused")
+    # The relay knows the row is out: a pass meanwhile does not send it again.
+    assert await asyncio.wait_for(services.relay.relay_once(), LIMIT_S) == 0
+    await asyncio.wait_for(services.relay.marked(), LIMIT_S)
+    assert await _published_marks(services.db) == [True]
+    assert await _published(services.broker) == [(1, "thing.happened", 1)]
