@@ -35,18 +35,26 @@ PINNED = {
 
 
 class Counts:
-    """Statements and commits seen on the engine, without the relay's background marks."""
+    """Statements and commits seen on the engine, without the relay's background marks.
+
+    A commit counts when its transaction ran a counted statement: a transaction of the
+    relay's own, which only marks, is not the command's.
+    """
 
     def __init__(self) -> None:
         self.statements: list[str] = []
         self.commits = 0
+        self._open: set[int] = set()
 
     def statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if not statement.startswith("UPDATE outbox SET published_at"):
             self.statements.append(statement)
+            self._open.add(id(conn))
 
     def commit(self, conn: Any) -> None:
-        self.commits += 1
+        if id(conn) in self._open:
+            self._open.discard(id(conn))
+            self.commits += 1
 
 
 @contextmanager
@@ -70,8 +78,7 @@ async def _order(shop: Shop) -> dict[str, tuple[int, int]]:
     async def send(name: str, sender: Device, kind: str, data: dict[str, Any]) -> dict[str, Any]:
         with counting(shop) as counts:
             reply = await shop.send(sender, kind, data)
-        # The relay may mark in the background: only the command's own commit counts, and it commits once at most.
-        seen[name] = (len(counts.statements), min(counts.commits, 1))
+        seen[name] = (len(counts.statements), counts.commits)
         return reply
 
     cart = await send("cart.create", shop.kiosk, "cart.create", {})
