@@ -104,9 +104,12 @@ class _Prepared:
 class Hub:
     """Local subscribers per channel, fed by the broker."""
 
-    def __init__(self, broker: Broker, snapshots: SnapshotSource) -> None:
+    def __init__(self, broker: Broker, snapshots: SnapshotSource, *, max_replay: int) -> None:
         self.broker = broker
         self._snapshots = snapshots
+        # Missed events replayed per channel, on a join or a gap's repair; a longer gap gets a snapshot, so that
+        # catching up never fills a subscriber's send buffer (which would close it as too slow, again and again).
+        self.max_replay = max_replay
         self._channels: dict[str, set[Subscriber]] = {}
         self._subscribers: dict[str, Subscriber] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -137,14 +140,9 @@ class Hub:
 
     # -- channels ------------------------------------------------------------------------
 
-    async def prepare(
-        self, subscriber: Subscriber, channel: str, since: tuple[int, str] | None, *, max_replay: int | None = None
-    ) -> _Prepared:
-        """Subscribe and work out what the subscriber missed; nothing is sent yet (see `complete`).
-
-        More than `max_replay` missed events come as one snapshot instead, so that catching up
-        never fills the subscriber's send buffer (which would close it as too slow, again and again).
-        """
+    async def prepare(self, subscriber: Subscriber, channel: str, since: tuple[int, str] | None) -> _Prepared:
+        """Subscribe and work out what the subscriber missed (more than `max_replay` events: a snapshot instead);
+        nothing is sent yet (see `complete`)."""
         if channel not in self._channels:
             # Only a channel the broker really subscribed is recorded, or a failure here would silence it.
             await self.broker.subscribe(channel)
@@ -152,7 +150,7 @@ class Hub:
         subscriber.pending.setdefault(channel, [])
         self._channels[channel].add(subscriber)
         try:
-            return await self._missed(channel, since, max_replay)
+            return await self._missed(channel, since)
         except BaseException:
             await self.leave(subscriber, channel)
             raise
@@ -178,11 +176,11 @@ class Hub:
             del self._channels[channel]
             await self.broker.unsubscribe(channel)
 
-    async def _missed(self, channel: str, since: tuple[int, str] | None, max_replay: int | None = None) -> _Prepared:
+    async def _missed(self, channel: str, since: tuple[int, str] | None) -> _Prepared:
         seq, epoch = await self.broker.position(channel)
         if since is not None and since[1] == epoch:
             history = await self.broker.history(channel, since[0], epoch)
-            if history is not None and (max_replay is None or len(history) <= max_replay):
+            if history is not None and len(history) <= self.max_replay:
                 last = history[-1].seq if history else since[0]
                 return _Prepared(ChannelStatus(max(seq, last), epoch, True), [d.frame for d in history], last)
         parsed = parse(channel)

@@ -105,7 +105,7 @@ def build_services(
         redis=redis,
     )
     snapshots = Snapshots(db, backend.presence, settings)
-    hub = Hub(backend.broker, snapshots.snapshot)
+    hub = Hub(backend.broker, snapshots.snapshot, max_replay=settings.WS_MAX_REPLAY)
     relay = Relay(db, backend.broker)
     metrics = Metrics(db)
     metrics.watch_realtime(hub, relay)

@@ -151,7 +151,7 @@ class Connection:
             for channel in auto_channels(principal):
                 since = hello.resume.get(channel)
                 resume = (since.seq, since.epoch) if since else None
-                ready = await hub.prepare(self.subscriber, channel, resume, max_replay=self.limits.max_replay)
+                ready = await hub.prepare(self.subscriber, channel, resume)
                 statuses[channel] = ready.status
                 prepared.append((channel, ready))
         except Exception:
@@ -295,9 +295,7 @@ class Connection:
         since = (data.since, data.epoch) if data.since is not None and data.epoch else None
         # The reply goes first; the missed events or snapshot follow it, then live events.
         try:
-            prepared = await self.services.hub.prepare(
-                self.subscriber, channel.name, since, max_replay=self.limits.max_replay
-            )
+            prepared = await self.services.hub.prepare(self.subscriber, channel.name, since)
         except Exception as exc:
             log.warning("subscribe to %s failed: %s", channel.name, exc)
             raise ApiError("unavailable", "the broker or database is unavailable; try again") from exc

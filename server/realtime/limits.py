@@ -31,9 +31,6 @@ class SocketLimits:
     command_burst: int
     # Unsent bytes past this (held for the end of the loop turn, or in the transport's buffer): close 4008.
     send_buffer_bytes: int
-    # Missed events replayed per channel on hello or subscribe; a longer gap gets a snapshot, so that
-    # catching up stays far below the send bound.
-    max_replay: int
     # How long a close frame may wait behind unread frames before the connection is dropped instead.
     close_timeout_s: float
 
@@ -47,7 +44,6 @@ class SocketLimits:
             command_rate_per_s=settings.WS_COMMAND_RATE_PER_S,
             command_burst=settings.WS_COMMAND_BURST,
             send_buffer_bytes=settings.WS_SEND_BUFFER_BYTES,
-            max_replay=settings.WS_MAX_REPLAY,
             close_timeout_s=settings.WS_CLOSE_TIMEOUT_S,
         )
 

@@ -22,6 +22,8 @@ from tests.channels.hub_helpers import frame_text, join
 LIMIT_S = 10
 KITCHEN = names.branch_kitchen(1)
 MENU = names.branch_menu(1)
+# The hub fixture's replay limit: longer gaps come as a snapshot.
+MAX_REPLAY = 8
 TS = "2026-11-26T12:00:00.000Z"
 
 
@@ -163,8 +165,8 @@ def snapshots() -> Snapshots:
 
 @pytest.fixture
 def hub(broker: FakeBroker, snapshots: Snapshots) -> Hub:
-    """A hub over the fake broker."""
-    return Hub(broker, snapshots)
+    """A hub over the fake broker, replaying at most MAX_REPLAY missed events."""
+    return Hub(broker, snapshots, max_replay=MAX_REPLAY)
 
 
 def subscriber(name: str, principal: str = "user:1", session: str | None = None) -> tuple[Subscriber, Transport]:
@@ -283,8 +285,9 @@ async def test_more_missed_events_than_max_replay_come_as_one_snapshot(hub: Hub,
     """Catching up never floods the send buffer: past `max_replay` the subscriber gets a snapshot instead."""
     for _ in range(3):
         broker.add(KITCHEN)
+    hub.max_replay = 2
     connection, transport = subscriber("a")
-    prepared = await hub.prepare(connection, KITCHEN, (0, broker.epoch), max_replay=2)
+    prepared = await hub.prepare(connection, KITCHEN, (0, broker.epoch))
     hub.complete(connection, KITCHEN, prepared)
     assert prepared.status.resumed is False
     assert await transport.taken(1) == [("snapshot", 3, broker.epoch)]
@@ -337,6 +340,19 @@ async def test_a_gap_history_cannot_cover_is_repaired_with_a_snapshot(
     following = broker.add(KITCHEN)
     hub.deliver(following)
     assert await transport.taken(1) == [event(following)]
+    assert snapshots.asked == [KITCHEN, KITCHEN]
+
+
+async def test_a_gap_longer_than_max_replay_is_repaired_with_a_snapshot(
+    hub: Hub, broker: FakeBroker, snapshots: Snapshots
+) -> None:
+    """A repair never replays more than a join would (a broker outage on a busy channel must not end in 4008)."""
+    _, transport = await joined(hub, "a")
+    for _ in range(MAX_REPLAY + 1):
+        broker.add(KITCHEN)
+    after = broker.add(KITCHEN)
+    hub.deliver(after)
+    assert await transport.taken(1) == [("snapshot", MAX_REPLAY + 2, broker.epoch)]
     assert snapshots.asked == [KITCHEN, KITCHEN]
 
 

@@ -18,7 +18,7 @@ from persistence.database import Database
 from persistence.enums import DeviceKind
 from server.services import Services
 from server.settings import Settings
-from tests.live import add_device, live_server, socket_limits
+from tests.live import add_device, live_server
 from tests.realtime.test_connection import (
     TIMEOUT_S,
     bearer,
@@ -318,7 +318,8 @@ async def test_a_resume_longer_than_the_send_queue_allows_gets_a_snapshot_not_40
     """A few missed events are replayed; more than max_replay come as a snapshot, so catching up never means 4008."""
     kiosk_id, token = await add_device(services, world.branch_a, DeviceKind.KIOSK)
     menu, own = names.branch_menu(world.branch_a), names.device(kiosk_id)
-    async with live_server(services, socket_limits(services, max_replay=4)) as live:
+    services.hub.max_replay = 4
+    async with live_server(services) as live:
         async with raw_socket(live.ws) as ws:
             epoch = (await say_hello(ws, token))["data"]["channels"][menu]["epoch"]
         await _publish(services, menu)

@@ -14,7 +14,6 @@ ENVIRONMENT = {
     "WS_COMMAND_RATE_PER_S": "7.5",
     "WS_COMMAND_BURST": "9",
     "WS_SEND_BUFFER_BYTES": "65536",
-    "WS_MAX_REPLAY": "16",
     "WS_CLOSE_TIMEOUT_S": "0.5",
 }
 
@@ -30,7 +29,6 @@ def test_every_limit_is_read_from_its_environment_variable(monkeypatch: pytest.M
         command_rate_per_s=7.5,
         command_burst=9,
         send_buffer_bytes=65536,
-        max_replay=16,
         close_timeout_s=0.5,
     )
 
@@ -41,4 +39,4 @@ def test_the_defaults_are_the_documented_limits(monkeypatch: pytest.MonkeyPatch)
         monkeypatch.delenv(name, raising=False)
     limits = SocketLimits.from_settings(Settings(_env_file=None))
     assert (limits.hello_timeout_s, limits.command_rate_per_s, limits.command_burst) == (10, 20, 40)
-    assert (limits.send_buffer_bytes, limits.max_replay, limits.close_timeout_s) == (1 << 20, 256, 5)
+    assert (limits.send_buffer_bytes, limits.close_timeout_s) == (1 << 20, 5)

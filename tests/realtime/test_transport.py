@@ -27,7 +27,6 @@ LIMITS = SocketLimits(
     command_rate_per_s=20.0,
     command_burst=40,
     send_buffer_bytes=BOUND,
-    max_replay=256,
     close_timeout_s=LIMIT_S,
 )
 # A frame of 1000 characters is 1004 bytes on the wire.
