@@ -1,7 +1,7 @@
 """The realtime backend of one process, chosen by one URL: the broker, presence and the login rate limiter.
 
 No URL (unset or empty) keeps all three in this process's memory: one server, nothing to
-install. A `redis://` or `rediss://` URL puts all three in Redis over one shared client, so
+install. A `redis://`, `rediss://` or `unix://` URL puts all three in Redis over one shared client, so
 a process holds one connection pool (plus the broker's one pub/sub connection). This is the
 only place that decides between the two; any other scheme is refused at start-up.
 """
@@ -24,7 +24,7 @@ from channels.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from channels.redis_clients import shared_client
 from persistence.base import rfc3339, utcnow
 
-REDIS_SCHEMES = ("redis", "rediss")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Backend:
 def create_backend(
     url: str | None, *, history_size: int, history_ttl_s: int, prefix: str = "kiosk", redis: Redis | None = None
 ) -> Backend:
-    """The backend `url` names: in process for None or "", Redis for `redis://` or `rediss://`.
+    """The backend `url` names: in process for None or "", Redis for `redis://`, `rediss://` or `unix://`.
 
     With Redis, `redis` is the client to share (it must decode responses); without it one is
     opened from `url`. Keys and pub/sub names start with `prefix`. Raises ValueError for any
@@ -63,7 +63,7 @@ def create_backend(
         # The URL itself stays out of the message: it may hold a password.
         got = f"a {scheme}:// URL" if scheme else "a URL without a scheme"
         raise ValueError(
-            f"REDIS_URL must be a redis:// or rediss:// URL, or unset for the in-process backend; got {got}"
+            f"REDIS_URL must be a redis://, rediss:// or unix:// URL, or unset for the in-process backend; got {got}"
         )
     owns_redis = redis is None
     if redis is None:

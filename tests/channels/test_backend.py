@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis, UnixDomainSocketConnection
 
 from channels import names
 from channels.backend import Backend, create_backend
@@ -18,6 +18,7 @@ from channels.brokers.memory import MemoryBroker
 from channels.brokers.redis import RedisBroker
 from channels.presence import MemoryPresence, RedisPresence
 from channels.rate_limit import MemoryRateLimiter, RedisRateLimiter
+from channels.redis_clients import pubsub_client
 from server.app import create_app
 from server.settings import Settings
 from tests.conftest import REDIS_URL
@@ -120,10 +121,19 @@ def test_a_redis_url_puts_everything_in_redis_over_a_client_that_decodes(backend
     assert backend.redis.connection_pool.connection_kwargs["decode_responses"] is True
 
 
+def test_a_unix_socket_url_puts_everything_in_redis_over_that_socket(backends: Backends) -> None:
+    """`unix://` (Redis on a local socket) is Redis too; its pub/sub connection goes over the same socket."""
+    backend = backends.open("unix:///run/redis/redis.sock?db=15")
+    assert isinstance(backend.broker, RedisBroker)
+    assert backend.redis is not None
+    assert backend.redis.connection_pool.connection_class is UnixDomainSocketConnection
+    assert pubsub_client(backend.redis, name="test").connection_pool.connection_class is UnixDomainSocketConnection
+
+
 @pytest.mark.parametrize("url", ["memcached://cachehost:11211", "http://user:secret@host/0", "127.0.0.1:6379"])
 def test_an_unknown_scheme_is_refused_without_showing_the_url(backends: Backends, url: str) -> None:
-    """Anything but redis://, rediss:// or nothing is a clear error, which never repeats the URL (a password)."""
-    with pytest.raises(ValueError, match="REDIS_URL must be a redis:// or rediss:// URL") as refused:
+    """Anything but redis://, rediss://, unix:// or nothing is a clear error that never repeats the URL."""
+    with pytest.raises(ValueError, match="REDIS_URL must be a redis://, rediss:// or unix:// URL") as refused:
         backends.open(url)
     assert "secret" not in str(refused.value)
     assert "cachehost" not in str(refused.value)
