@@ -245,8 +245,8 @@ async def _run(
     if refusal.code == "unavailable":
         return reply
     try:
-        async with services.db.session() as session:
-            await command_log.record(session, principal.key, command_id, spec.name, reply)
+        async with UnitOfWork(services.db, services.relay) as uow:
+            uow.log(command_log.Entry(principal.key, command_id, spec.name, reply))
     except IntegrityError:
         return await _stored_reply(services, principal, command_id) or reply
     return reply
