@@ -22,7 +22,7 @@ Every device behaves like a real one (bench/device.py): closed by the server, it
 with a jittered backoff and resumes, a kiosk, terminal or display takes up from a snapshot
 what it missed, an unanswered command is sent again with the same id, and an event that
 shows an older version of an order, payment or board entry than one already heard is
-ignored (PROTOCOL.md "Versions"). The closing table also counts the closes the devices
+ignored (docs/protocol.md "Versions"). The closing table also counts the closes the devices
 recovered from, their reconnections and resends.
 """
 

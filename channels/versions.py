@@ -1,4 +1,4 @@
-"""The newest version of each thing a device has heard of, as PROTOCOL.md "Versions" asks devices to keep it.
+"""The newest version of each thing a device has heard of, as docs/protocol.md "Versions" asks devices to keep it.
 
 Events published right after commit can reach a channel out of commit order across server
 instances, so a device may hear of an order's earlier state after a later one. Every
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-# The things each list of a snapshot holds, by the list's key (PROTOCOL.md "Snapshots").
+# The things each list of a snapshot holds, by the list's key (docs/protocol.md "Snapshots").
 _SNAPSHOT_ROWS = {
     "tickets": "order",
     "orders": "order",

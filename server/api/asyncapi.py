@@ -149,7 +149,7 @@ def asyncapi_document(settings: Settings, commands: CommandRegistry) -> dict[str
             "description": info_text(settings.API_V1_STR, limits),
         },
         "defaultContentType": "application/json",
-        "servers": {SERVER: server_object(settings)},
+        "servers": {SERVER: server_object(settings, limits)},
         "channels": channels,
         "operations": operations,
         "components": {"schemas": schemas.components, "messages": messages},

@@ -108,9 +108,7 @@ def ok_reply_message(name: str, data: dict[str, Any]) -> dict[str, Any]:
 
 def event_message(event: str, schemas: Schemas) -> dict[str, Any]:
     """The frame of event `event`, with its data model."""
-    model = EVENT_DATA.get(event)
-    data = {"$ref": schemas.ref(model, "serialization")} if model else {"type": "object"}
-    description = "" if model else "The data schema of this event comes with the payment work; until then, any object."
+    data = {"$ref": schemas.ref(EVENT_DATA[event], "serialization")}
     payload = frame(
         {
             "type": {"const": "event"},
@@ -122,8 +120,7 @@ def event_message(event: str, schemas: Schemas) -> dict[str, Any]:
             "ts": {"type": "string", "format": "date-time"},
         }
     )
-    body = {"name": event, "title": event, "summary": EVENT_SUMMARIES[event], "payload": payload}
-    return {**body, "description": description} if description else body
+    return {"name": event, "title": event, "summary": EVENT_SUMMARIES[event], "payload": payload}
 
 
 def snapshot_message(kind: str, schemas: Schemas) -> dict[str, Any]:

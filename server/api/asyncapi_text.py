@@ -158,8 +158,7 @@ def info_text(prefix: str, limits: SocketLimits) -> str:
     )
 
 
-def server_object(settings: Settings) -> dict[str, Any]:
-    limits = SocketLimits.from_settings(settings)
+def server_object(settings: Settings, limits: SocketLimits) -> dict[str, Any]:
     """The `ws` server: where it listens, its keep-alive and frame limits, and the close codes."""
     closes = "\n".join(f"| {code} | {meaning} |" for code, meaning in sorted(CLOSE_CODES.items()))
     return {

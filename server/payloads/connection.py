@@ -1,6 +1,6 @@
 """The connection's own frames (`welcome` and the replies of its own commands) and device presence.
 
-server/realtime/socket.py and channels/presence.py build this data; the models describe it for
+server/realtime/connection.py and channels/presence.py build this data; the models describe it for
 the AsyncAPI document, and the tests hold a live server's frames to them.
 """
 

@@ -86,7 +86,6 @@ class Connection:
         "allowance",
         "principal",
         "subscriber",
-        "expires_at",
         "_expiry",
     )
 
@@ -102,7 +101,6 @@ class Connection:
         self.allowance = Allowance(limits)
         self.principal: Principal | None = None
         self.subscriber: Subscriber | None = None
-        self.expires_at = 0.0
         self._expiry: asyncio.TimerHandle | None = None
 
     # -- handshake -----------------------------------------------------------------------
