@@ -4,7 +4,8 @@ Events published right after commit can reach a channel out of commit order acro
 instances, so a device may hear of an order's earlier state after a later one. Every
 payload of an order, a payment or a cart, and every board entry, carries `version`, raised
 by each change; a device keeps the payload with the highest version of each thing and
-ignores one that is not newer.
+ignores an older one. One of the same version replaces it: a cart is priced afresh whenever
+it is read, so a snapshot can bring new prices at the version the kiosk holds.
 
 A thing is named by the first part of the event or command name that brought it (`order`,
 `payment`, `cart`, `board`) and its id: `id`, or `order_id` for a board entry. Data
@@ -37,18 +38,18 @@ class Versions:
         self._held: dict[tuple[str, int], dict[str, Any]] = {}
 
     def take(self, name: str, data: Any) -> bool:
-        """Keep `data`, brought by the event or command `name`, if it is newer than the one held; whether it was."""
+        """Keep `data`, brought by the event or command `name`, unless it is older than the one held; whether it was."""
         if not isinstance(data, dict) or "version" not in data:
             return False
         key = _key(name.partition(".")[0], data)
         held = self._held.get(key)
-        if held is not None and held["version"] >= data["version"]:
+        if held is not None and held["version"] > data["version"]:
             return False
         self._held[key] = data
         return True
 
     def take_snapshot(self, data: Any) -> None:
-        """Keep every row of a snapshot that is newer than the one held (a board row with its column)."""
+        """Keep every row of a snapshot that is not older than the one held (a board row with its column)."""
         if not isinstance(data, dict):
             return
         for list_key, thing in _SNAPSHOT_ROWS.items():

@@ -70,7 +70,7 @@ class CartView(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: int
-    version: int = Field(description="raised by every change of the cart: keep the newest, ignore one not newer")
+    version: int = Field(description="raised by every change of the cart: keep the newest, ignore an older one")
     status: CartStatus
     branch_id: int
     device_id: int

@@ -51,7 +51,7 @@ class OrderView(BaseModel):
     model_config = ConfigDict(extra="forbid", from_attributes=True)
 
     id: int
-    version: int = Field(description="raised by every change of the order: keep the newest, ignore one not newer")
+    version: int = Field(description="raised by every change of the order: keep the newest, ignore an older one")
     number: int = Field(description="short, per branch and business day, from 1: what the board shows")
     business_date: date = Field(description="the calendar date in the branch's time zone when it was placed")
     status: OrderStatus

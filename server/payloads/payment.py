@@ -27,7 +27,7 @@ class PaymentView(BaseModel):
     model_config = ConfigDict(extra="forbid", from_attributes=True)
 
     id: int
-    version: int = Field(description="raised by every change of the payment: keep the newest, ignore one not newer")
+    version: int = Field(description="raised by every change of the payment: keep the newest, ignore an older one")
     order_id: int
     branch_id: int
     method: PaymentMethod

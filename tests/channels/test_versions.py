@@ -6,11 +6,12 @@ from channels.versions import Versions
 
 
 def test_the_newest_version_of_a_thing_is_kept_and_an_older_one_ignored() -> None:
-    """A later version replaces the one held; an older or equal one, arriving after it, does not."""
+    """A later version replaces the one held, and so does the same one again; an older one, arriving after it, does
+    not."""
     versions = Versions()
     assert versions.take("order.ready", {"id": 7, "version": 4, "status": "ready"})
     assert not versions.take("order.preparing", {"id": 7, "version": 3, "status": "preparing"})
-    assert not versions.take("order.queued", {"id": 7, "version": 4, "status": "ready"})
+    assert versions.take("order.queued", {"id": 7, "version": 4, "status": "ready"})
     assert versions.get("order", 7) == {"id": 7, "version": 4, "status": "ready"}
     assert not versions.is_newest("order.preparing", {"id": 7, "version": 3})
     assert versions.is_newest("order.ready", {"id": 7, "version": 4})
@@ -64,3 +65,12 @@ def test_data_without_a_version_is_not_tracked() -> None:
     versions.take_snapshot({"devices": [{"id": 1, "online": True}]})
     assert versions.is_newest("stock.changed", {"item_id": 1, "available": True})
     assert versions.get("order", 1) is None
+
+
+def test_a_cart_priced_afresh_at_the_version_held_replaces_it() -> None:
+    """A cart's prices come from the menu as it is when read: a snapshot at the same version brings the new ones."""
+    versions = Versions()
+    assert versions.take("cart.updated", {"id": 3, "version": 2, "total": 900})
+    versions.take_snapshot({"carts": [{"id": 3, "version": 2, "total": 950}]})
+    assert versions.get("cart", 3) == {"id": 3, "version": 2, "total": 950}
+    assert not versions.take("cart.updated", {"id": 3, "version": 1, "total": 800})
