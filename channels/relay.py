@@ -32,7 +32,7 @@ from persistence.tables import OutboxEvent
 log = logging.getLogger("channels.relay")
 
 # Any constant shared by every instance: the key of the "one relay at a time" lock.
-_RELAY_LOCK_KEY = 7_140_512
+RELAY_LOCK_KEY = 7_140_512
 _BATCH = 200
 # How long closing waits for the marks of rows already published; one left unmarked is only published again.
 _MARK_WAIT_S = 5.0
@@ -139,7 +139,7 @@ class Relay:
                 # Held by this connection's transaction, so it ends with it however the relay stops
                 # (a session lock could stay behind on a pooled connection if the unlock never ran).
                 locked = await lock_connection.scalar(
-                    text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _RELAY_LOCK_KEY}
+                    text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": RELAY_LOCK_KEY}
                 )
                 if not locked:
                     return 0

@@ -282,10 +282,9 @@ async def seed_cluster(settings: Settings, db: Database, *, items: int = 3, kios
                 update(Device).where(Device.id == kiosk_devices[0].id).values(paired_terminal_id=terminal.id)
             )
     finally:
-        # Nothing was started; this releases the Redis clients it built (the database stays open).
+        # Nothing was started; this releases the Redis client it built (the database stays open).
         await services.stop()
-        if services.redis is not None:
-            await services.redis.aclose()
+        await services.backend.close()
     return Seed(
         branch_id=branch_id,
         item_ids=item_ids,

@@ -143,7 +143,7 @@ async def services(settings: Settings, db: Database, redis_client: Redis) -> Asy
         keys = [key async for key in built.redis.scan_iter(match=f"{prefix}:*")]
         if keys:
             await built.redis.delete(*keys)
-        await built.redis.aclose()
+    await built.backend.close()
 
 
 @pytest.fixture

@@ -8,13 +8,6 @@ from websockets.streams import StreamReader
 from channels.hub import ChannelStatus, Hub, Subscriber
 
 
-def frame_text(wire: bytes) -> str:
-    """The text a frame built by `channels.wire.wire_frame` carries."""
-    length = wire[1] & 0x7F
-    start = 2 if length < 126 else 4 if length == 126 else 10
-    return wire[start:].decode()
-
-
 def parse_frames(data: bytes) -> list[Frame]:
     """Every frame in `data`, read by the websockets library's own parser (unmasked: server to client)."""
     reader = StreamReader()
@@ -28,6 +21,12 @@ def parse_frames(data: bytes) -> list[Frame]:
         except StopIteration as done:
             parsed.append(done.value)
     return parsed
+
+
+def frame_text(wire: bytes) -> str:
+    """The text the one frame in `wire` carries."""
+    [frame] = parse_frames(wire)
+    return bytes(frame.data).decode()
 
 
 async def join(hub: Hub, subscriber: Subscriber, channel: str, since: tuple[int, str] | None = None) -> ChannelStatus:

@@ -18,7 +18,7 @@ from sqlalchemy import func, select, text
 
 from channels import frames, names
 from channels.client import DeviceClient
-from channels.relay import _RELAY_LOCK_KEY
+from channels.relay import RELAY_LOCK_KEY
 from persistence import outbox
 from persistence.database import Database
 from persistence.tables import OutboxEvent
@@ -374,7 +374,7 @@ async def test_two_moves_published_the_other_way_round_leave_every_device_on_the
         first, second = (build_services(cluster.settings, db=cluster.db, prefix="kiosk") for _ in range(2))
         try:
             async with cluster.db.engine.begin() as lock:
-                await lock.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _RELAY_LOCK_KEY})
+                await lock.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RELAY_LOCK_KEY})
                 started = await _move_unpublished(cluster.db, order["id"], OrderAction.START)
                 readied = await _move_unpublished(cluster.db, order["id"], OrderAction.READY)
                 await second.relay.publish_committed(readied)
@@ -384,8 +384,7 @@ async def test_two_moves_published_the_other_way_round_leave_every_device_on_the
         finally:
             for publisher in (first, second):
                 await publisher.stop()
-                if publisher.redis is not None:
-                    await publisher.redis.aclose()
+                await publisher.backend.close()
 
         for device, channel in ((kitchen, kitchen_channel), (staff, orders_channel)):
             heard = [(await device.next_event(channel))["data"] for _ in range(2)]

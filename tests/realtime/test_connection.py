@@ -106,8 +106,7 @@ async def services_with(settings: Settings, db: Database, **overrides: Any) -> A
         yield built
     finally:
         await built.stop()
-        if built.redis is not None:
-            await built.redis.aclose()
+        await built.backend.close()
 
 
 @pytest.fixture
