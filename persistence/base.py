@@ -124,12 +124,15 @@ class Versioned:
     __mapper_args__ = {"eager_defaults": True}
 
 
-R = TypeVar("R", bound=Versioned)
+R = TypeVar("R")
 
 
 def flushed(row: R) -> R:
-    """`row`, refusing it while it holds changes not yet flushed: its `version` does not count them yet."""
-    state = inspect(row)
-    if state.persistent and state.modified:
+    """`row`, refusing it while it holds changes not yet flushed: its `version` does not count them yet.
+
+    A plain record read by a prepared statement (persistence/prepared.py) is what the database holds, and passes.
+    """
+    state = inspect(row, raiseerr=False)
+    if state is not None and state.persistent and state.modified:
         raise RuntimeError(f"{type(row).__name__} {state.identity} has unflushed changes: flush before describing it")
     return row
