@@ -24,16 +24,17 @@ listeners hear each statement, as they do for the session's own.
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn, TypeVar, cast
 
-from sqlalchemy import exc
+from sqlalchemy import ColumnElement, exc, literal
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+T = TypeVar("T")
 Row = Any  # a named tuple with the statement's column names (each statement has its own class)
 
 _DRIVER = "prepared.driver"  # where a session keeps its transaction's driver connection (session.info)
@@ -86,13 +87,18 @@ class Prepared:
         await self.rows(session, params)
 
 
+def one_of(column: ColumnElement[T], values: Iterable[T]) -> ColumnElement[bool]:
+    """`column IN (values)` with one parameter per value: `column.in_(values)` is an expanding parameter."""
+    return column.in_([literal(value, column.type) for value in values])
+
+
 def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
     compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
     if compiled.insert_prefetch or compiled.update_prefetch:
         defaulted = [column.name for column in (*compiled.insert_prefetch, *compiled.update_prefetch)]
         raise ValueError(f"a prepared statement sets every column with a Python default itself: {defaulted}")
     if compiled.post_compile_params or compiled.literal_execute_params:
-        raise ValueError("a prepared statement cannot take an expanding IN parameter")
+        raise ValueError("a prepared statement cannot take an expanding IN parameter: for fixed values use one_of()")
     names = tuple(compiled.positiontup or ())
     given = compiled.construct_params(_check=False) or {}
     defaults = {name: value for name, value in given.items() if value is not None}

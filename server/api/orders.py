@@ -16,7 +16,7 @@ from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
 from server.errors import not_found
 from server.payloads.moment import Moment
-from server.payloads.order import OrderView
+from server.payloads.order import AnyOrder, OrderView
 from server.validation import RowId
 
 router = ApiRouter("orders")
@@ -100,7 +100,7 @@ async def read_order(call: Call[None, None]) -> OrderDetailOut:
     return await order_detail(call, order)
 
 
-async def order_detail(call: Call[Any, Any], order: Order) -> OrderDetailOut:
+async def order_detail(call: Call[Any, Any], order: AnyOrder) -> OrderDetailOut:
     """The order with its lines and its payments, as the REST routes answer it."""
     payments = await call.session.scalars(select(Payment).where(Payment.order_id == order.id).order_by(Payment.id))
     return OrderDetailOut(

@@ -17,6 +17,7 @@ from pydantic import Field
 from channels import names
 from persistence import deadlines, order_numbers, stock
 from persistence.enums import CartStatus, DeadlineKind, DeviceKind, OrderStatus, PaymentMethod, PaymentStatus
+from persistence.order_records import OrderRecord
 from persistence.tables import Cart, Order, OrderLine, Payment
 from server.auth.permissions import Permission
 from server.commands.carts import open_cart, out_of_stock
@@ -46,7 +47,7 @@ class OrderRef(Input):
     order_id: RowId
 
 
-async def load_order(ctx: CommandContext, order_id: int) -> Order:
+async def load_order(ctx: CommandContext, order_id: int) -> OrderRecord:
     """The order if the sender may act on it: a kiosk its own, a kitchen display and a user their branch's."""
     order = await lock_order(ctx.session, order_id)
     principal = ctx.principal

@@ -12,16 +12,16 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Update, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
-from sqlalchemy.orm.attributes import set_committed_value
 
 from channels import names
 from channels.unit_of_work import Emit
 from persistence import deadlines, pos_deliveries, stock
 from persistence.base import table, utcnow
 from persistence.enums import DeadlineKind, OrderStatus, PaymentStatus
+from persistence.order_records import OrderRecord, order_status, read_order
+from persistence.prepared import Prepared, one_of
 from persistence.tables import Order, Payment
 from server.domain.order_states import IllegalTransition, OrderAction, next_status
 from server.errors import ApiError
@@ -40,36 +40,37 @@ _STAMP: dict[OrderStatus, str] = {
 }
 
 
+_PAYMENTS = table(Payment)
+_IN_FLIGHT = Prepared(
+    select(_PAYMENTS.c.id)
+    .where(
+        _PAYMENTS.c.order_id == bindparam("order_id"),
+        one_of(_PAYMENTS.c.status, (PaymentStatus.PENDING, PaymentStatus.PROCESSING)),
+    )
+    .limit(1)
+)
+
+
 async def payment_in_flight(session: AsyncSession, order_id: int) -> int | None:
     """The id of the order's payment that is pending or processing, if any (at most one per terminal, usually none)."""
-    statement = select(Payment.id).where(
-        Payment.order_id == order_id, Payment.status.in_((PaymentStatus.PENDING, PaymentStatus.PROCESSING))
-    )
-    return await session.scalar(statement.limit(1))
+    payment_id: int | None = await _IN_FLIGHT.scalar(session, {"order_id": order_id})
+    return payment_id
 
 
-# Hot statements are built once: a statement object keeps its SQL cache key, which building anew recomputes.
-# Only the order's row is locked (`of`): PostgreSQL cannot lock the outer-joined side, and lines never change.
-_READ_ORDER = select(Order).options(joinedload(Order.lines)).where(Order.id == bindparam("order_id"))
-_LOCK_ORDER = _READ_ORDER.with_for_update(of=Order)
-_LOCK_ORDER_IF_FREE = _READ_ORDER.with_for_update(of=Order, skip_locked=True)
-
-
-async def lock_order(session: AsyncSession, order_id: int, *, if_free: bool = False) -> Order | None:
+async def lock_order(session: AsyncSession, order_id: int, *, if_free: bool = False) -> OrderRecord | None:
     """The order with its lines, read in one query, its row locked until the transaction ends.
 
     `if_free`: None at once when another transaction holds the order, instead of waiting for it.
     """
-    statement = _LOCK_ORDER_IF_FREE if if_free else _LOCK_ORDER
-    return (await session.execute(statement, {"order_id": order_id})).unique().scalar_one_or_none()
+    return await read_order(session, order_id, lock=True, if_free=if_free)
 
 
 @cache
-def _move_statement(columns: tuple[str, ...]) -> Update:
+def _move_statement(columns: tuple[str, ...]) -> Prepared:
     """The conditional UPDATE of a move that sets these columns (one statement per kind of move)."""
     values: dict[str, Any] = {column: bindparam(f"set_{column}") for column in columns}
     orders = table(Order)
-    return (
+    return Prepared(
         update(orders)
         .where(orders.c.id == bindparam("order_id"), orders.c.status == bindparam("before"))
         .values(values)
@@ -77,14 +78,14 @@ def _move_statement(columns: tuple[str, ...]) -> Update:
     )
 
 
-def conflict(order: Order, message: str) -> ApiError:
+def conflict(order: OrderRecord, message: str) -> ApiError:
     """`conflict` for a move the order's state does not allow."""
     return ApiError("conflict", message, {"order_id": order.id, "status": order.status.value})
 
 
 async def move(
-    session: AsyncSession, order: Order, action: OrderAction, emit: Emit, *, reason: str | None = None
-) -> Order:
+    session: AsyncSession, order: OrderRecord, action: OrderAction, emit: Emit, *, reason: str | None = None
+) -> OrderRecord:
     """Apply `action` to `order` and emit its events; `conflict` when its state does not allow it (any more)."""
     before = order.status
     try:
@@ -100,15 +101,15 @@ async def move(
     if after == OrderStatus.CANCELLED:
         values["cancel_reason"] = reason
     params = {"order_id": order.id, "before": before, **{f"set_{column}": value for column, value in values.items()}}
-    version = (await session.execute(_move_statement(tuple(values)), params)).scalar_one_or_none()
+    version = await _move_statement(tuple(values)).scalar(session, params)
     if version is None:
         # Someone else moved it between our read and this update.
-        await session.refresh(order)
+        order.status = await order_status(session, order.id) or before
         raise conflict(order, f"the order changed meanwhile; it is now {order.status.value}")
     values["version"] = version  # raised by the UPDATE itself (the column's onupdate)
     for key, value in values.items():
         # What the UPDATE wrote, without reading the row back.
-        set_committed_value(order, key, value)
+        setattr(order, key, value)
     if after in (OrderStatus.PAID, OrderStatus.CANCELLED):
         await deadlines.finish(session, DeadlineKind.ORDER_PAYMENT, order.id, now)
     if after == OrderStatus.CANCELLED:
@@ -117,7 +118,7 @@ async def move(
     return order
 
 
-async def give_back_stock(session: AsyncSession, order: Order, emit: Emit) -> None:
+async def give_back_stock(session: AsyncSession, order: OrderRecord, emit: Emit) -> None:
     """Return the order's quantities to the items that count stock, and tell the branch's kiosks."""
     wanted: dict[int, int] = {}
     for line in order.lines:
@@ -130,7 +131,7 @@ async def give_back_stock(session: AsyncSession, order: Order, emit: Emit) -> No
         )
 
 
-async def mark_order_paid(session: AsyncSession, order: Order, emit: Emit, settings: Settings) -> Order:
+async def mark_order_paid(session: AsyncSession, order: OrderRecord, emit: Emit, settings: Settings) -> OrderRecord:
     """Move the order to paid (kitchen and board hear it) and queue it for the POS when there is one."""
     await move(session, order, OrderAction.PAY, emit)
     if settings.POS_API_URL:

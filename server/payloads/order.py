@@ -24,11 +24,15 @@ from channels import names
 from channels.unit_of_work import Emit
 from persistence.base import flushed
 from persistence.enums import OrderStatus
+from persistence.order_records import OrderRecord
 from persistence.tables import Order
 from server.payloads.cart import ChosenOption
 from server.payloads.moment import Moment
 
 BoardColumn = Literal["preparing", "ready"]
+
+# An order as the ORM loads it (snapshots, REST lists) or as a prepared statement reads it (moves): the same fields.
+AnyOrder = Order | OrderRecord
 
 
 class OrderLineView(BaseModel):
@@ -123,17 +127,17 @@ _EVENT: dict[OrderStatus, str] = {
 _KITCHEN_EVENT: dict[OrderStatus, str] = {OrderStatus.PAID: "order.queued", OrderStatus.REFUNDED: "order.cancelled"}
 
 
-def order_data(order: Order) -> dict[str, Any]:
+def order_data(order: AnyOrder) -> dict[str, Any]:
     """The order with its frozen lines and the moments it changed state, as JSON data."""
     return OrderView.model_validate(flushed(order)).model_dump(mode="json")
 
 
-def board_place(order: Order) -> dict[str, Any]:
+def board_place(order: AnyOrder) -> dict[str, Any]:
     """The order's number as a column of the board snapshot lists it."""
     return BoardPlace(order_id=order.id, version=flushed(order).version, number=order.number).model_dump(mode="json")
 
 
-def board_entry(order: Order) -> dict[str, Any]:
+def board_entry(order: AnyOrder) -> dict[str, Any]:
     """`board.updated` data: the order's number and the board column it now shows in (null: off the board)."""
     entry = BoardEntry(
         order_id=order.id, version=flushed(order).version, number=order.number, column=BOARD_COLUMN[order.status]
@@ -141,7 +145,7 @@ def board_entry(order: Order) -> dict[str, Any]:
     return entry.model_dump(mode="json")
 
 
-def announce(emit: Emit, order: Order, *, recalled: bool = False, previous: OrderStatus | None = None) -> None:
+def announce(emit: Emit, order: AnyOrder, *, recalled: bool = False, previous: OrderStatus | None = None) -> None:
     """Emit the events of `order` having just reached its status (`recalled`: back to preparing from ready)."""
     data = order_data(order)
     event = "order.recalled" if recalled else _EVENT[order.status]

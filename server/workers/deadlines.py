@@ -31,7 +31,8 @@ from persistence import deadlines
 from persistence.base import utcnow
 from persistence.database import Database
 from persistence.enums import CartStatus, DeadlineKind, OrderStatus, PaymentStatus
-from persistence.tables import Cart, Order, Payment
+from persistence.order_records import order_status
+from persistence.tables import Cart, Payment
 from server.domain.order_states import OrderAction
 from server.errors import ApiError
 from server.orders.cart_pricing import price_cart
@@ -82,7 +83,7 @@ class DeadlineWorker:
 
     async def _order_unpaid(self, session: AsyncSession, order_id: int, emit: Emit, now: datetime) -> int:
         order = await lock_order(session, order_id, if_free=True)
-        if order is None and await session.get(Order, order_id) is not None:
+        if order is None and await order_status(session, order_id) is not None:
             return 0  # being paid or cancelled right now (see the module docstring): the next pass looks again
         if order is None or order.status != OrderStatus.AWAITING_PAYMENT:
             await deadlines.finish(session, DeadlineKind.ORDER_PAYMENT, order_id, now)

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from persistence.base import table
 from persistence.database import Database
 from persistence.enums import DeadlineKind
-from persistence.prepared import Prepared
+from persistence.prepared import Prepared, one_of
 from persistence.tables import Deadline, Order
 
 _DEADLINES = table(Deadline)
@@ -105,6 +105,16 @@ def test_a_statement_that_needs_a_python_default_is_refused(db: Database) -> Non
     expanding = Prepared(select(_DEADLINES.c.id).where(_DEADLINES.c.id.in_(bindparam("ids", expanding=True))))
     with pytest.raises(ValueError, match="IN"):
         expanding.compiled(db.engine.dialect)
+
+
+async def test_one_of_is_an_in_list_of_fixed_values(db: Database) -> None:
+    """one_of() gives IN over fixed values, converted like any parameter."""
+    due = datetime(2026, 7, 1, tzinfo=UTC)
+    kinds = Prepared(select(_DEADLINES.c.ref_id).where(one_of(_DEADLINES.c.kind, (DeadlineKind.PAYMENT,))))
+    async with db.session() as session:
+        await _ADD.execute(session, {"kind": DeadlineKind.PAYMENT, "ref_id": 1, "due_at": due})
+        await _ADD.execute(session, {"kind": DeadlineKind.ORDER_PAYMENT, "ref_id": 2, "due_at": due})
+        assert [row.ref_id for row in await kinds.rows(session)] == [1]
 
 
 async def test_a_missing_parameter_is_named(db: Database) -> None:
