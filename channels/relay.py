@@ -27,7 +27,6 @@ from channels.frames import encode_data
 from persistence import outbox
 from persistence.base import rfc3339, utcnow
 from persistence.database import Database
-from persistence.tables import OutboxEvent
 
 log = logging.getLogger("channels.relay")
 
@@ -58,7 +57,7 @@ class Relay:
         self._taken: set[int] = set()
         self._marking: asyncio.Task[None] | None = None
 
-    async def publish_committed(self, rows: Sequence[OutboxEvent]) -> None:
+    async def publish_committed(self, rows: Sequence[outbox.Event]) -> None:
         """Publish rows whose transaction just committed (marked published soon after); on failure leave them
         to the relay."""
         if not rows:
@@ -117,7 +116,7 @@ class Relay:
         finally:
             self._marking = None
 
-    async def _send(self, rows: Sequence[OutboxEvent]) -> None:
+    async def _send(self, rows: Sequence[outbox.Event]) -> None:
         await self._broker.publish_many(
             [
                 Outgoing(row.channel, row.event_id, row.event, encode_data(row.data), rfc3339(row.created_at))
@@ -126,7 +125,7 @@ class Relay:
         )
         self.published += len(rows)
 
-    async def _publish(self, rows: Sequence[OutboxEvent]) -> None:
+    async def _publish(self, rows: Sequence[outbox.Event]) -> None:
         await self._send(rows)
         async with self._db.session() as session:
             await outbox.mark_published(session, [row.id for row in rows])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -37,7 +37,14 @@ class Entry:
 
     def values(self) -> dict[str, Any]:
         """The row's values, stamped now."""
-        return {**asdict(self), "created_at": utcnow()}
+        # Not dataclasses.asdict: that deep-copies the reply, which is only read.
+        return {
+            "principal": self.principal,
+            "command_id": self.command_id,
+            "command": self.command,
+            "reply": self.reply,
+            "created_at": utcnow(),
+        }
 
 
 async def record(session: AsyncSession, principal: str, command_id: str, command: str, reply: dict[str, Any]) -> None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ARRAY, BigInteger, CursorResult, TextClause, bindparam, delete, insert, select, text, update
+from sqlalchemy import ARRAY, BigInteger, CursorResult, bindparam, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import command_log
 from persistence.base import table, utcnow
+from persistence.prepared import Prepared
 from persistence.tables import OutboxEvent
 
 _TABLE = table(OutboxEvent)
@@ -23,8 +25,20 @@ _LOGGED = ("principal", "command_id", "command", "reply", "created_at")
 _EVENT = ("event_id", "channel", "event", "data", "created_at")
 
 
+@dataclass(slots=True)
+class Event:
+    """An event as its outbox row holds it; `id` once the row is written."""
+
+    event_id: str
+    channel: str
+    event: str
+    data: dict[str, Any]
+    created_at: datetime
+    id: int = 0
+
+
 @functools.cache
-def _write_with_log(count: int) -> TextClause:
+def _write_with_log(count: int) -> Prepared:
     """PostgreSQL: the command log row, `count` events, and the marks of events published earlier, in one statement
     (the log row and the marks in data-modifying CTEs).
 
@@ -46,7 +60,7 @@ def _write_with_log(count: int) -> TextClause:
         bindparam("marked_ids", type_=ARRAY(BigInteger)),
     ]
     binds += [bindparam(f"{name}_{n}", type_=_TABLE.c[name].type) for n in range(count) for name in _EVENT]
-    return text(sql).bindparams(*binds)
+    return Prepared(text(sql).bindparams(*binds).columns(_TABLE.c.id, _TABLE.c.event_id))
 
 
 class Pending:
@@ -62,7 +76,7 @@ class Pending:
     """
 
     def __init__(self) -> None:
-        self._rows: list[OutboxEvent] = []
+        self._rows: list[Event] = []
         self._logged: command_log.Entry | None = None
         self._written = False
 
@@ -73,8 +87,7 @@ class Pending:
         """Record an event of this transaction; it reaches the outbox with `write`."""
         if self._written:
             raise RuntimeError(f"{event} emitted after this transaction's events were written")
-        row = OutboxEvent(event_id=str(uuid.uuid4()), channel=channel, event=event, data=data, created_at=utcnow())
-        self._rows.append(row)
+        self._rows.append(Event(str(uuid.uuid4()), channel, event, data, utcnow()))
 
     def log(self, entry: command_log.Entry) -> None:
         """Record the reply of the command this transaction runs; it reaches the command log with `write`."""
@@ -98,8 +111,8 @@ class Pending:
             params |= {"marked_at": utcnow(), "marked_ids": list(marks)}
             for n, row in enumerate(rows):
                 params |= {f"{name}_{n}": getattr(row, name) for name in _EVENT}
-            result = await session.execute(_write_with_log(len(rows)), params)
-            by_event = {event_id: row_id for row_id, event_id in result}
+            written = await _write_with_log(len(rows)).rows(session, params)
+            by_event = {event_id: row_id for row_id, event_id in written}
             for row in rows:
                 row.id = by_event[row.event_id]
             return
@@ -113,17 +126,24 @@ class Pending:
                 row.id = row_id
 
     @property
-    def written(self) -> list[OutboxEvent]:
+    def written(self) -> list[Event]:
         """The events, with their outbox ids, to publish once the transaction has committed."""
         if self._rows and not self._written:
             raise RuntimeError("events emitted but never written to the outbox")
         return self._rows
 
 
-async def unpublished(session: AsyncSession, limit: int) -> Sequence[OutboxEvent]:
+_UNPUBLISHED = (
+    select(_TABLE.c.event_id, _TABLE.c.channel, _TABLE.c.event, _TABLE.c.data, _TABLE.c.created_at, _TABLE.c.id)
+    .where(_TABLE.c.published_at.is_(None))
+    .order_by(_TABLE.c.id)
+    .limit(bindparam("limit"))
+)
+
+
+async def unpublished(session: AsyncSession, limit: int) -> list[Event]:
     """The oldest events not yet published, in the order they were written."""
-    statement = select(OutboxEvent).where(OutboxEvent.published_at.is_(None)).order_by(OutboxEvent.id).limit(limit)
-    return (await session.scalars(statement)).all()
+    return [Event(*row) for row in await session.execute(_UNPUBLISHED, {"limit": limit})]
 
 
 async def mark_published(session: AsyncSession, ids: Sequence[int]) -> None:

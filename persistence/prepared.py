@@ -49,7 +49,7 @@ class _Compiled:
     defaults: Mapping[str, Any]  # values of parameters the statement holds itself (literals)
     bind: Mapping[str, Callable[[Any], Any]]  # parameter name -> conversion to the driver's value
     columns: tuple[Callable[[Any], Any] | None, ...]  # per result column: conversion from the driver's value
-    row: type[tuple[Any, ...]] | None  # the named tuple of a row; None for a statement without rows
+    row: type[tuple[Any, ...]] | None  # the named tuple of a row; None when the statement names no columns
 
 
 class Prepared:
@@ -150,8 +150,8 @@ class _Driver:
                 await cursor.close()
         except Exception as error:
             self._raise(error, form, arguments)
-        if form.row is None:
-            return []
+        if form.row is None:  # text without .columns(): no names or conversions to apply
+            return [tuple(values) for values in raw]
         make, columns = form.row._make, form.columns  # type: ignore[attr-defined]
         if not any(columns):
             return [make(values) for values in raw]

@@ -96,7 +96,7 @@ class Flaky(Broker):
         await self.inner.ping()
 
 
-async def write(db: Database, count: int, *, first: int = 0) -> list[OutboxEvent]:
+async def write(db: Database, count: int, *, first: int = 0) -> list[outbox.Event]:
     """Commit `count` events on CHANNEL, numbered from `first` in their data, in one transaction."""
     events = outbox.Pending()
     for n in range(first, first + count):

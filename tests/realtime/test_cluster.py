@@ -109,11 +109,10 @@ def _missing(seen: list[dict[str, Any]], epoch: str, seq: int, change: dict[str,
     )
 
 
-async def _unpublished(cluster: Cluster) -> list[OutboxEvent]:
+async def _unpublished(cluster: Cluster) -> list[outbox.Event]:
     """The outbox rows no broker has taken yet, oldest first."""
     async with cluster.db.session() as session:
-        statement = select(OutboxEvent).where(OutboxEvent.published_at.is_(None)).order_by(OutboxEvent.id)
-        return list((await session.scalars(statement)).all())
+        return await outbox.unpublished(session, 10_000)
 
 
 async def _outbox_drained(cluster: Cluster) -> None:
@@ -340,7 +339,7 @@ async def test_a_kiosk_on_one_instance_is_paid_through_a_terminal_on_the_other(c
         assert queued["data"]["id"] == order["id"]
 
 
-async def _move_unpublished(db: Database, order_id: int, action: OrderAction) -> list[OutboxEvent]:
+async def _move_unpublished(db: Database, order_id: int, action: OrderAction) -> list[outbox.Event]:
     """Apply `action` to the order and commit it with its events, publishing nothing: its outbox rows."""
     events = outbox.Pending()
     async with db.session() as session:
