@@ -19,6 +19,8 @@ the target rate.
 Flat out, the latencies are mostly queueing. So each repetition also runs the one-instance
 set-up paced: 10 kiosks pausing between orders so that together they offer about half
 the rate that repetition reached flat out; its latencies are what a busy restaurant sees.
+And embedded: what `make run` serves (a SQLite file, the in-process broker, no Redis),
+flat out from 10 kiosks and 2 kitchen displays, the server on core 0 as above.
 
 To show what bounds the rate, every run also measures CPU time per complete order over the
 same span as the rate (first order to the end of the kitchens' drain): of the server
@@ -30,7 +32,8 @@ the transactions committed in the database over that span, background work inclu
 
 With `--baseline REV` each run is made twice, first against the server at git revision REV
 (checked out in a temporary git worktree, its database migrated and seeded by its own code),
-then against this checkout's, pair after pair; the two-instance set-up is left out. The
+then against this checkout's, pair after pair (one instance, paced, embedded; the two-instance set-up is
+left out). The
 simulator is this checkout's for both, so the load is the same. The paced run of each side
 offers half of that side's own flat-out rate in the same repetition. The report sets the
 medians side by side, with their spread and the ratio new/baseline.
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
@@ -61,7 +65,7 @@ from bench.processes import (
     server_command,
 )
 from bench.provision import provision_in
-from bench.sim import Plan, Simulation
+from bench.sim import Meter, Plan, Simulation
 from bench.tally import Tally
 from bench.transactions import Transactions
 from server.settings import Settings
@@ -69,10 +73,18 @@ from server.settings import Settings
 PORTS = (8321, 8322)
 KIOSKS = 100
 KITCHENS = 64
+EMBEDDED_KITCHENS = 2
+EMBEDDED_DATABASE = Path(tempfile.gettempdir()) / "kiosk_bench.db"
 PACED_KIOSKS = 10
 # The paced run offers this share of the rate the same repetition reached flat out.
 PACED_SHARE = 0.5
-SETUPS = (("one", "one instance"), ("paced", "one instance, paced at half that"), ("two", "two instances"))
+EMBEDDED_KIOSKS = 10
+SETUPS = (
+    ("one", "one instance"),
+    ("paced", "one instance, paced at half that"),
+    ("embedded", f"embedded (SQLite, no Redis), {EMBEDDED_KIOSKS} kiosks"),
+    ("two", "two instances"),
+)
 # The process names (/proc/PID/comm) of PostgreSQL, whose backends are one per connection, and of Redis.
 STORES = frozenset({"postgres", "redis-server"})
 
@@ -129,7 +141,7 @@ MEASURES: tuple[tuple[str, Callable[[Figures], float]], ...] = (
 )
 
 
-def _figures(tally: Tally, cpu: CpuUse, transactions: Transactions) -> Figures:
+def _figures(tally: Tally, cpu: CpuUse, transactions: Transactions | None) -> Figures:
     def three(values: list[float]) -> tuple[float, float, float]:
         return percentile(values, 0.5), percentile(values, 0.95), percentile(values, 0.99)
 
@@ -144,7 +156,7 @@ def _figures(tally: Tally, cpu: CpuUse, transactions: Transactions) -> Figures:
         three(tally.board_s),
         sum(tally.errors.values()),
         (per_order(servers), per_order(stores), per_order(load_gen)),
-        per_order(transactions.committed),
+        per_order(transactions.committed) if transactions is not None else float("nan"),
     )
 
 
@@ -156,10 +168,15 @@ async def _run_once(setup: str, root: Path, settings: Settings, duration_s: floa
     """One run of the server at `root`, new database: `one` or `two` instances flat out, or `paced` at half `rate`."""
     # Every run on a new database, so that none inherits the open orders and payments of the last.
     instances = 2 if setup == "two" else 1
-    kiosks = PACED_KIOSKS if setup == "paced" else KIOSKS
+    kiosks = {"paced": PACED_KIOSKS, "embedded": EMBEDDED_KIOSKS}.get(setup, KIOSKS)
+    kitchens = EMBEDDED_KITCHENS if setup == "embedded" else KITCHENS
     env = bench_environment(root)
+    if setup == "embedded":
+        # What `make run` serves: a SQLite file and the in-process broker.
+        env["DATABASE_URL"] = f"sqlite+aiosqlite:///{EMBEDDED_DATABASE}"
+        env["REDIS_URL"] = ""
     await prepare_database(env, fresh=True, root=root)
-    fleet = await provision_in(root, env, kiosks=kiosks, kitchens=KITCHENS, boards=1)
+    fleet = await provision_in(root, env, kiosks=kiosks, kitchens=kitchens, boards=1)
     if setup == "paced" and rate <= 0:
         raise RuntimeError("the flat-out run completed no orders: there is no rate to pace at")
     # Each paced kiosk orders every `think` seconds or a little less often (its order takes time too).
@@ -175,7 +192,7 @@ async def _run_once(setup: str, root: Path, settings: Settings, duration_s: floa
         plan = Plan(
             urls=urls,
             kiosks=kiosks,
-            kitchens=KITCHENS,
+            kitchens=kitchens,
             boards=1,
             duration_s=duration_s,
             approve_after_s=0.0,
@@ -186,16 +203,16 @@ async def _run_once(setup: str, root: Path, settings: Settings, duration_s: floa
         )
         # Measured while the servers run: their pools keep their PostgreSQL backends (and those backends' time) alive.
         cpu = CpuUse([server.pid for server in servers])
-        transactions = Transactions(*database_of(env))
+        transactions = Transactions(*database_of(env)) if setup != "embedded" else None
         # Started in this order and stopped in the reverse: the CPU span is the orders' alone, without the waits
         # for PostgreSQL's statistics.
-        tally = await Simulation(plan, fleet, urls, meters=[transactions, cpu]).run()
+        meters: list[Meter] = [cpu] if transactions is None else [transactions, cpu]
+        tally = await Simulation(plan, fleet, urls, meters=meters).run()
     figures = _figures(tally, cpu, transactions)
     errors = ", ".join(f"{code} {count}" for code, count in sorted(tally.errors.items())) or "none"
     print(
         f"{setup}: {figures.rate:.1f} complete orders/s, CPU ms per order: server / PG+Redis / load gen "
-        f"{_cpu_cell(figures.cpu)}, transactions per order {figures.transactions:.1f} "
-        f"({transactions.committed} for {tally.completed}), errors: {errors}",
+        f"{_cpu_cell(figures.cpu)}, transactions per order {figures.transactions:.1f}, errors: {errors}",
         file=sys.stderr,
     )
     return figures
@@ -235,7 +252,7 @@ def _comparison(runs: int, duration_s: float, revisions: str, results: dict[str,
         f"{runs} pair(s) of runs of {duration_s:g} s, baseline then new; {KIOSKS} kiosks with terminals "
         f"({PACED_KIOSKS} when paced), {KITCHENS} kitchen displays, 1 order board.",
     ]
-    for setup, label in SETUPS[:2]:
+    for setup, label in SETUPS[:3]:
         old, new = results["baseline"][setup], results["new"][setup]
         rows = [(name, [figure(f) for f in old], [figure(f) for f in new]) for name, figure in MEASURES]
         sections.append(f"**{label}**\n\n{side_by_side(rows)}")
@@ -271,7 +288,7 @@ async def run(runs: int, duration_s: float, baseline: str | None = None) -> str:
     commit = revision(baseline)
     revisions = f"Baseline: {baseline} ({commit}); new: {working_tree()}."
     with checkout(commit) as baseline_root:
-        results = await _repetitions(runs, duration_s, settings, {"baseline": baseline_root, "new": ROOT}, SETUPS[:2])
+        results = await _repetitions(runs, duration_s, settings, {"baseline": baseline_root, "new": ROOT}, SETUPS[:3])
     return _comparison(runs, duration_s, revisions, results)
 
 

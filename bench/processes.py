@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+from sqlalchemy.engine import make_url
 
 from persistence.database_url import normalise_database_url
 from server.cli import where
@@ -66,11 +67,8 @@ def database_of(env: dict[str, str]) -> tuple[str, str]:
     return f"{base}/postgres", name.split("?")[0]
 
 
-async def prepare_database(env: dict[str, str], *, fresh: bool = False, root: Path = ROOT) -> None:
-    """Create the benchmark's PostgreSQL database when missing (`fresh`: anew), migrate it, load the demo menu.
-
-    The migrations and the demo are those of the checkout at `root`, run by its own command line.
-    """
+async def _create_pg_database(env: dict[str, str], *, fresh: bool) -> None:
+    """Create the benchmark's PostgreSQL database when missing (`fresh`: anew)."""
     admin_url, name = database_of(env)
     connection = await asyncpg.connect(admin_url)
     try:
@@ -81,6 +79,25 @@ async def prepare_database(env: dict[str, str], *, fresh: bool = False, root: Pa
             await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
         await connection.close()
+
+
+def _remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+async def prepare_database(env: dict[str, str], *, fresh: bool = False, root: Path = ROOT) -> None:
+    """Create the benchmark's database when missing (`fresh`: anew), migrate it, load the demo menu.
+
+    PostgreSQL, or a SQLite file for the embedded set-up. The migrations and the demo are those of the checkout at
+    `root`, run by its own command line.
+    """
+    url = make_url(normalise_database_url(env["DATABASE_URL"]))
+    if url.get_backend_name() == "sqlite":
+        if fresh and url.database:
+            _remove_sqlite(Path(url.database))
+    else:
+        await _create_pg_database(env, fresh=fresh)
     for command in ("migrate", "seed-demo"):
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "server", command, env=env, cwd=root, stdout=asyncio.subprocess.DEVNULL
