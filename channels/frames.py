@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 # Close codes (PROTOCOL.md "Close codes").
 GOING_AWAY = 1001
 TOO_BIG = 1009
@@ -105,8 +107,14 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+# orjson writes what json.dumps(separators=(",", ":"), default=str) wrote (UTF-8 left as is, which JSON allows):
+# datetimes and dataclasses still go through str(), keys that are not strings become strings. Several times faster,
+# and every frame and event passes here.
+_dump_options = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
 def _dump(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+    return orjson.dumps(value, default=str, option=_dump_options).decode()
 
 
 def reply_ok(frame_id: str | None, data: Any) -> str:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -54,18 +55,31 @@ def _ping_when_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: 
         raise exc.InvalidatePoolError(str(error)) from error
 
 
+def _json_text(value: Any) -> str:
+    # JSON columns (a command's reply, an event's data, an order line's options) are written on every command.
+    return orjson.dumps(value).decode()
+
+
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An async engine for `url`, with SQLite set up for concurrent use."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo)
+        engine = create_async_engine(url, echo=echo, json_serializer=_json_text, json_deserializer=orjson.loads)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _begin_immediate)
         return engine
     # Last in, first out: under light load the same few connections serve, stay fresh and need no ping.
-    engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_use_lifo=True)
+    engine = create_async_engine(
+        url,
+        echo=echo,
+        pool_size=10,
+        max_overflow=20,
+        pool_use_lifo=True,
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
+    )
     for moment in ("connect", "checkin"):
         event.listen(engine.sync_engine, moment, _note_use)
     event.listen(engine.sync_engine, "checkout", _ping_when_idle)
