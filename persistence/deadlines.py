@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, null, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.base import table
 from persistence.enums import DeadlineKind
+from persistence.prepared import Prepared
 from persistence.tables import Deadline
-from persistence.upsert import Upsert
 
-# Built once (orders and payments run them): a statement object keeps its SQL cache key for the next call.
+# Prepared once (orders and payments run them on every order): see persistence/prepared.py.
 _DEADLINES = table(Deadline)
-_SCHEDULE = Upsert(
-    lambda insert: (
+
+
+def _schedule(insert: Callable[..., Any]) -> Prepared:
+    # Each database spells ON CONFLICT in its own dialect: one statement for each.
+    return Prepared(
         insert(_DEADLINES)
-        .values(kind=bindparam("b_kind"), ref_id=bindparam("b_ref_id"), due_at=bindparam("b_due_at"), done_at=None)
+        .values(kind=bindparam("b_kind"), ref_id=bindparam("b_ref_id"), due_at=bindparam("b_due_at"), done_at=null())
         .on_conflict_do_update(
             index_elements=[_DEADLINES.c.kind, _DEADLINES.c.ref_id],
-            set_={"due_at": bindparam("b_due_at"), "done_at": None},
+            set_={"due_at": bindparam("b_due_at"), "done_at": null()},
         )
     )
-)
-_FINISH = (
+
+
+_SCHEDULE = {"postgresql": _schedule(postgresql_insert), "sqlite": _schedule(sqlite_insert)}
+_FINISH = Prepared(
     update(_DEADLINES)
     .where(
         _DEADLINES.c.kind == bindparam("b_kind"),
@@ -38,12 +46,13 @@ _FINISH = (
 
 async def schedule(session: AsyncSession, kind: DeadlineKind, ref_id: int, due_at: datetime) -> None:
     """Set (or move) the deadline of `kind` for `ref_id`, open again if it was done."""
-    await _SCHEDULE.execute(session, {"b_kind": kind, "b_ref_id": ref_id, "b_due_at": due_at})
+    statement = _SCHEDULE[session.get_bind().dialect.name]
+    await statement.execute(session, {"b_kind": kind, "b_ref_id": ref_id, "b_due_at": due_at})
 
 
 async def finish(session: AsyncSession, kind: DeadlineKind, ref_id: int, at: datetime) -> None:
     """Mark the deadline of `kind` for `ref_id` as no longer pending (met, or acted upon)."""
-    await session.execute(_FINISH, {"b_kind": kind, "b_ref_id": ref_id, "b_at": at})
+    await _FINISH.execute(session, {"b_kind": kind, "b_ref_id": ref_id, "b_at": at})
 
 
 async def due(session: AsyncSession, now: datetime, limit: int, *, kinds: Sequence[DeadlineKind]) -> list[int]:

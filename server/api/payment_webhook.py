@@ -22,12 +22,13 @@ import logging
 import time
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.base import utcnow
 from persistence.enums import PaymentMethod
-from persistence.tables import Payment, WebhookEvent
+from persistence.payments import PaymentRecord, lock_gateway_payment, lock_payment
+from persistence.tables import WebhookEvent
 from persistence.upsert import Upsert
 from server.api.routing import ApiRouter, Call
 from server.errors import ApiError
@@ -39,7 +40,6 @@ from server.integrations.payment_gateway import (
     GatewayPayment,
     parse_intent,
 )
-from server.orders.payment_changes import lock_payment
 from server.validation import INT32_MAX, validation_error
 from server.workers.gateway import apply_intent
 
@@ -125,7 +125,7 @@ async def _first_delivery(session: AsyncSession, event_id: str) -> bool:
     return stored.scalar_one_or_none() is not None
 
 
-async def _payment_of(session: AsyncSession, intent: GatewayPayment) -> Payment | None:
+async def _payment_of(session: AsyncSession, intent: GatewayPayment) -> PaymentRecord | None:
     """The gateway payment the intent belongs to, locked: by the id in its metadata, else by `provider_ref`."""
     by_metadata = intent.payment_id
     if by_metadata is not None and by_metadata <= INT32_MAX:
@@ -133,9 +133,7 @@ async def _payment_of(session: AsyncSession, intent: GatewayPayment) -> Payment 
         ours = payment is not None and payment.method == PaymentMethod.GATEWAY
         if ours and payment is not None and payment.provider_ref in (None, intent.id):
             return payment
-    statement = select(Payment).where(Payment.provider_ref == intent.id, Payment.method == PaymentMethod.GATEWAY)
-    found: Payment | None = await session.scalar(statement.limit(1).with_for_update())
-    return found
+    return await lock_gateway_payment(session, intent.id)
 
 
 def _intent_of(event: WebhookEventIn) -> GatewayPayment:

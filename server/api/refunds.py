@@ -9,10 +9,8 @@ hear the change.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from persistence.enums import PaymentStatus
-from persistence.tables import Payment
+from persistence.payments import lock_approved_payment, lock_payment
 from server.api.orders import OrderDetailOut, order_detail
 from server.api.payments import PaymentOut
 from server.api.routing import ApiRouter, Call
@@ -20,7 +18,7 @@ from server.auth.permissions import Permission
 from server.domain.order_states import OrderAction
 from server.errors import ApiError, not_found
 from server.orders.order_changes import lock_order, move
-from server.orders.payment_changes import lock_payment, refund_payment
+from server.orders.payment_changes import refund_payment
 
 router = ApiRouter("refunds")
 
@@ -42,9 +40,7 @@ async def refund_order(call: Call[None, None]) -> OrderDetailOut:
     if order is None:
         raise not_found("order", order_id)
     call.require_visible("order", order_id, order.branch_id)
-    approved = await call.session.scalar(
-        select(Payment).where(Payment.order_id == order.id, Payment.status == PaymentStatus.APPROVED).with_for_update()
-    )
+    approved = await lock_approved_payment(call.session, order.id)
     await move(call.session, order, OrderAction.REFUND, call.emit)
     if approved is not None:
         await refund_payment(call.session, approved, call.emit, call.services.gateway)

@@ -16,17 +16,16 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
-from persistence import deadlines
-from persistence.enums import DeadlineKind, DeviceKind, OrderStatus, PaymentMethod, PaymentStatus
-from persistence.tables import Device, Payment
+from persistence import payments
+from persistence.enums import DeviceKind, OrderStatus, PaymentMethod, PaymentStatus
+from persistence.payments import PaymentRecord, lock_payment
 from server.commands.orders import load_order
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.errors import ApiError
 from server.orders.order_changes import conflict
-from server.orders.payment_changes import IN_FLIGHT, lock_payment, payment_conflict, record_result
+from server.orders.payment_changes import payment_conflict, record_result
 from server.payloads.payment import PaymentView, announce_payment, payment_data
 from server.validation import Input, RowId
 
@@ -64,41 +63,14 @@ class Result(Input):
     message: str | None = Field(default=None, max_length=500)
 
 
-# Built once (every payment.start runs it): a statement object keeps its SQL cache key for the next call.
-# The kiosk's paired terminal, with the order's and that terminal's payments in flight: one row per payment (None
-# when there is none), in one round trip.
-_PAIRED_AND_IN_FLIGHT = (
-    select(Device.paired_terminal_id, Payment)
-    .outerjoin(
-        Payment,
-        ((Payment.order_id == bindparam("order_id")) | (Payment.terminal_id == Device.paired_terminal_id))
-        & Payment.status.in_(IN_FLIGHT),
-    )
-    .where(Device.id == bindparam("kiosk_id"))
-)
-
-# A pending payment of this terminal to processing, read back as it now is: one round trip where a lock and an
-# UPDATE took two. Only what is not moved is read again, to say why.
-_TO_PROCESSING = (
-    update(Payment)
-    .where(
-        Payment.id == bindparam("b_payment_id"),
-        Payment.terminal_id == bindparam("b_terminal_id"),
-        Payment.status == PaymentStatus.PENDING,
-    )
-    .values(status=PaymentStatus.PROCESSING)
-    .returning(Payment)
-)
-
-
-async def _terminal_payment(ctx: CommandContext, payment_id: int) -> Payment:
+async def _terminal_payment(ctx: CommandContext, payment_id: int) -> PaymentRecord:
     payment = await lock_payment(ctx.session, payment_id)
     if payment is None or payment.terminal_id != ctx.principal.id:
         raise ApiError("not_found", f"no payment {payment_id}", {"payment_id": payment_id})
     return payment
 
 
-async def _free_terminal(ctx: CommandContext, terminal_id: int | None, in_flight: Sequence[Payment]) -> int:
+async def _free_terminal(ctx: CommandContext, terminal_id: int | None, in_flight: Sequence[PaymentRecord]) -> int:
     """The kiosk's paired terminal: `terminal_offline` unless it is connected, `terminal_busy` while it charges."""
     if terminal_id is None:
         raise ApiError("terminal_offline", "this kiosk has no paired payment terminal", {"terminal_id": None})
@@ -126,35 +98,37 @@ async def start_payment(ctx: CommandContext, data: StartPayment) -> dict[str, An
         raise conflict(order, f"the order is {order.status.value}, not awaiting payment")
     # With a payment API, the gateway worker charges it after this commits; otherwise the paired terminal does.
     gateway = ctx.settings.PAYMENT_API_URL is not None
-    rows = (
-        await ctx.session.execute(_PAIRED_AND_IN_FLIGHT, {"order_id": order.id, "kiosk_id": ctx.principal.id})
-    ).all()
-    paired = None if gateway or not rows else rows[0][0]
-    in_flight = [payment for _, payment in rows if payment is not None]
+    paired, in_flight = await payments.paired_terminal_and_in_flight(ctx.session, ctx.principal.id, order.id)
     ongoing = next((payment for payment in in_flight if payment.order_id == order.id), None)
     if ongoing is not None:
         return payment_data(ongoing)  # a double tap: the charge already asked for
     terminal_id = None if gateway else await _free_terminal(ctx, paired, in_flight)
-    payment = Payment(
-        order_id=order.id,
-        branch_id=order.branch_id,
-        method=PaymentMethod.GATEWAY if gateway else PaymentMethod.TERMINAL,
-        kiosk_id=ctx.principal.id,
-        terminal_id=terminal_id,
-        amount=order.total,
-        currency=order.currency,
-        status=PaymentStatus.PENDING,
-        idempotency_key=str(uuid.uuid4()),
-    )
-    ctx.session.add(payment)
+    now = ctx.now()
+    values = {
+        "order_id": order.id,
+        "branch_id": order.branch_id,
+        "method": PaymentMethod.GATEWAY if gateway else PaymentMethod.TERMINAL,
+        "kiosk_id": ctx.principal.id,
+        "terminal_id": terminal_id,
+        "amount": order.total,
+        "currency": order.currency,
+        "status": PaymentStatus.PENDING,
+        "idempotency_key": str(uuid.uuid4()),
+        "provider_ref": None,
+        "message": None,
+        "approved_at": None,
+        "finished_at": None,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+    due = now + timedelta(seconds=ctx.settings.PAYMENT_TIMEOUT_S)
     try:
-        await ctx.session.flush()
+        payment = await payments.add_payment(ctx.session, values, due)
     except IntegrityError:
         # Another kiosk's payment took the terminal between our check and this insert: the refusal undoes the
         # whole command (no savepoint, which would cost two more round trips on every payment).
         raise ApiError("terminal_busy", "the payment terminal is charging another payment", {}) from None
-    due = ctx.now() + timedelta(seconds=ctx.settings.PAYMENT_TIMEOUT_S)
-    await deadlines.schedule(ctx.session, DeadlineKind.PAYMENT, payment.id, due)
     announce_payment(ctx.emit, payment, requested=True)
     return payment_data(payment)
 
@@ -169,17 +143,15 @@ async def start_payment(ctx: CommandContext, data: StartPayment) -> dict[str, An
 )
 async def cancel_payment(ctx: CommandContext, data: PaymentRef) -> dict[str, Any]:
     """Cancel this kiosk's payment while pending or processing; the terminal hears `payment.cancel_requested`."""
+    cancelled = await payments.cancel_in_flight(ctx.session, data.payment_id, ctx.principal.id, ctx.now())
+    if cancelled is not None:
+        announce_payment(ctx.emit, cancelled, cancel_requested=True)
+        return payment_data(cancelled)
+    # Not cancelled: why, from the payment as it is.
     payment = await lock_payment(ctx.session, data.payment_id)
     if payment is None or payment.kiosk_id != ctx.principal.id:
         raise ApiError("not_found", f"no payment {data.payment_id}", {"payment_id": data.payment_id})
-    if payment.status not in IN_FLIGHT:
-        raise payment_conflict(payment, f"payment {payment.id} is already {payment.status.value}")
-    now = ctx.now()
-    payment.status, payment.finished_at = PaymentStatus.CANCELLED, now
-    await deadlines.finish(ctx.session, DeadlineKind.PAYMENT, payment.id, now)
-    await ctx.session.flush()
-    announce_payment(ctx.emit, payment, cancel_requested=True)
-    return payment_data(payment)
+    raise payment_conflict(payment, f"payment {payment.id} is already {payment.status.value}")
 
 
 @registry.command(
@@ -192,8 +164,7 @@ async def cancel_payment(ctx: CommandContext, data: PaymentRef) -> dict[str, Any
 )
 async def progress(ctx: CommandContext, data: Progress) -> dict[str, Any]:
     """Move a pending payment of this terminal to processing (again: no change)."""
-    params = {"b_payment_id": data.payment_id, "b_terminal_id": ctx.principal.id}
-    moved = (await ctx.session.scalars(_TO_PROCESSING, params)).one_or_none()
+    moved = await payments.start_processing(ctx.session, data.payment_id, ctx.principal.id, ctx.now())
     if moved is not None:
         announce_payment(ctx.emit, moved)
         return payment_data(moved)
@@ -214,7 +185,16 @@ async def progress(ctx: CommandContext, data: Progress) -> dict[str, Any]:
 )
 async def result(ctx: CommandContext, data: Result) -> dict[str, Any]:
     """Record approved, declined or failed; an approval pays the order, even one that arrives late."""
-    payment = await _terminal_payment(ctx, data.payment_id)
     status = PaymentStatus(data.status)
+    if status != PaymentStatus.APPROVED:
+        # A decline or failure of a payment in flight needs no order: written at once, with its deadline finished.
+        ended = await payments.record_in_flight_result(
+            ctx.session, data.payment_id, ctx.principal.id, status, data.provider_ref, data.message, ctx.now()
+        )
+        if ended is not None:
+            announce_payment(ctx.emit, ended)
+            return payment_data(ended)
+    # An approval (which pays the order, or needs a refund), or a result for a payment no longer in flight.
+    payment = await _terminal_payment(ctx, data.payment_id)
     await record_result(ctx.session, payment, status, data.provider_ref, data.message, ctx.emit, ctx.settings)
     return payment_data(payment)

@@ -18,56 +18,39 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.unit_of_work import Emit
-from persistence import deadlines
 from persistence.base import utcnow
-from persistence.enums import DeadlineKind, OrderStatus, PaymentMethod, PaymentStatus
-from persistence.tables import Payment
+from persistence.enums import OrderStatus, PaymentMethod, PaymentStatus
+from persistence.payments import IN_FLIGHT, PaymentRecord, save_payment
 from server.errors import ApiError, ErrorCode
 from server.integrations.payment_gateway import GatewayBusy, GatewayError, GatewayRejected
 from server.orders.order_changes import lock_order, mark_order_paid
-from server.payloads.payment import announce_payment
+from server.payloads.payment import PaymentLike, announce_payment
 from server.settings import Settings
 
-IN_FLIGHT = (PaymentStatus.PENDING, PaymentStatus.PROCESSING)
 RESULTS = (PaymentStatus.APPROVED, PaymentStatus.DECLINED, PaymentStatus.FAILED)
 # Payments that ended without money: an approval arriving after all still counts.
 ENDED_WITHOUT_MONEY = (PaymentStatus.EXPIRED, PaymentStatus.CANCELLED, PaymentStatus.DECLINED, PaymentStatus.FAILED)
 
 
-# Built once (every payment command runs one): a statement object keeps its SQL cache key for the next call.
-_READ_PAYMENT = select(Payment).where(Payment.id == bindparam("payment_id"))
-_LOCK_PAYMENT = _READ_PAYMENT.with_for_update()
-_LOCK_PAYMENT_IF_FREE = _READ_PAYMENT.with_for_update(skip_locked=True)
-
-
-async def lock_payment(session: AsyncSession, payment_id: int, *, if_free: bool = False) -> Payment | None:
-    """The payment, its row locked until the transaction ends.
-
-    `if_free`: None at once when another transaction holds the payment, instead of waiting for it.
-    """
-    statement = _LOCK_PAYMENT_IF_FREE if if_free else _LOCK_PAYMENT
-    return (await session.execute(statement, {"payment_id": payment_id})).scalar_one_or_none()
-
-
-def payment_conflict(payment: Payment, message: str) -> ApiError:
+def payment_conflict(payment: PaymentLike, message: str) -> ApiError:
     """`conflict` for a payment whose state does not allow the change."""
     return ApiError("conflict", message, {"payment_id": payment.id, "status": payment.status.value})
 
 
 async def record_result(
     session: AsyncSession,
-    payment: Payment,
+    payment: PaymentRecord,
     status: PaymentStatus,
     provider_ref: str | None,
     message: str | None,
     emit: Emit,
     settings: Settings,
-) -> Payment:
-    """Apply a final result (approved, declined or failed) to `payment` (locked by the caller)."""
+) -> PaymentRecord:
+    """Apply a final result (approved, declined or failed) to `payment` (locked by the caller); the record then
+    holds the payment as stored."""
     if status not in RESULTS:
         raise ValueError(f"{status} is not a payment result")
     if payment.status == status or (payment.status == PaymentStatus.NEEDS_REFUND and status == PaymentStatus.APPROVED):
@@ -91,7 +74,7 @@ async def record_result(
         payment.approved_at = now
         # The money was taken but, unless the order awaits it, the order cannot take it: staff must give it back.
         payment.status = PaymentStatus.APPROVED if pays else PaymentStatus.NEEDS_REFUND
-    await deadlines.finish(session, DeadlineKind.PAYMENT, payment.id, now)
+    await save_payment(session, payment, at=now, finish_deadline=True)
     announce_payment(emit, payment)
     if order is not None and pays:
         await mark_order_paid(session, order, emit, settings)
@@ -106,7 +89,9 @@ class Refunder(Protocol):
         ...
 
 
-async def refund_payment(session: AsyncSession, payment: Payment, emit: Emit, gateway: Refunder | None) -> Payment:
+async def refund_payment(
+    session: AsyncSession, payment: PaymentRecord, emit: Emit, gateway: Refunder | None
+) -> PaymentRecord:
     """Give an approved or `needs_refund` payment back (locked by the caller): through the payment API for
     gateway payments, by hand at the terminal or till otherwise; it becomes `refunded`."""
     if payment.status not in (PaymentStatus.APPROVED, PaymentStatus.NEEDS_REFUND):
@@ -124,12 +109,12 @@ async def refund_payment(session: AsyncSession, payment: Payment, emit: Emit, ga
         except GatewayError as exc:
             raise _refund_not_done("unavailable", payment, exc) from exc
     payment.status = PaymentStatus.REFUNDED
-    await session.flush()
+    await save_payment(session, payment, at=utcnow())
     announce_payment(emit, payment)
     return payment
 
 
-def _refund_not_done(code: ErrorCode, payment: Payment, exc: GatewayError) -> ApiError:
+def _refund_not_done(code: ErrorCode, payment: PaymentRecord, exc: GatewayError) -> ApiError:
     # `unavailable`: no answer (or busy), so trying again is safe with the same key; `conflict`: refused.
     verdict = "refused" if code == "conflict" else "did not answer"
     message = f"the payment API {verdict} the refund of payment {payment.id} ({exc.message}); nothing was changed"

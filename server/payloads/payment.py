@@ -17,8 +17,12 @@ from channels import names
 from channels.unit_of_work import Emit
 from persistence.base import flushed
 from persistence.enums import PaymentMethod, PaymentStatus
+from persistence.payments import PaymentRecord
 from persistence.tables import Payment
 from server.payloads.moment import Moment
+
+# A payment as a command reads it (a plain record) or as the REST routes and snapshots load it (the ORM's).
+PaymentLike = PaymentRecord | Payment
 
 
 class PaymentView(BaseModel):
@@ -43,12 +47,14 @@ class PaymentView(BaseModel):
     finished_at: Moment | None
 
 
-def payment_data(payment: Payment) -> dict[str, Any]:
+def payment_data(payment: PaymentLike) -> dict[str, Any]:
     """The payment with its amount in minor units, its status and the provider's reference, as JSON data."""
     return PaymentView.model_validate(flushed(payment)).model_dump(mode="json")
 
 
-def announce_payment(emit: Emit, payment: Payment, *, requested: bool = False, cancel_requested: bool = False) -> None:
+def announce_payment(
+    emit: Emit, payment: PaymentLike, *, requested: bool = False, cancel_requested: bool = False
+) -> None:
     """Emit `payment.<status>` to the kiosk, the terminal and staff, plus the terminal's requests."""
     data = payment_data(payment)
     event = f"payment.{payment.status.value}"

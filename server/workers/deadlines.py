@@ -32,12 +32,12 @@ from persistence.base import utcnow
 from persistence.database import Database
 from persistence.enums import CartStatus, DeadlineKind, OrderStatus, PaymentStatus
 from persistence.order_records import order_status
+from persistence.payments import IN_FLIGHT, lock_payment, save_payment
 from persistence.tables import Cart, Payment
 from server.domain.order_states import OrderAction
 from server.errors import ApiError
 from server.orders.cart_pricing import price_cart
 from server.orders.order_changes import lock_order, move, payment_in_flight
-from server.orders.payment_changes import IN_FLIGHT, lock_payment
 from server.payloads.payment import announce_payment
 from server.settings import Settings
 from server.workers.periodic import Periodic
@@ -109,7 +109,7 @@ class DeadlineWorker:
             return 0
         # No result in time: the kiosk may start another payment; a late approval is still recorded.
         payment.status, payment.finished_at = PaymentStatus.EXPIRED, now
-        await session.flush()
+        await save_payment(session, payment, at=utcnow())
         announce_payment(emit, payment)
         return 1
 

@@ -32,13 +32,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import flag_modified
 
 from channels.relay import Relay
 from channels.unit_of_work import Emit, UnitOfWork
 from persistence.base import utcnow
 from persistence.database import Database
 from persistence.enums import PaymentMethod, PaymentStatus
+from persistence.payments import IN_FLIGHT, PaymentRecord, lock_payment, save_payment
 from persistence.tables import Payment
 from server.errors import ApiError
 from server.integrations.payment_gateway import (
@@ -49,7 +49,7 @@ from server.integrations.payment_gateway import (
     GatewayRejected,
     PaymentGateway,
 )
-from server.orders.payment_changes import IN_FLIGHT, lock_payment, payment_conflict, record_result
+from server.orders.payment_changes import payment_conflict, record_result
 from server.payloads.payment import announce_payment
 from server.settings import Settings
 from server.workers.periodic import Periodic
@@ -69,7 +69,7 @@ ENDED_BY_US = (PaymentStatus.EXPIRED, PaymentStatus.CANCELLED)
 
 
 async def apply_intent(
-    session: AsyncSession, payment: Payment, intent: GatewayPayment, emit: Emit, settings: Settings
+    session: AsyncSession, payment: PaymentRecord, intent: GatewayPayment, emit: Emit, settings: Settings
 ) -> None:
     """Apply what the API says of `payment`'s intent (the payment locked by the caller).
 
@@ -85,18 +85,26 @@ async def apply_intent(
         theirs, ours = f"{intent.amount} {intent.currency}", f"{payment.amount} {payment.currency}"
         raise payment_conflict(payment, f"intent {intent.id} is for {theirs}, not {ours}")
     if intent.status == PaymentStatus.PROCESSING:
-        payment.provider_ref = intent.id
         if payment.status == PaymentStatus.PENDING:
-            payment.status, payment.message = PaymentStatus.PROCESSING, None
-            await session.flush()
+            payment.provider_ref, payment.status, payment.message = intent.id, PaymentStatus.PROCESSING, None
+            await save_payment(session, payment, at=utcnow())
             announce_payment(emit, payment)
+        else:
+            await _keep_ref(session, payment, intent.id)
         return
     if intent.status != PaymentStatus.APPROVED and payment.status not in IN_FLIGHT:
-        payment.provider_ref = intent.id
+        await _keep_ref(session, payment, intent.id)
         return  # a failure after the payment ended: nothing was taken, nothing to record
     if intent.status == PaymentStatus.APPROVED and payment.status == PaymentStatus.REFUNDED:
         return  # the approval that was refunded already
     await record_result(session, payment, intent.status, intent.id, intent.message, emit, settings)
+
+
+async def _keep_ref(session: AsyncSession, payment: PaymentRecord, provider_ref: str) -> None:
+    """Keep the intent's id as the payment's reference (written only when it is new to the payment)."""
+    if payment.provider_ref != provider_ref:
+        payment.provider_ref = provider_ref
+        await save_payment(session, payment, at=utcnow())
 
 
 @dataclass(frozen=True)
@@ -246,7 +254,9 @@ class GatewayWorker:
         except ApiError as exc:
             log.error("the payment API's answer for payment %d does not fit it: %s", job.payment_id, exc.message)
 
-    async def _apply(self, session: AsyncSession, payment: Payment, answer: _Answer, emit: Emit, at: datetime) -> None:
+    async def _apply(
+        self, session: AsyncSession, payment: PaymentRecord, answer: _Answer, emit: Emit, at: datetime
+    ) -> None:
         if answer.intent is not None:
             await apply_intent(session, payment, answer.intent, emit, self._settings)
         elif answer.refused is not None:
@@ -256,10 +266,9 @@ class GatewayWorker:
                 message = f"refused by the payment API: {answer.refused}"[:MESSAGE_LENGTH]
                 await record_result(session, payment, status, None, message, emit, self._settings)
         elif answer.note is not None and payment.status == PaymentStatus.PENDING:
-            # The next try is due `retry_s` after this one ended; flagged so that a stamp equal to the
-            # claim's is still written rather than replaced by the column's onupdate.
-            payment.message, payment.updated_at = answer.note[:MESSAGE_LENGTH], at
-            flag_modified(payment, "updated_at")
+            # The next try is due `retry_s` after this one ended: the note is stamped with that moment.
+            payment.message = answer.note[:MESSAGE_LENGTH]
+            await save_payment(session, payment, at=at)
 
     def start(self) -> None:
         """Start the background loop."""

@@ -284,3 +284,60 @@ async def test_progress_moves_only_this_terminals_pending_payment_once(shop: Sho
     await shop.send(shop.terminal, "payment.result", {"payment_id": payment["id"], "status": "declined"})
     error = await shop.error(shop.terminal, "payment.progress", data)
     assert (error["code"], error["details"]["status"]) == ("conflict", "declined")
+
+
+async def _payment_version(shop: Shop, payment_id: int) -> tuple[PaymentStatus, int]:
+    async with shop.services.db.session() as session:
+        row = (await session.execute(select(Payment.status, Payment.version).where(Payment.id == payment_id))).one()
+    return row.status, row.version
+
+
+async def test_a_decline_retried_with_its_command_id_gets_the_stored_reply_and_changes_nothing(shop: Shop) -> None:
+    """The decline is written at once; the same command again answers the stored reply, with no second write or
+    event."""
+    await shop.terminal_online()
+    order = await shop.placed_order()
+    payment = await shop.send(shop.kiosk, "payment.start", {"order_id": order["id"]})
+    data = {"payment_id": payment["id"], "status": "declined", "message": "no"}
+    first = await shop.request(shop.terminal, "payment.result", data, command_id="decline-1")
+    assert first["ok"] and first["data"]["status"] == "declined"
+    before = len(await emitted_since(shop, 0))
+    again = await shop.request(shop.terminal, "payment.result", data, command_id="decline-1")
+    assert again == first
+    assert await emitted_since(shop, before) == []
+    assert await _payment_version(shop, payment["id"]) == (PaymentStatus.DECLINED, payment["version"] + 1)
+
+
+async def test_a_decline_or_cancel_from_another_device_is_not_found_and_changes_nothing(shop: Shop) -> None:
+    """Another terminal's decline and another kiosk's cancel match nothing: `not_found`, the payment untouched."""
+    await shop.terminal_online()
+    order = await shop.placed_order()
+    payment = await shop.send(shop.kiosk, "payment.start", {"order_id": order["id"]})
+    terminal_id, terminal_token = await add_device(shop.services, shop.branch_id, DeviceKind.PAYMENT_TERMINAL)
+    terminal = Device(terminal_id, terminal_token, await principal_of(shop.services, terminal_token))
+    kiosk_id, kiosk_token = await add_device(shop.services, shop.branch_id, DeviceKind.KIOSK)
+    kiosk = Device(kiosk_id, kiosk_token, await principal_of(shop.services, kiosk_token))
+    declined = {"payment_id": payment["id"], "status": "declined"}
+    assert (await shop.error(terminal, "payment.result", declined))["code"] == "not_found"
+    assert (await shop.error(kiosk, "payment.cancel", {"payment_id": payment["id"]}))["code"] == "not_found"
+    assert await _payment_version(shop, payment["id"]) == (PaymentStatus.PENDING, payment["version"])
+
+
+async def test_a_cancel_and_a_decline_at_once_end_the_payment_once(shop: Shop) -> None:
+    """The kiosk cancels while the terminal declines: one of them ends the payment, the other is `conflict`
+    naming the status the first wrote."""
+    await shop.terminal_online()
+    order = await shop.placed_order()
+    payment = await shop.send(shop.kiosk, "payment.start", {"order_id": order["id"]})
+    cancel, decline = await asyncio.gather(
+        shop.request(shop.kiosk, "payment.cancel", {"payment_id": payment["id"]}),
+        shop.request(shop.terminal, "payment.result", {"payment_id": payment["id"], "status": "declined"}),
+    )
+    assert sorted([cancel["ok"], decline["ok"]]) == [False, True]
+    winner, loser = (cancel, decline) if cancel["ok"] else (decline, cancel)
+    assert loser["error"]["code"] == "conflict"
+    assert loser["error"]["details"]["status"] == winner["data"]["status"]
+    assert await _payment_version(shop, payment["id"]) == (
+        PaymentStatus(winner["data"]["status"]),
+        payment["version"] + 1,
+    )

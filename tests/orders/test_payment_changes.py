@@ -17,6 +17,7 @@ from channels import names
 from persistence.base import rfc3339, utcnow
 from persistence.database import Database
 from persistence.enums import DeadlineKind, DeliveryStatus, OrderStatus, PaymentMethod, PaymentStatus
+from persistence.payments import PaymentRecord, lock_payment
 from persistence.tables import Payment
 from server.errors import ApiError
 from server.integrations.payment_gateway import (
@@ -28,7 +29,7 @@ from server.integrations.payment_gateway import (
     GatewayRejected,
     GatewayUnavailable,
 )
-from server.orders.payment_changes import lock_payment, record_result, refund_payment
+from server.orders.payment_changes import record_result, refund_payment
 from tests.locks import until_blocked_or_done
 from tests.orders.order_rows import (
     LONG_AGO,
@@ -92,7 +93,7 @@ async def _record(
     message: str | None = None,
     *,
     pos: bool = False,
-) -> tuple[Payment, Heard]:
+) -> tuple[PaymentRecord, Heard]:
     """Lock the payment and record `status` in a transaction of its own, as a command does; the payment as
     `record_result` returned it, and what it emitted."""
     heard = Heard()
