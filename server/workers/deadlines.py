@@ -31,9 +31,10 @@ from persistence import deadlines
 from persistence.base import utcnow
 from persistence.database import Database
 from persistence.enums import CartStatus, DeadlineKind, OrderStatus, PaymentStatus
-from persistence.tables import Cart, Order, Payment
+from persistence.tables import Order, Payment
 from server.domain.order_states import OrderAction
 from server.errors import ApiError
+from server.orders import cart_rows
 from server.orders.cart_pricing import price_cart
 from server.orders.order_changes import lock_order, move, payment_in_flight
 from server.orders.payment_changes import IN_FLIGHT, lock_payment
@@ -114,15 +115,18 @@ class DeadlineWorker:
 
     async def _expire_carts(self, session: AsyncSession, emit: Emit, now: datetime) -> int:
         cutoff = now - self._settings.cart_idle_timeout
-        idle = (
-            await session.scalars(
-                update(Cart)
-                .where(Cart.status == CartStatus.OPEN, Cart.updated_at < cutoff)
-                .values(status=CartStatus.EXPIRED, updated_at=now)
-                .returning(Cart),
-                execution_options={"synchronize_session": False},
-            )
-        ).all()
+        carts = cart_rows.CARTS.c
+        idle = await cart_rows.with_lines(
+            session,
+            (
+                await session.execute(
+                    update(cart_rows.CARTS)
+                    .where(carts.status == CartStatus.OPEN, carts.updated_at < cutoff)
+                    .values(status=CartStatus.EXPIRED, updated_at=now)
+                    .returning(*cart_rows.CART_COLUMNS)
+                )
+            ).all(),
+        )
         for cart in idle:
             priced = await price_cart(session, cart)
             emit(names.device(cart.device_id), "cart.updated", priced.data(self._settings.cart_idle_timeout))
