@@ -11,16 +11,19 @@ from typing import Annotated, Any
 
 from pydantic import Field
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import contains_eager
 
 from channels import names
+from persistence.base import table
 from persistence.enums import CartStatus, DeviceKind
-from persistence.tables import Cart, CartLine, KnownCustomer
+from persistence.prepared import Prepared
+from persistence.tables import KnownCustomer
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.domain.options import InvalidOptions, choose
 from server.domain.phones import InvalidPhoneError, normalise_phone
 from server.errors import ApiError
+from server.orders import cart_rows
 from server.orders.cart_pricing import Offer, offers, price_cart, quantities
+from server.orders.cart_rows import CartRecord
 from server.payloads.cart import CartView
 from server.validation import Input, RowId
 
@@ -63,23 +66,24 @@ class SetCustomer(Input):
     phone: Phone | None
 
 
-# Built once (every cart change runs it): a statement object keeps its SQL cache key for the next call. The lines
-# are not joined in: a read that waited for the lock would get the cart as it is now but its lines as they were
-# when the read began (PostgreSQL); loaded after the lock (selectin), they are the committed ones. The branch is
-# joined in (not locked): pricing then finds it in the session instead of reading it again, and a branch as it was
-# a moment before is as good as one read after.
-_LOCK_CART = (
-    select(Cart)
-    .join(Cart.branch)
-    .options(contains_eager(Cart.branch))
-    .where(Cart.id == bindparam("cart_id"))
-    .with_for_update(of=Cart)
+_CUSTOMERS = table(KnownCustomer)
+_FIND_CUSTOMER = Prepared(
+    select(_CUSTOMERS.c.id, _CUSTOMERS.c.name).where(
+        _CUSTOMERS.c.phone == bindparam("phone"), _CUSTOMERS.c.is_active.is_(True)
+    )
 )
 
 
-async def open_cart(ctx: CommandContext, cart_id: int) -> Cart:
-    """The sender's cart `cart_id`, still open; `not_found` for anyone else's, `conflict` once ordered or expired."""
-    cart = (await ctx.session.execute(_LOCK_CART, {"cart_id": cart_id})).scalar_one_or_none()
+async def open_cart(
+    ctx: CommandContext, cart_id: int, change: bool = True, customer: cart_rows.Customer | None = None
+) -> CartRecord:
+    """The sender's cart `cart_id`, still open, locked with its lines; `not_found` for anyone else's, `conflict` once
+    ordered or expired.
+
+    `change`: the lock is the cart's change (touched, its version raised; with `customer`, that customer's id and
+    phone attached, or none with `NO_CUSTOMER`). A refusal rolls it back with the rest of the command.
+    """
+    cart = await cart_rows.lock_cart(ctx.session, cart_id, ctx.now() if change else None, customer)
     if cart is None or cart.device_id != ctx.principal.id:
         raise ApiError("not_found", f"no cart {cart_id}", {"cart_id": cart_id})
     if cart.status != CartStatus.OPEN:
@@ -89,26 +93,23 @@ async def open_cart(ctx: CommandContext, cart_id: int) -> Cart:
     return cart
 
 
-async def _customer(ctx: CommandContext, raw_phone: str, field: str) -> tuple[str, KnownCustomer]:
+async def _customer(ctx: CommandContext, raw_phone: str, field: str) -> tuple[str, Any]:
+    """The normalised phone and the active known customer with it (`id`, `name`)."""
     try:
         phone = normalise_phone(raw_phone)
     except InvalidPhoneError as exc:
         raise ApiError(
             "invalid", str(exc), {"errors": [{"field": field, "message": str(exc), "type": "phone"}]}
         ) from None
-    customer = await ctx.session.scalar(
-        select(KnownCustomer).where(KnownCustomer.phone == phone, KnownCustomer.is_active.is_(True))
-    )
+    customer = await _FIND_CUSTOMER.first(ctx.session, {"phone": phone})
     if customer is None:
         raise ApiError("not_found", f"no known customer with phone {phone}", {"phone": phone})
     return phone, customer
 
 
-async def changed(ctx: CommandContext, cart: Cart, loaded: dict[int, Offer] | None = None) -> dict[str, Any]:
+async def changed(ctx: CommandContext, cart: CartRecord, loaded: dict[int, Offer] | None = None) -> dict[str, Any]:
     """Price the cart after a change (`loaded`: offers already read), emit `cart.updated` to its kiosk and return
     its data."""
-    cart.updated_at = ctx.now()
-    await ctx.session.flush()
     priced = await price_cart(ctx.session, cart, loaded)
     data = priced.data(ctx.settings.cart_idle_timeout)
     ctx.emit(names.device(cart.device_id), "cart.updated", data)
@@ -121,7 +122,7 @@ def out_of_stock(shortages: list[dict[str, Any]]) -> ApiError:
     return ApiError("out_of_stock", f"not enough left: {listed}", {"items": shortages})
 
 
-async def cart_offers(ctx: CommandContext, cart: Cart, item_id: int) -> dict[int, Offer]:
+async def cart_offers(ctx: CommandContext, cart: CartRecord, item_id: int) -> dict[int, Offer]:
     """The branch's offers of the cart's items and of `item_id`, read at once (to check and then price)."""
     return await offers(ctx.session, cart.branch_id, {line.item_id for line in cart.lines} | {item_id})
 
@@ -148,11 +149,13 @@ def check_stock(loaded: dict[int, Offer], item_id: int, requested: int) -> Offer
 async def create_cart(ctx: CommandContext, data: CreateCart) -> dict[str, Any]:
     """Start an empty cart for this kiosk, optionally for a known customer (`not_found` for an unknown phone)."""
     assert ctx.principal.branch_id is not None
-    cart = Cart(branch_id=ctx.principal.branch_id, device_id=ctx.principal.id, status=CartStatus.OPEN, lines=[])
+    phone, customer_id = None, None
     if data.customer_phone is not None:
-        cart.customer_phone, customer = await _customer(ctx, data.customer_phone, "customer_phone")
-        cart.customer_id = customer.id
-    ctx.session.add(cart)
+        phone, customer = await _customer(ctx, data.customer_phone, "customer_phone")
+        customer_id = customer.id
+    cart = await cart_rows.create_cart(
+        ctx.session, ctx.principal.branch_id, ctx.principal.id, ctx.now(), customer_id, phone
+    )
     return await changed(ctx, cart)
 
 
@@ -183,11 +186,11 @@ async def add_to_cart(ctx: CommandContext, data: AddToCart) -> dict[str, Any]:
     if same is not None:
         if same.qty + data.qty > MAX_QTY:
             raise ApiError("invalid", f"at most {MAX_QTY} of one line", {"line_id": same.id, "qty": same.qty})
-        same.qty += data.qty
+        await cart_rows.set_qty(ctx.session, same, same.qty + data.qty)
     else:
         if len(cart.lines) >= MAX_LINES:
             raise ApiError("invalid", f"a cart holds at most {MAX_LINES} lines", {"cart_id": cart.id})
-        cart.lines.append(CartLine(item_id=data.item_id, qty=data.qty, choice_ids=choice_ids))
+        await cart_rows.add_line(ctx.session, cart, data.item_id, data.qty, choice_ids)
     return await changed(ctx, cart, loaded)
 
 
@@ -207,13 +210,13 @@ async def update_cart_line(ctx: CommandContext, data: UpdateCartLine) -> dict[st
         raise ApiError("not_found", f"cart {cart.id} has no line {data.line_id}", {"line_id": data.line_id})
     loaded = None
     if data.qty == 0:
-        cart.lines.remove(line)
+        await cart_rows.remove_line(ctx.session, cart, line)
     else:
         if data.qty > line.qty:
             in_cart = quantities(cart.lines).get(line.item_id, 0)
             loaded = await cart_offers(ctx, cart, line.item_id)
             check_stock(loaded, line.item_id, in_cart - line.qty + data.qty)
-        line.qty = data.qty
+        await cart_rows.set_qty(ctx.session, line, data.qty)
     return await changed(ctx, cart, loaded)
 
 
@@ -227,10 +230,17 @@ async def update_cart_line(ctx: CommandContext, data: UpdateCartLine) -> dict[st
 )
 async def set_customer(ctx: CommandContext, data: SetCustomer) -> dict[str, Any]:
     """Attach the known customer with this phone (their name goes on the ticket); null takes the customer off."""
-    cart = await open_cart(ctx, data.cart_id)
-    if data.phone is None:
-        cart.customer_phone, cart.customer_id = None, None
-    else:
-        cart.customer_phone, customer = await _customer(ctx, data.phone, "phone")
-        cart.customer_id = customer.id
+    # The customer is looked up first, so that the cart's lock can attach them; a cart's own refusal still comes first.
+    customer: cart_rows.Customer | None = cart_rows.NO_CUSTOMER
+    refusal: ApiError | None = None
+    if data.phone is not None:
+        customer = None
+        try:
+            phone, found = await _customer(ctx, data.phone, "phone")
+            customer = (found.id, phone)
+        except ApiError as error:
+            refusal = error
+    cart = await open_cart(ctx, data.cart_id, customer=customer)
+    if refusal is not None:
+        raise refusal
     return await changed(ctx, cart)

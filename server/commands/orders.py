@@ -9,6 +9,7 @@ changed leaves nothing reserved and the cart open.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -16,16 +17,18 @@ from pydantic import Field
 
 from channels import names
 from persistence import deadlines, order_numbers, stock
-from persistence.enums import CartStatus, DeadlineKind, DeviceKind, OrderStatus, PaymentMethod, PaymentStatus
+from persistence.enums import DeadlineKind, DeviceKind, OrderStatus, PaymentMethod, PaymentStatus
 from persistence.order_records import OrderRecord
-from persistence.tables import Cart, Order, OrderLine, Payment
+from persistence.tables import Order, OrderLine, Payment
 from server.auth.permissions import Permission
 from server.commands.carts import open_cart, out_of_stock
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.domain.business_day import business_date
 from server.domain.order_states import OrderAction
 from server.errors import ApiError
+from server.orders import cart_rows
 from server.orders.cart_pricing import PricedCart, price_cart, quantities
+from server.orders.cart_rows import CartRecord
 from server.orders.order_changes import conflict, lock_order, mark_order_paid, move, payment_in_flight
 from server.payloads.menu import stock_changed
 from server.payloads.order import OrderView, announce, order_data
@@ -75,7 +78,8 @@ async def load_order(ctx: CommandContext, order_id: int) -> OrderRecord:
 )
 async def place_order(ctx: CommandContext, data: PlaceOrder) -> dict[str, Any]:
     """Place the cart as an order: repriced, stock reserved, numbered, `awaiting_payment` until paid or timed out."""
-    cart = await open_cart(ctx, data.cart_id)
+    # Locked without a change: a refusal may show the cart as it is (`price_changed`); `_create` changes it.
+    cart = await open_cart(ctx, data.cart_id, change=False)
     priced = await _validate(ctx, cart, data.expected_total)
     reservation = await _reserve(ctx, cart, priced)
     order = await _create(ctx, cart, priced)
@@ -89,7 +93,7 @@ async def place_order(ctx: CommandContext, data: PlaceOrder) -> dict[str, Any]:
     return order_data(order)
 
 
-async def _validate(ctx: CommandContext, cart: Cart, expected_total: int | None) -> PricedCart:
+async def _validate(ctx: CommandContext, cart: CartRecord, expected_total: int | None) -> PricedCart:
     """The cart repriced; refused when empty, when a line cannot be ordered, or when the total is not the kiosk's."""
     if not cart.lines:
         raise ApiError("invalid", "the cart is empty", {"cart_id": cart.id})
@@ -121,7 +125,7 @@ async def _validate(ctx: CommandContext, cart: Cart, expected_total: int | None)
     return priced
 
 
-async def _reserve(ctx: CommandContext, cart: Cart, priced: PricedCart) -> stock.Reservation:
+async def _reserve(ctx: CommandContext, cart: CartRecord, priced: PricedCart) -> stock.Reservation:
     """Stock taken for every line at once; `out_of_stock` naming each short item, which rolls the order back."""
     # Reserved against the levels pricing has just read in this transaction.
     levels = {o.item_id: stock.Level(o.item_id, o.available, o.stock) for o in priced.offers.values() if o.offered}
@@ -137,25 +141,24 @@ async def _reserve(ctx: CommandContext, cart: Cart, priced: PricedCart) -> stock
     return reservation
 
 
-async def _create(ctx: CommandContext, cart: Cart, priced: PricedCart) -> Order:
+async def _create(ctx: CommandContext, cart: CartRecord, priced: PricedCart) -> Order:
     """The cart ordered (and announced), and the order: its frozen lines, its number, its payment deadline."""
     now = ctx.now()
     # The kiosk's cart is done: priced above, so it is announced from that pricing, not priced again.
-    cart.status = CartStatus.ORDERED
-    cart.updated_at = now
-    branch, totals = priced.branch, priced.totals
-    day = business_date(now, branch.timezone)
+    priced = replace(priced, cart=await cart_rows.mark_ordered(ctx.session, cart, now))
+    totals = priced.totals
+    day = business_date(now, cart.timezone)
     # The branch's number row stays locked until commit: everything that can be done first is done first.
     order = Order(
         branch_id=cart.branch_id,
         device_id=cart.device_id,
         cart_id=cart.id,
         customer_id=cart.customer_id,
-        customer_name=priced.customer.name if priced.customer else None,
+        customer_name=cart.customer_name,
         number=await order_numbers.next_number(ctx.session, cart.branch_id, day),
         business_date=day,
         status=OrderStatus.AWAITING_PAYMENT,
-        currency=branch.currency,
+        currency=cart.currency,
         subtotal=totals.subtotal,
         tax=totals.tax,
         total=totals.total,
@@ -173,7 +176,6 @@ async def _create(ctx: CommandContext, cart: Cart, priced: PricedCart) -> Order:
     )
     ctx.session.add(order)
     await ctx.session.flush()
-    # Announced once flushed, so that it carries the version its change gave it.
     ctx.emit(names.device(cart.device_id), "cart.updated", priced.data(ctx.settings.cart_idle_timeout))
     due = now + timedelta(seconds=ctx.settings.ORDER_PAYMENT_TIMEOUT_S)
     await deadlines.schedule(ctx.session, DeadlineKind.ORDER_PAYMENT, order.id, due)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from functools import cache
 from itertools import groupby
 from typing import Any
 
@@ -19,19 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.base import flushed, table
 from persistence.enums import CartStatus
-from persistence.tables import (
-    Branch,
-    Cart,
-    CartLine,
-    Category,
-    Item,
-    ItemAvailability,
-    KnownCustomer,
-    OptionChoice,
-    OptionGroup,
-)
+from persistence.prepared import Prepared
+from persistence.tables import Category, Item, ItemAvailability, OptionChoice, OptionGroup
 from server.domain import pricing
 from server.domain.options import Choice, Chosen, Group, InvalidOptions, choose
+from server.orders.cart_rows import CartLineRecord, CartRecord
 from server.payloads.cart import CartCustomer, CartLineProblem, CartLineView, CartView, ChosenOption, ProblemCode
 
 
@@ -60,7 +53,7 @@ class LineProblem:
 class PricedLine:
     """A cart line with its prices from today's menu."""
 
-    line: CartLine
+    line: CartLineRecord
     name: str
     item_price: int
     chosen: list[Chosen]
@@ -105,35 +98,42 @@ class PricedLine:
 _ITEMS, _CATEGORIES, _AVAILABILITY = table(Item), table(Category), table(ItemAvailability)
 _GROUPS, _CHOICES = table(OptionGroup), table(OptionChoice)
 _ITEM, _CATEGORY, _OFFER, _GROUP, _CHOICE = (t.c for t in (_ITEMS, _CATEGORIES, _AVAILABILITY, _GROUPS, _CHOICES))
-_OFFERS = (
-    select(
-        _ITEM.id,
-        _ITEM.name,
-        _ITEM.price,
-        _ITEM.deleted_at,
-        _CATEGORY.deleted_at.label("category_deleted_at"),
-        _OFFER.available,
-        _OFFER.stock,
-        _OFFER.item_id.label("offered_id"),
-        _GROUP.id.label("group_id"),
-        _GROUP.name.label("group_name"),
-        _GROUP.min_select,
-        _GROUP.max_select,
-        _CHOICE.id.label("choice_id"),
-        _CHOICE.name.label("choice_name"),
-        _CHOICE.price_delta,
-        _CHOICE.is_default,
-    )
-    .join_from(_ITEMS, _CATEGORIES, _CATEGORY.id == _ITEM.category_id)
-    .outerjoin(
-        _AVAILABILITY,
-        (_OFFER.item_id == _ITEM.id) & (_OFFER.branch_id == bindparam("branch_id")),
-    )
-    .outerjoin(_GROUPS, _GROUP.item_id == _ITEM.id)
-    .outerjoin(_CHOICES, _CHOICE.group_id == _GROUP.id)
-    .where(_ITEM.id.in_(bindparam("item_ids", expanding=True)))
-    .order_by(_ITEM.id, _GROUP.position, _GROUP.id, _CHOICE.position, _CHOICE.id)
+_OFFER_COLUMNS = (
+    _ITEM.id,
+    _ITEM.name,
+    _ITEM.price,
+    _ITEM.deleted_at,
+    _CATEGORY.deleted_at.label("category_deleted_at"),
+    _OFFER.available,
+    _OFFER.stock,
+    _OFFER.item_id.label("offered_id"),
+    _GROUP.id.label("group_id"),
+    _GROUP.name.label("group_name"),
+    _GROUP.min_select,
+    _GROUP.max_select,
+    _CHOICE.id.label("choice_id"),
+    _CHOICE.name.label("choice_name"),
+    _CHOICE.price_delta,
+    _CHOICE.is_default,
 )
+
+
+@cache
+def _offers(count: int) -> Prepared:
+    """The offers of `count` items (ids `id_0`...): one statement per count, as a prepared one takes no list."""
+    ids = [bindparam(f"id_{n}", type_=_ITEM.id.type) for n in range(count)]
+    return Prepared(
+        select(*_OFFER_COLUMNS)
+        .join_from(_ITEMS, _CATEGORIES, _CATEGORY.id == _ITEM.category_id)
+        .outerjoin(
+            _AVAILABILITY,
+            (_OFFER.item_id == _ITEM.id) & (_OFFER.branch_id == bindparam("branch_id")),
+        )
+        .outerjoin(_GROUPS, _GROUP.item_id == _ITEM.id)
+        .outerjoin(_CHOICES, _CHOICE.group_id == _GROUP.id)
+        .where(_ITEM.id.in_(ids))
+        .order_by(_ITEM.id, _GROUP.position, _GROUP.id, _CHOICE.position, _CHOICE.id)
+    )
 
 
 async def offers(session: AsyncSession, branch_id: int, item_ids: Iterable[int]) -> dict[int, Offer]:
@@ -144,7 +144,9 @@ async def offers(session: AsyncSession, branch_id: int, item_ids: Iterable[int])
     ids = sorted(set(item_ids))
     if not ids:
         return {}
-    rows = (await session.execute(_OFFERS, {"branch_id": branch_id, "item_ids": ids})).all()
+    params: dict[str, int] = {f"id_{n}": item_id for n, item_id in enumerate(ids)}
+    params["branch_id"] = branch_id
+    rows = await _offers(len(ids)).rows(session, params)
     result: dict[int, Offer] = {}
     for item_id, grouped in groupby(rows, key=lambda row: row.id):
         item_rows = list(grouped)
@@ -174,7 +176,7 @@ async def offers(session: AsyncSession, branch_id: int, item_ids: Iterable[int])
     return result
 
 
-def price_line(line: CartLine, offer: Offer | None, qty_in_cart: int) -> PricedLine:
+def price_line(line: CartLineRecord, offer: Offer | None, qty_in_cart: int) -> PricedLine:
     """Price one line; `qty_in_cart` is how many of its item the whole cart holds (for the stock check)."""
     if offer is None:
         # The item row itself is gone (never happens with soft deletes, but carts must not break on it).
@@ -200,11 +202,9 @@ def price_line(line: CartLine, offer: Offer | None, qty_in_cart: int) -> PricedL
 class PricedCart:
     """A cart priced line by line, with its totals at the branch's tax rate."""
 
-    cart: Cart
-    branch: Branch
+    cart: CartRecord
     lines: list[PricedLine]
     totals: pricing.Totals
-    customer: KnownCustomer | None
     # What the branch offers of each item, as read for this pricing (its stock included).
     offers: dict[int, Offer]
 
@@ -216,16 +216,19 @@ class PricedCart:
     def data(self, idle_timeout: timedelta) -> dict[str, Any]:
         """The cart as a kiosk shows it, as JSON data; `expires_at` is when it idles out unless changed."""
         cart = flushed(self.cart)
-        customer = self.customer
         view = CartView(
             id=cart.id,
             version=cart.version,
             status=cart.status,
             branch_id=cart.branch_id,
             device_id=cart.device_id,
-            currency=self.branch.currency,
+            currency=cart.currency,
             customer_phone=cart.customer_phone,
-            customer=None if customer is None else CartCustomer(id=customer.id, name=customer.name),
+            customer=(
+                None
+                if cart.customer_id is None or cart.customer_name is None
+                else CartCustomer(id=cart.customer_id, name=cart.customer_name)
+            ),
             lines=[line.view() for line in self.lines],
             subtotal=self.totals.subtotal,
             tax=self.totals.tax,
@@ -236,7 +239,7 @@ class PricedCart:
         return view.model_dump(mode="json")
 
 
-def quantities(lines: Iterable[CartLine]) -> dict[int, int]:
+def quantities(lines: Iterable[CartLineRecord]) -> dict[int, int]:
     """How many of each item the lines hold."""
     total: dict[int, int] = {}
     for line in lines:
@@ -244,10 +247,11 @@ def quantities(lines: Iterable[CartLine]) -> dict[int, int]:
     return total
 
 
-async def price_cart(session: AsyncSession, cart: Cart, loaded: dict[int, Offer] | None = None) -> PricedCart:
-    """Price `cart` from the branch's menu as it is now (`loaded`: offers this transaction already read)."""
-    branch = await session.get(Branch, cart.branch_id)
-    assert branch is not None  # carts are deleted with their branch
+async def price_cart(session: AsyncSession, cart: CartRecord, loaded: dict[int, Offer] | None = None) -> PricedCart:
+    """Price `cart` from the branch's menu as it is now (`loaded`: offers this transaction already read).
+
+    The cart's record carries the branch's currency and tax rate and its customer's name: only offers are read.
+    """
     wanted = quantities(cart.lines)
     found = (
         loaded
@@ -258,6 +262,5 @@ async def price_cart(session: AsyncSession, cart: Cart, loaded: dict[int, Offer]
     if cart.status != CartStatus.OPEN:
         # An ordered cart took its stock with it; only open carts can still run into problems.
         lines = [replace(line, problem=None) for line in lines]
-    customer = await session.get(KnownCustomer, cart.customer_id) if cart.customer_id is not None else None
-    totals = pricing.totals((line.line_total for line in lines), branch.tax_rate_bp)
-    return PricedCart(cart, branch, lines, totals, customer, found)
+    totals = pricing.totals((line.line_total for line in lines), cart.tax_rate_bp)
+    return PricedCart(cart, lines, totals, found)

@@ -21,6 +21,7 @@ from persistence.base import utcnow
 from persistence.database import Database
 from persistence.enums import CartStatus, OrderStatus, PaymentStatus
 from persistence.tables import Cart, Device, Order, Payment
+from server.orders import cart_rows
 from server.orders.cart_pricing import price_cart
 from server.payloads.menu import branch_menu
 from server.payloads.order import BOARD_COLUMN, board_place, order_data
@@ -111,11 +112,16 @@ class Snapshots:
 
     async def _device(self, session: AsyncSession, channel: ChannelName) -> Any:
         device_id = channel.device_id
-        carts = (
-            await session.scalars(
-                select(Cart).where(Cart.device_id == device_id, Cart.status == CartStatus.OPEN).order_by(Cart.id)
-            )
-        ).all()
+        carts = await cart_rows.with_lines(
+            session,
+            (
+                await session.execute(
+                    select(*cart_rows.CART_COLUMNS)
+                    .where(Cart.device_id == device_id, Cart.status == CartStatus.OPEN)
+                    .order_by(Cart.id)
+                )
+            ).all(),
+        )
         orders = (
             await session.scalars(
                 select(Order)

@@ -33,9 +33,10 @@ from persistence.database import Database
 from persistence.enums import CartStatus, DeadlineKind, OrderStatus, PaymentStatus
 from persistence.order_records import order_status
 from persistence.payments import IN_FLIGHT, lock_payment, save_payment
-from persistence.tables import Cart, Payment
+from persistence.tables import Payment
 from server.domain.order_states import OrderAction
 from server.errors import ApiError
+from server.orders import cart_rows
 from server.orders.cart_pricing import price_cart
 from server.orders.order_changes import lock_order, move, payment_in_flight
 from server.payloads.payment import announce_payment
@@ -115,15 +116,18 @@ class DeadlineWorker:
 
     async def _expire_carts(self, session: AsyncSession, emit: Emit, now: datetime) -> int:
         cutoff = now - self._settings.cart_idle_timeout
-        idle = (
-            await session.scalars(
-                update(Cart)
-                .where(Cart.status == CartStatus.OPEN, Cart.updated_at < cutoff)
-                .values(status=CartStatus.EXPIRED, updated_at=now)
-                .returning(Cart),
-                execution_options={"synchronize_session": False},
-            )
-        ).all()
+        carts = cart_rows.CARTS.c
+        idle = await cart_rows.with_lines(
+            session,
+            (
+                await session.execute(
+                    update(cart_rows.CARTS)
+                    .where(carts.status == CartStatus.OPEN, carts.updated_at < cutoff)
+                    .values(status=CartStatus.EXPIRED, updated_at=now)
+                    .returning(*cart_rows.CART_COLUMNS)
+                )
+            ).all(),
+        )
         for cart in idle:
             priced = await price_cart(session, cart)
             emit(names.device(cart.device_id), "cart.updated", priced.data(self._settings.cart_idle_timeout))

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from channels import names
 from persistence.base import utcnow
 from persistence.enums import CartStatus
-from persistence.tables import Cart, OutboxEvent
-from tests.shop import Shop
+from persistence.tables import Cart, CartLine, OutboxEvent
+from tests.locks import until_blocked_or_done
+from tests.shop import LIMIT_S, Shop
 
 
 async def test_a_new_cart_is_empty_and_priced_in_the_branch_currency(shop: Shop) -> None:
@@ -190,3 +193,71 @@ async def test_idle_carts_expire_and_the_kiosk_hears_it(shop: Shop) -> None:
     assert expired.data["version"] > cart["version"]  # the worker's UPDATE raised it too
     error = await shop.error(shop.kiosk, "cart.add", {"cart_id": cart["id"], "item_id": shop.cola})
     assert (error["code"], error["details"]["status"]) == ("conflict", "expired")
+
+
+async def test_a_refused_change_leaves_the_cart_as_it_was(shop: Shop) -> None:
+    """A change refused after the cart was locked (its lock is its change) is rolled back: the version the next
+    change answers is one above the last one answered."""
+    cart = await shop.send(shop.kiosk, "cart.create", {})
+    cart = await shop.send(shop.kiosk, "cart.add", {"cart_id": cart["id"], "item_id": shop.fries, "qty": 2})
+    line_id = cart["lines"][0]["id"]
+    refusals = [
+        ("cart.add", {"cart_id": cart["id"], "item_id": shop.fries, "qty": 9}, "out_of_stock"),
+        ("cart.add", {"cart_id": cart["id"], "item_id": 999999}, "not_found"),
+        ("cart.update", {"cart_id": cart["id"], "line_id": line_id + 1000, "qty": 1}, "not_found"),
+        ("cart.set_customer", {"cart_id": cart["id"], "phone": "+4930999999"}, "not_found"),
+        ("cart.set_customer", {"cart_id": cart["id"], "phone": "12"}, "invalid"),
+    ]
+    for kind, data, code in refusals:
+        assert (await shop.error(shop.kiosk, kind, data))["code"] == code
+    after = await shop.send(shop.kiosk, "cart.update", {"cart_id": cart["id"], "line_id": line_id, "qty": 3})
+    assert (after["version"], after["customer"], after["lines"][0]["qty"]) == (cart["version"] + 1, None, 3)
+    assert after["updated_at"] >= cart["updated_at"]
+
+
+async def test_another_kiosks_cart_is_not_found_before_the_phone_is_judged(shop: Shop) -> None:
+    """cart.set_customer on another kiosk's cart is `not_found` for the cart, whatever the phone."""
+    cart = await shop.send(shop.kiosk, "cart.create", {})
+    for phone in ("+4930999999", "12", shop.customer_phone, None):
+        error = await shop.error(shop.kiosk2, "cart.set_customer", {"cart_id": cart["id"], "phone": phone})
+        assert (error["code"], error["details"]) == ("not_found", {"cart_id": cart["id"]})
+    again = await shop.send(shop.kiosk, "cart.set_customer", {"cart_id": cart["id"], "phone": None})
+    assert again["version"] == cart["version"] + 1
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_an_add_that_waited_for_the_cart_adds_to_the_committed_lines(shop: Shop) -> None:
+    """cart.add waiting for the cart's lock (a change from the kiosk's other connection) sees the line committed
+    meanwhile: the same item joins that line instead of starting a second one."""
+    cart = await shop.send(shop.kiosk, "cart.create", {})
+    async with shop.services.db.session() as session:
+        await session.get(Cart, cart["id"], with_for_update=True)
+        session.add(CartLine(cart_id=cart["id"], item_id=shop.cola, qty=2, choice_ids=[]))
+        await session.flush()
+        add = asyncio.create_task(
+            shop.request(shop.kiosk, "cart.add", {"cart_id": cart["id"], "item_id": shop.cola, "qty": 1})
+        )
+        await until_blocked_or_done(shop.services.db, add, LIMIT_S)
+        assert not add.done()
+    reply = await asyncio.wait_for(add, LIMIT_S)
+    assert reply["ok"], reply
+    assert [(line["item_id"], line["qty"]) for line in reply["data"]["lines"]] == [(shop.cola, 3)]
+    assert reply["data"]["version"] == cart["version"] + 1
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_two_adds_at_once_to_one_cart_both_count(shop: Shop) -> None:
+    """Two cart.add of one item at once: one waits for the other's lock, so the line holds both quantities and
+    the two replies carry consecutive versions."""
+    cart = await shop.send(shop.kiosk, "cart.create", {})
+    first = await shop.send(shop.kiosk, "cart.add", {"cart_id": cart["id"], "item_id": shop.fries, "qty": 1})
+    adds = [
+        shop.request(shop.kiosk, "cart.add", {"cart_id": cart["id"], "item_id": shop.fries, "qty": qty})
+        for qty in (2, 3)
+    ]
+    replies = await asyncio.wait_for(asyncio.gather(*adds), LIMIT_S)
+    assert all(reply["ok"] for reply in replies), replies
+    versions = sorted(reply["data"]["version"] for reply in replies)
+    assert versions == [first["version"] + 1, first["version"] + 2]
+    newest = max((reply["data"] for reply in replies), key=lambda data: data["version"])
+    assert [(line["item_id"], line["qty"]) for line in newest["lines"]] == [(shop.fries, 6)]

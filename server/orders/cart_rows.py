@@ -1,0 +1,256 @@
+"""Carts as plain records, read and written by prepared statements (persistence/prepared.py).
+
+A cart command reads one cart, changes a line or two and prices the cart: work that does
+not need tracked ORM objects. A `CartRecord` holds the cart's columns, what pricing needs of
+its branch (currency, tax rate, time zone) and of its known customer (the name), read in
+the cart's own statement, and its lines, read after the cart is locked.
+
+Every statement that changes a cart row sets `updated_at`; its `version` is raised by the
+UPDATE itself (persistence/base.py, `Versioned`) and read back in the same statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, ColumnElement, bindparam, delete, insert, literal_column, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from persistence.base import table
+from persistence.enums import CartStatus
+from persistence.prepared import Prepared
+from persistence.tables import Branch, Cart, CartLine, KnownCustomer
+
+CARTS, _LINES = table(Cart), table(CartLine)
+_BRANCH, _CUSTOMER = table(Branch).c, table(KnownCustomer).c
+_CART, _LINE = CARTS.c, _LINES.c
+
+
+@dataclass
+class CartLineRecord:
+    """A cart line: an item, how many, and the choice ids picked for it."""
+
+    id: int
+    item_id: int
+    qty: int
+    choice_ids: list[int]
+
+
+@dataclass
+class CartRecord:
+    """A cart as its commands and its pricing need it, with its lines and the branch's and customer's fields."""
+
+    id: int
+    version: int
+    status: CartStatus
+    branch_id: int
+    device_id: int
+    customer_id: int | None
+    customer_phone: str | None
+    updated_at: datetime
+    currency: str  # the branch's
+    tax_rate_bp: int  # the branch's
+    timezone: str  # the branch's
+    customer_name: str | None  # the known customer's, when one is attached
+    lines: list[CartLineRecord]
+
+
+def _looked_up(column: Column[Any], key: str, name: str) -> ColumnElement[Any]:
+    """`column` of the row whose id is the cart's `key`, as a subquery written out: SQLAlchemy renders a correlated
+    subquery in RETURNING without its correlation."""
+    other = column.table.name
+    sql = f"(SELECT {other}.{column.name} FROM {other} WHERE {other}.id = carts.{key})"
+    return literal_column(sql, column.type).label(name)
+
+
+# What each statement reading a cart returns. The branch's and the customer's fields are subqueries, not joins: an
+# UPDATE ... RETURNING can name only its own table on SQLite. A branch as it was a moment before is as good as one
+# read after the lock.
+CART_COLUMNS: tuple[ColumnElement[Any], ...] = (
+    _CART.id,
+    _CART.version,
+    _CART.status,
+    _CART.branch_id,
+    _CART.device_id,
+    _CART.customer_id,
+    _CART.customer_phone,
+    _CART.updated_at,
+    _looked_up(_BRANCH.currency, "branch_id", "currency"),
+    _looked_up(_BRANCH.tax_rate_bp, "branch_id", "tax_rate_bp"),
+    _looked_up(_BRANCH.timezone, "branch_id", "timezone"),
+    _looked_up(_CUSTOMER.name, "customer_id", "customer_name"),
+)
+_BY_ID = _CART.id == bindparam("cart_id")
+
+_CREATE = Prepared(
+    insert(CARTS)
+    .values(
+        branch_id=bindparam("branch_id"),
+        device_id=bindparam("device_id"),
+        customer_id=bindparam("customer_id"),
+        customer_phone=bindparam("customer_phone"),
+        status=CartStatus.OPEN,
+        version=1,
+        created_at=bindparam("now"),
+        updated_at=bindparam("now"),
+    )
+    .returning(*CART_COLUMNS)
+)
+# Locks the cart without changing it (order.place: its change comes once everything is checked).
+_LOCK = Prepared(select(*CART_COLUMNS).where(_BY_ID).with_for_update(of=CARTS))
+# Locks the cart by changing it: a command that changes the cart whatever else it does (or is rolled back) saves
+# the separate UPDATE that would raise its version. Unconditional, so a refused cart still comes back to say why.
+_TOUCH = Prepared(update(CARTS).where(_BY_ID).values(updated_at=bindparam("now")).returning(*CART_COLUMNS))
+_TOUCH_CUSTOMER = Prepared(
+    update(CARTS)
+    .where(_BY_ID)
+    .values(
+        updated_at=bindparam("now"),
+        customer_id=bindparam("customer_id"),
+        customer_phone=bindparam("customer_phone"),
+    )
+    .returning(*CART_COLUMNS)
+)
+_ORDER = Prepared(
+    update(CARTS)
+    .where(_BY_ID)
+    .values(status=CartStatus.ORDERED, updated_at=bindparam("now"))
+    .returning(_CART.version, _CART.updated_at)
+)
+_READ_LINES = Prepared(
+    select(_LINE.id, _LINE.item_id, _LINE.qty, _LINE.choice_ids)
+    .where(_LINE.cart_id == bindparam("cart_id"))
+    .order_by(_LINE.id)
+)
+_ADD_LINE = Prepared(
+    insert(_LINES)
+    .values(
+        cart_id=bindparam("cart_id"),
+        item_id=bindparam("item_id"),
+        qty=bindparam("qty"),
+        choice_ids=bindparam("choice_ids"),
+    )
+    .returning(_LINE.id)
+)
+_SET_QTY = Prepared(update(_LINES).where(_LINE.id == bindparam("line_id")).values(qty=bindparam("qty")))
+_REMOVE_LINE = Prepared(delete(_LINES).where(_LINE.id == bindparam("line_id")))
+
+
+def _record(row: Any, lines: list[CartLineRecord]) -> CartRecord:
+    return CartRecord(
+        row.id,
+        row.version,
+        row.status,
+        row.branch_id,
+        row.device_id,
+        row.customer_id,
+        row.customer_phone,
+        row.updated_at,
+        row.currency,
+        row.tax_rate_bp,
+        row.timezone,
+        row.customer_name,
+        lines,
+    )
+
+
+async def create_cart(
+    session: AsyncSession,
+    branch_id: int,
+    device_id: int,
+    now: datetime,
+    customer_id: int | None = None,
+    customer_phone: str | None = None,
+) -> CartRecord:
+    """A new open cart without lines."""
+    row = await _CREATE.first(
+        session,
+        {
+            "branch_id": branch_id,
+            "device_id": device_id,
+            "customer_id": customer_id,
+            "customer_phone": customer_phone,
+            "now": now,
+        },
+    )
+    return _record(row, [])
+
+
+Customer = tuple[int | None, str | None]  # a known customer's id and the phone typed; (None, None) for none
+NO_CUSTOMER: Customer = (None, None)
+
+
+async def lock_cart(
+    session: AsyncSession, cart_id: int, now: datetime | None = None, customer: Customer | None = None
+) -> CartRecord | None:
+    """The cart with its lines, locked until commit; None when there is no such cart.
+
+    With `now`, the lock is the cart's change: `updated_at` set to it (and, with `customer`, its id and phone
+    attached, or taken off with `NO_CUSTOMER`), its version raised. The lines are read after the lock, in a statement
+    of their own: on PostgreSQL a read that waited for the lock sees the cart as committed but, in the same
+    statement, the lines as they were before it waited.
+    """
+    if now is None:
+        row = await _LOCK.first(session, {"cart_id": cart_id})
+    elif customer is None:
+        row = await _TOUCH.first(session, {"cart_id": cart_id, "now": now})
+    else:
+        customer_id, phone = customer
+        row = await _TOUCH_CUSTOMER.first(
+            session, {"cart_id": cart_id, "now": now, "customer_id": customer_id, "customer_phone": phone}
+        )
+    if row is None:
+        return None
+    return _record(row, await read_lines(session, cart_id))
+
+
+async def read_lines(session: AsyncSession, cart_id: int) -> list[CartLineRecord]:
+    """The cart's lines, oldest first."""
+    return [CartLineRecord(*row) for row in await _READ_LINES.rows(session, {"cart_id": cart_id})]
+
+
+async def mark_ordered(session: AsyncSession, cart: CartRecord, now: datetime) -> CartRecord:
+    """The locked cart moved to `ordered`: the record as it now is."""
+    row = await _ORDER.first(session, {"cart_id": cart.id, "now": now})
+    assert row is not None  # locked by this transaction
+    return replace(cart, status=CartStatus.ORDERED, version=row.version, updated_at=row.updated_at)
+
+
+async def add_line(session: AsyncSession, cart: CartRecord, item_id: int, qty: int, choice_ids: list[int]) -> None:
+    """Add a line to the (locked) cart and to its record."""
+    line_id = await _ADD_LINE.scalar(
+        session, {"cart_id": cart.id, "item_id": item_id, "qty": qty, "choice_ids": choice_ids}
+    )
+    cart.lines.append(CartLineRecord(line_id, item_id, qty, choice_ids))
+
+
+async def set_qty(session: AsyncSession, line: CartLineRecord, qty: int) -> None:
+    """Set a line's quantity (above 0), in the database and in its record."""
+    await _SET_QTY.execute(session, {"line_id": line.id, "qty": qty})
+    line.qty = qty
+
+
+async def remove_line(session: AsyncSession, cart: CartRecord, line: CartLineRecord) -> None:
+    """Remove a line from the (locked) cart and from its record."""
+    await _REMOVE_LINE.execute(session, {"line_id": line.id})
+    cart.lines.remove(line)
+
+
+async def with_lines(session: AsyncSession, rows: Sequence[Any]) -> list[CartRecord]:
+    """Records of carts read as `CART_COLUMNS` (by a statement of the caller's, several carts at once), with their
+    lines in one more statement."""
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    lines: dict[int, list[CartLineRecord]] = {cart_id: [] for cart_id in ids}
+    read = (
+        select(_LINE.cart_id, _LINE.id, _LINE.item_id, _LINE.qty, _LINE.choice_ids)
+        .where(_LINE.cart_id.in_(ids))
+        .order_by(_LINE.id)
+    )
+    for cart_id, *line in (await session.execute(read)).all():
+        lines[cart_id].append(CartLineRecord(*line))
+    return [_record(row, lines[row.id]) for row in rows]
