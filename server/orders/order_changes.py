@@ -162,6 +162,23 @@ async def give_back_stock(session: AsyncSession, order: OrderRecord, emit: Emit)
 async def mark_order_paid(session: AsyncSession, order: OrderRecord, emit: Emit, settings: Settings) -> OrderRecord:
     """Move the order to paid (kitchen and board hear it) and queue it for the POS when there is one."""
     await move(session, order, OrderAction.PAY, emit)
-    if settings.POS_API_URL:
-        pos_deliveries.enqueue(session, order.id)
+    _queue_for_pos(session, order.id, settings)
     return order
+
+
+async def pay_if_awaited(session: AsyncSession, order_id: int, emit: Emit, settings: Settings) -> OrderRecord | None:
+    """`mark_order_paid` without reading the order first: paid by one conditional UPDATE when it awaits payment;
+    None, changing nothing, when it does not (cancelled, or paid already)."""
+    before, now = OrderStatus.AWAITING_PAYMENT, utcnow()
+    order = await update_order(session, order_id, _changes(before, OrderStatus.PAID, now), where={"status": before})
+    if order is None:
+        return None
+    await deadlines.finish(session, DeadlineKind.ORDER_PAYMENT, order_id, now)
+    announce(emit, order, previous=before)
+    _queue_for_pos(session, order_id, settings)
+    return order
+
+
+def _queue_for_pos(session: AsyncSession, order_id: int, settings: Settings) -> None:
+    if settings.POS_API_URL:
+        pos_deliveries.enqueue(session, order_id)
