@@ -1,7 +1,8 @@
 """Orders as plain records, read with their lines (and locked) in one prepared statement.
 
 The commands that move an order (kitchen, payment, cancel, refund, the payment timeout)
-read it, check the move, update it with one conditional UPDATE and describe it. None of
+read it, check the move, update it with one conditional UPDATE and describe it; a kitchen
+move, which needs nothing else, is the conditional UPDATE alone (`update_order`). None of
 that needs the ORM's tracked objects, whose loading cost more than the statements; a
 record has the same attribute names as the mapped `Order` and `OrderLine`, so every
 description of an order (server/payloads/order.py) takes either.
@@ -9,11 +10,13 @@ description of an order (server/payloads/order.py) takes either.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.base import table
@@ -87,6 +90,56 @@ def _read(*, lock: bool = False, skip_locked: bool = False) -> Prepared:
 
 _READ, _LOCK, _LOCK_IF_FREE = _read(), _read(lock=True), _read(lock=True, skip_locked=True)
 _STATUS = Prepared(select(_ORDERS.c.status).where(_ORDERS.c.id == bindparam("order_id")))
+_READ_LINES = Prepared(select(*_LINE_COLUMNS).where(_LINES.c.order_id == bindparam("order_id")).order_by(_LINES.c.id))
+
+
+@cache
+def _update(
+    columns: tuple[str, ...], conditions: tuple[str, ...], postgresql: bool
+) -> tuple[Prepared, Prepared | None]:
+    """The UPDATE of `columns` where the order's `conditions` hold, giving the order as it now is: on PostgreSQL one
+    statement with its lines (the UPDATE in a CTE), elsewhere the UPDATE ... RETURNING and a read of the lines."""
+    changed = (
+        update(_ORDERS)
+        .where(
+            _ORDERS.c.id == bindparam("order_id"), *(_ORDERS.c[name] == bindparam(f"is_{name}") for name in conditions)
+        )
+        .values({name: bindparam(f"set_{name}") for name in columns})
+        .returning(*_ORDER_COLUMNS)
+    )
+    if not postgresql:
+        return Prepared(changed), _READ_LINES
+    moved = changed.cte("moved")
+    lines = select(*moved.c, *(column.label(f"line_{column.name}") for column in _LINE_COLUMNS))
+    return Prepared(lines.outerjoin(_LINES, _LINES.c.order_id == moved.c.id).order_by(_LINES.c.id)), None
+
+
+async def update_order(
+    session: AsyncSession, order_id: int, values: Mapping[str, Any], *, where: Mapping[str, Any]
+) -> OrderRecord | None:
+    """Set `values` on the order when its columns hold `where` (its status, say): the order as it now is, with its
+    lines, or None when it does not (or does not exist). One round trip on PostgreSQL, two on SQLite."""
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    statement, read_lines = _update(tuple(values), tuple(where), postgresql)
+    params = {"order_id": order_id}
+    params |= {f"set_{name}": value for name, value in values.items()}
+    params |= {f"is_{name}": value for name, value in where.items()}
+    rows = await statement.rows(session, params)
+    if not rows:
+        return None
+    if read_lines is None:
+        return _record(rows)
+    order = OrderRecord(*rows[0])
+    order.lines = [OrderLineRecord(*row) for row in await read_lines.rows(session, {"order_id": order_id})]
+    return order
+
+
+def _record(rows: list[Any]) -> OrderRecord:
+    """An order from rows of its columns followed by one line's (NULL for an order without lines)."""
+    count = len(_ORDER_COLUMNS)
+    order = OrderRecord(*rows[0][:count])
+    order.lines = [OrderLineRecord(*row[count:]) for row in rows if row[count] is not None]
+    return order
 
 
 async def read_order(
@@ -96,12 +149,7 @@ async def read_order(
     when another transaction holds it, instead of waiting)."""
     statement = (_LOCK_IF_FREE if if_free else _LOCK) if lock else _READ
     rows = await statement.rows(session, {"order_id": order_id})
-    if not rows:
-        return None
-    count = len(_ORDER_COLUMNS)
-    order = OrderRecord(*rows[0][:count])
-    order.lines = [OrderLineRecord(*row[count:]) for row in rows if row[count] is not None]
-    return order
+    return _record(rows) if rows else None
 
 
 async def order_status(session: AsyncSession, order_id: int) -> OrderStatus | None:

@@ -6,10 +6,10 @@ from typing import Any
 
 from persistence.enums import DeviceKind
 from server.auth.permissions import Permission
-from server.commands.orders import OrderRef, load_order
+from server.commands.orders import OrderRef, load_order, order_scope
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.domain.order_states import OrderAction
-from server.orders.order_changes import move
+from server.orders.order_changes import advance, move
 from server.payloads.order import OrderView, order_data
 
 registry = CommandRegistry()
@@ -26,8 +26,11 @@ _COMMANDS = (
 
 def _register(name: str, action: OrderAction, summary: str) -> None:
     async def handler(ctx: CommandContext, data: OrderRef) -> dict[str, Any]:
-        order = await load_order(ctx, data.order_id)
-        return order_data(await move(ctx.session, order, action, ctx.emit))
+        order = await advance(ctx.session, data.order_id, action, ctx.emit, scope=order_scope(ctx.principal))
+        if order is None:
+            # Not where the action starts, or not the sender's: read it to say which (or to move it, if it got there).
+            order = await move(ctx.session, await load_order(ctx, data.order_id), action, ctx.emit)
+        return order_data(order)
 
     handler.__doc__ = f'{summary}; `conflict` when the order\'s state does not allow it (PROTOCOL.md "States").'
     handler.__name__ = name.replace(".", "_")

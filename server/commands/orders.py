@@ -21,6 +21,7 @@ from persistence.enums import DeadlineKind, DeviceKind, OrderStatus, PaymentMeth
 from persistence.order_records import OrderRecord
 from persistence.tables import Order, OrderLine, Payment
 from server.auth.permissions import Permission
+from server.auth.principals import Principal
 from server.commands.carts import open_cart, out_of_stock
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.domain.business_day import business_date
@@ -50,20 +51,21 @@ class OrderRef(Input):
     order_id: RowId
 
 
+def order_scope(principal: Principal) -> dict[str, Any]:
+    """The orders `principal` may act on, as the values their columns must hold: a kiosk its own, a kitchen display
+    and a user their branch's, a chain-wide user any ({})."""
+    if principal.is_chain_wide:
+        return {}
+    if principal.device_kind == DeviceKind.KIOSK:
+        return {"device_id": principal.id}
+    return {"branch_id": principal.branch_id}
+
+
 async def load_order(ctx: CommandContext, order_id: int) -> OrderRecord:
-    """The order if the sender may act on it: a kiosk its own, a kitchen display and a user their branch's."""
+    """The order if the sender may act on it (`order_scope`), locked; `not_found` otherwise."""
     order = await lock_order(ctx.session, order_id)
-    principal = ctx.principal
     # Another branch's order is `not_found` like one that does not exist: `forbidden` would say it exists.
-    visible = order is not None and (
-        principal.is_chain_wide
-        or (
-            order.device_id == principal.id
-            if principal.device_kind == DeviceKind.KIOSK
-            else order.branch_id == principal.branch_id
-        )
-    )
-    if order is None or not visible:
+    if order is None or any(getattr(order, column) != value for column, value in order_scope(ctx.principal).items()):
         raise ApiError("not_found", f"no order {order_id}", {"order_id": order_id})
     return order
 

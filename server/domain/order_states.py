@@ -35,6 +35,11 @@ TRANSITIONS: dict[tuple[OrderStatus, OrderAction], OrderStatus] = {
 }
 
 
+# Every action starts from exactly one state.
+SOURCE: dict[OrderAction, OrderStatus] = {action: status for status, action in TRANSITIONS}
+assert len(SOURCE) == len(TRANSITIONS), "an action with two source states"
+
+
 class IllegalTransition(ValueError):
     """An action the order's current state does not allow."""
 

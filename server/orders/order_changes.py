@@ -9,6 +9,8 @@ the move are emitted in the same transaction (server/payloads/order.py, `announc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -20,10 +22,10 @@ from channels.unit_of_work import Emit
 from persistence import deadlines, pos_deliveries, stock
 from persistence.base import table, utcnow
 from persistence.enums import DeadlineKind, OrderStatus, PaymentStatus
-from persistence.order_records import OrderRecord, order_status, read_order
+from persistence.order_records import OrderRecord, order_status, read_order, update_order
 from persistence.prepared import Prepared, one_of
 from persistence.tables import Order, Payment
-from server.domain.order_states import IllegalTransition, OrderAction, next_status
+from server.domain.order_states import SOURCE, IllegalTransition, OrderAction, next_status
 from server.errors import ApiError
 from server.payloads.menu import stock_changed
 from server.payloads.order import announce
@@ -78,6 +80,36 @@ def _move_statement(columns: tuple[str, ...]) -> Prepared:
     )
 
 
+def _changes(before: OrderStatus, after: OrderStatus, now: datetime) -> dict[str, Any]:
+    """The columns a move from `before` to `after` sets: the status and the moment it was reached."""
+    values: dict[str, Any] = {"status": after, "updated_at": now}
+    if after == OrderStatus.PREPARING and before == OrderStatus.READY:
+        values["ready_at"] = None  # recalled: not ready any more
+    else:
+        values[_STAMP[after]] = now
+    return values
+
+
+# The moves that change nothing but the order: the kitchen's.
+_ORDER_ONLY = frozenset({OrderAction.START, OrderAction.READY, OrderAction.RECALL, OrderAction.COMPLETE})
+
+
+async def advance(
+    session: AsyncSession, order_id: int, action: OrderAction, emit: Emit, *, scope: Mapping[str, Any]
+) -> OrderRecord | None:
+    """Apply a kitchen `action` in one conditional UPDATE, without reading the order first: when the order is in the
+    action's source state and its columns hold `scope` (the sender's branch or device). None when it is not, or
+    does not exist; then `move` after a read says which (`not_found` or `conflict`)."""
+    if action not in _ORDER_ONLY:
+        raise ValueError(f"{action} changes more than the order: read it and move it")
+    before = SOURCE[action]
+    after = next_status(before, action)
+    order = await update_order(session, order_id, _changes(before, after, utcnow()), where={"status": before, **scope})
+    if order is not None:
+        announce(emit, order, recalled=action == OrderAction.RECALL, previous=before)
+    return order
+
+
 def conflict(order: OrderRecord, message: str) -> ApiError:
     """`conflict` for a move the order's state does not allow."""
     return ApiError("conflict", message, {"order_id": order.id, "status": order.status.value})
@@ -93,11 +125,7 @@ async def move(
     except IllegalTransition as exc:
         raise conflict(order, str(exc)) from None
     now = utcnow()
-    values: dict[str, Any] = {"status": after, "updated_at": now}
-    if after == OrderStatus.PREPARING and before == OrderStatus.READY:
-        values["ready_at"] = None
-    else:
-        values[_STAMP[after]] = now
+    values = _changes(before, after, now)
     if after == OrderStatus.CANCELLED:
         values["cancel_reason"] = reason
     params = {"order_id": order.id, "before": before, **{f"set_{column}": value for column, value in values.items()}}
@@ -134,6 +162,23 @@ async def give_back_stock(session: AsyncSession, order: OrderRecord, emit: Emit)
 async def mark_order_paid(session: AsyncSession, order: OrderRecord, emit: Emit, settings: Settings) -> OrderRecord:
     """Move the order to paid (kitchen and board hear it) and queue it for the POS when there is one."""
     await move(session, order, OrderAction.PAY, emit)
-    if settings.POS_API_URL:
-        pos_deliveries.enqueue(session, order.id)
+    _queue_for_pos(session, order.id, settings)
     return order
+
+
+async def pay_if_awaited(session: AsyncSession, order_id: int, emit: Emit, settings: Settings) -> OrderRecord | None:
+    """`mark_order_paid` without reading the order first: paid by one conditional UPDATE when it awaits payment;
+    None, changing nothing, when it does not (cancelled, or paid already)."""
+    before, now = OrderStatus.AWAITING_PAYMENT, utcnow()
+    order = await update_order(session, order_id, _changes(before, OrderStatus.PAID, now), where={"status": before})
+    if order is None:
+        return None
+    await deadlines.finish(session, DeadlineKind.ORDER_PAYMENT, order_id, now)
+    announce(emit, order, previous=before)
+    _queue_for_pos(session, order_id, settings)
+    return order
+
+
+def _queue_for_pos(session: AsyncSession, order_id: int, settings: Settings) -> None:
+    if settings.POS_API_URL:
+        pos_deliveries.enqueue(session, order_id)

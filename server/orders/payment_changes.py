@@ -16,17 +16,17 @@ the gateway's final word to a payment in one transaction:
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.unit_of_work import Emit
 from persistence.base import utcnow
-from persistence.enums import OrderStatus, PaymentMethod, PaymentStatus
+from persistence.enums import PaymentMethod, PaymentStatus
 from persistence.payments import IN_FLIGHT, PaymentRecord, save_payment
 from server.errors import ApiError, ErrorCode
 from server.integrations.payment_gateway import GatewayBusy, GatewayError, GatewayRejected
-from server.orders.order_changes import lock_order, mark_order_paid
+from server.orders.order_changes import pay_if_awaited
 from server.payloads.payment import PaymentLike, announce_payment
 from server.settings import Settings
 
@@ -58,17 +58,17 @@ async def record_result(
     late = payment.status in ENDED_WITHOUT_MONEY and status == PaymentStatus.APPROVED
     if payment.status not in IN_FLIGHT and not late:
         raise payment_conflict(payment, f"payment {payment.id} is already {payment.status.value}")
-    # The order is read (and locked) before the payment changes, so that the payment is written in one UPDATE.
-    order = None
-    if status == PaymentStatus.APPROVED:
-        order = await lock_order(session, payment.order_id)
-        assert order is not None  # orders are never deleted while payments point at them
+    # An approval pays the order first, if it awaits payment (one conditional UPDATE), so that the payment is written
+    # once, knowing which it is. Its events go out after the payment's, as devices expect the payment first.
+    order_events: list[tuple[str, str, dict[str, Any]]] = []
+    pays = status == PaymentStatus.APPROVED and (
+        await pay_if_awaited(session, payment.order_id, lambda *event: order_events.append(event), settings) is not None
+    )
     now = utcnow()
     payment.provider_ref = provider_ref or payment.provider_ref
     payment.message = message
     payment.finished_at = payment.finished_at or now
-    pays = order is not None and order.status == OrderStatus.AWAITING_PAYMENT
-    if order is None:
+    if status != PaymentStatus.APPROVED:
         payment.status = status
     else:
         payment.approved_at = now
@@ -76,8 +76,8 @@ async def record_result(
         payment.status = PaymentStatus.APPROVED if pays else PaymentStatus.NEEDS_REFUND
     await save_payment(session, payment, at=now, finish_deadline=True)
     announce_payment(emit, payment)
-    if order is not None and pays:
-        await mark_order_paid(session, order, emit, settings)
+    for event in order_events:
+        emit(*event)
     return payment
 
 
