@@ -8,8 +8,8 @@ the number's upsert (RETURNING), the lines and the deadline take the order's id 
 order's INSERT (RETURNING), and the cart is updated alongside. Sub-statements all see the
 snapshot the statement started with, so no part reads another's table, only its RETURNING;
 the upsert's ON CONFLICT still waits for a concurrent placing of the branch and takes the
-number after it (as it does alone), and the lines' and the cart's foreign keys are checked
-at the end of the statement, once the order exists. SQLite has no data-modifying CTEs: the
+number after it (as it does alone), and the lines' foreign key to the order is checked at
+the end of the statement, once the order exists. SQLite has no data-modifying CTEs: the
 same statements run one after the other there.
 
 Line ids come from the order's multi-row INSERT in the order of its rows, the order a
