@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.base import table, utcnow
+from persistence.prepared import Prepared
 from persistence.tables import ItemAvailability
 
 
@@ -56,7 +57,6 @@ _LEVELS = select(_AVAILABILITY.c.item_id, _AVAILABILITY.c.available, _AVAILABILI
     _AVAILABILITY.c.branch_id == bindparam("branch_id"),
     _AVAILABILITY.c.item_id.in_(bindparam("item_ids", expanding=True)),
 )
-_LOCKED_LEVELS = _LEVELS.with_for_update()
 # One item's counted row; taking from it and giving back to it differ in their condition and sign.
 _COUNTED = update(_AVAILABILITY).where(
     _AVAILABILITY.c.branch_id == bindparam("b_branch_id"),
@@ -68,24 +68,34 @@ _TAKE = (
     .values(stock=_AVAILABILITY.c.stock - bindparam("qty"), updated_at=bindparam("now"))
     .returning(_AVAILABILITY.c.stock)
 )
+# Reserving runs on the driver (persistence/prepared.py): it is on the path of every order.
+_TAKE_PREPARED = Prepared(_TAKE)
+_LOCKED_LEVEL = Prepared(
+    select(_AVAILABILITY.c.item_id, _AVAILABILITY.c.available, _AVAILABILITY.c.stock)
+    .where(_AVAILABILITY.c.branch_id == bindparam("branch_id"), _AVAILABILITY.c.item_id == bindparam("item_id"))
+    .with_for_update()
+)
 _GIVE_BACK = _COUNTED.values(stock=_AVAILABILITY.c.stock + bindparam("qty"), updated_at=bindparam("now")).returning(
     _AVAILABILITY.c.available, _AVAILABILITY.c.stock
 )
 
 
-async def _levels(
-    session: AsyncSession, branch_id: int, item_ids: Iterable[int], *, lock: bool = False
-) -> dict[int, Level]:
-    """Item id -> level, for the items among these that the branch offers (`lock`: their rows locked)."""
-    statement = _LOCKED_LEVELS if lock else _LEVELS
-    rows = await session.execute(statement, {"branch_id": branch_id, "item_ids": list(item_ids)})
+async def _levels(session: AsyncSession, branch_id: int, item_ids: Iterable[int]) -> dict[int, Level]:
+    """Item id -> level, for the items among these that the branch offers (not locked)."""
+    rows = await session.execute(_LEVELS, {"branch_id": branch_id, "item_ids": list(item_ids)})
     return {row.item_id: Level(row.item_id, row.available, row.stock) for row in rows}
+
+
+async def _locked_level(session: AsyncSession, branch_id: int, item_id: int) -> Level | None:
+    """The item's level with its row locked until the transaction ends; None when the branch does not offer it."""
+    row = await _LOCKED_LEVEL.first(session, {"branch_id": branch_id, "item_id": item_id})
+    return None if row is None else Level(row.item_id, row.available, row.stock)
 
 
 async def _take(session: AsyncSession, branch_id: int, item_id: int, qty: int) -> Level | None:
     """Take `qty` of a counted item that is on; None when it is not (any more), or has fewer left."""
     params = {"b_branch_id": branch_id, "b_item_id": item_id, "qty": qty, "now": utcnow()}
-    left = (await session.execute(_TAKE, params)).scalar_one_or_none()
+    left = await _TAKE_PREPARED.scalar(session, params)
     return None if left is None else Level(item_id, True, left)
 
 
@@ -109,7 +119,7 @@ async def reserve(
             taken = await _take(session, branch_id, item_id, qty)
             if taken is None:
                 # Too few left, or the item changed since the read: read it again, locked (see the module's doc).
-                level = (await _levels(session, branch_id, [item_id], lock=True)).get(item_id)
+                level = await _locked_level(session, branch_id, item_id)
                 if level is not None and level.available and level.stock is not None and level.stock >= qty:
                     taken = await _take(session, branch_id, item_id, qty)  # the row is ours now: this takes it
             if taken is not None:

@@ -16,10 +16,10 @@ from typing import Any
 from pydantic import Field
 
 from channels import names
-from persistence import deadlines, order_numbers, stock
-from persistence.enums import DeadlineKind, DeviceKind, OrderStatus, PaymentMethod, PaymentStatus
+from persistence import stock
+from persistence.enums import DeviceKind, OrderStatus, PaymentMethod, PaymentStatus
 from persistence.order_records import OrderRecord
-from persistence.tables import Order, OrderLine, Payment
+from persistence.tables import Payment
 from server.auth.permissions import Permission
 from server.auth.principals import Principal
 from server.commands.carts import open_cart, out_of_stock
@@ -27,10 +27,11 @@ from server.commands.router import CommandContext, CommandRegistry, Who
 from server.domain.business_day import business_date
 from server.domain.order_states import OrderAction
 from server.errors import ApiError
-from server.orders import cart_rows
+from server.orders import order_inserts
 from server.orders.cart_pricing import PricedCart, price_cart, quantities
 from server.orders.cart_rows import CartRecord
 from server.orders.order_changes import conflict, lock_order, mark_order_paid, move, payment_in_flight
+from server.orders.order_inserts import NewLine
 from server.payloads.menu import stock_changed
 from server.payloads.order import OrderView, announce, order_data
 from server.validation import INT32_MAX, Input, RowId
@@ -143,45 +144,37 @@ async def _reserve(ctx: CommandContext, cart: CartRecord, priced: PricedCart) ->
     return reservation
 
 
-async def _create(ctx: CommandContext, cart: CartRecord, priced: PricedCart) -> Order:
+async def _create(ctx: CommandContext, cart: CartRecord, priced: PricedCart) -> OrderRecord:
     """The cart ordered (and announced), and the order: its frozen lines, its number, its payment deadline."""
     now = ctx.now()
-    # The kiosk's cart is done: priced above, so it is announced from that pricing, not priced again.
-    priced = replace(priced, cart=await cart_rows.mark_ordered(ctx.session, cart, now))
     totals = priced.totals
-    day = business_date(now, cart.timezone)
-    # The branch's number row stays locked until commit: everything that can be done first is done first.
-    order = Order(
-        branch_id=cart.branch_id,
-        device_id=cart.device_id,
-        cart_id=cart.id,
-        customer_id=cart.customer_id,
-        customer_name=cart.customer_name,
-        number=await order_numbers.next_number(ctx.session, cart.branch_id, day),
-        business_date=day,
-        status=OrderStatus.AWAITING_PAYMENT,
-        currency=cart.currency,
-        subtotal=totals.subtotal,
-        tax=totals.tax,
-        total=totals.total,
-        lines=[
-            OrderLine(
-                item_id=line.line.item_id,
-                name=line.name,
-                qty=line.line.qty,
-                unit_price=line.unit_price,
-                options=line.options(),
-                line_total=line.line_total,
-            )
-            for line in priced.lines
-        ],
-    )
-    ctx.session.add(order)
-    await ctx.session.flush()
-    ctx.emit(names.device(cart.device_id), "cart.updated", priced.data(ctx.settings.cart_idle_timeout))
+    order = {
+        "branch_id": cart.branch_id,
+        "device_id": cart.device_id,
+        "cart_id": cart.id,
+        "customer_id": cart.customer_id,
+        "customer_name": cart.customer_name,
+        "status": OrderStatus.AWAITING_PAYMENT,
+        "currency": cart.currency,
+        "subtotal": totals.subtotal,
+        "tax": totals.tax,
+        "total": totals.total,
+        **dict.fromkeys(("paid_at", "started_at", "ready_at", "completed_at", "cancelled_at", "refunded_at"), None),
+        "cancel_reason": None,
+    }
+    lines = [
+        NewLine(line.line.item_id, line.name, line.line.qty, line.unit_price, line.options(), line.line_total)
+        for line in priced.lines
+    ]
     due = now + timedelta(seconds=ctx.settings.ORDER_PAYMENT_TIMEOUT_S)
-    await deadlines.schedule(ctx.session, DeadlineKind.ORDER_PAYMENT, order.id, due)
-    return order
+    placed = await order_inserts.place(ctx.session, cart, order, lines, business_date(now, cart.timezone), now, due)
+    # The kiosk's cart is done: priced above, so it is announced from that pricing, not priced again.
+    ctx.emit(
+        names.device(cart.device_id),
+        "cart.updated",
+        replace(priced, cart=placed.cart).data(ctx.settings.cart_idle_timeout),
+    )
+    return placed.order
 
 
 @registry.command(

@@ -114,12 +114,14 @@ _TOUCH_CUSTOMER = Prepared(
     )
     .returning(*CART_COLUMNS)
 )
-_ORDER = Prepared(
+# The cart placed (`cart_id`, `now`): alone, or a part of the statement that places the order on PostgreSQL.
+ORDER_CART = (
     update(CARTS)
     .where(_BY_ID)
     .values(status=CartStatus.ORDERED, updated_at=bindparam("now"))
     .returning(_CART.version, _CART.updated_at)
 )
+_ORDER = Prepared(ORDER_CART)
 _READ_LINES = Prepared(
     select(_LINE.id, _LINE.item_id, _LINE.qty, _LINE.choice_ids)
     .where(_LINE.cart_id == bindparam("cart_id"))
@@ -216,7 +218,12 @@ async def mark_ordered(session: AsyncSession, cart: CartRecord, now: datetime) -
     """The locked cart moved to `ordered`: the record as it now is."""
     row = await _ORDER.first(session, {"cart_id": cart.id, "now": now})
     assert row is not None  # locked by this transaction
-    return replace(cart, status=CartStatus.ORDERED, version=row.version, updated_at=row.updated_at)
+    return as_ordered(cart, row.version, row.updated_at)
+
+
+def as_ordered(cart: CartRecord, version: int, updated_at: datetime) -> CartRecord:
+    """The record of the cart as `ORDER_CART` left it (its `version` and `updated_at` as it returned them)."""
+    return replace(cart, status=CartStatus.ORDERED, version=version, updated_at=updated_at)
 
 
 async def add_line(session: AsyncSession, cart: CartRecord, item_id: int, qty: int, choice_ids: list[int]) -> None:

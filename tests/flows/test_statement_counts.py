@@ -24,7 +24,7 @@ PINNED = {
     "cart.create": (2, 1),
     "cart.add": (5, 1),
     "cart.add (second item)": (5, 1),
-    "order.place": (10, 1),
+    "order.place": (6, 1),
     "payment.start": (4, 1),
     "payment.progress": (2, 1),
     "payment.result": (5, 1),
