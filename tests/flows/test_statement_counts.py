@@ -19,7 +19,7 @@ from sqlalchemy import event
 
 from tests.shop import Device, Shop
 
-# Statements and commits of each command of one order on PostgreSQL: 39 statements and 10 commits in all.
+# Statements and commits of each command of one order on PostgreSQL: 35 statements and 10 commits in all.
 PINNED = {
     "cart.create": (2, 1),
     "cart.add": (5, 1),
