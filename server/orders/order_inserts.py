@@ -12,8 +12,8 @@ number after it (as it does alone), and the lines' foreign key to the order is c
 the end of the statement, once the order exists. SQLite has no data-modifying CTEs: the
 same statements run one after the other there.
 
-Line ids come from the order's multi-row INSERT in the order of its rows, the order a
-read of the order gives them back (by id), so the ids returned, sorted, are the lines'.
+The lines' INSERT returns each line whole, so no line is matched to its id by position;
+they are listed by id, as a read of the order lists them.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ _ORDERS, _LINES, _DEADLINES = table(Order), table(OrderLine), table(Deadline)
 _ORDER_NAMES = tuple(f.name for f in fields(OrderRecord) if f.name != "lines")
 _ORDER_COLUMNS = tuple(_ORDERS.c[name] for name in _ORDER_NAMES)
 _LINE_NAMES = ("item_id", "name", "qty", "unit_price", "options", "line_total")  # given; id and order_id are not
+_LINE_COLUMNS = tuple(_LINES.c[f.name] for f in fields(OrderLineRecord))
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def _lines_insert(count: int, order_id: ColumnElement[Any]) -> Insert:
         {"order_id": order_id} | {name: bindparam(f"{name}_{n}", type_=_LINES.c[name].type) for name in _LINE_NAMES}
         for n in range(count)
     ]
-    return insert(_LINES).values(rows).returning(_LINES.c.id)
+    return insert(_LINES).values(rows).returning(*_LINE_COLUMNS)
 
 
 _INSERT_ORDER = Prepared(_order_insert(bindparam("o_number", type_=_ORDERS.c.number.type)))
@@ -114,7 +115,7 @@ def _place(count: int) -> Prepared:
         *order.c,
         cart.c.version.label("cart_version"),
         cart.c.updated_at.label("cart_updated_at"),
-        lines.c.id.label("line_id"),
+        *(lines.c[column.name].label(f"line_{column.name}") for column in _LINE_COLUMNS),
     ).add_cte(deadline)
     return Prepared(statement)
 
@@ -142,7 +143,7 @@ async def place(
         first = rows[0]
         written = OrderRecord(*first[: len(_ORDER_NAMES)])
         ordered = cart_rows.as_ordered(cart, first.cart_version, first.cart_updated_at)
-        line_ids = [row.line_id for row in rows]
+        written_lines = [OrderLineRecord(*row[-len(_LINE_COLUMNS) :]) for row in rows]
     else:
         # The cart first, then the number: the number's row stays locked until commit (see order_numbers).
         ordered = await cart_rows.mark_ordered(session, cart, now)
@@ -150,10 +151,9 @@ async def place(
         row = await _INSERT_ORDER.first(session, values | {"o_number": number})
         assert row is not None  # an INSERT ... RETURNING returns its row
         written = OrderRecord(*row)
-        line_ids = [row.id for row in await _insert_lines(len(lines)).rows(session, values | {"order_id": written.id})]
+        rows = await _insert_lines(len(lines)).rows(session, values | {"order_id": written.id})
+        written_lines = [OrderLineRecord(*row) for row in rows]
         await deadlines.schedule(session, DeadlineKind.ORDER_PAYMENT, written.id, due_at)
-    written.lines = [
-        OrderLineRecord(line_id, written.id, *(getattr(line, name) for name in _LINE_NAMES))
-        for line_id, line in zip(sorted(line_ids), lines, strict=True)
-    ]
+    # Each line as written, whatever order the INSERT gave ids in; listed by id, as a read of the order lists them.
+    written.lines = sorted(written_lines, key=lambda line: line.id)
     return Placed(written, ordered)
