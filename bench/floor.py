@@ -7,19 +7,21 @@ An order is 10 commands from its devices (cart.create, cart.add twice, order.pla
 payment.start, payment.progress, payment.result, order.start, order.ready,
 order.complete), and the design gives every command its own transaction holding its
 command-log row and its outbox rows. So the least a command can cost the database is
-five round trips: BEGIN, one change, one outbox row, the command-log row (whose key
-refuses a retry), COMMIT. Here that is all there is: cart.create and order.place each
-insert an order row and the other commands update the last one; no menu, stock, cart,
-payment or deadline rows, no event published, no frame sent or read. The real flow
-(bench.orders) makes about 80 round trips per order (about 60 statements, and BEGIN and
-COMMIT of 10 transactions); this makes 50.
+four round trips: BEGIN, one change, the command-log row (whose key refuses a retry) with
+the command's event in one statement (as the server writes them on PostgreSQL), COMMIT.
+Here that is all there is: cart.create and order.place each insert an order row and the
+other commands update the last one; no menu, stock, cart, payment or deadline rows, no
+event published, no frame sent or read. The real flow (bench.orders) makes 55 round trips
+per order (35 statements, and BEGIN and COMMIT of 10 transactions); this makes 40.
 
 It runs on the orders benchmark's database, from 32 concurrent connections of this
 process pinned to core 0, where the orders benchmark pins the server. Two ways: through
-asyncpg itself, and through SQLAlchemy Core with statements built once, the least the
-server's one code path for SQLite and PostgreSQL can use. It prints complete orders/s and
-CPU milliseconds per order of this process and of PostgreSQL (every process named
-`postgres`; Redis has nothing to do here). At 300 orders/s, one core gives 3.3 ms per order.
+asyncpg itself, and as the server runs its statements (a session of its `Database`
+holding the transaction, the statements prepared and run on the driver:
+persistence/prepared.py), the least the server's one code path for SQLite and PostgreSQL
+can use. It prints complete orders/s and CPU milliseconds per order of this process and
+of PostgreSQL (every process named `postgres`; Redis has nothing to do here). At 300
+orders/s, one core gives 3.3 ms per order.
 """
 
 from __future__ import annotations
@@ -35,14 +37,15 @@ from datetime import UTC, date, datetime
 from itertools import count
 
 import asyncpg
-from sqlalchemy import bindparam, insert, update
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import bindparam, insert, text, update
 
 from bench.figures import machine, median, table
 from bench.processes import asyncpg_url, bench_environment, cpu_seconds_named, pin, prepare_database, run_fast
 from persistence import base
+from persistence.database import Database, create_engine
 from persistence.database_url import normalise_database_url
-from persistence.tables import CommandLogEntry, Order, OutboxEvent
+from persistence.prepared import Prepared
+from persistence.tables import Order
 
 CONNECTIONS = 32
 COMMANDS = (
@@ -75,6 +78,14 @@ def _status(command: str) -> str:
     return STATUS.get(command, "awaiting_payment")
 
 
+# The command log row and the command's event in one statement, as the server writes them on PostgreSQL.
+JOURNAL = (
+    "WITH logged AS (INSERT INTO command_log (principal, command_id, command, reply, created_at)"
+    " VALUES ($1, $2, $3, $4, $5))"
+    " INSERT INTO outbox (event_id, channel, event, data, created_at, published_at) VALUES ($6, $7, $8, $9, $5, $5)"
+)
+
+
 async def asyncpg_way(url: str, branch_id: int, numbers: Iterator[int]) -> Way:
     """Commands through asyncpg itself (`url` as asyncpg takes it), a connection per worker.
 
@@ -86,10 +97,6 @@ async def asyncpg_way(url: str, branch_id: int, numbers: Iterator[int]) -> Way:
         " updated_at) VALUES ($1, $2, $3, 'awaiting_payment', 'EUR', 1000, 250, 1250, $4, $4) RETURNING id"
     )
     change = "UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3"
-    emit = (
-        "INSERT INTO outbox (event_id, channel, event, data, created_at, published_at) VALUES ($1, $2, $3, $4, $5, $5)"
-    )
-    log = "INSERT INTO command_log (principal, command_id, command, reply, created_at) VALUES ($1, $2, $3, $4, $5)"
 
     async def command(worker: int, name: str, order_id: int | None) -> int:
         principal, command_id, now = f"device:{worker}", uuid.uuid4().hex, datetime.now(UTC)
@@ -99,8 +106,9 @@ async def asyncpg_way(url: str, branch_id: int, numbers: Iterator[int]) -> Way:
                 order_id = await connection.fetchval(place, branch_id, next(numbers), date.today(), now)
             else:
                 await connection.execute(change, _status(name), now, order_id)
-            await connection.execute(emit, str(uuid.uuid4()), f"branch:{branch_id}", name, json.dumps(EVENT), now)
-            await connection.execute(log, principal, command_id, name, json.dumps(REPLY), now)
+            logged = (principal, command_id, name, json.dumps(REPLY), now)
+            event = (str(uuid.uuid4()), f"branch:{branch_id}", name, json.dumps(EVENT))
+            await connection.execute(JOURNAL, *logged, *event)
         assert order_id is not None
         return order_id
 
@@ -110,56 +118,52 @@ async def asyncpg_way(url: str, branch_id: int, numbers: Iterator[int]) -> Way:
     return command, close
 
 
-async def sqlalchemy_way(url: str, branch_id: int, numbers: Iterator[int]) -> Way:
-    """Commands through SQLAlchemy Core on an engine for `url` (with its driver), statements built once."""
-    engine: AsyncEngine = create_async_engine(url, pool_size=CONNECTIONS, max_overflow=0)
-    log_table, orders, outbox = base.table(CommandLogEntry), base.table(Order), base.table(OutboxEvent)
-    # Built once, as the server's hot statements are.
-    place = insert(orders).returning(orders.c.id)
-    change = (
+async def prepared_way(url: str, branch_id: int, numbers: Iterator[int]) -> Way:
+    """Commands as the server runs them: a session of the server's `Database` for `url` a command, its statements
+    prepared (persistence/prepared.py), so SQLAlchemy holds the transaction and the driver runs the statements."""
+    # The server's engine and sessions, with a pool as large as the workers: a smaller one would open and close
+    # connections all the time, which is the pool's cost, not the statements'.
+    db = Database(create_engine(url, pool_size=CONNECTIONS))
+    orders = base.table(Order)
+    place = Prepared(
+        insert(orders)
+        .values(
+            branch_id=bindparam("branch_id"),
+            number=bindparam("number"),
+            business_date=bindparam("business_date"),
+            status="awaiting_payment",
+            currency="EUR",
+            subtotal=1000,
+            tax=250,
+            total=1250,
+            version=1,
+            created_at=bindparam("now"),
+            updated_at=bindparam("now"),
+        )
+        .returning(orders.c.id)
+    )
+    change = Prepared(
         update(orders)
         .where(orders.c.id == bindparam("order_id"))
         .values(status=bindparam("s"), updated_at=bindparam("now"))
     )
-    emit = insert(outbox)
-    log = insert(log_table)
+    journal = Prepared(text(JOURNAL.replace("$", ":p")))
 
     async def command(worker: int, name: str, order_id: int | None) -> int:
         principal, command_id, now = f"device:{worker}", uuid.uuid4().hex, datetime.now(UTC)
-        async with engine.begin() as connection:
+        async with db.session() as session:
             if order_id is None:
-                values = {
-                    "branch_id": branch_id,
-                    "number": next(numbers),
-                    "business_date": date.today(),
-                    "status": "awaiting_payment",
-                    "currency": "EUR",
-                    "subtotal": 1000,
-                    "tax": 250,
-                    "total": 1250,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                order_id = (await connection.execute(place, values)).scalar_one()
+                values = {"branch_id": branch_id, "number": next(numbers), "business_date": date.today(), "now": now}
+                order_id = await place.scalar(session, values)
             else:
-                await connection.execute(change, {"order_id": order_id, "s": _status(name), "now": now})
-            await connection.execute(
-                emit,
-                {
-                    "event_id": str(uuid.uuid4()),
-                    "channel": f"branch:{branch_id}",
-                    "event": name,
-                    "data": EVENT,
-                    "created_at": now,
-                    "published_at": now,
-                },
-            )
-            logged = {"principal": principal, "command_id": command_id, "command": name, "created_at": now}
-            await connection.execute(log, {**logged, "reply": REPLY})
+                await change.execute(session, {"order_id": order_id, "s": _status(name), "now": now})
+            logged = (principal, command_id, name, json.dumps(REPLY), now)
+            event = (str(uuid.uuid4()), f"branch:{branch_id}", name, json.dumps(EVENT))
+            await journal.execute(session, {f"p{n}": value for n, value in enumerate((*logged, *event), start=1)})
         assert order_id is not None
         return order_id
 
-    return command, engine.dispose
+    return command, db.dispose
 
 
 async def orders_per_s(command: Command, duration_s: float) -> tuple[float, float, float]:
@@ -207,7 +211,7 @@ async def run(runs: int, duration_s: float) -> str:
         await connection.close()
     # Order numbers are unique per branch and day, across connections and runs.
     numbers = count(1)
-    ways = (("asyncpg", asyncpg_way, raw_url), ("SQLAlchemy Core, built once", sqlalchemy_way, url))
+    ways = (("asyncpg", asyncpg_way, raw_url), ("the server's prepared statements", prepared_way, url))
     results: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _, _ in ways}
     for number in range(1, runs + 1):
         for name, make, way_url in ways:
@@ -230,7 +234,7 @@ async def run(runs: int, duration_s: float) -> str:
     header = ["through", "complete orders/s", "CPU ms per order: this process", "CPU ms per order: PostgreSQL"]
     return (
         f"Machine: {machine()}\n\nMedians of {runs} run(s) of {duration_s:g} s; {CONNECTIONS} connections, "
-        f"{len(COMMANDS)} transactions of 5 round trips per order.\n\n{table(header, rows)}"
+        f"{len(COMMANDS)} transactions of 4 round trips per order.\n\n{table(header, rows)}"
     )
 
 

@@ -60,8 +60,9 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine for `url`, with SQLite set up for concurrent use."""
+def create_engine(url: str, *, echo: bool = False, pool_size: int = 30) -> AsyncEngine:
+    """An async engine for `url`, with SQLite set up for concurrent use; on PostgreSQL a pool of at most
+    `pool_size` connections, opened as needed and kept."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -74,8 +75,11 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     engine = create_async_engine(
         url,
         echo=echo,
-        pool_size=10,
-        max_overflow=20,
+        # No overflow: a connection opened beyond the pool's size is closed again when it comes back, so a busy
+        # server would open and close connections all the time (a PostgreSQL backend each, its start the costliest
+        # work the database did per order); one kept for the next burst costs a little memory.
+        pool_size=pool_size,
+        max_overflow=0,
         pool_use_lifo=True,
         json_serializer=_json_text,
         json_deserializer=orjson.loads,

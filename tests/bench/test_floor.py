@@ -8,7 +8,7 @@ from itertools import count
 import pytest
 from sqlalchemy import func, select
 
-from bench.floor import COMMANDS, Way, asyncpg_way, orders_per_s, sqlalchemy_way
+from bench.floor import COMMANDS, Way, asyncpg_way, orders_per_s, prepared_way
 from bench.processes import asyncpg_url
 from persistence.database import Database
 from persistence.enums import OrderStatus
@@ -17,7 +17,7 @@ from tests.rows import add_branch
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])  # the benchmark runs on PostgreSQL only
-@pytest.mark.parametrize("way", [asyncpg_way, sqlalchemy_way], ids=["asyncpg", "sqlalchemy"])
+@pytest.mark.parametrize("way", [asyncpg_way, prepared_way], ids=["asyncpg", "prepared"])
 async def test_every_floor_order_is_ten_transactions_that_leave_a_completed_order(
     db: Database, way: Callable[[str, int, Iterator[int]], Awaitable[Way]]
 ) -> None:
