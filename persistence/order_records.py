@@ -74,7 +74,7 @@ _ORDER_COLUMNS = tuple(_ORDERS.c[f.name] for f in fields(OrderRecord) if f.name 
 _LINE_COLUMNS = tuple(_LINES.c[f.name] for f in fields(OrderLineRecord))
 
 
-def _read(*, lock: bool = False, skip_locked: bool = False) -> Prepared:
+def _locked(*, skip_locked: bool = False) -> Prepared:
     # One row per line (one row without line columns for an order without lines). Only the order's row is locked:
     # PostgreSQL cannot lock the outer-joined side, and lines never change after placement.
     statement: Select[Any] = (
@@ -83,12 +83,10 @@ def _read(*, lock: bool = False, skip_locked: bool = False) -> Prepared:
         .where(_ORDERS.c.id == bindparam("order_id"))
         .order_by(_LINES.c.id)
     )
-    if lock:
-        statement = statement.with_for_update(of=_ORDERS, skip_locked=skip_locked)
-    return Prepared(statement)
+    return Prepared(statement.with_for_update(of=_ORDERS, skip_locked=skip_locked))
 
 
-_READ, _LOCK, _LOCK_IF_FREE = _read(), _read(lock=True), _read(lock=True, skip_locked=True)
+_LOCK, _LOCK_IF_FREE = _locked(), _locked(skip_locked=True)
 _STATUS = Prepared(select(_ORDERS.c.status).where(_ORDERS.c.id == bindparam("order_id")))
 _READ_LINES = Prepared(select(*_LINE_COLUMNS).where(_LINES.c.order_id == bindparam("order_id")).order_by(_LINES.c.id))
 
@@ -142,12 +140,10 @@ def _record(rows: list[Any]) -> OrderRecord:
     return order
 
 
-async def read_order(
-    session: AsyncSession, order_id: int, *, lock: bool = False, if_free: bool = False
-) -> OrderRecord | None:
-    """The order with its lines, or None; `lock`: its row locked until the transaction ends (`if_free`: None at once
-    when another transaction holds it, instead of waiting)."""
-    statement = (_LOCK_IF_FREE if if_free else _LOCK) if lock else _READ
+async def read_order(session: AsyncSession, order_id: int, *, if_free: bool = False) -> OrderRecord | None:
+    """The order with its lines, or None, its row locked until the transaction ends (`if_free`: None at once when
+    another transaction holds it, instead of waiting)."""
+    statement = _LOCK_IF_FREE if if_free else _LOCK
     rows = await statement.rows(session, {"order_id": order_id})
     return _record(rows) if rows else None
 

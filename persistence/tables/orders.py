@@ -12,7 +12,7 @@ from persistence.base import Base, Json, Timestamps, UTCDateTime, Versioned, str
 from persistence.enums import CartStatus, OrderStatus, PaymentMethod, PaymentStatus
 
 if TYPE_CHECKING:
-    from persistence.tables.people import Branch
+    pass
 
 
 class Cart(Versioned, Timestamps, Base):
@@ -29,9 +29,6 @@ class Cart(Versioned, Timestamps, Base):
     status: Mapped[CartStatus] = mapped_column(str_enum(CartStatus, "cart_status"), default=CartStatus.OPEN)
 
     lines: Mapped[list[CartLine]] = relationship(order_by="CartLine.id", cascade="all, delete-orphan", lazy="selectin")
-    # Loaded only in the same read as the cart (contains_eager), never on its own: it keeps that branch in the
-    # session, where pricing finds it instead of reading it again.
-    branch: Mapped[Branch] = relationship(lazy="raise", viewonly=True)
 
     # The idle-cart sweep looks only at open carts, oldest change first.
     __table_args__ = (

@@ -64,7 +64,7 @@ async def lock_order(session: AsyncSession, order_id: int, *, if_free: bool = Fa
 
     `if_free`: None at once when another transaction holds the order, instead of waiting for it.
     """
-    return await read_order(session, order_id, lock=True, if_free=if_free)
+    return await read_order(session, order_id, if_free=if_free)
 
 
 @cache

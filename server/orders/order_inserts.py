@@ -26,7 +26,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, insert, null, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
@@ -84,7 +83,6 @@ def _lines_insert(count: int, order_id: ColumnElement[Any]) -> Insert:
 
 
 _INSERT_ORDER = Prepared(_order_insert(bindparam("o_number", type_=_ORDERS.c.number.type)))
-_NUMBER_SQLITE = Prepared(order_numbers.take_number(sqlite_insert))
 
 
 @functools.cache
@@ -147,7 +145,7 @@ async def place(
     else:
         # The cart first, then the number: the number's row stays locked until commit (see order_numbers).
         ordered = await cart_rows.mark_ordered(session, cart, now)
-        number = await _NUMBER_SQLITE.scalar(session, numbered)
+        number = await order_numbers.next_number(session, order["branch_id"], business_date)
         row = await _INSERT_ORDER.first(session, values | {"o_number": number})
         assert row is not None  # an INSERT ... RETURNING returns its row
         written = OrderRecord(*row)
