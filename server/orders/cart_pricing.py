@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from persistence.base import flushed, table
+from persistence.base import table
 from persistence.enums import CartStatus
 from persistence.prepared import Prepared
 from persistence.tables import Category, Item, ItemAvailability, OptionChoice, OptionGroup
@@ -215,7 +215,7 @@ class PricedCart:
 
     def data(self, idle_timeout: timedelta) -> dict[str, Any]:
         """The cart as a kiosk shows it, as JSON data; `expires_at` is when it idles out unless changed."""
-        cart = flushed(self.cart)
+        cart = self.cart
         view = CartView(
             id=cart.id,
             version=cart.version,
