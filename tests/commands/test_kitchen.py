@@ -157,3 +157,18 @@ def channel(name: str) -> ChannelName:
     parsed = parse(name)
     assert parsed is not None
     return parsed
+
+
+async def test_a_move_retried_with_its_command_id_gets_the_stored_reply_and_changes_nothing(shop: Shop) -> None:
+    """A kitchen move is one conditional UPDATE; its retry finds the order moved on (here: ready), answers the
+    first reply, and neither moves the order again nor announces anything."""
+    order = await shop.paid_order()
+    first = await shop.request(shop.kitchen, "order.start", {"order_id": order["id"]}, command_id="start-1")
+    assert first["ok"] and first["data"]["status"] == "preparing"
+    ready = await shop.send(shop.kitchen, "order.ready", {"order_id": order["id"]})
+    before = await count(shop)
+    again = await shop.request(shop.kitchen, "order.start", {"order_id": order["id"]}, command_id="start-1")
+    assert again == first
+    assert await count(shop) == before
+    stored = await shop.send(shop.kitchen, "order.recall", {"order_id": order["id"]})
+    assert stored["version"] == ready["version"] + 1  # the retry wrote nothing in between
