@@ -6,12 +6,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, null, select, update
+from sqlalchemy import CTE, Update, bindparam, null, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from persistence.base import table
+from persistence.base import UTCDateTime, table
 from persistence.enums import DeadlineKind
 from persistence.prepared import Prepared
 from persistence.tables import Deadline
@@ -42,6 +42,20 @@ _FINISH = Prepared(
     )
     .values(done_at=bindparam("b_at"))
 )
+
+
+def finished_with(kind: DeadlineKind, written: CTE) -> Update:
+    """The deadlines of `kind` of the rows `written` (a data-modifying CTE of the same statement, with their `id`)
+    finished at the statement's `done_at`: a part of that statement, on PostgreSQL."""
+    return (
+        update(_DEADLINES)
+        .where(
+            _DEADLINES.c.kind == kind,
+            _DEADLINES.c.ref_id.in_(select(written.c.id)),
+            _DEADLINES.c.done_at.is_(None),
+        )
+        .values(done_at=bindparam("done_at", type_=UTCDateTime()))
+    )
 
 
 async def schedule(session: AsyncSession, kind: DeadlineKind, ref_id: int, due_at: datetime) -> None:

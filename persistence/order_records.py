@@ -19,8 +19,9 @@ from typing import Any
 from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence import deadlines
 from persistence.base import table
-from persistence.enums import OrderStatus
+from persistence.enums import DeadlineKind, OrderStatus
 from persistence.prepared import Prepared
 from persistence.tables import Order, OrderLine
 
@@ -93,10 +94,11 @@ _READ_LINES = Prepared(select(*_LINE_COLUMNS).where(_LINES.c.order_id == bindpar
 
 @cache
 def _update(
-    columns: tuple[str, ...], conditions: tuple[str, ...], postgresql: bool
+    columns: tuple[str, ...], conditions: tuple[str, ...], finish: DeadlineKind | None, postgresql: bool
 ) -> tuple[Prepared, Prepared | None]:
     """The UPDATE of `columns` where the order's `conditions` hold, giving the order as it now is: on PostgreSQL one
-    statement with its lines (the UPDATE in a CTE), elsewhere the UPDATE ... RETURNING and a read of the lines."""
+    statement with its lines (the UPDATE in a CTE) finishing the order's deadline of kind `finish` (another CTE),
+    elsewhere the UPDATE ... RETURNING and a read of the lines (the caller finishes the deadline)."""
     changed = (
         update(_ORDERS)
         .where(
@@ -109,17 +111,26 @@ def _update(
         return Prepared(changed), _READ_LINES
     moved = changed.cte("moved")
     lines = select(*moved.c, *(column.label(f"line_{column.name}") for column in _LINE_COLUMNS))
+    if finish is not None:
+        lines = lines.add_cte(deadlines.finished_with(finish, moved).cte("finished"))
     return Prepared(lines.outerjoin(_LINES, _LINES.c.order_id == moved.c.id).order_by(_LINES.c.id)), None
 
 
 async def update_order(
-    session: AsyncSession, order_id: int, values: Mapping[str, Any], *, where: Mapping[str, Any]
+    session: AsyncSession,
+    order_id: int,
+    values: Mapping[str, Any],
+    *,
+    where: Mapping[str, Any],
+    finish: tuple[DeadlineKind, datetime] | None = None,
 ) -> OrderRecord | None:
     """Set `values` on the order when its columns hold `where` (its status, say): the order as it now is, with its
-    lines, or None when it does not (or does not exist). One round trip on PostgreSQL, two on SQLite."""
+    lines, or None when it does not (or does not exist). `finish`: the order's deadline of that kind is finished at
+    that moment too, when the order was changed. One round trip on PostgreSQL, two (three to finish) on SQLite."""
     postgresql = session.get_bind().dialect.name == "postgresql"
-    statement, read_lines = _update(tuple(values), tuple(where), postgresql)
-    params = {"order_id": order_id}
+    kind, done_at = finish or (None, None)
+    statement, read_lines = _update(tuple(values), tuple(where), kind, postgresql)
+    params: dict[str, Any] = {"order_id": order_id} | ({} if kind is None else {"done_at": done_at})
     params |= {f"set_{name}": value for name, value in values.items()}
     params |= {f"is_{name}": value for name, value in where.items()}
     rows = await statement.rows(session, params)
@@ -129,6 +140,8 @@ async def update_order(
         return _record(rows)
     order = OrderRecord(*rows[0])
     order.lines = [OrderLineRecord(*row) for row in await read_lines.rows(session, {"order_id": order_id})]
+    if kind is not None and done_at is not None:
+        await deadlines.finish(session, kind, order_id, done_at)
     return order
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -172,18 +173,6 @@ def _with_deadline(moved: Update | Insert, deadline: Callable[[CTE], Update | In
     return select(*written.c).add_cte(deadline(written).cte("deadline"))
 
 
-def _deadline_done(written: CTE) -> Update:
-    return (
-        update(_DEADLINES)
-        .where(
-            _DEADLINES.c.kind == DeadlineKind.PAYMENT,
-            _DEADLINES.c.ref_id.in_(select(written.c.id)),
-            _DEADLINES.c.done_at.is_(None),
-        )
-        .values(done_at=_moment("done_at"))
-    )
-
-
 def _deadline_set(written: CTE) -> Insert:
     due_at = _moment("due_at")
     return (
@@ -206,7 +195,7 @@ class _Ending:
 
     def __init__(self, moved: Update) -> None:
         self._alone = Prepared(moved.returning(*_COLUMNS))
-        self._together = Prepared(_with_deadline(moved, _deadline_done))
+        self._together = Prepared(_with_deadline(moved, partial(deadlines.finished_with, DeadlineKind.PAYMENT)))
 
     async def first(self, session: AsyncSession, params: Mapping[str, Any]) -> Row | None:
         """The payment as written, or None when the statement's conditions matched no row."""

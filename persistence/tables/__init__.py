@@ -1,6 +1,6 @@
 """Every mapped table, imported here so that `Base.metadata` knows them all."""
 
-from persistence.tables.menu import Category, Item, ItemAvailability, OptionChoice, OptionGroup
+from persistence.tables.menu import CatalogueVersion, Category, Item, ItemAvailability, OptionChoice, OptionGroup
 from persistence.tables.orders import Cart, CartLine, Order, OrderLine, OrderNumber, Payment
 from persistence.tables.people import Branch, Device, KnownCustomer, Role, Session, User
 from persistence.tables.reliability import CommandLogEntry, Deadline, OutboxEvent, PosDelivery, WebhookEvent
@@ -8,6 +8,7 @@ from persistence.tables.reliability import CommandLogEntry, Deadline, OutboxEven
 __all__ = [
     "Branch",
     "Cart",
+    "CatalogueVersion",
     "CartLine",
     "Category",
     "CommandLogEntry",

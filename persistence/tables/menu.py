@@ -1,7 +1,9 @@
 """The menu: categories, items with option groups and choices, and per-branch stock.
 
 Categories and items are the chain's catalogue; `items_live_available` says which items
-a branch offers, whether they are on (not 86'd) and how many are left.
+a branch offers, whether they are on (not 86'd) and how many are left. `catalogue_version`
+counts the catalogue's changes, so that a process can keep a copy of it
+(server/orders/catalogue.py).
 """
 
 from __future__ import annotations
@@ -107,3 +109,14 @@ class ItemAvailability(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     __table_args__ = (CheckConstraint("stock IS NULL OR stock >= 0", name="stock_not_negative"),)
+
+
+class CatalogueVersion(Base):
+    """How many times the catalogue (categories, items, option groups and choices) changed: one row, raised by the
+    database's own triggers on those tables (migration 0005), so that no writer can forget it; no row is version 0.
+    """
+
+    __tablename__ = "catalogue_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    version: Mapped[int]

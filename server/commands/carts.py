@@ -75,15 +75,20 @@ _FIND_CUSTOMER = Prepared(
 
 
 async def open_cart(
-    ctx: CommandContext, cart_id: int, change: bool = True, customer: cart_rows.Customer | None = None
+    ctx: CommandContext,
+    cart_id: int,
+    change: bool = True,
+    customer: cart_rows.Customer | None = None,
+    adding: int | None = None,
 ) -> CartRecord:
     """The sender's cart `cart_id`, still open, locked with its lines; `not_found` for anyone else's, `conflict` once
     ordered or expired.
 
     `change`: the lock is the cart's change (touched, its version raised; with `customer`, that customer's id and
-    phone attached, or none with `NO_CUSTOMER`). A refusal rolls it back with the rest of the command.
+    phone attached, or none with `NO_CUSTOMER`). A refusal rolls it back with the rest of the command. `adding`: an
+    item about to be added, whose level is read with the lines' items'.
     """
-    cart = await cart_rows.lock_cart(ctx.session, cart_id, ctx.now() if change else None, customer)
+    cart = await cart_rows.lock_cart(ctx.session, cart_id, ctx.now() if change else None, customer, adding)
     if cart is None or cart.device_id != ctx.principal.id:
         raise ApiError("not_found", f"no cart {cart_id}", {"cart_id": cart_id})
     if cart.status != CartStatus.OPEN:
@@ -124,7 +129,7 @@ def out_of_stock(shortages: list[dict[str, Any]]) -> ApiError:
 
 async def cart_offers(ctx: CommandContext, cart: CartRecord, item_id: int) -> dict[int, Offer]:
     """The branch's offers of the cart's items and of `item_id`, read at once (to check and then price)."""
-    return await offers(ctx.session, cart.branch_id, {line.item_id for line in cart.lines} | {item_id})
+    return await offers(ctx.session, cart, {line.item_id for line in cart.lines} | {item_id})
 
 
 def check_stock(loaded: dict[int, Offer], item_id: int, requested: int) -> Offer:
@@ -169,7 +174,7 @@ async def create_cart(ctx: CommandContext, data: CreateCart) -> dict[str, Any]:
 )
 async def add_to_cart(ctx: CommandContext, data: AddToCart) -> dict[str, Any]:
     """Add `qty` of an item; the same item with the same options adds to its existing line."""
-    cart = await open_cart(ctx, data.cart_id)
+    cart = await open_cart(ctx, data.cart_id, adding=data.item_id)
     in_cart = quantities(cart.lines).get(data.item_id, 0)
     loaded = await cart_offers(ctx, cart, data.item_id)
     offer = check_stock(loaded, data.item_id, in_cart + data.qty)

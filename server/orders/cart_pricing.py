@@ -11,20 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from functools import cache
-from itertools import groupby
 from typing import Any
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from persistence.base import table
 from persistence.enums import CartStatus
-from persistence.prepared import Prepared
-from persistence.tables import Category, Item, ItemAvailability, OptionChoice, OptionGroup
+from persistence.stock import Level
 from server.domain import pricing
-from server.domain.options import Choice, Chosen, Group, InvalidOptions, choose
+from server.domain.options import Chosen, Group, InvalidOptions, choose
 from server.orders.cart_rows import CartLineRecord, CartRecord
+from server.orders.catalogue import CatalogueItem, catalogue_of
 from server.payloads.cart import CartCustomer, CartLineProblem, CartLineView, CartView, ChosenOption, ProblemCode
 
 
@@ -94,86 +90,27 @@ class PricedLine:
         )
 
 
-# One row per choice (or per group without choices, or per item without groups), in display order.
-_ITEMS, _CATEGORIES, _AVAILABILITY = table(Item), table(Category), table(ItemAvailability)
-_GROUPS, _CHOICES = table(OptionGroup), table(OptionChoice)
-_ITEM, _CATEGORY, _OFFER, _GROUP, _CHOICE = (t.c for t in (_ITEMS, _CATEGORIES, _AVAILABILITY, _GROUPS, _CHOICES))
-_OFFER_COLUMNS = (
-    _ITEM.id,
-    _ITEM.name,
-    _ITEM.price,
-    _ITEM.deleted_at,
-    _CATEGORY.deleted_at.label("category_deleted_at"),
-    _OFFER.available,
-    _OFFER.stock,
-    _OFFER.item_id.label("offered_id"),
-    _GROUP.id.label("group_id"),
-    _GROUP.name.label("group_name"),
-    _GROUP.min_select,
-    _GROUP.max_select,
-    _CHOICE.id.label("choice_id"),
-    _CHOICE.name.label("choice_name"),
-    _CHOICE.price_delta,
-    _CHOICE.is_default,
-)
+async def offers(session: AsyncSession, cart: CartRecord, item_ids: Iterable[int]) -> dict[int, Offer]:
+    """The branch's offer of each of these items (deleted items and items it does not offer included, as not
+    offered): the catalogue's item as of the version read with the cart, with the level read with its lines.
 
-
-@cache
-def _offers(count: int) -> Prepared:
-    """The offers of `count` items (ids `id_0`...): one statement per count, as a prepared one takes no list."""
-    ids = [bindparam(f"id_{n}", type_=_ITEM.id.type) for n in range(count)]
-    return Prepared(
-        select(*_OFFER_COLUMNS)
-        .join_from(_ITEMS, _CATEGORIES, _CATEGORY.id == _ITEM.category_id)
-        .outerjoin(
-            _AVAILABILITY,
-            (_OFFER.item_id == _ITEM.id) & (_OFFER.branch_id == bindparam("branch_id")),
-        )
-        .outerjoin(_GROUPS, _GROUP.item_id == _ITEM.id)
-        .outerjoin(_CHOICES, _CHOICE.group_id == _GROUP.id)
-        .where(_ITEM.id.in_(ids))
-        .order_by(_ITEM.id, _GROUP.position, _GROUP.id, _CHOICE.position, _CHOICE.id)
-    )
-
-
-async def offers(session: AsyncSession, branch_id: int, item_ids: Iterable[int]) -> dict[int, Offer]:
-    """The branch's offer of each item (deleted items and items it does not offer included, as not offered).
-
-    One query of plain rows: pricing needs values, not tracked ORM objects (loading those took three queries).
+    The items must be the cart's and the one it was locked for (`lock_cart`'s `also`): those have their levels.
     """
-    ids = sorted(set(item_ids))
-    if not ids:
-        return {}
-    params: dict[str, int] = {f"id_{n}": item_id for n, item_id in enumerate(ids)}
-    params["branch_id"] = branch_id
-    rows = await _offers(len(ids)).rows(session, params)
-    result: dict[int, Offer] = {}
-    for item_id, grouped in groupby(rows, key=lambda row: row.id):
-        item_rows = list(grouped)
-        first = item_rows[0]
-        choices: dict[int, list[Choice]] = {}
-        groups: dict[int, Any] = {}  # group id -> its first row
-        for row in item_rows:
-            if row.group_id is None:
-                continue
-            groups.setdefault(row.group_id, row)
-            group_choices = choices.setdefault(row.group_id, [])
-            if row.choice_id is not None:
-                group_choices.append(Choice(row.choice_id, row.choice_name, row.price_delta, row.is_default))
-        offered = first.offered_id is not None and first.deleted_at is None and first.category_deleted_at is None
-        result[item_id] = Offer(
-            item_id,
-            first.name,
-            first.price,
-            tuple(
-                Group(g.group_id, g.group_name, g.min_select, g.max_select, tuple(choices[g.group_id]))
-                for g in groups.values()
-            ),
-            offered,
-            offered and first.available,
-            first.stock,
-        )
-    return result
+    items = await catalogue_of(session).items(session, cart.catalogue_version, item_ids)
+    return {item_id: _offer(item, cart.levels.get(item_id)) for item_id, item in items.items()}
+
+
+def _offer(item: CatalogueItem, level: Level | None) -> Offer:
+    offered = level is not None and item.on_menu
+    return Offer(
+        item.item_id,
+        item.name,
+        item.price,
+        item.groups,
+        offered,
+        offered and level is not None and level.available,
+        None if level is None else level.stock,
+    )
 
 
 def price_line(line: CartLineRecord, offer: Offer | None, qty_in_cart: int) -> PricedLine:
@@ -250,14 +187,11 @@ def quantities(lines: Iterable[CartLineRecord]) -> dict[int, int]:
 async def price_cart(session: AsyncSession, cart: CartRecord, loaded: dict[int, Offer] | None = None) -> PricedCart:
     """Price `cart` from the branch's menu as it is now (`loaded`: offers this transaction already read).
 
-    The cart's record carries the branch's currency and tax rate and its customer's name: only offers are read.
+    The cart's record carries the branch's currency and tax rate, its customer's name and its items' levels; the
+    catalogue is this process's (server/orders/catalogue.py), read only when it changed.
     """
     wanted = quantities(cart.lines)
-    found = (
-        loaded
-        if loaded is not None and wanted.keys() <= loaded.keys()
-        else await offers(session, cart.branch_id, wanted)
-    )
+    found = loaded if loaded is not None and wanted.keys() <= loaded.keys() else await offers(session, cart, wanted)
     lines = [price_line(line, found.get(line.item_id), wanted[line.item_id]) for line in cart.lines]
     if cart.status != CartStatus.OPEN:
         # An ordered cart took its stock with it; only open carts can still run into problems.

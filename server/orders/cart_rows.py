@@ -2,8 +2,10 @@
 
 A cart command reads one cart, changes a line or two and prices the cart: work that does
 not need tracked ORM objects. A `CartRecord` holds the cart's columns, what pricing needs of
-its branch (currency, tax rate, time zone) and of its known customer (the name), read in
-the cart's own statement, and its lines, read after the cart is locked.
+its branch (currency, tax rate, time zone), of its known customer (the name) and the
+catalogue's version (server/orders/catalogue.py), read in the cart's own statement; and its
+lines with how the branch offers their items now (on or 86'd, stock), read after the cart
+is locked.
 
 Every statement that changes a cart row sets `updated_at`; its `version` is raised by the
 UPDATE itself (persistence/base.py, `Versioned`) and read back in the same statement.
@@ -16,16 +18,18 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, bindparam, delete, insert, literal_column, select, update
+from sqlalchemy import Column, ColumnElement, bindparam, delete, insert, literal_column, null, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.base import table
 from persistence.enums import CartStatus
 from persistence.prepared import Prepared
-from persistence.tables import Branch, Cart, CartLine, KnownCustomer
+from persistence.stock import Level
+from persistence.tables import Branch, Cart, CartLine, ItemAvailability, KnownCustomer
+from server.orders import catalogue
 
-CARTS, _LINES = table(Cart), table(CartLine)
-_BRANCH, _CUSTOMER = table(Branch).c, table(KnownCustomer).c
+CARTS, _LINES, _OFFERS = table(Cart), table(CartLine), table(ItemAvailability)
+_BRANCH, _CUSTOMER, _OFFER = table(Branch).c, table(KnownCustomer).c, _OFFERS.c
 _CART, _LINE = CARTS.c, _LINES.c
 
 
@@ -55,7 +59,11 @@ class CartRecord:
     tax_rate_bp: int  # the branch's
     timezone: str  # the branch's
     customer_name: str | None  # the known customer's, when one is attached
+    catalogue_version: int  # as this transaction read it with the cart
     lines: list[CartLineRecord]
+    # How the branch offers the lines' items (and the item a command is about to add): an item it does not offer
+    # has no level.
+    levels: dict[int, Level]
 
 
 def _looked_up(column: Column[Any], key: str, name: str) -> ColumnElement[Any]:
@@ -82,6 +90,7 @@ CART_COLUMNS: tuple[ColumnElement[Any], ...] = (
     _looked_up(_BRANCH.tax_rate_bp, "branch_id", "tax_rate_bp"),
     _looked_up(_BRANCH.timezone, "branch_id", "timezone"),
     _looked_up(_CUSTOMER.name, "customer_id", "customer_name"),
+    catalogue.CURRENT_VERSION,
 )
 _BY_ID = _CART.id == bindparam("cart_id")
 
@@ -122,10 +131,33 @@ ORDER_CART = (
     .returning(_CART.version, _CART.updated_at)
 )
 _ORDER = Prepared(ORDER_CART)
-_READ_LINES = Prepared(
-    select(_LINE.id, _LINE.item_id, _LINE.qty, _LINE.choice_ids)
-    .where(_LINE.cart_id == bindparam("cart_id"))
-    .order_by(_LINE.id)
+# The cart's lines, each with its item's level in the branch (none where the branch does not offer it), and one row
+# more for the level of the item `also` (none when it is null, or not offered): one statement for all a command reads.
+_LINES_AND_LEVELS = Prepared(
+    union_all(
+        select(
+            _LINE.id,
+            _LINE.item_id,
+            _LINE.qty,
+            _LINE.choice_ids,
+            _OFFER.item_id.label("offered_id"),
+            _OFFER.available,
+            _OFFER.stock,
+        )
+        .select_from(
+            _LINES.outerjoin(_OFFERS, (_OFFER.branch_id == bindparam("branch_id")) & (_OFFER.item_id == _LINE.item_id))
+        )
+        .where(_LINE.cart_id == bindparam("cart_id")),
+        select(
+            null().label("id"),
+            _OFFER.item_id,
+            null().label("qty"),
+            null().label("choice_ids"),
+            _OFFER.item_id.label("offered_id"),
+            _OFFER.available,
+            _OFFER.stock,
+        ).where(_OFFER.branch_id == bindparam("branch_id"), _OFFER.item_id == bindparam("also")),
+    )
 )
 _ADD_LINE = Prepared(
     insert(_LINES)
@@ -141,7 +173,7 @@ _SET_QTY = Prepared(update(_LINES).where(_LINE.id == bindparam("line_id")).value
 _REMOVE_LINE = Prepared(delete(_LINES).where(_LINE.id == bindparam("line_id")))
 
 
-def _record(row: Any, lines: list[CartLineRecord]) -> CartRecord:
+def _record(row: Any, lines: list[CartLineRecord], levels: dict[int, Level]) -> CartRecord:
     return CartRecord(
         row.id,
         row.version,
@@ -155,7 +187,9 @@ def _record(row: Any, lines: list[CartLineRecord]) -> CartRecord:
         row.tax_rate_bp,
         row.timezone,
         row.customer_name,
+        row.catalogue_version,
         lines,
+        levels,
     )
 
 
@@ -178,7 +212,7 @@ async def create_cart(
             "now": now,
         },
     )
-    return _record(row, [])
+    return _record(row, [], {})
 
 
 Customer = tuple[int | None, str | None]  # a known customer's id and the phone typed; (None, None) for none
@@ -186,9 +220,14 @@ NO_CUSTOMER: Customer = (None, None)
 
 
 async def lock_cart(
-    session: AsyncSession, cart_id: int, now: datetime | None = None, customer: Customer | None = None
+    session: AsyncSession,
+    cart_id: int,
+    now: datetime | None = None,
+    customer: Customer | None = None,
+    also: int | None = None,
 ) -> CartRecord | None:
-    """The cart with its lines, locked until commit; None when there is no such cart.
+    """The cart with its lines and their items' levels (and item `also`'s), locked until commit; None when there is
+    no such cart.
 
     With `now`, the lock is the cart's change: `updated_at` set to it (and, with `customer`, its id and phone
     attached, or taken off with `NO_CUSTOMER`), its version raised. The lines are read after the lock, in a statement
@@ -206,12 +245,16 @@ async def lock_cart(
         )
     if row is None:
         return None
-    return _record(row, await read_lines(session, cart_id))
-
-
-async def read_lines(session: AsyncSession, cart_id: int) -> list[CartLineRecord]:
-    """The cart's lines, oldest first."""
-    return [CartLineRecord(*row) for row in await _READ_LINES.rows(session, {"cart_id": cart_id})]
+    lines: list[CartLineRecord] = []
+    levels: dict[int, Level] = {}
+    params = {"cart_id": cart_id, "branch_id": row.branch_id, "also": also}
+    for line in await _LINES_AND_LEVELS.rows(session, params):
+        if line.id is not None:
+            lines.append(CartLineRecord(line.id, line.item_id, line.qty, line.choice_ids))
+        if line.offered_id is not None:
+            levels[line.item_id] = Level(line.item_id, line.available, line.stock)
+    lines.sort(key=lambda line: line.id)
+    return _record(row, lines, levels)
 
 
 async def mark_ordered(session: AsyncSession, cart: CartRecord, now: datetime) -> CartRecord:
@@ -248,16 +291,33 @@ async def remove_line(session: AsyncSession, cart: CartRecord, line: CartLineRec
 
 async def with_lines(session: AsyncSession, rows: Sequence[Any]) -> list[CartRecord]:
     """Records of carts read as `CART_COLUMNS` (by a statement of the caller's, several carts at once), with their
-    lines in one more statement."""
+    lines and their items' levels in one more statement."""
     if not rows:
         return []
     ids = [row.id for row in rows]
     lines: dict[int, list[CartLineRecord]] = {cart_id: [] for cart_id in ids}
+    levels: dict[int, dict[int, Level]] = {cart_id: {} for cart_id in ids}
     read = (
-        select(_LINE.cart_id, _LINE.id, _LINE.item_id, _LINE.qty, _LINE.choice_ids)
+        select(
+            _LINE.cart_id,
+            _LINE.id,
+            _LINE.item_id,
+            _LINE.qty,
+            _LINE.choice_ids,
+            _OFFER.item_id.label("offered_id"),
+            _OFFER.available,
+            _OFFER.stock,
+        )
+        .select_from(
+            _LINES.join(CARTS, _CART.id == _LINE.cart_id).outerjoin(
+                _OFFERS, (_OFFER.branch_id == _CART.branch_id) & (_OFFER.item_id == _LINE.item_id)
+            )
+        )
         .where(_LINE.cart_id.in_(ids))
         .order_by(_LINE.id)
     )
-    for cart_id, *line in (await session.execute(read)).all():
-        lines[cart_id].append(CartLineRecord(*line))
-    return [_record(row, lines[row.id]) for row in rows]
+    for line in await session.execute(read):
+        lines[line.cart_id].append(CartLineRecord(line.id, line.item_id, line.qty, line.choice_ids))
+        if line.offered_id is not None:
+            levels[line.cart_id][line.item_id] = Level(line.item_id, line.available, line.stock)
+    return [_record(row, lines[row.id], levels[row.id]) for row in rows]

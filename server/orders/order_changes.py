@@ -170,10 +170,11 @@ async def pay_if_awaited(session: AsyncSession, order_id: int, emit: Emit, setti
     """`mark_order_paid` without reading the order first: paid by one conditional UPDATE when it awaits payment;
     None, changing nothing, when it does not (cancelled, or paid already)."""
     before, now = OrderStatus.AWAITING_PAYMENT, utcnow()
-    order = await update_order(session, order_id, _changes(before, OrderStatus.PAID, now), where={"status": before})
+    changes = _changes(before, OrderStatus.PAID, now)
+    finish = (DeadlineKind.ORDER_PAYMENT, now)
+    order = await update_order(session, order_id, changes, where={"status": before}, finish=finish)
     if order is None:
         return None
-    await deadlines.finish(session, DeadlineKind.ORDER_PAYMENT, order_id, now)
     announce(emit, order, previous=before)
     _queue_for_pos(session, order_id, settings)
     return order

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
 from persistence.base import utcnow
 from persistence.enums import CartStatus
-from persistence.tables import Cart, CartLine, KnownCustomer
+from persistence.stock import Level
+from persistence.tables import Cart, CartLine, ItemAvailability, KnownCustomer
 from server.orders import cart_rows
 from server.orders.cart_pricing import offers
+from server.orders.catalogue import read_items
 from tests.shop import Shop
 
 
@@ -133,20 +135,71 @@ async def test_several_carts_get_each_their_own_lines(shop: Shop) -> None:
         records = await cart_rows.with_lines(session, rows)
         count = len((await session.scalars(select(CartLine))).all())
     assert [record.id for record in records] == [last.id, empty.id, first.id]
-    assert records == [last, empty, first]
+    assert [record.lines for record in records] == [last.lines, [], first.lines]
+    assert records[0].levels == {
+        shop.fries: Level(shop.fries, True, 10),
+        shop.cola: Level(shop.cola, True, None),
+    }
+    assert (records[1].levels, records[2].levels) == ({}, {shop.cola: Level(shop.cola, True, None)})
     assert count == 3
 
 
-async def test_offers_are_read_for_any_count_of_items(shop: Shop) -> None:
-    """One, two and three items (a statement for each count) read the same offers; an unknown item is left out."""
+async def test_a_locked_cart_has_the_levels_of_its_items_and_of_the_item_being_added(shop: Shop) -> None:
+    """The lines come back oldest first, with the branch's level of each item and of `also`; an item the branch does
+    not offer (its row taken away here) has none."""
+    now = utcnow()
     async with shop.services.db.session() as session:
-        every = await offers(session, shop.branch_id, [shop.cola, shop.burger, shop.fries])
-        two = await offers(session, shop.branch_id, [shop.fries, shop.cola, shop.cola])
-        one = await offers(session, shop.branch_id, [shop.burger, 999999])
-        none = await offers(session, shop.branch_id, [])
+        cart = await cart_rows.create_cart(session, shop.branch_id, shop.kiosk.id, now)
+        await cart_rows.add_line(session, cart, shop.fries, 2, [])
+        await cart_rows.add_line(session, cart, shop.cola, 1, [])
+        await session.execute(delete(ItemAvailability).where(ItemAvailability.item_id == shop.cola))
+    async with shop.services.db.session() as session:
+        locked = await cart_rows.lock_cart(session, cart.id, now, also=shop.burger)
+        alone = await cart_rows.lock_cart(session, cart.id, now)
+    assert locked is not None and alone is not None
+    assert locked.lines == alone.lines == cart.lines
+    assert locked.levels == {shop.fries: Level(shop.fries, True, 10), shop.burger: Level(shop.burger, True, None)}
+    assert alone.levels == {shop.fries: Level(shop.fries, True, 10)}
+
+
+async def test_catalogue_items_are_read_for_any_count(shop: Shop) -> None:
+    """One, two and three items (a statement for each count) read the same items; an unknown item is left out."""
+    async with shop.services.db.session() as session:
+        every = await read_items(session, [shop.cola, shop.burger, shop.fries])
+        two = await read_items(session, [shop.fries, shop.cola, shop.cola])
+        one = await read_items(session, [shop.burger, 999999])
+        none = await read_items(session, [])
     assert set(every) == {shop.cola, shop.burger, shop.fries}
     assert two == {shop.fries: every[shop.fries], shop.cola: every[shop.cola]}
     assert one == {shop.burger: every[shop.burger]}
     assert none == {}
     assert [group.name for group in every[shop.burger].groups] == ["Size", "Extras"]
-    assert (every[shop.fries].stock, every[shop.cola].stock, every[shop.fries].offered) == (10, None, True)
+    assert [(item.name, item.price, item.on_menu) for item in (every[shop.fries], every[shop.cola])] == [
+        ("Fries", 350, True),
+        ("Cola", 300, True),
+    ]
+
+
+async def test_an_offer_is_the_catalogue_item_with_its_level(shop: Shop) -> None:
+    """An offer carries the item's price and groups and its level in the branch; an item the branch does not offer
+    is not offered, and one 86'd is offered but not available."""
+    now = utcnow()
+    async with shop.services.db.session() as session:
+        cart = await cart_rows.create_cart(session, shop.branch_id, shop.kiosk.id, now)
+        await cart_rows.add_line(session, cart, shop.fries, 1, [])
+        await session.execute(delete(ItemAvailability).where(ItemAvailability.item_id == shop.cola))
+        await session.execute(
+            update(ItemAvailability).where(ItemAvailability.item_id == shop.burger).values(available=False)
+        )
+    async with shop.services.db.session() as session:
+        locked = await cart_rows.lock_cart(session, cart.id, now, also=shop.burger)
+        assert locked is not None
+        found = await offers(session, locked, [shop.fries, shop.burger, shop.cola])
+    fries, burger, cola = found[shop.fries], found[shop.burger], found[shop.cola]
+    assert (fries.price, fries.offered, fries.available, fries.stock) == (350, True, True, 10)
+    assert (burger.offered, burger.available, [group.name for group in burger.groups]) == (
+        True,
+        False,
+        ["Size", "Extras"],
+    )
+    assert (cola.offered, cola.available) == (False, False)

@@ -228,3 +228,24 @@ async def test_rows_written_before_versions_start_at_version_1_and_keep_their_da
 
 def _cart_columns(connection: Connection) -> list[Any]:
     return list(inspect(connection).get_columns("carts"))
+
+
+async def test_the_catalogue_version_is_raised_by_triggers_at_0005_and_gone_with_them_at_0004(fresh_url: str) -> None:
+    """At 0005 a new category raises the catalogue's version from no row to 1 and then 2; back at 0004 the table and
+    its triggers are gone, and a category is still written."""
+    categories = sa.table("categories", sa.column("name"), sa.column("position"))
+    version = sa.table("catalogue_version", sa.column("version"))
+    engine = create_engine(fresh_url)
+    try:
+        await migrate.upgrade(fresh_url, "0005")
+        for expected in (1, 2):
+            async with engine.begin() as connection:
+                await connection.execute(categories.insert().values(name=f"c{expected}", position=0))
+            async with engine.connect() as connection:
+                assert (await connection.execute(sa.select(version.c.version))).scalars().all() == [expected]
+        await migrate.downgrade(fresh_url, "0004")
+        async with engine.begin() as connection:
+            await connection.execute(categories.insert().values(name="after", position=0))
+            assert "catalogue_version" not in await connection.run_sync(_tables)
+    finally:
+        await engine.dispose()

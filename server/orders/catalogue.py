@@ -1,0 +1,158 @@
+"""The catalogue as this process last read it: items with their prices and option groups, checked by version.
+
+Every cart command prices its cart, and the items, prices, option groups and choices it
+prices from change only when staff change the menu. So each server process keeps what it
+has read of them, with the catalogue version it read them under (`catalogue_version`,
+raised by triggers of the database on every change to those tables, whoever makes it).
+Every statement that reads a cart reads that version too, in the command's own
+transaction, and `Catalogue.items` drops the whole copy when the version differs: a change
+committed on any instance is seen by the next price read on every instance, and the
+transaction that places an order prices with the catalogue of the version it read. What a
+branch offers, 86'd items and stock change with every order and are never kept here: they
+are read with the cart's lines (server/orders/cart_rows.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from itertools import groupby
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import Engine, Integer, bindparam, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from persistence.base import table
+from persistence.prepared import Prepared
+from persistence.tables import CatalogueVersion, Category, Item, OptionChoice, OptionGroup
+from server.domain.options import Choice, Group
+
+
+@dataclass(frozen=True)
+class CatalogueItem:
+    """An item of the catalogue: its name, price and option groups, and whether it (and its category) is not
+    deleted."""
+
+    item_id: int
+    name: str
+    price: int
+    groups: tuple[Group, ...]
+    on_menu: bool
+
+
+# The version as a column of the statements that read a cart (0 before the first change). Written out, like the
+# cart's looked-up columns (server/orders/cart_rows.py): SQLite's UPDATE ... RETURNING takes it so.
+CURRENT_VERSION = literal_column(
+    f"COALESCE((SELECT version FROM {CatalogueVersion.__tablename__} WHERE id = 1), 0)", Integer
+).label("catalogue_version")
+
+_ITEMS, _CATEGORIES, _GROUPS, _CHOICES = table(Item), table(Category), table(OptionGroup), table(OptionChoice)
+_ITEM, _CATEGORY, _GROUP, _CHOICE = (t.c for t in (_ITEMS, _CATEGORIES, _GROUPS, _CHOICES))
+
+
+@cache
+def _read(count: int) -> Prepared:
+    """`count` items (ids `id_0`...), one row per choice (or per group without choices, or per item without
+    groups), in display order: one statement per count, as a prepared one takes no list."""
+    ids = [bindparam(f"id_{n}", type_=_ITEM.id.type) for n in range(count)]
+    return Prepared(
+        select(
+            _ITEM.id,
+            _ITEM.name,
+            _ITEM.price,
+            _ITEM.deleted_at,
+            _CATEGORY.deleted_at.label("category_deleted_at"),
+            _GROUP.id.label("group_id"),
+            _GROUP.name.label("group_name"),
+            _GROUP.min_select,
+            _GROUP.max_select,
+            _CHOICE.id.label("choice_id"),
+            _CHOICE.name.label("choice_name"),
+            _CHOICE.price_delta,
+            _CHOICE.is_default,
+        )
+        .join_from(_ITEMS, _CATEGORIES, _CATEGORY.id == _ITEM.category_id)
+        .outerjoin(_GROUPS, _GROUP.item_id == _ITEM.id)
+        .outerjoin(_CHOICES, _CHOICE.group_id == _GROUP.id)
+        .where(_ITEM.id.in_(ids))
+        .order_by(_ITEM.id, _GROUP.position, _GROUP.id, _CHOICE.position, _CHOICE.id)
+    )
+
+
+async def read_items(session: AsyncSession, item_ids: Iterable[int]) -> dict[int, CatalogueItem]:
+    """The catalogue's items with these ids, as the session's transaction sees them (an id with no row is left
+    out)."""
+    ids = sorted(set(item_ids))
+    if not ids:
+        return {}
+    rows = await _read(len(ids)).rows(session, {f"id_{n}": item_id for n, item_id in enumerate(ids)})
+    found: dict[int, CatalogueItem] = {}
+    for item_id, grouped in groupby(rows, key=lambda row: row.id):
+        item_rows = list(grouped)
+        first = item_rows[0]
+        choices: dict[int, list[Choice]] = {}
+        groups: dict[int, Any] = {}  # group id -> its first row
+        for row in item_rows:
+            if row.group_id is None:
+                continue
+            groups.setdefault(row.group_id, row)
+            group_choices = choices.setdefault(row.group_id, [])
+            if row.choice_id is not None:
+                group_choices.append(Choice(row.choice_id, row.choice_name, row.price_delta, row.is_default))
+        found[item_id] = CatalogueItem(
+            item_id,
+            first.name,
+            first.price,
+            tuple(
+                Group(g.group_id, g.group_name, g.min_select, g.max_select, tuple(choices[g.group_id]))
+                for g in groups.values()
+            ),
+            first.deleted_at is None and first.category_deleted_at is None,
+        )
+    return found
+
+
+class Catalogue:
+    """The items this process has read, all of one catalogue version (`version`; None before the first read)."""
+
+    def __init__(self) -> None:
+        self.version: int | None = None
+        self._items: dict[int, CatalogueItem] = {}
+
+    def __contains__(self, item_id: object) -> bool:
+        """Whether it holds the item."""
+        return item_id in self._items
+
+    async def items(self, session: AsyncSession, version: int, item_ids: Iterable[int]) -> dict[int, CatalogueItem]:
+        """These items as of catalogue `version` or later, which the session's transaction has just read: what this
+        process holds when it holds them at that version, read in the session's transaction otherwise."""
+        if version != self.version:
+            # Any other version, older ones too: a version the database went back to (a restored backup) is
+            # never mistaken for the one kept.
+            self.version, self._items = version, {}
+        wanted = set(item_ids)
+        missing = wanted - self._items.keys()
+        if not missing:
+            return {item_id: self._items[item_id] for item_id in wanted}
+        kept = self._items
+        read = await read_items(session, missing)
+        if self._items is kept:
+            # Kept only when nothing dropped the copy while this read ran: another command may have read a newer
+            # version meanwhile, and this read may be older than the change that made it.
+            kept.update(read)
+        return {item_id: item for item_id in wanted if (item := kept.get(item_id) or read.get(item_id)) is not None}
+
+
+_CATALOGUES: WeakKeyDictionary[Engine, Catalogue] = WeakKeyDictionary()
+
+
+def catalogue_of(session: AsyncSession) -> Catalogue:
+    """The process's catalogue of the session's database (one per engine, so one per server instance)."""
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    catalogue = _CATALOGUES.get(engine)
+    if catalogue is None:
+        catalogue = _CATALOGUES[engine] = Catalogue()
+    return catalogue
