@@ -222,8 +222,13 @@ class ReconnectingDevice:
             sent = True
             try:
                 reply = await client.request(kind, data, command_id=command_id, timeout=min(left, REPLY_WAIT_S))
-            except (ConnectionError, TimeoutError):
-                continue  # lost with its connection, or slow: the same id again (on the next connection if any)
+            except ConnectionError:
+                # Lost with its connection: the same id again on the next one. Waited for, not retried at once: a
+                # send on a closed socket can fail before the reader has seen the close, again and again.
+                await self._wait_for(swapped, left)
+                continue
+            except TimeoutError:
+                continue  # slow: the same id again
             error = reply.get("error") or {}
             if reply.get("ok") or error.get("code") not in RETRYABLE:
                 return reply

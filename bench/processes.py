@@ -36,6 +36,9 @@ def bench_environment(root: Path = ROOT) -> dict[str, str]:
     env.setdefault("ENVIRONMENT", "development")
     # The load generator's connections count bytes and answer no pings; a run is far shorter than this.
     env.setdefault("WS_HEARTBEAT_S", "3600")
+    # A simulated kiosk flat out sends commands far faster than a person can: at the protocol's per-device limit the
+    # runs would measure its refusals and the retries after them.
+    env.setdefault("WS_COMMAND_RATE_PER_S", "1000")
     env["PYTHONPATH"] = str(root)
     return env
 
