@@ -1,7 +1,9 @@
 """From the outbox to the broker: right after commit, and by a relay for whatever was left behind.
 
-The process that committed an event publishes it at once (`publish_committed`). If it
-died between commit and publish, or the broker was down, the row stays unpublished and
+The process that committed an event publishes it at once (`publish_committed`), together
+with the events of every other command that committed in the same turn of the event loop:
+one broker call for all of them, in the order they committed. If it died between commit
+and publish, or the broker was down, the row stays unpublished and
 the relay loop publishes it later; on PostgreSQL only one instance relays at a time
 (an advisory lock), so rows go out in outbox order. Publishing the same row twice is
 harmless: the broker recognises the event id and never gives it a second seq.
@@ -56,12 +58,35 @@ class Relay:
         self._unmarked: list[int] = []
         self._taken: set[int] = set()
         self._marking: asyncio.Task[None] | None = None
+        # The rows of the commands committing in this turn of the loop, and when their one publish is over.
+        self._gathering: tuple[list[outbox.Event], asyncio.Future[None]] | None = None
 
     async def publish_committed(self, rows: Sequence[outbox.Event]) -> None:
-        """Publish rows whose transaction just committed (marked published soon after); on failure leave them
+        """Publish rows whose transaction just committed (marked published soon after), with those of the other
+        commands committing in this turn of the loop; return once that publish is over. On failure they are left
         to the relay."""
         if not rows:
             return
+        if self._gathering is not None:
+            gathered, over = self._gathering
+            gathered.extend(rows)
+            await asyncio.shield(over)
+            return
+        gathered, over = list(rows), asyncio.get_running_loop().create_future()
+        self._gathering = (gathered, over)
+        try:
+            try:
+                await asyncio.sleep(0)  # the commands whose commits completed in this turn join
+            finally:
+                self._gathering = None
+            await self._publish_gathered(gathered)
+        except asyncio.CancelledError:
+            self._wake.set()  # cancelled before the rows went out (or while): the relay sends them
+            raise
+        finally:
+            over.set_result(None)
+
+    async def _publish_gathered(self, rows: Sequence[outbox.Event]) -> None:
         try:
             await self._send(rows)
         except Exception as exc:

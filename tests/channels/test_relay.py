@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from sqlalchemy import event, select, update
 
 from channels import names
 from channels import relay as relay_module
-from channels.brokers import Broker, BrokerListener, Delivery
+from channels.brokers import Broker, BrokerListener, Delivery, Outgoing
 from channels.relay import Relay
 from persistence import outbox
 from persistence.base import utcnow
@@ -46,6 +47,13 @@ class Flaky(Broker):
         # Event ids handed to the real broker, in order, repeats included; also queued for tests to await.
         self.published: list[str] = []
         self.passed: asyncio.Queue[str] = asyncio.Queue()
+        # How many events each `publish_many` call carried.
+        self.calls: list[int] = []
+
+    async def publish_many(self, events: Sequence[Outgoing]) -> None:
+        """Note the call's size; its events go through `publish` one by one."""
+        self.calls.append(len(events))
+        await super().publish_many(events)
 
     async def publish(self, channel: str, event_id: str, event: str, data_json: str, ts: str) -> Delivery:
         """Fail, wait, or pass the publish on to the real broker."""
@@ -241,6 +249,21 @@ async def test_rows_published_after_commit_are_marked_together(services: Service
     # How many depends on how the publishes' replies spread over loop turns (1 or 2 here); one per command is 20.
     assert 1 <= len(updates) < len(written) // 2
     assert [seq for seq, _ in await channel_events(services.broker)] == list(range(1, 21))
+
+
+async def test_commands_committing_in_one_turn_of_the_loop_are_published_by_one_call(services: Services) -> None:
+    """Three commands' rows handed over in the same turn go out in one broker call, in the order they came, and
+    each caller returns once they are out; a command alone in a later turn is a call of its own."""
+    broker = Flaky(services.broker)
+    relay = Relay(services.db, broker)
+    written = [await write(services.db, 2, first=2 * n) for n in range(3)]
+    await asyncio.wait_for(asyncio.gather(*(relay.publish_committed(rows) for rows in written)), LIMIT_S)
+    assert broker.calls == [6]
+    assert await channel_events(services.broker) == [(n + 1, n) for n in range(6)]
+    await relay.publish_committed(await write(services.db, 1, first=6))
+    assert broker.calls == [6, 1]
+    await asyncio.wait_for(relay.marked(), LIMIT_S)
+    assert await published(services.db) == [True] * 7
 
 
 async def test_rows_published_while_closing_are_left_to_the_relay(services: Services) -> None:
