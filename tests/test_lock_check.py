@@ -118,7 +118,7 @@ def test_the_command_says_what_to_run(tmp_path: Path) -> None:
     (tmp_path / "tests" / "__init__.py").write_text("")
     (tmp_path / "tests" / "lock_check.py").write_text((REPO / "tests" / "lock_check.py").read_text())
     pyproject = tmp_path / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('"redis>=5.0",', '"redis>=5.0",\n    "msgpack>=1",'))
+    pyproject.write_text(pyproject.read_text().replace('"orjson>=3.10",', '"orjson>=3.10",\n    "msgpack>=1",'))
     finished = subprocess.run(
         [sys.executable, "-m", "tests.lock_check"], cwd=tmp_path, capture_output=True, text=True, check=False
     )
