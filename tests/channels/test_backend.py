@@ -133,7 +133,7 @@ def test_a_unix_socket_url_puts_everything_in_redis_over_that_socket(backends: B
 @pytest.mark.parametrize("url", ["memcached://cachehost:11211", "http://user:secret@host/0", "127.0.0.1:6379"])
 def test_an_unknown_scheme_is_refused_without_showing_the_url(backends: Backends, url: str) -> None:
     """Anything but redis://, rediss://, unix:// or nothing is a clear error that never repeats the URL."""
-    with pytest.raises(ValueError, match="REDIS_URL must be a redis://, rediss:// or unix:// URL") as refused:
+    with pytest.raises(ValueError, match="REDIS_URL must be a redis://, rediss://, unix://") as refused:
         backends.open(url)
     assert "secret" not in str(refused.value)
     assert "cachehost" not in str(refused.value)
