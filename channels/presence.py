@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 
 from channels import names
@@ -142,7 +143,9 @@ class MemoryPresence(Presence):
                 await self.disconnected(device_id, branch_id, connection_id)
 
 
-# Shared by every script: ARGV[1] is the key prefix, `now` is Redis's clock (one clock for every instance).
+# Shared by every script: ARGV[1] is the key prefix, `now` is Redis's clock (one clock for every instance). KEYS[1]
+# is the `conns` key, named only so that a Redis Cluster runs the script where the keys are: on a cluster the prefix
+# is a hash tag, which puts every key below in that one slot.
 # Keys: `conns` (every connection "d:b:cid"), one per device ("b:cid") and one per branch ("d:cid");
 # each a ZSET scored by the connection's expiry in ms. A connection is live while its expiry is after `now`.
 _PRELUDE = """
@@ -242,7 +245,13 @@ class RedisPresence(Presence):
     """Presence shared by every instance through Redis, with expiry for instances that die."""
 
     def __init__(
-        self, redis: Redis, announce: Announce, *, refresh_s: float = 5, ttl_s: float = 15, prefix: str = "kiosk"
+        self,
+        redis: Redis | RedisCluster,
+        announce: Announce,
+        *,
+        refresh_s: float = 5,
+        ttl_s: float = 15,
+        prefix: str = "kiosk",
     ) -> None:
         """Presence over `redis` (a client that decodes responses); it never closes that client."""
         if not 0 < refresh_s < ttl_s:
@@ -251,6 +260,7 @@ class RedisPresence(Presence):
         self.refresh_s = refresh_s
         self.ttl_s = ttl_s
         self._prefix = prefix
+        self._conns_key = f"{prefix}:presence:conns"
         self._redis = redis
         self._register = self._redis.register_script(_REGISTER)
         self._unregister = self._redis.register_script(_UNREGISTER)
@@ -283,12 +293,12 @@ class RedisPresence(Presence):
 
     async def is_online(self, device_id: int) -> bool:
         """Whether any instance holds a live connection of the device: one round trip."""
-        live = await self._live_connections(args=[self._prefix, device_id])
+        live = await self._live_connections(keys=[self._conns_key], args=[self._prefix, device_id])
         return int(live) > 0
 
     async def online_devices(self, branch_id: int) -> set[int]:
         """The devices of a branch with a live connection on any instance."""
-        members = await self._branch_connections(args=[self._prefix, branch_id])
+        members = await self._branch_connections(keys=[self._conns_key], args=[self._prefix, branch_id])
         return {int(member.split(":", 1)[0]) for member in members}
 
     async def refresh(self) -> None:
@@ -307,7 +317,7 @@ class RedisPresence(Presence):
         if not await self._redis.set(self._sweep_lock, "1", nx=True, px=self._sweep_lock_ms):
             return False
         while True:
-            now_ms, changes, removed = await self._sweep(args=[self._prefix, _BATCH])
+            now_ms, changes, removed = await self._sweep(keys=[self._conns_key], args=[self._prefix, _BATCH])
             await self._publish(self._changes(changes), self._moment(now_ms))
             if removed < _BATCH:
                 return True
@@ -348,7 +358,7 @@ class RedisPresence(Presence):
         args: list[str | int] = [self._prefix, *extra_args]
         for device_id, branch_id, connection_id in connections:
             args += [device_id, branch_id, connection_id]
-        now_ms, changes = await script(args=args)
+        now_ms, changes = await script(keys=[self._conns_key], args=args)
         await self._publish(self._changes(changes), self._moment(now_ms))
 
     @staticmethod

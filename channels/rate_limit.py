@@ -12,6 +12,7 @@ import time
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 
 class RateLimiter(Protocol):
@@ -61,9 +62,9 @@ return 0
 
 
 class RedisRateLimiter:
-    """Counters in Redis, so a limit holds across every instance behind the load balancer."""
+    """Counters in Redis (or a Redis Cluster: each counter is one key), so a limit holds across every instance."""
 
-    def __init__(self, redis: Redis, prefix: str = "ratelimit") -> None:
+    def __init__(self, redis: Redis | RedisCluster, prefix: str = "ratelimit") -> None:
         self._redis = redis
         self._prefix = prefix
         self._refund = redis.register_script(_REFUND)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from channels.backend import Backend
 from channels.brokers import Broker
@@ -63,7 +64,7 @@ class Services:
         return self.backend.rate_limiter
 
     @property
-    def redis(self) -> Redis | None:
+    def redis(self) -> Redis | RedisCluster | None:
         """The Redis client the backend shares; None in process."""
         return self.backend.redis
 

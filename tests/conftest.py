@@ -13,6 +13,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import httpx
@@ -30,11 +31,15 @@ from server.settings import Settings
 from tests.shop import Shop, build_shop
 from tests.world import World, build_world
 
+if TYPE_CHECKING:
+    from tests.redis_cluster import RedisCluster
+
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 # One database per pytest process, so that concurrent runs on one machine never collide.
 PG_TEST_DB = f"{os.environ.get('TEST_POSTGRES_DB', 'kiosk_test')}_{os.getpid()}"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 BACKENDS = ("sqlite", "postgresql")
+REALTIME_KINDS = ("memory", "redis", "cluster")
 
 
 def pg_url(database: str) -> str:
@@ -94,6 +99,28 @@ async def redis_client() -> AsyncIterator[Redis]:
         raise RuntimeError(f"Redis is required for the tests and is not reachable at {REDIS_URL}: {exc}") from exc
     yield client
     await client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RedisCluster]:
+    """A three-master Redis Cluster of this test session alone, started the first time a test asks for it."""
+    # Imported here: tests.redis_cluster builds on tests.cluster, which imports this module.
+    from tests.redis_cluster import running_redis_cluster
+
+    async with running_redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=REALTIME_KINDS)
+def realtime(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    """Each kind of realtime backend in turn and its URL: in process (None), Redis, Redis Cluster.
+
+    Not async, so that the session's cluster can start here, outside the test's event loop.
+    """
+    kind = str(request.param)
+    if kind == "cluster":
+        return kind, request.getfixturevalue("redis_cluster").url
+    return kind, REDIS_URL if kind == "redis" else None
 
 
 @pytest.fixture(params=BACKENDS)

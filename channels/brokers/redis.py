@@ -10,6 +10,7 @@ Keys, all under the broker's prefix:
 
 Publishing is one Lua script, so dedupe, seq, history and PUBLISH happen as one step (a command's
 events all in one). Receiving, over the instance's one pub/sub connection, is redis_pubsub.py's.
+The Redis Cluster broker (redis_cluster.py) runs the same scripts over keys of its own naming.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from channels.brokers.base import Broker, BrokerListener, Delivery, Outgoing, event_frame, event_tail, new_epoch
 from channels.brokers.redis_pubsub import Subscriptions, control_name, event_name
@@ -30,11 +32,12 @@ log = logging.getLogger("channels.broker")
 _DEDUPE_TTL_S = 86_400
 
 # One event: state hash, history and event id keys; new epoch, channel, channel JSON, tail, pub/sub name; and the
-# history size, history TTL s and dedupe TTL s.  Returns seq, epoch, the event's first channel, its frame (false:
-# rebuild it from the tail), and 1 when this publish started a new epoch.  Epochs are URL-safe base64: quoting them
-# needs no escaping.
+# history size, history TTL s, dedupe TTL s and the command that publishes (PUBLISH, or SPUBLISH on a cluster).
+# Returns seq, epoch, the event's first channel, its frame (false: rebuild it from the tail), and 1 when this
+# publish started a new epoch.  Epochs are URL-safe base64: quoting them needs no escaping.
 _PUBLISH_ONE = """
-local function publish(state, hist, eid, new_epoch, channel, channel_json, tail, pubsub, size, ttl, dedupe_ttl)
+local function publish(state, hist, eid, new_epoch, channel, channel_json, tail, pubsub, size, ttl, dedupe_ttl,
+    publish_command)
   local seen = redis.call('GET', eid)
   if seen then
     local seq, epoch, first = string.match(seen, '^(%d+):([^:]*):(.*)$')
@@ -62,26 +65,26 @@ local function publish(state, hist, eid, new_epoch, channel, channel_json, tail,
   redis.call('ZREMRANGEBYRANK', hist, 0, -1 - tonumber(size))
   redis.call('EXPIRE', hist, ttl)
   redis.call('SET', eid, seq .. ':' .. epoch .. ':' .. channel, 'EX', dedupe_ttl)
-  redis.call('PUBLISH', pubsub, frame)
+  redis.call(publish_command, pubsub, frame)
   return {seq, epoch, channel, frame, started}
 end
 """
-# KEYS: the event's three keys.  ARGV: its five arguments, then the three sizes.  Returns `publish`'s result.
+# KEYS: the event's three keys.  ARGV: its five arguments, then the four settings.  Returns `publish`'s result.
 _PUBLISH = (
     _PUBLISH_ONE
     + "return publish(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],"
-    + " ARGV[6], ARGV[7], ARGV[8])"
+    + " ARGV[6], ARGV[7], ARGV[8], ARGV[9])"
 )
-# KEYS: three per event.  ARGV: the three sizes, then five per event.  Publishes them in order, as one step (a
+# KEYS: three per event.  ARGV: the four settings, then five per event.  Publishes them in order, as one step (a
 # command's events commit together); returns per event the epoch, the channel and whether it started the epoch.
 _PUBLISH_MANY = (
     _PUBLISH_ONE
     + """
 local results = {}
 for i = 0, #KEYS / 3 - 1 do
-  local k, a = i * 3, 3 + i * 5
+  local k, a = i * 3, 4 + i * 5
   local r = publish(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4],
-    ARGV[a + 5], ARGV[1], ARGV[2], ARGV[3])
+    ARGV[a + 5], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
   results[#results + 1] = {r[2], r[3], r[5]}
 end
 return results
@@ -130,12 +133,31 @@ return frames
 """
 
 
+class Receiver(Protocol):
+    """The receiving side of a Redis broker: the channels this instance listens to, kept across lost connections."""
+
+    async def start(self, listener: BrokerListener) -> None:
+        """Connect and start delivering to `listener`; raises when Redis is unreachable."""
+
+    async def close(self) -> None:
+        """Stop delivering and close the connections."""
+
+    async def subscribe(self, channel: str) -> None:
+        """Receive this channel's events once Redis confirms; raises a redis ConnectionError when it does not."""
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Stop receiving this channel's events."""
+
+
 class RedisBroker(Broker):
     """Channels in Redis, shared by every instance using the same Redis and prefix."""
 
+    # How the publish script fans an event out.
+    publish_command = "PUBLISH"
+
     def __init__(
         self,
-        redis: Redis,
+        redis: Redis | RedisCluster,
         *,
         history_size: int,
         history_ttl_s: int,
@@ -146,18 +168,29 @@ class RedisBroker(Broker):
         super().__init__(history_size=history_size, history_ttl_s=history_ttl_s)
         self._prefix = prefix
         self._redis = redis
-        self._subscriptions = Subscriptions(redis, prefix=prefix, idle_ping_s=idle_ping_s)
+        self._subscriptions = self._receiver(idle_ping_s)
         self._publish_script = redis.register_script(_PUBLISH)
         self._publish_many_script = redis.register_script(_PUBLISH_MANY)
-        self._sizes = [self.history_size, self.history_ttl_s, _DEDUPE_TTL_S]
+        self._settings: list[int | str] = [self.history_size, self.history_ttl_s, _DEDUPE_TTL_S, self.publish_command]
         self._position_script = redis.register_script(_POSITION)
         self._history_script = redis.register_script(_HISTORY)
+
+    def _receiver(self, idle_ping_s: float) -> Receiver:
+        """This instance's receiving side: one pub/sub connection."""
+        assert isinstance(self._redis, Redis)
+        return Subscriptions(self._redis, prefix=self._prefix, idle_ping_s=idle_ping_s)
 
     def _state_key(self, channel: str) -> str:
         return f"{self._prefix}:ch:{channel}"
 
     def _history_key(self, channel: str) -> str:
         return f"{self._prefix}:hist:{channel}"
+
+    def _event_id_key(self, outgoing: Outgoing) -> str:
+        return f"{self._prefix}:eid:{outgoing.event_id}"
+
+    def _event_name(self, channel: str) -> str:
+        return event_name(self._prefix, channel)
 
     async def start(self, listener: BrokerListener) -> None:
         """Open the pub/sub connection and start delivering to `listener`; raises when Redis is unreachable."""
@@ -174,7 +207,7 @@ class RedisBroker(Broker):
         """
         outgoing = Outgoing(channel, event_id, event, data_json, ts)
         keys, args = self._publish_keys(outgoing), self._publish_args(outgoing, new_epoch())
-        result = await self._publish_script(keys=keys, args=[*args, *self._sizes])
+        result = await self._publish_script(keys=keys, args=[*args, *self._settings])
         seq, epoch, first_channel, frame, started = result
         self._note_started(epoch, first_channel, started)
         # A duplicate whose frame has left the history is rebuilt: an outbox row always carries the same tail.
@@ -182,27 +215,30 @@ class RedisBroker(Broker):
 
     async def publish_many(self, events: Sequence[Outgoing]) -> None:
         """Publish `events` in order with one script call: one round trip, and one step in Redis."""
-        if not events:
-            return
+        if events:
+            await self._publish_batch(events)
+
+    async def _publish_batch(self, events: Sequence[Outgoing]) -> None:
+        """Publish `events` in order with one script call (all their keys in one slot, on a cluster)."""
         keys = [key for outgoing in events for key in self._publish_keys(outgoing)]
         # One candidate epoch for the batch: it is only taken by a channel that has none, and two channels
         # starting with the same name is harmless (an epoch is compared per channel).
         epoch = new_epoch()
-        args = [*self._sizes, *(arg for outgoing in events for arg in self._publish_args(outgoing, epoch))]
+        args = [*self._settings, *(arg for outgoing in events for arg in self._publish_args(outgoing, epoch))]
         for epoch, channel, started in await self._publish_many_script(keys=keys, args=args):
             self._note_started(epoch, channel, started)
 
     def _publish_keys(self, outgoing: Outgoing) -> list[str]:
         """The publish script's keys for one event: state, history, event id."""
         channel = outgoing.channel
-        return [self._state_key(channel), self._history_key(channel), f"{self._prefix}:eid:{outgoing.event_id}"]
+        return [self._state_key(channel), self._history_key(channel), self._event_id_key(outgoing)]
 
     def _publish_args(self, outgoing: Outgoing, epoch: str) -> list[Any]:
         """The publish script's arguments for one event, `epoch` the one to start if its channel has none (its
         tail is argument 3)."""
         channel = outgoing.channel
         tail = event_tail(outgoing.event, outgoing.data_json, outgoing.ts)
-        return [epoch, channel, json.dumps(channel), tail, event_name(self._prefix, channel)]
+        return [epoch, channel, json.dumps(channel), tail, self._event_name(channel)]
 
     @staticmethod
     def _note_started(epoch: str, channel: str, started: int) -> None:

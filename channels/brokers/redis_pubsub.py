@@ -45,12 +45,17 @@ def control_name(prefix: str) -> str:
 
 
 @dataclass(slots=True)
-class _Subscription:
+class Subscription:
     """A channel this instance receives, and where its frames hold the seq."""
 
     channel: str
     seq_at: int
     confirmed: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    @classmethod
+    def of(cls, channel: str) -> Subscription:
+        """A new, unconfirmed subscription to `channel`."""
+        return cls(channel, len(_FRAME_HEAD) + len(json.dumps(channel)) + len(_SEQ_KEY))
 
 
 class Subscriptions:
@@ -62,7 +67,7 @@ class Subscriptions:
         # How long the pub/sub connection may be quiet before a ping; a ping unanswered as long means it is gone.
         self._idle_ping_s = idle_ping_s
         self._client = pubsub_client(redis, name=f"{prefix}:broker-pubsub")
-        self._subscriptions: dict[str, _Subscription] = {}
+        self._subscriptions: dict[str, Subscription] = {}
         self._pubsub: PubSub | None = None
         self._listener: BrokerListener | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -81,7 +86,7 @@ class Subscriptions:
                 await self._reader
             self._reader = None
         if self._pubsub is not None:
-            await _close(self._pubsub)
+            await close_pubsub(self._pubsub)
             self._pubsub = None
         self._listener = None
         await self._client.aclose()
@@ -94,7 +99,7 @@ class Subscriptions:
         name = event_name(self._prefix, channel)
         subscription = self._subscriptions.get(name)
         if subscription is None:
-            subscription = _Subscription(channel, len(_FRAME_HEAD) + len(json.dumps(channel)) + len(_SEQ_KEY))
+            subscription = Subscription.of(channel)
             self._subscriptions[name] = subscription
             pubsub = self._pubsub
             if pubsub is not None:
@@ -142,7 +147,7 @@ class Subscriptions:
                             return pubsub
         except BaseException:
             self._pubsub = None
-            await _close(pubsub)
+            await close_pubsub(pubsub)
             raise
 
     async def _read(self, pubsub: PubSub) -> None:
@@ -157,7 +162,7 @@ class Subscriptions:
                 log.exception("broker pub/sub reader failed; reconnecting")
             self._pubsub = None
             with contextlib.suppress(RedisError, OSError):
-                await _close(pubsub)
+                await close_pubsub(pubsub)
             pubsub = await self._reconnect()
             listener = self._listener
             if listener is not None:
@@ -205,23 +210,23 @@ class Subscriptions:
             return
         try:
             if name == self._control_name:
-                _control(listener, message["data"])
+                deliver_control(listener, message["data"])
                 return
             subscription = self._subscriptions.get(name)
             if subscription is not None:
-                _deliver(listener, subscription, message["data"])
+                deliver_frame(listener, subscription, message["data"])
         except Exception:
             log.exception("broker listener failed on a message of %s", name)
 
 
-async def _close(pubsub: PubSub) -> None:
+async def close_pubsub(pubsub: PubSub) -> None:
     """Close a pub/sub connection."""
     # redis-py annotates `aclose` only from 8.2 on; called through a typed name, it type-checks on either.
     close: Callable[[], Awaitable[None]] = pubsub.aclose
     await close()
 
 
-def _deliver(listener: BrokerListener, subscription: _Subscription, frame: str) -> None:
+def deliver_frame(listener: BrokerListener, subscription: Subscription, frame: str) -> None:
     """Read seq and epoch off the frame's fixed head (no JSON parse on the hot path) and deliver it."""
     seq_at = subscription.seq_at
     seq_end = frame.find(",", seq_at)
@@ -240,7 +245,7 @@ def _deliver(listener: BrokerListener, subscription: _Subscription, frame: str) 
     listener.deliver(Delivery(subscription.channel, int(seq_text), frame[epoch_at:epoch_end], frame))
 
 
-def _control(listener: BrokerListener, text: str) -> None:
+def deliver_control(listener: BrokerListener, text: str) -> None:
     """Decode a control message and hand it over; anything but a JSON object is dropped."""
     try:
         message = json.loads(text)

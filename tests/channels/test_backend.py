@@ -9,13 +9,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from redis.asyncio import BlockingConnectionPool, Redis, UnixDomainSocketConnection
+from redis.asyncio import BlockingConnectionPool, Redis, SSLConnection, UnixDomainSocketConnection
+from redis.asyncio.cluster import RedisCluster
 
 from channels import names
 from channels.backend import Backend, create_backend
 from channels.brokers.base import Delivery
 from channels.brokers.memory import MemoryBroker
 from channels.brokers.redis import RedisBroker
+from channels.brokers.redis_cluster import RedisClusterBroker
 from channels.presence import MemoryPresence, RedisPresence
 from channels.rate_limit import MemoryRateLimiter, RedisRateLimiter
 from channels.redis_clients import pubsub_client
@@ -117,7 +119,7 @@ def test_a_redis_url_puts_everything_in_redis_over_a_client_that_decodes(backend
     assert isinstance(backend.broker, RedisBroker)
     assert isinstance(backend.presence, RedisPresence)
     assert isinstance(backend.rate_limiter, RedisRateLimiter)
-    assert backend.redis is not None
+    assert isinstance(backend.redis, Redis)
     assert backend.redis.connection_pool.connection_kwargs["decode_responses"] is True
 
 
@@ -125,15 +127,49 @@ def test_a_unix_socket_url_puts_everything_in_redis_over_that_socket(backends: B
     """`unix://` (Redis on a local socket) is Redis too; its pub/sub connection goes over the same socket."""
     backend = backends.open("unix:///run/redis/redis.sock?db=15")
     assert isinstance(backend.broker, RedisBroker)
-    assert backend.redis is not None
+    assert isinstance(backend.redis, Redis)
     assert backend.redis.connection_pool.connection_class is UnixDomainSocketConnection
     assert pubsub_client(backend.redis, name="test").connection_pool.connection_class is UnixDomainSocketConnection
+
+
+@pytest.mark.parametrize("scheme", ["redis+cluster", "rediss+cluster"])
+def test_a_cluster_url_puts_everything_in_that_redis_cluster(backends: Backends, scheme: str) -> None:
+    """`redis+cluster://` lists the cluster's nodes (TLS with `rediss+cluster://`): the cluster broker, presence
+    and rate limiter share one cluster client that decodes, with the URL's credentials."""
+    backend = backends.open(f"{scheme}://app:s%40cret@10.0.0.1:7000,10.0.0.2:7001")
+    assert isinstance(backend.broker, RedisClusterBroker)
+    assert isinstance(backend.presence, RedisPresence)
+    assert isinstance(backend.rate_limiter, RedisRateLimiter)
+    assert isinstance(backend.redis, RedisCluster)
+    assert backend.owns_redis
+    startup = backend.redis.nodes_manager.startup_nodes
+    assert sorted(startup) == ["10.0.0.1:7000", "10.0.0.2:7001"]
+    options = next(iter(startup.values())).connection_kwargs
+    assert (options["username"], options["password"], options["decode_responses"]) == ("app", "s@cret", True)
+    assert (next(iter(startup.values())).connection_class is SSLConnection) == (scheme == "rediss+cluster")
+
+
+@pytest.mark.parametrize("url", ["redis+cluster://10.0.0.1", "redis+cluster://10.0.0.1:7000,:7001"])
+def test_a_cluster_url_without_host_and_port_is_refused(backends: Backends, url: str) -> None:
+    """Every node of a cluster URL is host:port."""
+    with pytest.raises(ValueError, match="host:port"):
+        backends.open(url)
+
+
+async def test_a_client_with_a_cluster_url_is_refused(backends: Backends) -> None:
+    """A cluster's client is the backend's own: a plain Redis client passed in cannot serve it."""
+    client = Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        with pytest.raises(ValueError, match="Redis Cluster"):
+            backends.open("redis+cluster://127.0.0.1:7000", client)
+    finally:
+        await client.aclose()
 
 
 @pytest.mark.parametrize("url", ["memcached://cachehost:11211", "http://user:secret@host/0", "127.0.0.1:6379"])
 def test_an_unknown_scheme_is_refused_without_showing_the_url(backends: Backends, url: str) -> None:
     """Anything but redis://, rediss://, unix:// or nothing is a clear error that never repeats the URL."""
-    with pytest.raises(ValueError, match="REDIS_URL must be a redis://, rediss:// or unix:// URL") as refused:
+    with pytest.raises(ValueError, match="REDIS_URL must be a redis://, rediss://, unix://") as refused:
         backends.open(url)
     assert "secret" not in str(refused.value)
     assert "cachehost" not in str(refused.value)

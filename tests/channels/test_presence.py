@@ -12,10 +12,11 @@ from urllib.parse import urlsplit
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from channels.presence import Announce, MemoryPresence, Presence, RedisPresence
-from channels.redis_clients import shared_client
+from channels.redis_clients import cluster_client, shared_client
 from tests.conftest import REDIS_URL
 
 TIMEOUT_S = 10
@@ -49,11 +50,13 @@ class Heard:
 class Fleet:
     """Presence instances of one backend sharing a fresh Redis key prefix; all closed and cleaned after the test."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, url: str | None = REDIS_URL) -> None:
         self.kind = kind
-        self.prefix = f"test:{uuid.uuid4()}"
+        self.url = url
+        # On a cluster the prefix is a hash tag, as channels/backend.py makes it, so presence keys share a slot.
+        self.prefix = f"{{test:{uuid.uuid4()}}}" if kind == "cluster" else f"test:{uuid.uuid4()}"
         self.running: list[Presence] = []
-        self._clients: list[Redis] = []
+        self._clients: list[Redis | RedisCluster] = []
 
     def instance(self, announce: Heard | None = None) -> tuple[Presence, Heard]:
         """A new "server instance" and what it announces."""
@@ -63,7 +66,12 @@ class Fleet:
     def presence(self, announce: Announce, url: str = REDIS_URL) -> Presence:
         """A new instance of this backend announcing through `announce`; with Redis, on a client of its own."""
         presence: Presence
-        if self.kind == "redis":
+        if self.kind == "cluster":
+            assert self.url is not None
+            cluster = cluster_client(self.url)
+            self._clients.append(cluster)
+            presence = RedisPresence(cluster, announce, refresh_s=REFRESH_S, ttl_s=TTL_S, prefix=self.prefix)
+        elif self.kind == "redis":
             client = shared_client(url)
             self._clients.append(client)
             presence = RedisPresence(client, announce, refresh_s=REFRESH_S, ttl_s=TTL_S, prefix=self.prefix)
@@ -163,10 +171,10 @@ class Outage:
                 await writer.wait_closed()
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def fleet(request: pytest.FixtureRequest) -> AsyncIterator[Fleet]:
-    """Instances of each presence backend in turn."""
-    built = Fleet(request.param)
+@pytest.fixture
+async def fleet(realtime: tuple[str, str | None]) -> AsyncIterator[Fleet]:
+    """Instances of each presence backend in turn (the cluster's keys go with the session's cluster)."""
+    built = Fleet(*realtime)
     yield built
     await asyncio.wait_for(built.close_all(), TIMEOUT_S)
 

@@ -10,19 +10,29 @@ import pytest
 from redis.asyncio import Redis
 
 from channels.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from channels.redis_clients import cluster_client
 from tests.conftest import REDIS_URL
 
 TIMEOUT_S = 30
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture
 async def limiters(
-    request: pytest.FixtureRequest, redis_client: Redis
+    realtime: tuple[str, str | None], redis_client: Redis
 ) -> AsyncIterator[tuple[RateLimiter, RateLimiter]]:
-    """Two limiters as two instances hold them: one shared store (Redis), or one process's memory."""
-    if request.param == "memory":
+    """Two limiters as two instances hold them: one shared store (Redis, a Redis Cluster), or one process's memory."""
+    kind, url = realtime
+    if kind == "memory":
         shared = MemoryRateLimiter()
         yield shared, shared
+        return
+    if kind == "cluster":
+        assert url is not None
+        # Two clients of the session's cluster, which is discarded with its keys.
+        one, two, prefix = cluster_client(url), cluster_client(url), f"test:{uuid.uuid4()}"
+        yield RedisRateLimiter(one, prefix=prefix), RedisRateLimiter(two, prefix=prefix)
+        await one.aclose()
+        await two.aclose()
         return
     prefix = f"test:{uuid.uuid4()}"
     other = Redis.from_url(REDIS_URL)

@@ -1,0 +1,154 @@
+"""A Redis Cluster of the tests' own: three masters on free loopback ports, without persistence or replicas.
+
+    async with running_redis_cluster(folder) as cluster:
+        backend = create_backend(cluster.url, ...)
+
+Each master is a `redis-server` started in `folder` with its own nodes file, so a master
+stopped by pid and started again on its port comes back as the same node with the same
+slots (and, without persistence, none of its keys). Whatever happens inside the block,
+every master is killed when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.cluster import START_TIMEOUT_S, Child
+from tests.live import free_port
+
+MASTERS = 3
+
+
+class ClusterNodeProcess(Child):
+    """One master of the test cluster, started in the cluster's folder so that its nodes file outlives it."""
+
+    def __init__(self, port: int, folder: Path) -> None:
+        super().__init__(f"redis-cluster-{port}", folder / f"redis-{port}.log")
+        self.port = port
+        # The cluster bus's own port: the default (port + 10000) may be taken, or past 65535.
+        self.bus_port = free_port()
+        self.folder = folder
+
+    async def start(self) -> None:
+        """Start the node (again, after a kill) and wait until it answers PING."""
+        await self.spawn(
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.folder),
+            "--cluster-enabled",
+            "yes",
+            "--cluster-port",
+            str(self.bus_port),
+            "--cluster-config-file",
+            f"nodes-{self.port}.conf",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        )
+        async with asyncio.timeout(START_TIMEOUT_S):
+            await _until(self._answers)
+
+    async def _answers(self) -> bool:
+        if not self.running:
+            raise RuntimeError(f"redis-server exited at start\n{self.log_tail()}")
+        return await _says(self.port, "PONG", "ping")
+
+    @property
+    def pid(self) -> int:
+        """The running process's id."""
+        assert self.process is not None
+        return self.process.pid
+
+
+@dataclass(frozen=True)
+class RedisCluster:
+    """The running masters and the `redis+cluster://` URL naming them."""
+
+    nodes: list[ClusterNodeProcess]
+
+    @property
+    def url(self) -> str:
+        """The backend URL of the cluster: every master, comma-separated."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    async def wait_ok(self) -> None:
+        """Return once every master says `cluster_state:ok`."""
+        async with asyncio.timeout(START_TIMEOUT_S):
+            for node in self.nodes:
+                await _until(functools.partial(_says, node.port, "cluster_state:ok", "cluster", "info"))
+
+    async def restart(self, node: ClusterNodeProcess) -> None:
+        """Kill `node` by pid (as a crash would) and start it again on its port, then wait for the cluster."""
+        await node.kill()
+        await node.start()
+        await self.wait_ok()
+
+
+async def _until(check: Callable[[], Awaitable[bool]]) -> None:
+    """Poll `check` every 50 ms until it holds (the caller's timeout bounds it)."""
+    while True:
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+
+
+async def _says(port: int, expected: str, *args: str) -> bool:
+    """Whether `redis-cli -p port args...` prints `expected`."""
+    return expected in await _cli(port, *args)
+
+
+async def _cli(port: int, *args: str) -> str:
+    """What `redis-cli -p port args...` prints; empty when it fails."""
+    process = await asyncio.create_subprocess_exec(
+        "redis-cli",
+        "-p",
+        str(port),
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    out, _ = await process.communicate()
+    return out.decode().strip() if process.returncode == 0 else ""
+
+
+@asynccontextmanager
+async def running_redis_cluster(folder: Path) -> AsyncIterator[RedisCluster]:
+    """Start three masters in `folder`, join them into one cluster covering every slot, and kill them at the end."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        raise RuntimeError("the Redis Cluster tests need redis-server and redis-cli on PATH")
+    cluster = RedisCluster([ClusterNodeProcess(free_port(), folder) for _ in range(MASTERS)])
+    try:
+        for node in cluster.nodes:
+            await node.start()
+        create = await asyncio.create_subprocess_exec(
+            "redis-cli",
+            "--cluster",
+            "create",
+            *(f"127.0.0.1:{node.port}" for node in cluster.nodes),
+            "--cluster-replicas",
+            "0",
+            "--cluster-yes",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(create.communicate(), START_TIMEOUT_S)
+        if create.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed:\n{out.decode(errors='replace')}")
+        await cluster.wait_ok()
+        yield cluster
+    finally:
+        for node in cluster.nodes:
+            await node.kill()
