@@ -6,7 +6,7 @@
 Everything runs on private stores, started here and stopped by pid at the end (also on an
 error or Ctrl-C): a PostgreSQL cluster made with `initdb` in a temporary folder and a
 `redis-server` with nothing saved, on ports of their own, and two server instances on them.
-The simulator's devices reconnect, resume and resend as bench/device.py describes. The
+The simulator's devices reconnect, resume and resend as channels/reconnecting.py describes. The
 faults, one per phase: kill -9 of instance A (started again 5 s later); a restart of Redis
 (every channel's history is lost: devices get snapshots); a restart of PostgreSQL.
 

@@ -18,7 +18,7 @@ It ends with a table: orders placed, paid and completed, errors by code, and lat
 `board.updated` on the board. The devices live in a branch of their own ("Simulator"),
 made in the server's database (bench/provision.py).
 
-Every device behaves like a real one (bench/device.py): closed by the server, it reconnects
+Every device behaves like a real one (channels/reconnecting.py): closed by the server, it reconnects
 with a jittered backoff and resumes, a kiosk, terminal or display takes up from a snapshot
 what it missed, an unanswered command is sent again with the same id, and an event that
 shows an older version of an order, payment or board entry than one already heard is
@@ -38,12 +38,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
-from bench.device import ReconnectingDevice
 from bench.processes import run_fast
 from bench.provision import Fleet, NoMenu, SimDevice, provision_for, reissue
 from bench.sim_client import SimClient, Wants, wants_board, wants_payment, wants_payment_request
 from bench.tally import Outcomes, Tally
 from channels.client import CommandFailed, HandshakeRefused
+from channels.reconnecting import ReconnectingDevice
 from server.cli import CommandError, load_settings
 
 FINAL = {"approved", "declined", "failed", "cancelled", "expired", "needs_refund"}

@@ -7,7 +7,7 @@
 It keeps each channel's last seq and epoch, so `DeviceClient(url, token,
 resume=old.resume_state())` picks up where an earlier connection left off; passing the old
 connection's `stream` and `versions` as well keeps one stream of frames and one view of
-the orders, payments and carts across the two (bench/device.py reconnects that way).
+the orders, payments and carts across the two (channels/reconnecting.py reconnects that way).
 
 `versions` holds the newest of every order, payment, cart and board entry the device heard
 of in replies, events and snapshots (channels/versions.py): `kiosk.versions.get("order", 7)`.
@@ -92,8 +92,9 @@ class DeviceClient:
         hello: dict[str, Any] = {"type": "hello", "token": self.token}
         if self._resume:
             hello["resume"] = self._resume
-        await self._ws.send(json.dumps(hello))
         try:
+            # A server that turns the socket away at once (1013, busy) may have closed it before the hello goes.
+            await self._ws.send(json.dumps(hello))
             first = json.loads(await asyncio.wait_for(self._ws.recv(), timeout))
         except websockets.ConnectionClosed as closed:
             code, reason = (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (None, "")

@@ -6,6 +6,8 @@ Every frame is one JSON object in one text WebSocket message.
 from __future__ import annotations
 
 import json
+import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,12 +21,27 @@ UNAUTHORIZED = 4001
 FORBIDDEN = 4003
 TOO_SLOW = 4008
 RATE_LIMITED = 4029
+TRY_AGAIN_LATER = 1013
+# How a 1001 or 1013 close says when to come back: its reason ends with `retry_after=<seconds>`.
+_RETRY_AFTER = re.compile(r"retry_after=(\d+(?:\.\d+)?)$")
 
 MAX_ID_LENGTH = 64
 # How deep objects and arrays may nest in a frame. No command needs more than a few levels; far deeper JSON
 # would exhaust Python's recursion in decoding, validation or encoding, wherever that happens to come.
 MAX_DEPTH = 32
 PONG = '{"type":"pong"}'
+
+
+def with_retry_hint(reason: str, spread_s: float) -> str:
+    """`reason` with a retry hint at random within `spread_s` seconds, so that the devices a close sends away come
+    back spread over that time rather than all at once."""
+    return f"{reason}; retry_after={random.uniform(0, spread_s):.1f}"
+
+
+def retry_after(reason: str) -> float | None:
+    """The seconds a close reason asks the client to wait before it reconnects, None when it asks nothing."""
+    match = _RETRY_AFTER.search(reason)
+    return None if match is None else float(match[1])
 
 
 class BadFrame(Exception):

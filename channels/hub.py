@@ -133,10 +133,10 @@ class Hub:
         for channel in list(subscriber.positions) + list(subscriber.pending):
             await self.leave(subscriber, channel)
 
-    def close_all(self, code: int, reason: str) -> None:
-        """Close every connection (shutdown)."""
+    def close_all(self, code: int, reason: Callable[[], str]) -> None:
+        """Close every connection (shutdown), each with the reason `reason()` gives it."""
         for subscriber in list(self._subscribers.values()):
-            subscriber.close(code, reason)
+            subscriber.close(code, reason())
 
     # -- channels ------------------------------------------------------------------------
 

@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     WS_SEND_BUFFER_BYTES: int = Field(default=1 << 20, gt=0)
     WS_MAX_REPLAY: int = Field(default=256, ge=0)
     WS_CLOSE_TIMEOUT_S: float = Field(default=5, gt=0)
+    # Sockets saying hello at once; one more is closed with 1013 and a retry hint instead of waiting in line.
+    WS_MAX_HANDSHAKES: int = Field(default=500, gt=0)
+    # The retry hints of 1001 (shutdown) and 1013 (busy) closes are spread at random over this many seconds.
+    WS_RETRY_SPREAD_S: float = Field(default=5, ge=0)
     HISTORY_SIZE: int = Field(default=1000, gt=0)
     HISTORY_TTL_S: int = Field(default=600, gt=0)
     ORDER_PAYMENT_TIMEOUT_S: int = Field(default=600, gt=0)

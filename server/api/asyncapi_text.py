@@ -67,8 +67,9 @@ EVENT_SUMMARIES = {
 }
 
 CLOSE_CODES: dict[int, str] = {
-    frames.GOING_AWAY: "server going away (restart, deploy): reconnect and resume",
+    frames.GOING_AWAY: "server going away (restart, deploy): reconnect after the reason's retry_after seconds, resume",
     frames.TOO_BIG: "a frame over the size limit: fix the client",
+    frames.TRY_AGAIN_LATER: "too many devices saying hello at once: reconnect after the reason's retry_after seconds",
     # Not the protocol's own: the WebSocket layer's keep-alive, and the handshake when the database is down.
     1011: "no answer to a ping in time, or the database unreachable during the handshake: reconnect with backoff",
     frames.PROTOCOL_ABUSE: "too many bad frames: fix the client",

@@ -141,7 +141,8 @@ class GracefulServer(uvicorn.Server):
         for server in self.servers:
             server.close()
         hub = self.services.hub
-        hub.close_all(frames.GOING_AWAY, "server going away")
+        spread_s = self.services.settings.WS_RETRY_SPREAD_S
+        hub.close_all(frames.GOING_AWAY, lambda: frames.with_retry_hint("server going away", spread_s))
         try:
             await asyncio.wait_for(hub.empty.wait(), self.services.settings.SHUTDOWN_GRACE_S / 2)
         except TimeoutError:

@@ -432,8 +432,12 @@ async def test_close_all_closes_every_connection_and_empty_tells_when_all_are_go
     for connection, _ in connections:
         hub.attach(connection)
     assert not hub.empty.is_set()
-    hub.close_all(frames.GOING_AWAY, "server shutting down")
-    assert [transport.closes for _, transport in connections] == [[(frames.GOING_AWAY, "server shutting down")]] * 2
+    reasons = iter(("server shutting down; retry_after=1.0", "server shutting down; retry_after=2.0"))
+    hub.close_all(frames.GOING_AWAY, lambda: next(reasons))
+    assert sorted(transport.closes[0] for _, transport in connections) == [
+        (frames.GOING_AWAY, "server shutting down; retry_after=1.0"),
+        (frames.GOING_AWAY, "server shutting down; retry_after=2.0"),
+    ]
     await hub.detach(connections[0][0])
     assert not hub.empty.is_set()
     await hub.detach(connections[1][0])

@@ -308,6 +308,9 @@ async def test_sigterm_closes_sockets_with_1001_and_exits_within_the_grace(clust
             for client in (kiosk, kitchen, staff):
                 await _within(client.closed.wait(), signalled + SHUTDOWN_GRACE_S - loop.time(), "closing a socket")
             assert [client.close_code for client in (kiosk, kitchen, staff)] == [frames.GOING_AWAY] * 3
+            # Each told when to come back, at random within WS_RETRY_SPREAD_S (5 s by default).
+            hints = [frames.retry_after(client.close_reason) for client in (kiosk, kitchen, staff)]
+            assert all(hint is not None and 0 <= hint <= 5 for hint in hints), hints
             returncode = await _within(
                 cluster.a.wait_exit(SHUTDOWN_GRACE_S), signalled + SHUTDOWN_GRACE_S - loop.time(), "the exit of A"
             )

@@ -1,17 +1,21 @@
-"""The simulator's reconnecting device against a live server: it reconnects, resumes, resends and obeys close codes."""
+"""The reconnecting device against a live server: it reconnects, resumes, resends and obeys close codes and the
+server's retry hints."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import websockets
 from sqlalchemy import func, select
 
-from bench.device import ReconnectingDevice, backoff_s
-from channels.client import DeviceClient
+from channels import frames
+from channels.client import DeviceClient, HandshakeRefused
+from channels.reconnecting import ReconnectingDevice, backoff_s, reconnect_wait_s
 from persistence.enums import DeviceKind
 from persistence.tables import Cart, Device
 from server.services import Services
@@ -37,14 +41,37 @@ async def _reconnected(device: ReconnectingDevice, times: int = 1) -> None:
             await asyncio.sleep(0.02)
 
 
-def test_the_backoff_doubles_up_to_a_cap_and_is_never_the_same_twice_in_a_row() -> None:
-    """Waits grow from 0.1-0.2 s to 2.5-5 s, jittered so that a whole fleet does not come back at once."""
-    import random
-
+def test_the_backoff_is_full_jitter_under_a_ceiling_that_doubles_up_to_a_cap() -> None:
+    """A wait is anywhere from 0 to the attempt's ceiling (0.2 s, 0.4 s, ... up to 5 s): a fleet dropped at once
+    comes back spread over the whole ceiling, not bunched at its top."""
     rng = random.Random(1)
-    waits = [backoff_s(attempt, rng) for attempt in range(10)]
-    assert 0.1 <= waits[0] <= 0.2 and all(2.5 <= wait <= 5.0 for wait in waits[5:])
-    assert len(set(waits[5:])) == 5
+    first = [backoff_s(0, rng) for _ in range(1000)]
+    late = [backoff_s(9, rng) for _ in range(1000)]
+    assert 0 <= min(first) and max(first) <= 0.2 and 0 <= min(late) < 0.5 and 4.5 < max(late) <= 5.0
+    # Spread evenly: about half of the late waits below half the cap.
+    assert 400 < sum(wait < 2.5 for wait in late) < 600
+
+
+def test_a_retry_hint_longer_than_the_backoff_is_waited_for() -> None:
+    """`retry_after=3.0` in a close reason makes the wait at least 3 s; a shorter hint, or none, leaves the backoff;
+    only a reason that ends with the hint counts."""
+    rng = random.Random(2)
+    assert frames.retry_after("server busy; retry_after=3.0") == 3.0
+    assert frames.retry_after("server going away; retry_after=0") == 0.0
+    assert frames.retry_after("server going away") is None
+    assert frames.retry_after("retry_after=3.0 or so") is None
+    assert all(reconnect_wait_s(0, "server busy; retry_after=3.0", rng) == 3.0 for _ in range(100))
+    assert all(reconnect_wait_s(9, "server busy; retry_after=0.1", rng) <= 5.0 for _ in range(100))
+    assert max(reconnect_wait_s(9, "server busy; retry_after=0.1", rng) for _ in range(100)) > 0.1
+    assert all(reconnect_wait_s(0, "", rng) <= 0.2 for _ in range(100))
+
+
+def test_the_server_spreads_its_hints_over_the_spread() -> None:
+    """`with_retry_hint` appends a hint at random within the spread; a spread of 0 says come back at once."""
+    hints = [frames.retry_after(frames.with_retry_hint("server busy", 5)) for _ in range(200)]
+    assert all(hint is not None and 0 <= hint <= 5 for hint in hints)
+    assert len(set(hints)) > 20
+    assert frames.with_retry_hint("server going away", 0) == "server going away; retry_after=0.0"
 
 
 async def test_a_device_whose_server_goes_away_reconnects_to_another_and_gets_what_it_missed(
@@ -172,3 +199,38 @@ async def test_a_device_closed_4001_gets_a_new_token_and_one_closed_4003_stops(
             assert device.close_code == 4003 and device.counts["reconnected"] == 1
         finally:
             await device.close()
+
+
+async def test_a_server_with_too_many_hellos_in_progress_sends_the_next_socket_away_with_a_hint(
+    services: Services, world: World
+) -> None:
+    """While WS_MAX_HANDSHAKES sockets are saying hello, one more is closed with 1013 and `retry_after` within
+    WS_RETRY_SPREAD_S, at once rather than after waiting; once the hello is done, the next socket is welcomed."""
+    services.settings.WS_MAX_HANDSHAKES = 1
+    services.settings.WS_RETRY_SPREAD_S = 2.0
+    _, token = await add_device(services, world.branch_a, DeviceKind.KIOSK)
+    async with live_server(services) as live:
+        # Upgraded, and saying nothing yet: its hello is in progress until it speaks or times out.
+        holder = await websockets.connect(live.ws)
+        try:
+            refused = await _refused(live.ws, token)
+            assert refused.code == frames.TRY_AGAIN_LATER
+            hint = frames.retry_after(refused.reason)
+            assert refused.reason.startswith("server busy") and hint is not None and 0 <= hint <= 2.0
+            await holder.send(json.dumps({"type": "hello", "token": token}))
+            assert json.loads(await asyncio.wait_for(holder.recv(), TIMEOUT_S))["type"] == "welcome"
+            async with DeviceClient(live.ws, token) as welcomed:
+                assert welcomed.welcome["principal"]["kind"] == "device"
+        finally:
+            await holder.close()
+
+
+async def _refused(url: str, token: str) -> HandshakeRefused:
+    """The refusal of a hello on `url`, waiting (briefly) for the socket before it to be counted."""
+    async with asyncio.timeout(TIMEOUT_S):
+        while True:
+            try:
+                await DeviceClient(url, token).connect(TIMEOUT_S)
+            except HandshakeRefused as refused:
+                return refused
+            await asyncio.sleep(0.05)

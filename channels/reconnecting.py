@@ -1,4 +1,7 @@
-"""A device that stays connected the way a real one does, for the simulator and the fault and soak benchmarks.
+"""A device that stays connected the way a real one should: the Python client's reconnecting side.
+
+The simulator and the fault, soak and scale benchmarks run their devices on it, and an
+integrator can read it as the example of what docs/protocol.md asks of a client.
 
     device = ReconnectingDevice([url_a, url_b], token, renew=new_token)
     await device.start()                      # the first connection: its failure is the caller's
@@ -12,8 +15,10 @@ When the server closes the connection (docs/protocol.md "Close codes"):
 - 4001: it asks `renew` for a new token, then reconnects;
 - anything else (4008, 4029, 1001, 1006, 1011, 1012, ...): it reconnects.
 
-It reconnects after a jittered exponential backoff, to its own URL first and to the next
-one each time a connection fails, and resumes: the `hello` carries every channel's last
+It reconnects after a full-jitter exponential backoff (a random wait up to a ceiling that
+doubles with each failure), or after the `retry_after` a 1001 or 1013 close names when that
+is longer, to its own URL first and to the next one each time a connection fails, and
+resumes: the `hello` carries every channel's last
 seq and epoch, so the server sends what was missed or a snapshot, which arrives in the
 stream like any frame (a snapshot replaces whatever the listener held for its channel).
 
@@ -35,6 +40,7 @@ from typing import Any
 
 import websockets
 
+from channels import frames
 from channels.client import CommandFailed, DeviceClient, HandshakeRefused
 from channels.versions import Versions
 
@@ -52,9 +58,17 @@ ClientFactory = Callable[..., DeviceClient]
 
 
 def backoff_s(attempt: int, rng: random.Random) -> float:
-    """The wait before reconnect `attempt` (0, 1, ...): half fixed, half random, doubling up to a cap."""
-    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0**attempt)
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+    """The wait before reconnect `attempt` (0, 1, ...): full jitter, at random up to a ceiling that doubles up to a
+    cap, so that devices dropped together do not come back together."""
+    return rng.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0**attempt))
+
+
+def reconnect_wait_s(attempt: int, reason: str, rng: random.Random) -> float:
+    """The wait before reconnect `attempt` after a close or refusal with `reason`: the backoff, or the server's
+    `retry_after` when it asked for longer."""
+    hint = frames.retry_after(reason)
+    backoff = backoff_s(attempt, rng)
+    return backoff if hint is None else max(hint, backoff)
 
 
 class Stopped(ConnectionError):
@@ -131,7 +145,7 @@ class ReconnectingDevice:
             await client.closed.wait()
             if self._stopping:
                 return
-            code = client.close_code
+            code, reason = client.close_code, client.close_reason
             self.counts[f"closed {code}"] += 1
             if code == 4003:
                 self._stop(code)
@@ -142,16 +156,17 @@ class ReconnectingDevice:
             while not self._stopping:
                 if renew:
                     await self._new_token()
-                await asyncio.sleep(backoff_s(attempt, self._rng))
+                await asyncio.sleep(reconnect_wait_s(attempt, reason, self._rng))
                 attempt += 1
-                renew = False
+                renew, reason = False, ""
                 try:
                     new = await self._reconnect(client)
                 except HandshakeRefused as refused:
                     if refused.code == 4003:
                         self._stop(4003)
                         return
-                    renew = refused.code == 4001
+                    renew, reason = refused.code == 4001, refused.reason
+                    self.counts[f"refused {refused.code}"] += 1
                     continue
                 except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.ConnectionClosed):
                     self._url_index = (self._url_index + 1) % len(self.urls)  # that instance may be gone: try the next
