@@ -154,7 +154,7 @@ class Subscriptions:
         """Deliver messages for as long as the broker runs, reconnecting whenever the connection is lost."""
         while True:
             try:
-                await self._listen(pubsub)
+                await listen(pubsub, self._idle_ping_s, self._dispatch)
             except (RedisError, OSError) as exc:
                 log.warning("broker pub/sub connection lost; reconnecting", extra={"reason": str(exc)})
             except Exception:
@@ -170,20 +170,6 @@ class Subscriptions:
                     listener.reconnected()
                 except Exception:
                     log.exception("broker listener failed on reconnected")
-
-    async def _listen(self, pubsub: PubSub) -> None:
-        """Dispatch messages until the connection fails or stops answering pings."""
-        pinged = False
-        while True:
-            message = await pubsub.get_message(timeout=self._idle_ping_s)
-            if message is not None:
-                pinged = False
-                self._dispatch(message)
-            elif pinged:
-                raise ConnectionError("Redis did not answer a ping on the pub/sub connection")
-            else:
-                await pubsub.ping()
-                pinged = True
 
     async def _reconnect(self) -> PubSub:
         """Connect again, waiting 0.1 s before the first try and doubling up to 2 s between tries."""
@@ -217,6 +203,22 @@ class Subscriptions:
                 deliver_frame(listener, subscription, message["data"])
         except Exception:
             log.exception("broker listener failed on a message of %s", name)
+
+
+async def listen(pubsub: PubSub, idle_ping_s: float, dispatch: Callable[[dict[str, Any]], None]) -> None:
+    """Hand `dispatch` every message of the connection until it fails or stops answering pings (then raise
+    ConnectionError); a ping goes out after `idle_ping_s` of silence."""
+    pinged = False
+    while True:
+        message = await pubsub.get_message(timeout=idle_ping_s)
+        if message is not None:
+            pinged = False
+            dispatch(message)
+        elif pinged:
+            raise ConnectionError("Redis did not answer a ping on a pub/sub connection")
+        else:
+            await pubsub.ping()
+            pinged = True
 
 
 async def close_pubsub(pubsub: PubSub) -> None:

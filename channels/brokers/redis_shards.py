@@ -28,7 +28,7 @@ from redis.crc import key_slot
 from redis.exceptions import ConnectionError, RedisError
 
 from channels.brokers.base import BrokerListener
-from channels.brokers.redis_pubsub import Subscription, close_pubsub, deliver_control, deliver_frame
+from channels.brokers.redis_pubsub import Subscription, close_pubsub, deliver_control, deliver_frame, listen
 from channels.redis_clients import node_pubsub_client
 
 log = logging.getLogger("channels.broker")
@@ -55,7 +55,7 @@ class ShardSubscriptions:
         self._cluster = cluster
         self._prefix = prefix
         self._control_name = shard_control_name(prefix)
-        self._idle_ping_s = idle_ping_s
+        self.idle_ping_s = idle_ping_s
         # Master node name -> its connection; a shard channel -> the master it is subscribed on.
         self._shards: dict[str, _Shard] = {}
         self._routes: dict[str, _Shard] = {}
@@ -256,7 +256,7 @@ class _Shard:
         while True:
             try:
                 if pubsub is not None:
-                    await self._listen(pubsub)
+                    await listen(pubsub, self._owner.idle_ping_s, self._dispatch)
             except (RedisError, OSError) as exc:
                 log.warning(
                     "broker shard connection lost; reconnecting", extra={"node": self.node.name, "reason": str(exc)}
@@ -275,20 +275,6 @@ class _Shard:
                     listener.reconnected()
                 except Exception:
                     log.exception("broker listener failed on reconnected")
-
-    async def _listen(self, pubsub: PubSub) -> None:
-        """Dispatch messages until the connection fails, stops answering pings, or loses a channel."""
-        pinged = False
-        while True:
-            message = await pubsub.get_message(timeout=self._owner._idle_ping_s)
-            if message is not None:
-                pinged = False
-                self._dispatch(message)
-            elif pinged:
-                raise ConnectionError("Redis did not answer a ping on the shard pub/sub connection")
-            else:
-                await pubsub.ping()
-                pinged = True
 
     async def _reconnect(self) -> PubSub:
         """Connect again, waiting 0.1 s before the first try and doubling up to 2 s between tries."""

@@ -131,19 +131,21 @@ ORDER_CART = (
     .returning(_CART.version, _CART.updated_at)
 )
 _ORDER = Prepared(ORDER_CART)
-# The cart's lines, each with its item's level in the branch (none where the branch does not offer it), and one row
-# more for the level of the item `also` (none when it is null, or not offered): one statement for all a command reads.
+# A line with its item's level in the branch (NULL where the branch does not offer it).
+_LINE_AND_LEVEL = (
+    _LINE.id,
+    _LINE.item_id,
+    _LINE.qty,
+    _LINE.choice_ids,
+    _OFFER.item_id.label("offered_id"),
+    _OFFER.available,
+    _OFFER.stock,
+)
+# The cart's lines with their levels, and one row more for the level of the item `also` (none when it is null, or not
+# offered): one statement for all a command reads.
 _LINES_AND_LEVELS = Prepared(
     union_all(
-        select(
-            _LINE.id,
-            _LINE.item_id,
-            _LINE.qty,
-            _LINE.choice_ids,
-            _OFFER.item_id.label("offered_id"),
-            _OFFER.available,
-            _OFFER.stock,
-        )
+        select(*_LINE_AND_LEVEL)
         .select_from(
             _LINES.outerjoin(_OFFERS, (_OFFER.branch_id == bindparam("branch_id")) & (_OFFER.item_id == _LINE.item_id))
         )
@@ -298,16 +300,7 @@ async def with_lines(session: AsyncSession, rows: Sequence[Any]) -> list[CartRec
     lines: dict[int, list[CartLineRecord]] = {cart_id: [] for cart_id in ids}
     levels: dict[int, dict[int, Level]] = {cart_id: {} for cart_id in ids}
     read = (
-        select(
-            _LINE.cart_id,
-            _LINE.id,
-            _LINE.item_id,
-            _LINE.qty,
-            _LINE.choice_ids,
-            _OFFER.item_id.label("offered_id"),
-            _OFFER.available,
-            _OFFER.stock,
-        )
+        select(_LINE.cart_id, *_LINE_AND_LEVEL)
         .select_from(
             _LINES.join(CARTS, _CART.id == _LINE.cart_id).outerjoin(
                 _OFFERS, (_OFFER.branch_id == _CART.branch_id) & (_OFFER.item_id == _LINE.item_id)
