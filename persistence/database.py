@@ -102,9 +102,9 @@ class Database:
         self._sqlite_turn = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
-    def from_url(cls, url: str, *, echo: bool = False) -> Database:
-        """A database for an async SQLAlchemy URL."""
-        return cls(create_engine(url, echo=echo))
+    def from_url(cls, url: str, *, echo: bool = False, pool_size: int = 30) -> Database:
+        """A database for an async SQLAlchemy URL (`pool_size`: PostgreSQL connections kept at most)."""
+        return cls(create_engine(url, echo=echo, pool_size=pool_size))
 
     @property
     def backend(self) -> str:

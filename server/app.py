@@ -96,7 +96,7 @@ def build_services(
     prefix: str = "kiosk",
 ) -> Services:
     """The services for `settings`; tests pass their own database, Redis client (shared, not closed) or key prefix."""
-    db = db or Database.from_url(settings.database_url)
+    db = db or Database.from_url(settings.database_url, pool_size=settings.DATABASE_POOL_SIZE)
     backend = create_backend(
         settings.REDIS_URL,
         history_size=settings.HISTORY_SIZE,

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
 
     # Backends
     DATABASE_URL: str | None = None
+    # PostgreSQL connections one instance keeps at most (none beyond: see persistence/database.py).
+    DATABASE_POOL_SIZE: int = Field(default=30, gt=0)
     REDIS_URL: str | None = None
 
     # Tokens

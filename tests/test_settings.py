@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.database_url import DEFAULT_SQLITE_URL, normalise_database_url
+from server.app import build_services
 from server.settings import DEFAULT_SECRET_KEY, InsecureSettingsError, Settings
 
 
@@ -227,3 +231,29 @@ def test_trusted_proxies_are_read_from_the_dotenv_file(tmp_path: Path) -> None:
     """FORWARDED_ALLOW_IPS is a setting like the others: `.env` sets it too."""
     (tmp_path / ".env").write_text("FORWARDED_ALLOW_IPS=10.0.0.0/8\n", encoding="utf-8")
     assert Settings().FORWARDED_ALLOW_IPS == ["10.0.0.0/8"]
+
+
+async def test_the_postgresql_pool_keeps_database_pool_size_connections_and_none_beyond(
+    migrated_urls: dict[str, str],
+) -> None:
+    """`DATABASE_POOL_SIZE` is the server's pool: with 2, two transactions hold both connections and a third waits
+    for one of them rather than opening another."""
+    settings = Settings(_env_file=None, DATABASE_URL=migrated_urls["postgresql"], DATABASE_POOL_SIZE=2)
+    services = build_services(settings)
+    try:
+        engine = services.db.engine
+        async with engine.connect() as first, engine.connect() as second:
+            await first.execute(text("SELECT 1"))
+            await second.execute(text("SELECT 1"))
+            waiting = asyncio.create_task(_one_more(engine))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            assert engine.pool.checkedout() == 2  # type: ignore[attr-defined]
+        await asyncio.wait_for(waiting, 5)
+    finally:
+        await services.db.dispose()
+
+
+async def _one_more(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
