@@ -41,6 +41,14 @@ SESSION_TTL = timedelta(days=1)
 
 
 @dataclass(frozen=True)
+class Chain:
+    """The chain's sockets, branch by branch, and an item every branch offers (to change its stock)."""
+
+    seats: list[Seat]
+    item_id: int
+
+
+@dataclass(frozen=True)
 class Seat:
     """One socket of the chain: its branch, its kind (a device kind or `staff`), who it is and its token."""
 
@@ -81,7 +89,7 @@ def sockets_per_branch() -> int:
     return sum(count for _, count in TOPOLOGY)
 
 
-async def provision_chain(settings: Settings, branches: int) -> list[Seat]:
+async def provision_chain(settings: Settings, branches: int) -> Chain:
     """Make (or reuse) `branches` branches with their devices and staff; every socket's seat, branch by branch."""
     db = Database.from_url(settings.database_url)
     codec = TokenCodec(settings)
@@ -110,7 +118,7 @@ async def provision_chain(settings: Settings, branches: int) -> list[Seat]:
             by_name = {name: branch_id for branch_id, name in rows}
             branch_ids = [by_name[name] for name in names]
             await session.execute(update(Branch).where(Branch.id.in_(branch_ids)).values(is_active=True))
-            await _offer_everything(session, branch_ids)
+            item_id = await _offer_everything(session, branch_ids)
             devices = await _devices(session, branch_ids, secret_hash)
             staff = await _staff(session, branch_ids, secret_hash)
             seats: list[Seat] = []
@@ -125,13 +133,13 @@ async def provision_chain(settings: Settings, branches: int) -> list[Seat]:
                         device_id, version = devices[(branch_id, device_name(kind, index))]
                         token, _ = codec.issue("device", device_id, secret_version=version)
                         seats.append(Seat(branch_id, kind, device_id, token))
-            return seats
+            return Chain(seats, item_id)
     finally:
         await db.dispose()
 
 
-async def _offer_everything(session: AsyncSession, branch_ids: list[int]) -> None:
-    """Every live item on in every branch, without a stock limit: one statement for the chain."""
+async def _offer_everything(session: AsyncSession, branch_ids: list[int]) -> int:
+    """Every live item on in every branch, without a stock limit; the first item's id."""
     items = (await session.scalars(select(Item.id).where(Item.deleted_at.is_(None)))).all()
     if not items:
         raise RuntimeError("the database has no menu: run `python -m server seed-demo` first")
@@ -144,6 +152,7 @@ async def _offer_everything(session: AsyncSession, branch_ids: list[int]) -> Non
             for item_id in items
         ],
     )
+    return min(items)
 
 
 async def _devices(
