@@ -48,6 +48,8 @@ class WireClient(asyncio.Protocol):
         self._sample = sample
         self._buffer = bytearray()
         self._upgraded = False
+        # After the welcome, only sampled connections walk frames (and so answer pings); a subclass may walk them all.
+        self.walks = sample is not None
         self.transport: asyncio.Transport | None = None
         self.ready = asyncio.get_running_loop().create_future()
         self.events = 0
@@ -67,7 +69,7 @@ class WireClient(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._upgraded:
             self.received += len(data)
-            if self._sample is None and self.ready.done():
+            if not self.walks and self.ready.done():
                 return
         buffer = self._buffer
         buffer += data
