@@ -177,12 +177,10 @@ class Hub:
             await self.broker.unsubscribe(channel)
 
     async def _missed(self, channel: str, since: tuple[int, str] | None) -> _Prepared:
-        seq, epoch = await self.broker.position(channel)
-        if since is not None and since[1] == epoch:
-            history = await self.broker.history(channel, since[0], epoch)
-            if history is not None and len(history) <= self.max_replay:
-                last = history[-1].seq if history else since[0]
-                return _Prepared(ChannelStatus(max(seq, last), epoch, True), [d.frame for d in history], last)
+        seq, epoch, history = await self.broker.resume(channel, since)
+        if since is not None and history is not None and len(history) <= self.max_replay:
+            last = history[-1].seq if history else since[0]
+            return _Prepared(ChannelStatus(max(seq, last), epoch, True), [d.frame for d in history], last)
         parsed = parse(channel)
         assert parsed is not None, channel
         data = await self._snapshots(parsed)

@@ -102,6 +102,15 @@ class Broker(ABC):
         """The kept events after `after_seq`, in order; None when they cannot all be given
         (another epoch, or the next one has left the history)."""
 
+    async def resume(self, channel: str, since: tuple[int, str] | None) -> tuple[int, str, list[Delivery] | None]:
+        """The channel's position (`position`) and, when `since` (a seq and an epoch) is of its epoch, the kept events
+        after that seq (`history`); None in place of the events when there is no `since` or they cannot all be given.
+        A broker may read both at once."""
+        seq, epoch = await self.position(channel)
+        if since is None or since[1] != epoch:
+            return seq, epoch, None
+        return seq, epoch, await self.history(channel, since[0], epoch)
+
     @abstractmethod
     async def subscribe(self, channel: str) -> None:
         """Start receiving this channel's deliveries on this instance."""

@@ -91,46 +91,65 @@ return results
 """
 )
 
-# KEYS: state hash, history.  ARGV: new epoch.  Returns the last seq and the epoch, starting one if there is none.
-_POSITION = """
-if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
-  redis.call('DEL', KEYS[2])
-end
-local state = redis.call('HMGET', KEYS[1], 'seq', 'epoch')
-return {tonumber(state[1]) or 0, state[2]}
-"""
-
-# KEYS: state hash, history.  ARGV: after seq, epoch, history TTL ms.  Returns the frames after the seq, in order,
-# or false when they cannot all be given: another epoch, a seq from the future, or the next one gone or too old.
-_HISTORY = """
-local state = redis.call('HMGET', KEYS[1], 'seq', 'epoch')
-local last = tonumber(state[1]) or 0
-local after = tonumber(ARGV[1])
-if state[2] ~= ARGV[2] or after > last then
-  return false
-end
-local kept = redis.call('ZRANGEBYSCORE', KEYS[2], after + 1, '+inf', 'WITHSCORES')
-if #kept == 0 then
-  if after == last then
-    return {}
+# The last seq and the epoch of a channel (state hash, history), starting the epoch `new_epoch` if it has none.
+_POSITION_OF = """
+local function position(state, hist, new_epoch)
+  if redis.call('HSETNX', state, 'epoch', new_epoch) == 1 then
+    redis.call('DEL', hist)
   end
-  return false
+  local kept = redis.call('HMGET', state, 'seq', 'epoch')
+  return {tonumber(kept[1]) or 0, kept[2]}
 end
-if tonumber(kept[2]) ~= after + 1 then
-  return false
-end
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local bar = string.find(kept[1], '|', 1, true)
-if now_ms - tonumber(string.sub(kept[1], 1, bar - 1)) > tonumber(ARGV[3]) then
-  return false
-end
-local frames = {}
-for i = 1, #kept, 2 do
-  frames[#frames + 1] = string.sub(kept[i], string.find(kept[i], '|', 1, true) + 1)
-end
-return frames
 """
+# The frames after seq `after` of epoch `epoch`, in order, or false when they cannot all be given: another epoch, a
+# seq from the future, or the next one gone or older than `ttl_ms`.
+_HISTORY_OF = """
+local function history(state, hist, after, epoch, ttl_ms)
+  local kept_state = redis.call('HMGET', state, 'seq', 'epoch')
+  local last = tonumber(kept_state[1]) or 0
+  if kept_state[2] ~= epoch or after > last then
+    return false
+  end
+  local kept = redis.call('ZRANGEBYSCORE', hist, after + 1, '+inf', 'WITHSCORES')
+  if #kept == 0 then
+    if after == last then
+      return {}
+    end
+    return false
+  end
+  if tonumber(kept[2]) ~= after + 1 then
+    return false
+  end
+  local now = redis.call('TIME')
+  local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  local bar = string.find(kept[1], '|', 1, true)
+  if now_ms - tonumber(string.sub(kept[1], 1, bar - 1)) > ttl_ms then
+    return false
+  end
+  local frames = {}
+  for i = 1, #kept, 2 do
+    frames[#frames + 1] = string.sub(kept[i], string.find(kept[i], '|', 1, true) + 1)
+  end
+  return frames
+end
+"""
+# KEYS: state hash, history.  ARGV: new epoch.
+_POSITION = _POSITION_OF + "return position(KEYS[1], KEYS[2], ARGV[1])"
+# KEYS: state hash, history.  ARGV: after seq, epoch, history TTL ms.
+_HISTORY = _HISTORY_OF + "return history(KEYS[1], KEYS[2], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]))"
+# KEYS: state hash, history.  ARGV: new epoch, after seq, epoch, history TTL ms.  Returns the position and the frames
+# after the seq when that epoch is the channel's and they can all be given (else false): a resume in one call.
+_RESUME = (
+    _POSITION_OF
+    + _HISTORY_OF
+    + """
+local at = position(KEYS[1], KEYS[2], ARGV[1])
+if at[2] ~= ARGV[3] then
+  return {at[1], at[2], false}
+end
+return {at[1], at[2], history(KEYS[1], KEYS[2], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]))}
+"""
+)
 
 
 class Receiver(Protocol):
@@ -174,6 +193,7 @@ class RedisBroker(Broker):
         self._settings: list[int | str] = [self.history_size, self.history_ttl_s, _DEDUPE_TTL_S, self.publish_command]
         self._position_script = redis.register_script(_POSITION)
         self._history_script = redis.register_script(_HISTORY)
+        self._resume_script = redis.register_script(_RESUME)
 
     def _receiver(self, idle_ping_s: float) -> Receiver:
         """This instance's receiving side: one pub/sub connection."""
@@ -261,6 +281,20 @@ class RedisBroker(Broker):
         if frames is None:
             return None
         return [Delivery(channel, after_seq + 1 + index, epoch, frame) for index, frame in enumerate(frames)]
+
+    async def resume(self, channel: str, since: tuple[int, str] | None) -> tuple[int, str, list[Delivery] | None]:
+        """The position of `channel` and the kept events after `since`, read by one script call."""
+        if since is None:
+            seq, epoch = await self.position(channel)
+            return seq, epoch, None
+        after, resumed_epoch = since
+        seq, epoch, frames = await self._resume_script(
+            keys=[self._state_key(channel), self._history_key(channel)],
+            args=[new_epoch(), after, resumed_epoch, self.history_ttl_s * 1000],
+        )
+        if frames is None:
+            return int(seq), str(epoch), None
+        return int(seq), str(epoch), [Delivery(channel, after + 1 + n, epoch, frame) for n, frame in enumerate(frames)]
 
     async def subscribe(self, channel: str) -> None:
         """Receive this channel's events; returns once Redis confirms, so every later publish is delivered.

@@ -2,7 +2,9 @@
 
 `authenticate` turns an access token into a principal, checking against the database
 that the session, user or device is still valid: a token of a disabled user, a logged
-out session or a rotated device secret stops working at once.
+out session or a rotated device secret stops working at once. The check is one prepared
+statement (persistence/prepared.py): every REST call and every socket's `hello` runs it,
+thousands at once when an instance's devices reconnect.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from persistence.base import utcnow
+from persistence.base import table, utcnow
 from persistence.enums import DeviceKind
-from persistence.tables import Branch, Device, Session, User
+from persistence.prepared import Prepared
+from persistence.tables import Branch, Device, Role, Session, User
 from server.auth.permissions import ALL, Permission, grants
 from server.auth.tokens import TokenClaims, TokenCodec
 from server.errors import ApiError
@@ -78,52 +82,72 @@ class Principal:
         return data
 
 
-def user_principal(user: User, session_id: str | None) -> Principal:
-    """The principal of an active user."""
-    return Principal(
-        kind="user",
-        id=user.id,
-        branch_id=user.branch_id,
-        permissions=frozenset(user.role.permissions),
-        role=user.role.name,
-        session_id=session_id,
+_DEVICES, _BRANCHES, _USERS, _ROLES, _SESSIONS = (table(t) for t in (Device, Branch, User, Role, Session))
+# The device with whether its branch is active (NULL: no such branch).
+_DEVICE = Prepared(
+    select(
+        _DEVICES.c.id,
+        _DEVICES.c.branch_id,
+        _DEVICES.c.kind,
+        _DEVICES.c.secret_version,
+        _DEVICES.c.is_active,
+        _BRANCHES.c.is_active.label("branch_active"),
     )
-
-
-def device_principal(device: Device) -> Principal:
-    """The principal of an active device."""
-    return Principal(kind="device", id=device.id, branch_id=device.branch_id, device_kind=device.kind)
+    .select_from(_DEVICES.outerjoin(_BRANCHES, _BRANCHES.c.id == _DEVICES.c.branch_id))
+    .where(_DEVICES.c.id == bindparam("device_id"))
+)
+# The login session with its user, the user's role and whether the user's branch is active (NULL: none).
+_LOGIN = Prepared(
+    select(
+        _SESSIONS.c.user_id,
+        _SESSIONS.c.revoked_at,
+        _SESSIONS.c.expires_at,
+        _USERS.c.is_active,
+        _USERS.c.branch_id,
+        _ROLES.c.name.label("role"),
+        _ROLES.c.permissions,
+        _BRANCHES.c.is_active.label("branch_active"),
+    )
+    .select_from(
+        _SESSIONS.join(_USERS, _USERS.c.id == _SESSIONS.c.user_id)
+        .join(_ROLES, _ROLES.c.id == _USERS.c.role_id)
+        .outerjoin(_BRANCHES, _BRANCHES.c.id == _USERS.c.branch_id)
+    )
+    .where(_SESSIONS.c.id == bindparam("session_id"))
+)
 
 
 async def principal_for_claims(session: AsyncSession, claims: TokenClaims) -> Principal:
     """The principal the claims name, if it still may act; `unauthorized` or `forbidden` otherwise."""
     if claims.kind == "device":
-        device = await session.get(Device, claims.id)
+        device = await _DEVICE.first(session, {"device_id": claims.id})
         if device is None or device.secret_version != claims.secret_version:
             raise ApiError("unauthorized", "device token revoked")
         if not device.is_active:
             raise ApiError("forbidden", "device disabled")
-        await _require_active_branch(session, device.branch_id)
-        return device_principal(device)
+        _require_active_branch(device.branch_id, device.branch_active)
+        return Principal(kind="device", id=device.id, branch_id=device.branch_id, device_kind=device.kind)
 
-    login = await session.get(Session, claims.session_id) if claims.session_id else None
+    login = await _LOGIN.first(session, {"session_id": claims.session_id}) if claims.session_id else None
     if login is None or login.user_id != claims.id or login.revoked_at is not None or login.expires_at <= utcnow():
+        # A user deleted takes their sessions with them (ON DELETE CASCADE): no row either.
         raise ApiError("unauthorized", "session ended")
-    user = await session.get(User, claims.id)
-    if user is None:
-        raise ApiError("unauthorized", "user no longer exists")
-    if not user.is_active:
+    if not login.is_active:
         raise ApiError("forbidden", "user disabled")
-    await _require_active_branch(session, user.branch_id)
-    return user_principal(user, login.id)
+    _require_active_branch(login.branch_id, login.branch_active)
+    return Principal(
+        kind="user",
+        id=claims.id,
+        branch_id=login.branch_id,
+        permissions=frozenset(login.permissions),
+        role=login.role,
+        session_id=claims.session_id,
+    )
 
 
-async def _require_active_branch(session: AsyncSession, branch_id: int | None) -> None:
+def _require_active_branch(branch_id: int | None, active: bool | None) -> None:
     # A disabled branch is closed: its devices and staff stop working with it.
-    if branch_id is None:
-        return
-    branch = await session.get(Branch, branch_id)
-    if branch is None or not branch.is_active:
+    if branch_id is not None and not active:
         raise ApiError("forbidden", "branch disabled", {"branch_id": branch_id})
 
 

@@ -250,6 +250,24 @@ async def test_history_returns_the_events_after_a_seq_in_order(brokers: Brokers)
         assert await broker.history(KITCHEN, 6, epoch) is None
 
 
+async def test_a_resume_reads_the_position_and_the_events_after_the_seq_at_once(brokers: Brokers) -> None:
+    """`resume` gives the position with the history after the seq of its epoch: none without a seq, for another
+    epoch or a trimmed seq; a channel never published gets its epoch, and nothing to resume from."""
+    async with asyncio.timeout(LIMIT_S):
+        broker, _ = await brokers.open(history_size=3)
+        published = [await publish(broker, n=n) for n in range(5)]
+        epoch = published[0].epoch
+        assert await broker.resume(KITCHEN, (3, epoch)) == (5, epoch, published[3:])
+        assert await broker.resume(KITCHEN, (5, epoch)) == (5, epoch, [])
+        assert await broker.resume(KITCHEN, None) == (5, epoch, None)
+        assert await broker.resume(KITCHEN, (3, "other-epoch")) == (5, epoch, None)
+        assert await broker.resume(KITCHEN, (1, epoch)) == (5, epoch, None)  # 2 is trimmed
+        assert await broker.resume(KITCHEN, (6, epoch)) == (5, epoch, None)
+        seq, menu_epoch, events = await broker.resume(MENU, (2, "gone-epoch"))
+        assert (seq, events) == (0, None) and menu_epoch != "gone-epoch"
+        assert await broker.position(MENU) == (0, menu_epoch)
+
+
 async def test_history_of_another_epoch_is_none(brokers: Brokers) -> None:
     """A client holding another epoch (or a channel never published) cannot resume from history."""
     async with asyncio.timeout(LIMIT_S):
