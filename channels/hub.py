@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from channels import frames
 from channels.brokers.base import Broker, Delivery
 from channels.names import ChannelName, parse
+from channels.shared_snapshots import SharedSnapshots
 from channels.wire import wire_frame
 
 log = logging.getLogger("channels.hub")
@@ -107,6 +108,8 @@ class Hub:
     def __init__(self, broker: Broker, snapshots: SnapshotSource, *, max_replay: int) -> None:
         self.broker = broker
         self._snapshots = snapshots
+        # Devices joining a channel at the same position share one read of its snapshot.
+        self._shared = SharedSnapshots()
         # Missed events replayed per channel, on a join or a gap's repair; a longer gap gets a snapshot, so that
         # catching up never fills a subscriber's send buffer (which would close it as too slow, again and again).
         self.max_replay = max_replay
@@ -183,8 +186,12 @@ class Hub:
             return _Prepared(ChannelStatus(max(seq, last), epoch, True), [d.frame for d in history], last)
         parsed = parse(channel)
         assert parsed is not None, channel
-        data = await self._snapshots(parsed)
-        return _Prepared(ChannelStatus(seq, epoch, False), [frames.snapshot(channel, seq, epoch, data)], seq)
+
+        async def read() -> str:
+            return frames.snapshot(channel, seq, epoch, await self._snapshots(parsed))
+
+        frame = await self._shared.frame(channel, (seq, epoch), read)
+        return _Prepared(ChannelStatus(seq, epoch, False), [frame], seq)
 
     # -- fan-out -------------------------------------------------------------------------
 

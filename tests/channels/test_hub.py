@@ -281,6 +281,25 @@ async def test_joining_without_a_usable_position_gets_a_snapshot(
     assert snapshots.asked == [KITCHEN]
 
 
+async def test_subscribers_joining_at_one_position_share_its_snapshot(
+    hub: Hub, broker: FakeBroker, snapshots: Snapshots
+) -> None:
+    """Two devices joining the kitchen at seq 3 get one snapshot read between them; after an event, the next device
+    joining at seq 4 gets a snapshot read anew, at that seq."""
+    for _ in range(3):
+        broker.add(KITCHEN)
+    (first, first_transport), (second, second_transport) = subscriber("a"), subscriber("b")
+    await join(hub, first, KITCHEN)
+    await join(hub, second, KITCHEN)
+    assert snapshots.asked == [KITCHEN]
+    assert await first_transport.taken(1) == await second_transport.taken(1) == [("snapshot", 3, broker.epoch)]
+    broker.add(KITCHEN)
+    third, third_transport = subscriber("c")
+    await join(hub, third, KITCHEN)
+    assert snapshots.asked == [KITCHEN, KITCHEN]
+    assert await third_transport.taken(1) == [("snapshot", 4, broker.epoch)]
+
+
 async def test_more_missed_events_than_max_replay_come_as_one_snapshot(hub: Hub, broker: FakeBroker) -> None:
     """Catching up never floods the send buffer: past `max_replay` the subscriber gets a snapshot instead."""
     for _ in range(3):
