@@ -26,15 +26,11 @@ import orjson
 from bench.chain import STAFF, Seat
 from bench.wire_client import WireClient
 from channels import names
+from channels.reconnecting import backoff_s
 
+# The reconnecting client's backoff (channels/reconnecting.py) from a shorter first ceiling.
 BACKOFF_BASE_S = 0.1
-BACKOFF_CAP_S = 5.0
 WELCOME_LIMIT_S = 30.0
-
-
-def full_jitter_s(attempt: int, rng: random.Random, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP_S) -> float:
-    """The wait before reconnect `attempt` (0, 1, ...): anywhere from nothing to base·2^attempt, at most `cap`."""
-    return rng.uniform(0, min(cap, base * 2.0**attempt))
 
 
 def staff_channels(branch_id: int) -> list[str]:
@@ -166,7 +162,7 @@ async def rejoin(url: str, follower: Follower, rng: random.Random) -> None:
     """Connect again after full-jitter exponential backoff, as many times as it takes."""
     attempt = 0
     while True:
-        await asyncio.sleep(full_jitter_s(attempt, rng))
+        await asyncio.sleep(backoff_s(attempt, rng, BACKOFF_BASE_S))
         try:
             await connect(url, follower)
             return

@@ -57,10 +57,10 @@ REPLY_WAIT_S = 10.0
 ClientFactory = Callable[..., DeviceClient]
 
 
-def backoff_s(attempt: int, rng: random.Random) -> float:
-    """The wait before reconnect `attempt` (0, 1, ...): full jitter, at random up to a ceiling that doubles up to a
-    cap, so that devices dropped together do not come back together."""
-    return rng.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0**attempt))
+def backoff_s(attempt: int, rng: random.Random, base_s: float = BACKOFF_BASE_S) -> float:
+    """The wait before reconnect `attempt` (0, 1, ...): full jitter, at random up to a ceiling that doubles from
+    `base_s` up to a cap, so that devices dropped together do not come back together."""
+    return rng.uniform(0, min(BACKOFF_CAP_S, base_s * 2.0**attempt))
 
 
 def reconnect_wait_s(attempt: int, reason: str, rng: random.Random) -> float:

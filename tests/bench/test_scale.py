@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from bench.chain import STAFF, Seat, provision_chain, sockets_per_branch, wanted_devices
 from bench.scale import Events, FirstConnect, Storm, events_table, first_connect_table, storm_table
-from bench.seat_client import Follower, full_jitter_s, staff_channels
+from bench.seat_client import BACKOFF_BASE_S, Follower, staff_channels
+from channels.reconnecting import backoff_s
 from persistence.database import Database
 from persistence.tables import Branch, Device, ItemAvailability
 from server.auth.principals import principal_for_claims
@@ -35,7 +36,7 @@ def test_full_jitter_waits_anywhere_up_to_the_doubled_base_and_never_past_the_ca
     rng = random.Random(1)
     for attempt in range(12):
         ceiling = min(5.0, 0.1 * 2**attempt)
-        waits = [full_jitter_s(attempt, rng) for _ in range(500)]
+        waits = [backoff_s(attempt, rng, BACKOFF_BASE_S) for _ in range(500)]
         assert all(0 <= wait <= ceiling for wait in waits)
         assert min(waits) < ceiling * 0.05
         assert max(waits) > ceiling * 0.95
