@@ -35,7 +35,7 @@ from persistence.tables import Category, Device, Item, ItemAvailability
 from server.app import build_services
 from server.settings import Settings
 from tests.conftest import create_pg_database, drop_pg_database, pg_url
-from tests.live import add_device, free_port
+from tests.live import add_device, free_port, listens_on
 from tests.world import build_world
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -180,12 +180,15 @@ class ServerProcess(Child):
         await self.spawn(
             sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(self.port), env=self.env
         )
+        assert self.process is not None
+        pid = self.process.pid
         async with httpx.AsyncClient(base_url=self.http, timeout=2) as http, asyncio.timeout(START_TIMEOUT_S):
             while True:
                 if not self.running:
                     raise RuntimeError(f"server {self.name} exited at start\n{self.log_tail()}")
                 with contextlib.suppress(httpx.TransportError):
-                    if (await http.get("/health")).status_code == 200:
+                    # Another test's server may have taken the port first: the answer must come from this one.
+                    if (await http.get("/health")).status_code == 200 and listens_on(pid, self.port):
                         return
                 await asyncio.sleep(0.05)
 

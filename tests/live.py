@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,34 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """True when process `pid` holds the socket listening on 127.0.0.1:`port` (Linux, from /proc).
+
+    A port from `free_port` can be taken by another test's server before the child binds it; that
+    server would answer the child's /health, so a child is ready only once the listener is its own.
+    """
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    inodes = set()
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            # local address 0100007F:<port in hex>, state 0A is LISTEN, the tenth field the inode.
+            if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A" and fields[9] in inodes:
+                return True
+    return False
 
 
 @dataclass

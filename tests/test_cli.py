@@ -7,7 +7,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from server.auth.passwords import verify_secret
 from server.cli import main as cli_main
 from server.cli import reset_hint, where
 from server.settings import Settings
+from tests.live import free_port, listens_on
 
 REPO = Path(__file__).resolve().parent.parent
 COMMAND_TIMEOUT_S = 60
@@ -106,13 +106,6 @@ async def read_user(url: str, username: str) -> User | None:
             return await session.scalar(select(User).where(User.username == username))
     finally:
         await db.dispose()
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def assert_one_clean_line(text: str) -> None:
@@ -278,7 +271,9 @@ async def test_serve_answers_health_and_stops_on_sigterm(tmp_path: Path) -> None
                 assert process.returncode is None, "the server exited before answering"
                 assert asyncio.get_running_loop().time() < deadline, "the server did not answer /health in time"
                 try:
-                    if (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200:
+                    answered = (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200
+                    # Another test's server may have taken the port first: the answer must come from this one.
+                    if answered and listens_on(process.pid, port):
                         break
                 except httpx.TransportError:
                     pass  # not listening yet
