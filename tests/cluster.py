@@ -176,7 +176,15 @@ class ServerProcess(Child):
         return f"ws://127.0.0.1:{self.port}/api/v1/ws"
 
     async def start(self) -> None:
-        """Start the process and wait until `/health` answers 200."""
+        """Start the process and wait until `/health` answers 200; on a port taken meanwhile, on a fresh one."""
+        for _ in range(3):
+            if await self._start_on_port():
+                return
+            self.port = free_port()
+        raise RuntimeError(f"server {self.name} found no free port\n{self.log_tail()}")
+
+    async def _start_on_port(self) -> bool:
+        """Start on `self.port`; False when another process holds it, so that the server could not bind it."""
         await self.spawn(
             sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(self.port), env=self.env
         )
@@ -185,11 +193,13 @@ class ServerProcess(Child):
         async with httpx.AsyncClient(base_url=self.http, timeout=2) as http, asyncio.timeout(START_TIMEOUT_S):
             while True:
                 if not self.running:
+                    if "address already in use" in _tail(self.log_path):
+                        return False
                     raise RuntimeError(f"server {self.name} exited at start\n{self.log_tail()}")
                 with contextlib.suppress(httpx.TransportError):
-                    # Another test's server may have taken the port first: the answer must come from this one.
+                    # A server of another test on the port answers too: the answer must come from this one.
                     if (await http.get("/health")).status_code == 200 and listens_on(pid, self.port):
-                        return
+                        return True
                 await asyncio.sleep(0.05)
 
 
