@@ -10,139 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import uuid
-from collections.abc import AsyncIterator
-from typing import Any, TypeVar
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from channels.backend import Backend, create_backend
-from channels.brokers import Broker, Delivery, Outgoing
+from channels.brokers import Outgoing
 from channels.brokers.base import event_frame, event_tail
-from channels.brokers.redis import RedisBroker
-from channels.redis_clients import MAX_CONNECTIONS, shared_client
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-# Every await of a test is bounded by this, so a lost message fails the test instead of hanging the suite.
-LIMIT_S = 10
-TS = "2026-11-26T12:00:00.000Z"
-KITCHEN = "branch:1:kitchen"
-MENU = "branch:1:menu"
-DEVICE = "device:7"
-
-BrokerT = TypeVar("BrokerT", bound=Broker)
-
-
-class Recorder:
-    """A broker listener that keeps what it is given for the test to await."""
-
-    def __init__(self) -> None:
-        self.deliveries: asyncio.Queue[Delivery] = asyncio.Queue()
-        self.controls: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.reconnects = 0
-        self._reconnected = asyncio.Event()
-
-    def deliver(self, delivery: Delivery) -> None:
-        """Keep a delivery."""
-        self.deliveries.put_nowait(delivery)
-
-    def control(self, message: dict[str, Any]) -> None:
-        """Keep a control message."""
-        self.controls.put_nowait(message)
-
-    def reconnected(self) -> None:
-        """Count a reconnect."""
-        self.reconnects += 1
-        self._reconnected.set()
-
-    async def next_delivery(self) -> Delivery:
-        """The next delivery, failing the test if none comes."""
-        return await asyncio.wait_for(self.deliveries.get(), LIMIT_S)
-
-    async def wait_reconnected(self) -> None:
-        """Return once the broker has reported a reconnect."""
-        await asyncio.wait_for(self._reconnected.wait(), LIMIT_S)
-
-
-class Brokers:
-    """Opens started brokers of one kind under one prefix and closes them all at teardown."""
-
-    def __init__(self, kind: str, url: str | None, prefix: str) -> None:
-        self.kind = kind
-        self.prefix = prefix
-        # The backend URL of the kind: None in process.
-        self.url = url
-        self._opened: list[Broker] = []
-        self._clients: list[Redis] = []
-        self._backends: list[Backend] = []
-
-    async def open(self, *, history_size: int = 100, history_ttl_s: int = 60) -> tuple[Broker, Recorder]:
-        """A started broker of this kind (built by `create_backend`, as the app does) and its listener."""
-        backend = create_backend(self.url, history_size=history_size, history_ttl_s=history_ttl_s, prefix=self.prefix)
-        self._backends.append(backend)
-        return await self._start(backend.broker)
-
-    async def open_redis(self, url: str = REDIS_URL, *, idle_ping_s: float = 5.0) -> tuple[RedisBroker, Recorder]:
-        """A started Redis broker on `url` (a proxy, say) with its own ping interval."""
-        client = shared_client(url)
-        self._clients.append(client)
-        broker = RedisBroker(client, history_size=100, history_ttl_s=60, prefix=self.prefix, idle_ping_s=idle_ping_s)
-        return await self._start(broker)
-
-    async def _start(self, broker: BrokerT) -> tuple[BrokerT, Recorder]:
-        recorder = Recorder()
-        self._opened.append(broker)
-        await asyncio.wait_for(broker.start(recorder), LIMIT_S)
-        return broker, recorder
-
-    async def close_all(self) -> None:
-        """Close every broker opened, then the Redis clients they ran on."""
-        for broker in self._opened:
-            await asyncio.wait_for(broker.close(), LIMIT_S)
-        for backend in self._backends:
-            await asyncio.wait_for(backend.close(), LIMIT_S)
-        for client in self._clients:
-            await asyncio.wait_for(client.aclose(), LIMIT_S)
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    """A Redis key prefix of this test alone; its keys are deleted afterwards."""
-    prefix = f"test:{uuid.uuid4()}"
-    yield prefix
-    redis = Redis.from_url(REDIS_URL)
-    try:
-        async with asyncio.timeout(LIMIT_S):
-            keys = [key async for key in redis.scan_iter(match=f"{prefix}:*")]
-            if keys:
-                await redis.delete(*keys)
-    finally:
-        await redis.aclose()
-
-
-@pytest.fixture
-async def brokers(realtime: tuple[str, str | None], prefix: str) -> AsyncIterator[Brokers]:
-    """Brokers of each backend in turn."""
-    opened = Brokers(*realtime, prefix)
-    yield opened
-    await opened.close_all()
-
-
-@pytest.fixture
-async def redis_brokers(prefix: str) -> AsyncIterator[Brokers]:
-    """Redis brokers only, for what the in-process broker cannot have."""
-    opened = Brokers("redis", REDIS_URL, prefix)
-    yield opened
-    await opened.close_all()
-
-
-async def publish(broker: Broker, channel: str = KITCHEN, event: str = "order.queued", **data: Any) -> Delivery:
-    """Publish one event with a fresh event id."""
-    return await broker.publish(channel, str(uuid.uuid4()), event, json.dumps(data), TS)
-
+from channels.redis_clients import MAX_CONNECTIONS
+from tests.channels.broker_helpers import (
+    DEVICE,
+    KITCHEN,
+    LIMIT_S,
+    MENU,
+    REDIS_URL,
+    TS,
+    Brokers,
+    delete_keys,
+    publish,
+)
 
 # The contract, for every backend.
 
@@ -357,7 +243,7 @@ async def test_lost_history_starts_a_new_epoch(redis_brokers: Brokers) -> None:
     async with asyncio.timeout(LIMIT_S):
         broker, _ = await redis_brokers.open()
         before = [await publish(broker) for _ in range(3)]
-        await _delete_keys(redis_brokers.prefix, "*")
+        await delete_keys(redis_brokers.prefix, "*")
         after = await publish(broker)
         assert after.seq == 1
         assert after.epoch != before[0].epoch
@@ -370,7 +256,7 @@ async def test_a_lost_counter_never_serves_the_old_history_as_the_new_epoch(redi
     async with asyncio.timeout(LIMIT_S):
         broker, _ = await redis_brokers.open()
         before = [await publish(broker) for _ in range(3)]
-        await _delete_keys(redis_brokers.prefix, f"ch:{KITCHEN}")
+        await delete_keys(redis_brokers.prefix, f"ch:{KITCHEN}")
         after = await publish(broker)
         assert after.seq == 1
         assert after.epoch != before[0].epoch
@@ -442,17 +328,6 @@ async def test_start_raises_when_redis_is_unreachable(redis_brokers: Brokers) ->
         await proxy.stop()
         with pytest.raises(RedisConnectionError):
             await redis_brokers.open_redis(proxy.url)
-
-
-async def _delete_keys(prefix: str, pattern: str) -> None:
-    """Delete the keys `{prefix}:{pattern}`, as a Redis restart or an eviction would."""
-    redis = Redis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in redis.scan_iter(match=f"{prefix}:{pattern}")]
-        assert keys
-        await redis.delete(*keys)
-    finally:
-        await redis.aclose()
 
 
 class TcpProxy:

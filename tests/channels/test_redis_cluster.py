@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from channels.brokers.redis_cluster import RedisClusterBroker
 from channels.redis_clients import cluster_client
-from tests.channels.test_brokers import LIMIT_S, Recorder, publish
+from tests.channels.broker_helpers import LIMIT_S, Recorder, publish
 from tests.redis_cluster import ClusterNodeProcess, RedisCluster
 
 # More than the masters, so that some channels surely land on different ones.

@@ -1,0 +1,43 @@
+"""Fixtures of the broker tests: a key prefix of the test's own, and brokers of each kind."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from tests.channels.broker_helpers import LIMIT_S, REDIS_URL, Brokers
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    """A Redis key prefix of this test alone; its keys are deleted afterwards."""
+    prefix = f"test:{uuid.uuid4()}"
+    yield prefix
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        async with asyncio.timeout(LIMIT_S):
+            keys = [key async for key in redis.scan_iter(match=f"{prefix}:*")]
+            if keys:
+                await redis.delete(*keys)
+    finally:
+        await redis.aclose()
+
+
+@pytest.fixture
+async def brokers(realtime: tuple[str, str | None], prefix: str) -> AsyncIterator[Brokers]:
+    """Brokers of each backend in turn."""
+    opened = Brokers(*realtime, prefix)
+    yield opened
+    await opened.close_all()
+
+
+@pytest.fixture
+async def redis_brokers(prefix: str) -> AsyncIterator[Brokers]:
+    """Redis brokers only, for what the in-process broker cannot have."""
+    opened = Brokers("redis", REDIS_URL, prefix)
+    yield opened
+    await opened.close_all()
