@@ -9,6 +9,11 @@ a new epoch and clients resuming with the old one get a snapshot instead.
 
 Every event frame is built once, here, as complete JSON text; the hub sends those same
 characters to every subscriber.
+
+A value may be pinned to a channel's position: it is kept until the channel's next
+publish (or a lost epoch) makes it stale. Whoever reads the position before reading what
+the value is made from, and pins it at that position, never keeps a value older than an
+event published on the channel (server/auth/known_principals.py keeps principals so).
 """
 
 from __future__ import annotations
@@ -110,6 +115,16 @@ class Broker(ABC):
         if since is None or since[1] != epoch:
             return seq, epoch, None
         return seq, epoch, await self.history(channel, since[0], epoch)
+
+    @abstractmethod
+    async def pinned(self, channel: str, key: str) -> tuple[str | None, tuple[int, str]]:
+        """The value pinned under `key` at the channel's current position (None when there is none, or it was
+        pinned at another position), and that position: a seq and an epoch, as `position` gives them."""
+
+    @abstractmethod
+    async def pin(self, channel: str, at: tuple[int, str], key: str, value: str, ttl_s: int) -> None:
+        """Pin `value` under `key` to position `at` of the channel, for at most `ttl_s` seconds: a publish on the
+        channel, a lost epoch, or a pin at another position drops it, and every other value pinned at `at`."""
 
     @abstractmethod
     async def subscribe(self, channel: str) -> None:

@@ -30,6 +30,8 @@ class MemoryBroker(Broker):
         self._seen: OrderedDict[str, Delivery] = OrderedDict()
         self._subscribed: set[str] = set()
         self._listener: BrokerListener | None = None
+        # Per channel: the position its values were pinned at, and the values.
+        self._pins: dict[str, tuple[tuple[int, str], dict[str, str]]] = {}
 
     async def start(self, listener: BrokerListener) -> None:
         """Deliver to `listener` from now on."""
@@ -88,6 +90,20 @@ class MemoryBroker(Broker):
         if after_seq < state.seq and (not kept or kept[0].seq != after_seq + 1):
             return None
         return kept
+
+    async def pinned(self, channel: str, key: str) -> tuple[str | None, tuple[int, str]]:
+        """The value pinned under `key` at the channel's current position, and that position."""
+        at = await self.position(channel)
+        pinned_at, values = self._pins.get(channel, (None, {}))
+        return (values.get(key) if pinned_at == at else None), at
+
+    async def pin(self, channel: str, at: tuple[int, str], key: str, value: str, ttl_s: int) -> None:
+        """Pin `value` at `at`; values of this process live as long as it does, so `ttl_s` is not needed."""
+        pinned_at, values = self._pins.get(channel, (None, {}))
+        if pinned_at != at:
+            values = {}
+            self._pins[channel] = (at, values)
+        values[key] = value
 
     async def subscribe(self, channel: str) -> None:
         """Deliver this channel's events to the listener."""

@@ -5,6 +5,7 @@ Keys, all under the broker's prefix:
     {prefix}:ch:{channel}     hash: `seq` (the last seq) and `epoch`; losing it starts a new epoch
     {prefix}:hist:{channel}   sorted set of "<publish ms>|<frame>" scored by seq, capped, expiring when idle
     {prefix}:eid:{event_id}   "<seq>:<epoch>:<channel>" of a published event id, for 24 hours
+    {prefix}:pin:{channel}    hash: `at` ("<seq>:<epoch>") and the values pinned at that position
     {prefix}:ev:{channel}     pub/sub: each event's frame
     {prefix}:control          pub/sub: control messages as JSON objects
 
@@ -152,6 +153,29 @@ return {at[1], at[2], history(KEYS[1], KEYS[2], tonumber(ARGV[2]), ARGV[3], tonu
 )
 
 
+# KEYS: state hash, history, pins.  ARGV: new epoch, key.  Returns the position and the value pinned under the key
+# when the pins are of that position (else false).
+_PINNED = (
+    _POSITION_OF
+    + """
+local at = position(KEYS[1], KEYS[2], ARGV[1])
+local kept = redis.call('HMGET', KEYS[3], 'at', ARGV[2])
+if kept[1] ~= at[1] .. ':' .. at[2] then
+  return {at[1], at[2], false}
+end
+return {at[1], at[2], kept[2]}
+"""
+)
+# KEYS: pins.  ARGV: position ("<seq>:<epoch>"), key, value, TTL s.  Pins of another position are dropped first.
+_PIN = """
+if redis.call('HGET', KEYS[1], 'at') ~= ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'at', ARGV[1])
+end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+"""
+
 class Receiver(Protocol):
     """The receiving side of a Redis broker: the channels this instance listens to, kept across lost connections."""
 
@@ -194,6 +218,8 @@ class RedisBroker(Broker):
         self._position_script = redis.register_script(_POSITION)
         self._history_script = redis.register_script(_HISTORY)
         self._resume_script = redis.register_script(_RESUME)
+        self._pinned_script = redis.register_script(_PINNED)
+        self._pin_script = redis.register_script(_PIN)
 
     def _receiver(self, idle_ping_s: float) -> Receiver:
         """This instance's receiving side: one pub/sub connection."""
@@ -208,6 +234,9 @@ class RedisBroker(Broker):
 
     def _event_id_key(self, outgoing: Outgoing) -> str:
         return f"{self._prefix}:eid:{outgoing.event_id}"
+
+    def _pins_key(self, channel: str) -> str:
+        return f"{self._prefix}:pin:{channel}"
 
     def _event_name(self, channel: str) -> str:
         return event_name(self._prefix, channel)
@@ -295,6 +324,18 @@ class RedisBroker(Broker):
         if frames is None:
             return int(seq), str(epoch), None
         return int(seq), str(epoch), [Delivery(channel, after + 1 + n, epoch, frame) for n, frame in enumerate(frames)]
+
+    async def pinned(self, channel: str, key: str) -> tuple[str | None, tuple[int, str]]:
+        """The value pinned under `key` at the channel's current position, and that position, read by one script."""
+        seq, epoch, value = await self._pinned_script(
+            keys=[self._state_key(channel), self._history_key(channel), self._pins_key(channel)],
+            args=[new_epoch(), key],
+        )
+        return (None if value is None else str(value)), (int(seq), str(epoch))
+
+    async def pin(self, channel: str, at: tuple[int, str], key: str, value: str, ttl_s: int) -> None:
+        """Pin `value` to position `at` of `channel` for at most `ttl_s` seconds."""
+        await self._pin_script(keys=[self._pins_key(channel)], args=[f"{at[0]}:{at[1]}", key, value, ttl_s])
 
     async def subscribe(self, channel: str) -> None:
         """Receive this channel's events; returns once Redis confirms, so every later publish is delivered.

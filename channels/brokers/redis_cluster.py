@@ -65,6 +65,9 @@ class RedisClusterBroker(RedisBroker):
     def _event_id_key(self, outgoing: Outgoing) -> str:
         return f"{self._prefix}:eid:{{{outgoing.channel}}}:{outgoing.event_id}"
 
+    def _pins_key(self, channel: str) -> str:
+        return f"{self._prefix}:pin:{{{channel}}}"
+
     def _event_name(self, channel: str) -> str:
         return shard_event_name(self._prefix, channel)
 

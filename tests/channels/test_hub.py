@@ -88,6 +88,14 @@ class FakeBroker(Broker):
             return None
         return kept[after_seq:]
 
+    async def pinned(self, channel: str, key: str) -> tuple[str | None, tuple[int, str]]:
+        """Not used by the hub."""
+        raise AssertionError("the hub pins nothing")
+
+    async def pin(self, channel: str, at: tuple[int, str], key: str, value: str, ttl_s: int) -> None:
+        """Not used by the hub."""
+        raise AssertionError("the hub pins nothing")
+
     async def subscribe(self, channel: str) -> None:
         """Count the call; refuse it when told to."""
         self.subscribes += 1

@@ -87,6 +87,14 @@ class Flaky(Broker):
         """The real broker's history."""
         return await self.inner.history(channel, after_seq, epoch)
 
+    async def pinned(self, channel: str, key: str) -> tuple[str | None, tuple[int, str]]:
+        """The real broker's pinned value."""
+        return await self.inner.pinned(channel, key)
+
+    async def pin(self, channel: str, at: tuple[int, str], key: str, value: str, ttl_s: int) -> None:
+        """Pin on the real broker."""
+        await self.inner.pin(channel, at, key, value, ttl_s)
+
     async def subscribe(self, channel: str) -> None:
         """Subscribe on the real broker."""
         await self.inner.subscribe(channel)
