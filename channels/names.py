@@ -1,6 +1,8 @@
 """Channel names: built by one function each, parsed in one place.
 
 branch:{b}:menu  branch:{b}:kitchen  branch:{b}:board  branch:{b}:orders  branch:{b}:devices  device:{d}
+
+and, for the server alone, principal:{device:d or user:u}, which no one subscribes to.
 """
 
 from __future__ import annotations
@@ -44,6 +46,15 @@ def branch_devices(branch_id: int) -> str:
 def device(device_id: int) -> str:
     """Everything addressed to one device."""
     return f"device:{device_id}"
+
+
+def principal(key: str) -> str:
+    """Where a change to a principal (`device:7`, `user:3`) is announced: its position moves with every change.
+
+    The server pins what it knows of the principal there (server/auth/known_principals.py); `parse` refuses the
+    name, so no client subscribes to it.
+    """
+    return f"principal:{key}"
 
 
 @dataclass(frozen=True)

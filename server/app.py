@@ -38,6 +38,7 @@ from server.api import (
     users,
 )
 from server.api.routing import ApiRouter, error_response
+from server.auth.known_principals import KnownPrincipals
 from server.auth.tokens import TokenCodec
 from server.commands import command_registry
 from server.commands.router import CommandRegistry
@@ -116,6 +117,7 @@ def build_services(
         settings=settings,
         db=db,
         tokens=TokenCodec(settings),
+        principals=KnownPrincipals(db, backend.broker, ttl_s=settings.ACCESS_TOKEN_EXPIRE_MINUTES * 60),
         backend=backend,
         metrics=metrics,
         hub=hub,

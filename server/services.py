@@ -17,6 +17,7 @@ from channels.rate_limit import RateLimiter
 from channels.relay import Relay
 from channels.wire import Coalescer
 from persistence.database import Database
+from server.auth.known_principals import KnownPrincipals
 from server.auth.tokens import TokenCodec
 from server.observability.metrics import Metrics
 from server.orders.payment_changes import Refunder
@@ -34,6 +35,8 @@ class Services:
     settings: Settings
     db: Database
     tokens: TokenCodec
+    # Who a socket's token names, pinned in the broker for the reconnects that follow.
+    principals: KnownPrincipals
     # The broker, presence, rate limiter and their Redis client, as REDIS_URL chose them.
     backend: Backend
     metrics: Metrics

@@ -164,7 +164,7 @@ async def login(call: Call[LoginIn, None]) -> TokenPair:
 @router.post(
     "/auth/refresh", "Rotate tokens", public=True, body=RefreshIn, response=TokenPair, errors=("unauthorized",)
 )
-async def refresh(call: Call[RefreshIn, None]) -> TokenPair:
+async def refresh(call: Call[RefreshIn, None]) -> TokenPair | None:
     """Exchange a refresh token for a new pair; a refresh token used twice revokes its whole session."""
     claims = call.services.tokens.decode(call.body.refresh_token, "refresh")
     login = await call.session.get(Session, claims.session_id) if claims.session_id else None
@@ -174,8 +174,10 @@ async def refresh(call: Call[RefreshIn, None]) -> TokenPair:
         # A retired refresh token came back: someone else holds a copy. End the session for both.
         login.revoked_at = utcnow()
         login.revoked_reason = "refresh_token_reuse"
-        await call.session.commit()
-        raise ApiError("unauthorized", "refresh token already used; the session is revoked")
+        reason = "refresh token reused"
+        call.close_sockets(f"user:{login.user_id}", session=login.id, code=frames.UNAUTHORIZED, reason=reason)
+        call.refuse(ApiError("unauthorized", "refresh token already used; the session is revoked"))
+        return None
     user = await call.session.get(User, login.user_id)
     if user is None or not user.is_active:
         raise ApiError("unauthorized", "user disabled")
@@ -193,7 +195,7 @@ async def logout(call: Call[None, None]) -> None:
     if login is not None and login.revoked_at is None:
         login.revoked_at = utcnow()
         login.revoked_reason = "logout"
-    call.close_sockets(session=principal.session_id, code=frames.UNAUTHORIZED, reason="logged out")
+    call.close_sockets(principal.key, session=principal.session_id, code=frames.UNAUTHORIZED, reason="logged out")
 
 
 @router.post(

@@ -203,7 +203,7 @@ async def update_device(call: Call[DeviceUpdate, None]) -> DeviceOut:
     device = await _load(call)
     changes = call.body.model_dump(exclude_unset=True)
     if device.is_active and changes.get("is_active") is False:
-        call.close_sockets(principal=f"device:{device.id}", code=frames.FORBIDDEN, reason="device disabled")
+        call.close_sockets(f"device:{device.id}", code=frames.FORBIDDEN, reason="device disabled")
     for name, value in changes.items():
         setattr(device, name, value)
     return await _out(call, device)
@@ -221,7 +221,7 @@ async def rotate_secret(call: Call[None, None]) -> DeviceWithSecret:
     device = await _load(call)
     secret, device.secret_hash = await _new_secret()
     device.secret_version += 1
-    call.close_sockets(principal=f"device:{device.id}", code=frames.UNAUTHORIZED, reason="device secret rotated")
+    call.close_sockets(f"device:{device.id}", code=frames.UNAUTHORIZED, reason="device secret rotated")
     return DeviceWithSecret(**(await _out(call, device)).model_dump(), secret=secret)
 
 
@@ -235,7 +235,7 @@ async def disable_device(call: Call[None, None]) -> None:
     """Refuse the device's logins and tokens until it is enabled again; its data and pairing stay."""
     device = await _load(call)
     device.is_active = False
-    call.close_sockets(principal=f"device:{device.id}", code=frames.FORBIDDEN, reason="device disabled")
+    call.close_sockets(f"device:{device.id}", code=frames.FORBIDDEN, reason="device disabled")
 
 
 @router.post(

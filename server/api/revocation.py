@@ -33,16 +33,16 @@ async def end_sessions(call: Call[Any, Any], user_ids: Sequence[int], reason: st
     )
     if keep is not None:
         statement = statement.where(Session.id != keep)
-    ended = (await call.session.execute(statement.returning(Session.id))).scalars().all()
+    ended = (await call.session.execute(statement.returning(Session.id, Session.user_id))).all()
     code = frames.FORBIDDEN if reason in _FORBIDDING else frames.UNAUTHORIZED
     if keep is not None:
-        for session_id in ended:
-            call.close_sockets(session=session_id, code=code, reason=reason.replace("_", " "))
+        for session_id, user_id in ended:
+            call.close_sockets(f"user:{user_id}", session=session_id, code=code, reason=reason.replace("_", " "))
         return
     # By user, not by the sessions ended: a login racing this transaction opens a session the UPDATE cannot see,
     # and its socket, welcomed with the access of before, must close too.
     for user_id in user_ids:
-        call.close_sockets(principal=f"user:{user_id}", code=code, reason=reason.replace("_", " "))
+        call.close_sockets(f"user:{user_id}", code=code, reason=reason.replace("_", " "))
 
 
 async def close_branch_sockets(call: Call[Any, Any], branch_id: int) -> None:
@@ -50,4 +50,4 @@ async def close_branch_sockets(call: Call[Any, Any], branch_id: int) -> None:
     devices = (await call.session.scalars(select(Device.id).where(Device.branch_id == branch_id))).all()
     users = (await call.session.scalars(select(User.id).where(User.branch_id == branch_id))).all()
     for principal in [f"device:{device_id}" for device_id in devices] + [f"user:{user_id}" for user_id in users]:
-        call.close_sockets(principal=principal, code=frames.FORBIDDEN, reason="branch disabled")
+        call.close_sockets(principal, code=frames.FORBIDDEN, reason="branch disabled")

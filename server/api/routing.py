@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from channels import frames
+from channels import frames, names
 from channels.hub import close_message
 from channels.unit_of_work import UnitOfWork
 from persistence.outages import is_unavailable
@@ -56,6 +56,8 @@ class Call(Generic[B, Q]):
     body: B
     query: Q
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # The error to answer with although the transaction commits (`refuse`).
+    refusal: ApiError | None = None
 
     @property
     def session(self) -> AsyncSession:
@@ -66,12 +68,23 @@ class Call(Generic[B, Q]):
         """Record an event in this call's transaction; it is published once the transaction commits."""
         self.uow.emit(channel, event, data)
 
-    def close_sockets(
-        self, *, principal: str | None = None, session: str | None = None, code: int, reason: str
-    ) -> None:
-        """Once this call's transaction commits, close those sockets on every instance (revocations)."""
-        message = close_message(principal=principal, session=session, code=code, reason=reason)
+    def close_sockets(self, principal: str, *, session: str | None = None, code: int, reason: str) -> None:
+        """A change ends or narrows what `principal` (`device:7`, `user:3`) may do: once this call's transaction
+        commits, close its sockets (only those of `session`, when given) on every instance.
+
+        The change is also announced on the principal's own channel, in this transaction, so that no instance
+        takes the principal as pinned before it for a socket's hello (server/auth/known_principals.py).
+        """
+        self.emit(names.principal(principal), "principal.changed", {"principal": principal, "reason": reason})
+        if session is not None:
+            message = close_message(session=session, code=code, reason=reason)
+        else:
+            message = close_message(principal=principal, code=code, reason=reason)
         self.after_commit.append(lambda: self.services.send_control(message))
+
+    def refuse(self, error: ApiError) -> None:
+        """Answer with `error`, yet commit what this call changed (a refusal that must leave a trace)."""
+        self.refusal = error
 
     @property
     def principal(self) -> Principal:
@@ -205,6 +218,8 @@ def _endpoint(op: Operation, prefix: str) -> Callable[[Request], Awaitable[Respo
                 result = await op.handler(call)
             for hook in call.after_commit:
                 await _after_commit(hook)
+            if call.refusal is not None:
+                return error_response(call.refusal)
         except ApiError as error:
             return error_response(error)
         except IntegrityError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import bindparam, select
@@ -36,6 +37,8 @@ class Principal:
     role: str | None = None
     device_kind: DeviceKind | None = None
     session_id: str | None = None
+    # When a user's login session ends (None for devices): a principal kept beyond it is no longer valid.
+    session_expires_at: datetime | None = None
 
     @property
     def key(self) -> str:
@@ -142,6 +145,7 @@ async def principal_for_claims(session: AsyncSession, claims: TokenClaims) -> Pr
         permissions=frozenset(login.permissions),
         role=login.role,
         session_id=claims.session_id,
+        session_expires_at=login.expires_at,
     )
 
 

@@ -23,7 +23,7 @@ from channels.hub import ChannelStatus, Subscriber
 from channels.rules import auto_channels, may_subscribe
 from persistence.base import rfc3339, utcnow
 from persistence.outages import is_unavailable
-from server.auth.principals import Principal, principal_for_claims
+from server.auth.principals import Principal
 from server.auth.tokens import TokenClaims
 from server.commands.router import CommandRegistry, execute
 from server.errors import ApiError
@@ -122,7 +122,7 @@ class Connection:
             if hello.type != "hello":
                 raise ApiError("unauthorized", "the first frame must be hello")
             claims = self.services.tokens.decode(hello.token, "access")
-            principal = await self._principal(claims)
+            principal = await self.services.principals.of(claims)
         except (frames.BadFrame, ValidationError):
             await self.ws.close(frames.UNAUTHORIZED, "the first frame must be a hello with a token")
             return False
@@ -184,9 +184,6 @@ class Connection:
         self.transport.command_done()
         return True
 
-    async def _principal(self, claims: TokenClaims) -> Principal:
-        async with self.services.db.session() as session:
-            return await principal_for_claims(session, claims)
 
     def _expire_at(self, claims: TokenClaims) -> None:
         # A token that expires without an `auth.refresh` ends the connection with 4001 (a timer, not a task:
@@ -310,7 +307,7 @@ class Connection:
         claims = self.services.tokens.decode(data.token, "access")
         if claims.subject != self.principal.key:
             raise ApiError("unauthorized", "the token belongs to another principal")
-        principal = await self._principal(claims)
+        principal = await self.services.principals.of(claims)
         if _access(principal) != _access(self.principal):
             # Its subscriptions were checked against the access of before; the change's own close may have been lost.
             self.transport.close(frames.UNAUTHORIZED, "access changed; reconnect")

@@ -32,6 +32,7 @@ from persistence.database import Database
 from persistence.enums import DeviceKind
 from persistence.tables import Device, Session, User
 from server.app import build_services
+from server.auth.known_principals import KnownPrincipals
 from server.auth.tokens import TokenCodec
 from server.commands import command_registry
 from server.commands.router import CommandContext, CommandRegistry, CommandSpec, Who
@@ -498,20 +499,21 @@ async def test_a_refresh_while_the_database_is_down_is_unavailable_and_the_conne
     services: Services, world: World
 ) -> None:
     """`auth.refresh` that cannot read its principal answers `unavailable`; the connection carries on as it was."""
-    device_id, token = await add_device(services, world.branch_a, DeviceKind.PAYMENT_TERMINAL)
-    fresh, _ = services.tokens.issue("device", device_id, secret_version=1)
-    async with live_server(services) as live, DeviceClient(live.ws, token) as terminal:
-        up = services.db
+    # A session the socket has not used: nothing of it is pinned, so the refresh needs the database.
+    newer = await login_as(services, world.staff_a.id)
+    async with live_server(services) as live, DeviceClient(live.ws, bearer(world.staff_a.headers)) as staff:
+        up, known = services.db, services.principals
         services.db = Database.from_url(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/kiosk")
+        services.principals = KnownPrincipals(services.db, services.broker, ttl_s=60)
         try:
             with pytest.raises(CommandFailed) as failed:
-                await terminal.command("auth.refresh", {"token": fresh}, timeout=TIMEOUT_S)
+                await staff.command("auth.refresh", {"token": bearer(newer)}, timeout=TIMEOUT_S)
         finally:
             await services.db.dispose()
-            services.db = up
+            services.db, services.principals = up, known
         assert failed.value.code == "unavailable"
-        assert (await terminal.request("no.such.command"))["error"]["code"] == "invalid"
-        assert terminal.close_code is None
+        assert (await staff.request("no.such.command"))["error"]["code"] == "invalid"
+        assert staff.close_code is None
 
 
 async def test_after_refresh_with_another_session_the_socket_follows_the_new_session(
