@@ -176,6 +176,7 @@ redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 """
 
+
 class Receiver(Protocol):
     """The receiving side of a Redis broker: the channels this instance listens to, kept across lost connections."""
 

@@ -184,7 +184,6 @@ class Connection:
         self.transport.command_done()
         return True
 
-
     def _expire_at(self, claims: TokenClaims) -> None:
         # A token that expires without an `auth.refresh` ends the connection with 4001 (a timer, not a task:
         # thousands of idle connections each keep one).
