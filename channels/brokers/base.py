@@ -25,6 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
+# Values pinned to one channel at most; one more drops them all (they are kept to spare work, never needed).
+MAX_PINS = 32
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
@@ -124,7 +127,8 @@ class Broker(ABC):
     @abstractmethod
     async def pin(self, channel: str, at: tuple[int, str], key: str, value: str, ttl_s: int) -> None:
         """Pin `value` under `key` to position `at` of the channel, for at most `ttl_s` seconds: a publish on the
-        channel, a lost epoch, or a pin at another position drops it, and every other value pinned at `at`."""
+        channel, a lost epoch, or a pin at another position drops it, and every other value pinned at `at`; so does
+        a pin beyond `MAX_PINS` on the channel."""
 
     @abstractmethod
     async def subscribe(self, channel: str) -> None:

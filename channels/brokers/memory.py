@@ -6,7 +6,7 @@ import time
 from collections import OrderedDict, deque
 from typing import Any
 
-from channels.brokers.base import Broker, BrokerListener, Delivery, event_frame, event_tail, new_epoch
+from channels.brokers.base import MAX_PINS, Broker, BrokerListener, Delivery, event_frame, event_tail, new_epoch
 
 # Remembered event ids; a re-published outbox row comes back within seconds, not after 100k others.
 _DEDUPE_SIZE = 100_000
@@ -100,7 +100,7 @@ class MemoryBroker(Broker):
     async def pin(self, channel: str, at: tuple[int, str], key: str, value: str, ttl_s: int) -> None:
         """Pin `value` at `at`; values of this process live as long as it does, so `ttl_s` is not needed."""
         pinned_at, values = self._pins.get(channel, (None, {}))
-        if pinned_at != at:
+        if pinned_at != at or len(values) >= MAX_PINS:
             values = {}
             self._pins[channel] = (at, values)
         values[key] = value

@@ -24,7 +24,16 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from channels.brokers.base import Broker, BrokerListener, Delivery, Outgoing, event_frame, event_tail, new_epoch
+from channels.brokers.base import (
+    MAX_PINS,
+    Broker,
+    BrokerListener,
+    Delivery,
+    Outgoing,
+    event_frame,
+    event_tail,
+    new_epoch,
+)
 from channels.brokers.redis_pubsub import Subscriptions, control_name, event_name
 
 log = logging.getLogger("channels.broker")
@@ -166,15 +175,20 @@ end
 return {at[1], at[2], kept[2]}
 """
 )
-# KEYS: pins.  ARGV: position ("<seq>:<epoch>"), key, value, TTL s.  Pins of another position are dropped first.
-_PIN = """
-if redis.call('HGET', KEYS[1], 'at') ~= ARGV[1] then
+# KEYS: pins.  ARGV: position ("<seq>:<epoch>"), key, value, TTL s.  Pins of another position are dropped first,
+# and so are all once a channel holds many: keys that are never read again go.
+_PIN = (
+    """
+if redis.call('HGET', KEYS[1], 'at') ~= ARGV[1] or redis.call('HLEN', KEYS[1]) > """
+    + str(MAX_PINS)
+    + """ then
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], 'at', ARGV[1])
 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 """
+)
 
 
 class Receiver(Protocol):

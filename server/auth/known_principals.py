@@ -43,8 +43,10 @@ class KnownPrincipals:
     async def of(self, claims: TokenClaims) -> Principal:
         """The principal the claims name, if it still may act; `ApiError` (`unauthorized`, `forbidden`) if not."""
         channel = names.principal(claims.subject)
-        # A token of another secret version or session is another question.
-        key = f"s:{claims.session_id}" if claims.kind == "user" else f"v:{claims.secret_version}"
+        # Keyed by what is unique to this token's grant, never by a number a restored or recreated database could
+        # hand to someone else: a user's session id, a device token's own id (a device keeps its token across
+        # reconnects, and takes a new one about daily).
+        key = f"s:{claims.session_id}" if claims.kind == "user" else f"t:{claims.jti}"
         try:
             pinned, at = await self._broker.pinned(channel, key)
         except Exception as exc:

@@ -10,6 +10,7 @@ import asyncio
 
 from redis.asyncio import Redis
 
+from channels.brokers.base import MAX_PINS
 from tests.channels.broker_helpers import KITCHEN, LIMIT_S, MENU, REDIS_URL, Brokers, delete_keys, publish
 
 TTL_S = 60
@@ -74,3 +75,18 @@ async def test_a_channel_whose_state_is_lost_loses_its_pins(redis_brokers: Broke
         value, now = await broker.pinned(KITCHEN, "k")
         assert value is None
         assert now[1] != published.epoch
+
+
+async def test_a_channel_keeps_a_bounded_number_of_pins(brokers: Brokers) -> None:
+    """Up to MAX_PINS values are kept at one position; one more drops the others, which are only ever a saving."""
+    async with asyncio.timeout(LIMIT_S):
+        broker, _ = await brokers.open()
+        _, at = await broker.pinned(KITCHEN, "k")
+        for n in range(MAX_PINS):
+            await broker.pin(KITCHEN, at, f"k{n}", str(n), TTL_S)
+        assert [(await broker.pinned(KITCHEN, f"k{n}"))[0] for n in range(MAX_PINS)] == [
+            str(n) for n in range(MAX_PINS)
+        ]
+        await broker.pin(KITCHEN, at, "one more", "x", TTL_S)
+        assert await broker.pinned(KITCHEN, "one more") == ("x", at)
+        assert await broker.pinned(KITCHEN, "k0") == (None, at)
