@@ -102,6 +102,12 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.handshakes_refused_busy = Counter(
+            "ws_handshakes_refused_busy_total",
+            "Sockets sent away with 1013 and a retry hint because WS_MAX_HANDSHAKES hellos were in progress.",
+            registry=self.registry,
+        )
+
     def watch_realtime(self, hub: Hub, relay: Relay) -> None:
         """Export the hub's and the relay's own counters at scrape time."""
         self.registry.register(_RealtimeCollector(hub, relay))

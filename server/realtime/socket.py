@@ -36,6 +36,7 @@ class DeviceSocket:
         websocket.scope["headers"] = []
         settings = services.settings
         if self._handshakes >= settings.WS_MAX_HANDSHAKES:
+            services.metrics.handshakes_refused_busy.inc()
             await websocket.close(
                 frames.TRY_AGAIN_LATER, frames.with_retry_hint("server busy", settings.WS_RETRY_SPREAD_S)
             )

@@ -217,6 +217,7 @@ async def test_a_server_with_too_many_hellos_in_progress_sends_the_next_socket_a
             assert refused.code == frames.TRY_AGAIN_LATER
             hint = frames.retry_after(refused.reason)
             assert refused.reason.startswith("server busy") and hint is not None and 0 <= hint <= 2.0
+            assert services.metrics.registry.get_sample_value("ws_handshakes_refused_busy_total") == 1
             await holder.send(json.dumps({"type": "hello", "token": token}))
             assert json.loads(await asyncio.wait_for(holder.recv(), TIMEOUT_S))["type"] == "welcome"
             async with DeviceClient(live.ws, token) as welcomed:
