@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from channels.backend import create_backend
 from persistence.database_url import normalise_database_url
 from server.cli import where
 
@@ -108,6 +109,27 @@ async def prepare_database(env: dict[str, str], *, fresh: bool = False, root: Pa
         if await process.wait():
             raise RuntimeError(f"`python -m server {command}` failed with {process.returncode}")
     print(f"database: {where(normalise_database_url(env['DATABASE_URL']))}", file=sys.stderr)
+
+
+async def forget_broker_state(env: dict[str, str], prefix: str = "kiosk") -> None:
+    """Delete the server's keys from the benchmark's Redis (or cluster), so that a run starts as a new deployment
+    would: no channel history and no principal pinned by an earlier run of the same devices."""
+    if not env.get("REDIS_URL"):
+        return
+    backend = create_backend(env["REDIS_URL"], history_size=1, history_ttl_s=1, prefix=prefix)
+    try:
+        redis = backend.redis
+        assert redis is not None
+        batch: list[str] = []
+        async for key in redis.scan_iter(match=f"{prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) == 1000:
+                await redis.delete(*batch)
+                batch.clear()
+        if batch:
+            await redis.delete(*batch)
+    finally:
+        await backend.close()
 
 
 @dataclass

@@ -41,6 +41,7 @@ from bench.processes import (
     bench_environment,
     cpu_seconds,
     database_of,
+    forget_broker_state,
     pin,
     prepare_database,
     rss_bytes,
@@ -296,6 +297,7 @@ async def run(branches: int) -> str:
     env = bench_environment()
     env["WS_HEARTBEAT_S"] = str(Settings.model_fields["WS_HEARTBEAT_S"].default)
     await prepare_database(env)
+    await forget_broker_state(env)
     settings = Settings(_env_file=None, DATABASE_URL=env["DATABASE_URL"], REDIS_URL=env["REDIS_URL"])
     started = time.monotonic()
     chain = await provision_chain(settings, branches)
