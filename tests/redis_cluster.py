@@ -5,8 +5,9 @@
 
 Each master is a `redis-server` started in `folder` with its own nodes file, so a master
 stopped by pid and started again on its port comes back as the same node with the same
-slots (and, without persistence, none of its keys). Whatever happens inside the block,
-every master is killed when it ends.
+slots (and, without persistence, none of its keys). `move_slot` migrates one slot and its
+keys to another master, as a resharding does. Whatever happens inside the block, every
+master is killed when it ends.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from redis.asyncio import Redis
 
 from tests.cluster import START_TIMEOUT_S, Child
 from tests.live import free_port
@@ -92,6 +95,27 @@ class RedisCluster:
         """Kill `node` by pid (as a crash would) and start it again on its port, then wait for the cluster."""
         await node.kill()
         await node.start()
+        await self.wait_ok()
+
+    async def move_slot(self, slot: int, source: ClusterNodeProcess, target: ClusterNodeProcess) -> None:
+        """Migrate `slot` and its keys from `source` to `target` with the steps `redis-cli --cluster reshard` takes,
+        telling every master the slot's new owner; returns once the cluster is ok."""
+        clients = {node.port: Redis(host="127.0.0.1", port=node.port, decode_responses=True) for node in self.nodes}
+        try:
+            ids = {port: await client.execute_command("CLUSTER", "MYID") for port, client in clients.items()}
+            await clients[target.port].execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source.port])
+            await clients[source.port].execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target.port])
+            while keys := await clients[source.port].execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                await clients[source.port].execute_command(
+                    "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys
+                )
+            # The target first: once the source gives the slot up, a client asking either is sent to the target.
+            others = [port for port in clients if port not in (target.port, source.port)]
+            for port in (target.port, source.port, *others):
+                await clients[port].execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[target.port])
+        finally:
+            for client in clients.values():
+                await client.aclose()
         await self.wait_ok()
 
 

@@ -1,7 +1,8 @@
-"""What only the Redis Cluster broker has: channels on different masters, and a master that restarts.
+"""What only the Redis Cluster broker has: channels on different masters, a master that restarts, a slot that moves.
 
 The broker contract itself runs on the cluster in test_brokers.py; these use the session's
-cluster (tests/redis_cluster.py) under a prefix of their own.
+cluster (tests/redis_cluster.py) under a prefix of their own, but for the one that moves a
+slot, which starts a cluster of its own so that no other test sees the layout change.
 """
 
 from __future__ import annotations
@@ -9,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from redis.crc import key_slot
 from redis.exceptions import RedisError
 
 from channels.brokers.redis_cluster import RedisClusterBroker
 from channels.redis_clients import cluster_client
 from tests.channels.broker_helpers import LIMIT_S, Recorder, publish
-from tests.redis_cluster import ClusterNodeProcess, RedisCluster
+from tests.redis_cluster import ClusterNodeProcess, RedisCluster, running_redis_cluster
 
 # More than the masters, so that some channels surely land on different ones.
 CANDIDATES = [f"branch:{n}:kitchen" for n in range(1, 40)]
@@ -58,6 +61,15 @@ async def instances(redis_cluster: RedisCluster) -> AsyncIterator[Instances]:
     opened = Instances(redis_cluster)
     yield opened
     await opened.close_all()
+
+
+@pytest.fixture
+async def own_instances(tmp_path: Path) -> AsyncIterator[Instances]:
+    """Cluster brokers on a cluster of the test's own, for a test that changes the cluster's layout."""
+    async with running_redis_cluster(tmp_path) as cluster:
+        opened = Instances(cluster)
+        yield opened
+        await opened.close_all()
 
 
 async def test_two_instances_deliver_each_others_events_in_order_across_masters(instances: Instances) -> None:
@@ -111,4 +123,41 @@ async def test_a_restarted_master_loses_no_event_published_once_it_is_back(insta
         assert [d.seq for d in after] == [1, 2, 3, 4, 5]
         assert after[0].epoch != before[0].epoch
         assert [await recorder.next_delivery() for _ in after] == after
+        assert recorder.deliveries.empty()
+
+
+async def test_a_subscribed_channel_follows_its_slot_to_another_master(own_instances: Instances) -> None:
+    """Without this, a device on a channel whose slot moves would get none of its later events, and nothing tells it.
+
+    Once the channel's slot and keys move to another master, the subscriber (not restarted)
+    reports a reconnect; the history moved with the slot and the channel's seq and epoch go
+    on, so the events published meanwhile can be resumed, and every event published after
+    that is delivered live, in order.
+    """
+    async with asyncio.timeout(2 * LIMIT_S):
+        a, _ = await own_instances.open()
+        b, recorder = await own_instances.open()
+        channel = CANDIDATES[0]
+        await b.subscribe(channel)
+        before = [await publish(a, channel, n=n) for n in range(3)]
+        assert [await recorder.next_delivery() for _ in before] == before
+
+        source = await own_instances.master_of(a, channel)
+        target = next(node for node in own_instances.cluster.nodes if node is not source)
+        await own_instances.cluster.move_slot(key_slot(a._state_key(channel).encode()), source, target)
+        meanwhile = [await publish(a, channel, n=n) for n in range(3, 5)]
+        await recorder.wait_reconnected()
+        after = [await publish(a, channel, n=n) for n in range(5, 10)]
+        assert (await own_instances.master_of(a, channel)).port == target.port
+
+        published = before + meanwhile + after
+        assert [d.seq for d in published] == list(range(1, 11))
+        assert {d.epoch for d in published} == {before[0].epoch}
+        assert await b.history(channel, 0, before[0].epoch) == published
+        # Those published before the channel was subscribed again may or may not have come live; the rest must have.
+        received = [await recorder.next_delivery()]
+        while received[-1] != after[-1]:
+            received.append(await recorder.next_delivery())
+        assert received == published[published.index(received[0]) :]
+        assert received[0].seq <= after[0].seq
         assert recorder.deliveries.empty()
