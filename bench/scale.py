@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from bench.backends import PeakBackends
 from bench.chain import STAFF, Chain, provision_chain, sockets_per_branch
 from bench.figures import machine, ms, percentile, table
 from bench.processes import (
@@ -62,6 +63,8 @@ EVENT_RATE = 50.0
 EVENTS_S = 20.0
 STRAGGLE_S = 2.0
 STORM_LIMIT_S = 180.0
+# The server's pool of database connections (DATABASE_POOL_SIZE): a storm must not open more.
+POOL_SIZE = Settings.model_fields["DATABASE_POOL_SIZE"].default
 # The menu's subscribers in a branch: its kiosks and kitchen displays.
 MENU_SOCKETS = 6
 KIB = 1024
@@ -105,6 +108,8 @@ class Storm:
     resumed: int
     attempts: int
     restart_s: float | None = None
+    # The most connections the database had open at once meanwhile.
+    database_connections: int = 0
 
 
 # -- the phases ------------------------------------------------------------------------------
@@ -194,11 +199,12 @@ async def storm(
     cpu = cpu_seconds(server.pid) if restart is None else 0.0
     tasks = [asyncio.create_task(rejoin(url, f, rng)) for f in followers]
     restart_s = None
-    if restart is not None:
-        server = await restart()
-        restart_s = time.monotonic() - started
-        cpu = cpu_seconds(server.pid)
-    _, pending = await asyncio.wait(tasks, timeout=STORM_LIMIT_S)
+    async with PeakBackends(*database_of(bench_environment())) as backends:
+        if restart is not None:
+            server = await restart()
+            restart_s = time.monotonic() - started
+            cpu = cpu_seconds(server.pid)
+        _, pending = await asyncio.wait(tasks, timeout=STORM_LIMIT_S)
     for task in pending:
         task.cancel()
     cpu_s = cpu_seconds(server.pid) - cpu
@@ -214,6 +220,7 @@ async def storm(
         sum(f.resumed for f in followers),
         sum(f.attempts for f in followers),
         restart_s,
+        backends.most,
     )
     return figures, server
 
@@ -284,6 +291,12 @@ def storm_table(result: Storm) -> str:
         ["server CPU per resumed connect", f"{per_cpu * 1000:.2f} ms", "≤ 1 ms", verdict(per_cpu <= 0.001)],
         ["database transactions per resumed connect", f"{per_xact:.2f}", "0", verdict(result.transactions == 0)],
         ["channels resumed", f"{result.resumed:,}", "", ""],
+        [
+            "database connections open at most",
+            f"{result.database_connections}",
+            f"≤ {POOL_SIZE} (the pool)",
+            verdict(result.database_connections <= POOL_SIZE),
+        ],
         ["gaps", f"{result.gaps}", "0", verdict(result.gaps == 0)],
     ]
     return table([result.name, "figure", "target", "met"], rows)
