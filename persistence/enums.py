@@ -70,3 +70,10 @@ class DeliveryStatus(enum.StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"
+
+
+class ServiceMode(enum.StrEnum):
+    """How the customer takes the order: it decides the tax rate of what is in it."""
+
+    EAT_IN = "eat_in"
+    TAKEAWAY = "takeaway"

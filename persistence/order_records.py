@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import deadlines
 from persistence.base import table
-from persistence.enums import DeadlineKind, OrderStatus
+from persistence.enums import DeadlineKind, OrderStatus, ServiceMode
 from persistence.prepared import Prepared
 from persistence.tables import Order, OrderLine
 
@@ -38,6 +38,7 @@ class OrderLineRecord:
     unit_price: int
     options: list[dict[str, Any]]
     line_total: int
+    tax_rate_bp: int | None
 
 
 @dataclass(slots=True)
@@ -54,9 +55,11 @@ class OrderRecord:
     business_date: date
     status: OrderStatus
     currency: str
+    service_mode: ServiceMode
     subtotal: int
     tax: int
     total: int
+    taxes: list[dict[str, Any]]
     paid_at: datetime | None
     started_at: datetime | None
     ready_at: datetime | None

@@ -1,6 +1,14 @@
 """Every mapped table, imported here so that `Base.metadata` knows them all."""
 
-from persistence.tables.menu import CatalogueVersion, Category, Item, ItemAvailability, OptionChoice, OptionGroup
+from persistence.tables.menu import (
+    CatalogueVersion,
+    Category,
+    Item,
+    ItemAvailability,
+    OptionChoice,
+    OptionGroup,
+    TaxCategory,
+)
 from persistence.tables.orders import Cart, CartLine, Order, OrderLine, OrderNumber, Payment
 from persistence.tables.people import Branch, Device, KnownCustomer, Role, Session, User
 from persistence.tables.reliability import CommandLogEntry, Deadline, OutboxEvent, PosDelivery, WebhookEvent
@@ -27,6 +35,7 @@ __all__ = [
     "PosDelivery",
     "Role",
     "Session",
+    "TaxCategory",
     "User",
     "WebhookEvent",
 ]

@@ -1,6 +1,6 @@
 """The menu: categories, items with option groups and choices, and per-branch stock.
 
-Categories and items are the chain's catalogue; `items_live_available` says which items
+Categories and items are the chain's catalogue, each item of a tax category; `items_live_available` says which items
 a branch offers, whether they are on (not 86'd) and how many are left. `catalogue_version`
 counts the catalogue's changes, so that a process can keep a copy of it
 (server/orders/catalogue.py).
@@ -14,6 +14,15 @@ from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from persistence.base import Base, Timestamps, UTCDateTime, utcnow
+
+
+class TaxCategory(Timestamps, Base):
+    """What kind of goods an item is for tax (food, drinks, alcohol): each branch rates it per service mode."""
+
+    __tablename__ = "tax_categories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
 
 
 class Category(Timestamps, Base):
@@ -38,6 +47,8 @@ class Item(Timestamps, Base):
     description: Mapped[str | None] = mapped_column(String(1000))
     image_url: Mapped[str | None] = mapped_column(String(1000))
     price: Mapped[int]
+    # None: taxed at its branch's default rate.
+    tax_category_id: Mapped[int | None] = mapped_column(ForeignKey("tax_categories.id"), index=True)
     position: Mapped[int] = mapped_column(default=0)
     # Soft delete: orders keep pointing at removed items.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -9,7 +9,7 @@ from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from persistence.base import Base, Json, Timestamps, UTCDateTime, Versioned, str_enum
-from persistence.enums import CartStatus, OrderStatus, PaymentMethod, PaymentStatus
+from persistence.enums import CartStatus, OrderStatus, PaymentMethod, PaymentStatus, ServiceMode
 
 if TYPE_CHECKING:
     pass
@@ -27,6 +27,7 @@ class Cart(Versioned, Timestamps, Base):
     # The phone typed at the kiosk, kept even when it matches no known customer.
     customer_phone: Mapped[str | None] = mapped_column(String(20))
     status: Mapped[CartStatus] = mapped_column(str_enum(CartStatus, "cart_status"), default=CartStatus.OPEN)
+    service_mode: Mapped[ServiceMode] = mapped_column(str_enum(ServiceMode, "service_mode"), default=ServiceMode.EAT_IN)
 
     lines: Mapped[list[CartLine]] = relationship(order_by="CartLine.id", cascade="all, delete-orphan", lazy="selectin")
 
@@ -83,9 +84,12 @@ class Order(Versioned, Timestamps, Base):
     business_date: Mapped[date] = mapped_column(Date())
     status: Mapped[OrderStatus] = mapped_column(str_enum(OrderStatus, "order_status"))
     currency: Mapped[str] = mapped_column(String(3))
+    service_mode: Mapped[ServiceMode] = mapped_column(str_enum(ServiceMode, "service_mode"), default=ServiceMode.EAT_IN)
     subtotal: Mapped[int]
     tax: Mapped[int]
     total: Mapped[int]
+    # [{"rate_bp", "net", "tax", "total"}], one per rate its lines were taxed at, lowest rate first.
+    taxes: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -120,6 +124,8 @@ class OrderLine(Base):
     # [{"choice_id", "group_id", "group", "name", "price_delta"}] as chosen and priced at placement.
     options: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
     line_total: Mapped[int]
+    # The tax rate the line was charged at (None for orders placed before rates per line).
+    tax_rate_bp: Mapped[int | None]
 
     __table_args__ = (CheckConstraint("qty > 0", name="qty_positive"),)
 

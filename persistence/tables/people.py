@@ -23,6 +23,11 @@ class Branch(Timestamps, Base):
     timezone: Mapped[str] = mapped_column(String(64))
     # Prices include tax; the rate (basis points) only splits the tax out on receipts.
     tax_rate_bp: Mapped[int] = mapped_column(default=0)
+    # The service modes its kiosks offer, the first one the default of a new cart.
+    service_modes: Mapped[list[str]] = mapped_column(Json, default=lambda: ["eat_in", "takeaway"])
+    # [{"tax_category_id", "service_mode", "rate_bp"}]: the rate of each tax category in each mode; an item without
+    # a category, or of one without a rate here, is taxed at `tax_rate_bp`.
+    tax_rates: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
     address: Mapped[str | None] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(default=True)
 

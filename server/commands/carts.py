@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, select
 
 from channels import names
 from persistence.base import table
-from persistence.enums import CartStatus, DeviceKind
+from persistence.enums import CartStatus, DeviceKind, ServiceMode
 from persistence.prepared import Prepared
 from persistence.tables import KnownCustomer
 from server.commands.router import CommandContext, CommandRegistry, Who
@@ -37,9 +37,18 @@ Phone = Annotated[str, Field(min_length=1, max_length=32)]
 
 
 class CreateCart(Input):
-    """`cart.create`: optionally the customer's phone (a known customer's)."""
+    """`cart.create`: optionally the customer's phone (a known customer's) and the service mode (left out: the
+    branch's first)."""
 
     customer_phone: Phone | None = None
+    service_mode: ServiceMode | None = None
+
+
+class SetServiceMode(Input):
+    """`cart.set_service_mode`: eat in or take away, as the branch offers them; the cart is priced again."""
+
+    cart_id: RowId
+    service_mode: ServiceMode
 
 
 class AddToCart(Input):
@@ -80,6 +89,7 @@ async def open_cart(
     change: bool = True,
     customer: cart_rows.Customer | None = None,
     adding: int | None = None,
+    service_mode: ServiceMode | None = None,
 ) -> CartRecord:
     """The sender's cart `cart_id`, still open, locked with its lines; `not_found` for anyone else's, `conflict` once
     ordered or expired.
@@ -88,7 +98,9 @@ async def open_cart(
     phone attached, or none with `NO_CUSTOMER`). A refusal rolls it back with the rest of the command. `adding`: an
     item about to be added, whose level is read with the lines' items'.
     """
-    cart = await cart_rows.lock_cart(ctx.session, cart_id, ctx.now() if change else None, customer, adding)
+    cart = await cart_rows.lock_cart(
+        ctx.session, cart_id, ctx.now() if change else None, customer, adding, service_mode
+    )
     if cart is None or cart.device_id != ctx.principal.id:
         raise ApiError("not_found", f"no cart {cart_id}", {"cart_id": cart_id})
     if cart.status != CartStatus.OPEN:
@@ -158,10 +170,39 @@ async def create_cart(ctx: CommandContext, data: CreateCart) -> dict[str, Any]:
     if data.customer_phone is not None:
         phone, customer = await _customer(ctx, data.customer_phone, "customer_phone")
         customer_id = customer.id
+    mode = data.service_mode or ServiceMode.EAT_IN
     cart = await cart_rows.create_cart(
-        ctx.session, ctx.principal.branch_id, ctx.principal.id, ctx.now(), customer_id, phone
+        ctx.session, ctx.principal.branch_id, ctx.principal.id, ctx.now(), customer_id, phone, service_mode=mode
     )
+    if data.service_mode is not None:
+        _require_offered(cart, data.service_mode)
+    elif cart.service_mode != cart.service_modes[0]:
+        # The branch's own default is not eat-in: the cart takes it (a branch without eat-in, say).
+        cart = await open_cart(ctx, cart.id, service_mode=ServiceMode(cart.service_modes[0]))
     return await changed(ctx, cart)
+
+
+@registry.command(
+    "cart.set_service_mode",
+    SetServiceMode,
+    who=KIOSKS,
+    summary="Eat in or take away: set a cart's service mode",
+    reply=CartView,
+    errors=("not_found", "conflict", "invalid"),
+)
+async def set_service_mode(ctx: CommandContext, data: SetServiceMode) -> dict[str, Any]:
+    """Set the cart's service mode, one the branch offers; its lines are taxed at that mode's rates from now on."""
+    cart = await open_cart(ctx, data.cart_id, service_mode=data.service_mode)
+    _require_offered(cart, data.service_mode)
+    return await changed(ctx, cart)
+
+
+def _require_offered(cart: CartRecord, mode: ServiceMode) -> None:
+    # After the write, which a refusal rolls back: the branch's modes come with the cart's own statement.
+    if mode not in cart.service_modes:
+        message = f"this branch offers {', '.join(cart.service_modes)}, not {mode.value}"
+        error = {"field": "service_mode", "message": message, "type": "service_mode"}
+        raise ApiError("invalid", message, {"errors": [error], "service_modes": cart.service_modes})
 
 
 @registry.command(

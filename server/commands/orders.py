@@ -34,6 +34,7 @@ from server.orders.order_changes import conflict, lock_order, mark_order_paid, m
 from server.orders.order_inserts import NewLine
 from server.payloads.menu import stock_changed
 from server.payloads.order import OrderView, announce, order_data
+from server.payloads.taxes import stored_taxes
 from server.validation import INT32_MAX, Input, RowId
 
 registry = CommandRegistry()
@@ -156,14 +157,24 @@ async def _create(ctx: CommandContext, cart: CartRecord, priced: PricedCart) -> 
         "customer_name": cart.customer_name,
         "status": OrderStatus.AWAITING_PAYMENT,
         "currency": cart.currency,
+        "service_mode": cart.service_mode,
         "subtotal": totals.subtotal,
         "tax": totals.tax,
         "total": totals.total,
+        "taxes": stored_taxes(totals),
         **dict.fromkeys(("paid_at", "started_at", "ready_at", "completed_at", "cancelled_at", "refunded_at"), None),
         "cancel_reason": None,
     }
     lines = [
-        NewLine(line.line.item_id, line.name, line.line.qty, line.unit_price, line.options(), line.line_total)
+        NewLine(
+            line.line.item_id,
+            line.name,
+            line.line.qty,
+            line.unit_price,
+            line.options(),
+            line.line_total,
+            line.tax_rate_bp,
+        )
         for line in priced.lines
     ]
     due = now + timedelta(seconds=ctx.settings.ORDER_PAYMENT_TIMEOUT_S)

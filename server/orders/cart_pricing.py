@@ -22,6 +22,7 @@ from server.domain.options import Chosen, Group, InvalidOptions, choose
 from server.orders.cart_rows import CartLineRecord, CartRecord
 from server.orders.catalogue import CatalogueItem, catalogue_of
 from server.payloads.cart import CartCustomer, CartLineProblem, CartLineView, CartView, ChosenOption, ProblemCode
+from server.payloads.taxes import taxes_view
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Offer:
     offered: bool
     available: bool
     stock: int | None
+    tax_category_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class PricedLine:
     unit_price: int
     line_total: int
     problem: LineProblem | None
+    # The rate its total is taxed at: its item's tax category's in the cart's service mode.
+    tax_rate_bp: int = 0
 
     def chosen_options(self) -> list[ChosenOption]:
         """The chosen options, in the order they were picked."""
@@ -86,6 +90,7 @@ class PricedLine:
             options=self.chosen_options(),
             unit_price=self.unit_price,
             line_total=self.line_total,
+            tax_rate_bp=self.tax_rate_bp,
             problem=None if problem is None else CartLineProblem(code=problem.code, message=problem.message),
         )
 
@@ -110,14 +115,17 @@ def _offer(item: CatalogueItem, level: Level | None) -> Offer:
         offered,
         offered and level is not None and level.available,
         None if level is None else level.stock,
+        item.tax_category_id,
     )
 
 
-def price_line(line: CartLineRecord, offer: Offer | None, qty_in_cart: int) -> PricedLine:
-    """Price one line; `qty_in_cart` is how many of its item the whole cart holds (for the stock check)."""
+def price_line(line: CartLineRecord, offer: Offer | None, qty_in_cart: int, tax_rate_bp: int = 0) -> PricedLine:
+    """Price one line, taxed at `tax_rate_bp`; `qty_in_cart` is how many of its item the whole cart holds (for the
+    stock check)."""
     if offer is None:
         # The item row itself is gone (never happens with soft deletes, but carts must not break on it).
-        return PricedLine(line, f"item {line.item_id}", 0, [], 0, 0, LineProblem("removed", "no longer on the menu"))
+        removed = LineProblem("removed", "no longer on the menu")
+        return PricedLine(line, f"item {line.item_id}", 0, [], 0, 0, removed, tax_rate_bp)
     problem: LineProblem | None = None
     try:
         chosen = choose(offer.groups, line.choice_ids)
@@ -132,12 +140,13 @@ def price_line(line: CartLineRecord, offer: Offer | None, qty_in_cart: int) -> P
     elif problem is None and offer.stock is not None and offer.stock < qty_in_cart:
         # Not over an options problem: order.place refuses those lines, and must not place them without options.
         problem = LineProblem("out_of_stock", f"only {offer.stock} {offer.name} left")
-    return PricedLine(line, offer.name, offer.price, chosen, unit, pricing.line_total(unit, line.qty), problem)
+    total = pricing.line_total(unit, line.qty)
+    return PricedLine(line, offer.name, offer.price, chosen, unit, total, problem, tax_rate_bp)
 
 
 @dataclass(frozen=True)
 class PricedCart:
-    """A cart priced line by line, with its totals at the branch's tax rate."""
+    """A cart priced line by line, with its totals at the branch's tax rates for the cart's service mode."""
 
     cart: CartRecord
     lines: list[PricedLine]
@@ -160,6 +169,7 @@ class PricedCart:
             branch_id=cart.branch_id,
             device_id=cart.device_id,
             currency=cart.currency,
+            service_mode=cart.service_mode,
             customer_phone=cart.customer_phone,
             customer=(
                 None
@@ -169,6 +179,7 @@ class PricedCart:
             lines=[line.view() for line in self.lines],
             subtotal=self.totals.subtotal,
             tax=self.totals.tax,
+            taxes=taxes_view(self.totals),
             total=self.totals.total,
             updated_at=cart.updated_at,
             expires_at=cart.updated_at + idle_timeout,
@@ -192,9 +203,13 @@ async def price_cart(session: AsyncSession, cart: CartRecord, loaded: dict[int, 
     """
     wanted = quantities(cart.lines)
     found = loaded if loaded is not None and wanted.keys() <= loaded.keys() else await offers(session, cart, wanted)
-    lines = [price_line(line, found.get(line.item_id), wanted[line.item_id]) for line in cart.lines]
+    lines = []
+    for line in cart.lines:
+        offer = found.get(line.item_id)
+        rate = cart.tax_rate_of(offer.tax_category_id if offer is not None else None)
+        lines.append(price_line(line, offer, wanted[line.item_id], rate))
     if cart.status != CartStatus.OPEN:
         # An ordered cart took its stock with it; only open carts can still run into problems.
         lines = [replace(line, problem=None) for line in lines]
-    totals = pricing.totals((line.line_total for line in lines), cart.tax_rate_bp)
+    totals = pricing.totals((line.line_total, line.tax_rate_bp) for line in lines)
     return PricedCart(cart, lines, totals, found)

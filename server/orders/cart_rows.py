@@ -2,7 +2,7 @@
 
 A cart command reads one cart, changes a line or two and prices the cart: work that does
 not need tracked ORM objects. A `CartRecord` holds the cart's columns, what pricing needs of
-its branch (currency, tax rate, time zone), of its known customer (the name) and the
+its branch (currency, tax rates, service modes, time zone), of its known customer (the name) and the
 catalogue's version (server/orders/catalogue.py), read in the cart's own statement; and its
 lines with how the branch offers their items now (on or 86'd, stock), read after the cart
 is locked.
@@ -22,7 +22,7 @@ from sqlalchemy import Column, ColumnElement, bindparam, delete, insert, literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.base import table
-from persistence.enums import CartStatus
+from persistence.enums import CartStatus, ServiceMode
 from persistence.prepared import Prepared
 from persistence.stock import Level
 from persistence.tables import Branch, Cart, CartLine, ItemAvailability, KnownCustomer
@@ -55,8 +55,11 @@ class CartRecord:
     customer_id: int | None
     customer_phone: str | None
     updated_at: datetime
+    service_mode: ServiceMode
     currency: str  # the branch's
-    tax_rate_bp: int  # the branch's
+    tax_rate_bp: int  # the branch's default rate
+    tax_rates: list[dict[str, Any]]  # the branch's, per tax category and service mode (persistence/tables/people.py)
+    service_modes: list[str]  # the branch's, its default first
     timezone: str  # the branch's
     customer_name: str | None  # the known customer's, when one is attached
     catalogue_version: int  # as this transaction read it with the cart
@@ -64,6 +67,14 @@ class CartRecord:
     # How the branch offers the lines' items (and the item a command is about to add): an item it does not offer
     # has no level.
     levels: dict[int, Level]
+
+    def tax_rate_of(self, tax_category_id: int | None) -> int:
+        """The rate (basis points) of an item of this tax category in the cart's service mode: the branch's rate
+        for both, or its default rate."""
+        for rate in self.tax_rates:
+            if rate["tax_category_id"] == tax_category_id and rate["service_mode"] == self.service_mode:
+                return int(rate["rate_bp"])
+        return self.tax_rate_bp
 
 
 def _looked_up(column: Column[Any], key: str, name: str) -> ColumnElement[Any]:
@@ -86,8 +97,11 @@ CART_COLUMNS: tuple[ColumnElement[Any], ...] = (
     _CART.customer_id,
     _CART.customer_phone,
     _CART.updated_at,
+    _CART.service_mode,
     _looked_up(_BRANCH.currency, "branch_id", "currency"),
     _looked_up(_BRANCH.tax_rate_bp, "branch_id", "tax_rate_bp"),
+    _looked_up(_BRANCH.tax_rates, "branch_id", "tax_rates"),
+    _looked_up(_BRANCH.service_modes, "branch_id", "service_modes"),
     _looked_up(_BRANCH.timezone, "branch_id", "timezone"),
     _looked_up(_CUSTOMER.name, "customer_id", "customer_name"),
     catalogue.CURRENT_VERSION,
@@ -101,6 +115,7 @@ _CREATE = Prepared(
         device_id=bindparam("device_id"),
         customer_id=bindparam("customer_id"),
         customer_phone=bindparam("customer_phone"),
+        service_mode=bindparam("service_mode"),
         status=CartStatus.OPEN,
         version=1,
         created_at=bindparam("now"),
@@ -113,6 +128,12 @@ _LOCK = Prepared(select(*CART_COLUMNS).where(_BY_ID).with_for_update(of=CARTS))
 # Locks the cart by changing it: a command that changes the cart whatever else it does (or is rolled back) saves
 # the separate UPDATE that would raise its version. Unconditional, so a refused cart still comes back to say why.
 _TOUCH = Prepared(update(CARTS).where(_BY_ID).values(updated_at=bindparam("now")).returning(*CART_COLUMNS))
+_TOUCH_MODE = Prepared(
+    update(CARTS)
+    .where(_BY_ID)
+    .values(updated_at=bindparam("now"), service_mode=bindparam("service_mode"))
+    .returning(*CART_COLUMNS)
+)
 _TOUCH_CUSTOMER = Prepared(
     update(CARTS)
     .where(_BY_ID)
@@ -185,8 +206,11 @@ def _record(row: Any, lines: list[CartLineRecord], levels: dict[int, Level]) -> 
         row.customer_id,
         row.customer_phone,
         row.updated_at,
+        ServiceMode(row.service_mode),
         row.currency,
         row.tax_rate_bp,
+        row.tax_rates,
+        row.service_modes,
         row.timezone,
         row.customer_name,
         row.catalogue_version,
@@ -202,6 +226,8 @@ async def create_cart(
     now: datetime,
     customer_id: int | None = None,
     customer_phone: str | None = None,
+    *,
+    service_mode: ServiceMode = ServiceMode.EAT_IN,
 ) -> CartRecord:
     """A new open cart without lines."""
     row = await _CREATE.first(
@@ -211,6 +237,7 @@ async def create_cart(
             "device_id": device_id,
             "customer_id": customer_id,
             "customer_phone": customer_phone,
+            "service_mode": service_mode,
             "now": now,
         },
     )
@@ -227,17 +254,20 @@ async def lock_cart(
     now: datetime | None = None,
     customer: Customer | None = None,
     also: int | None = None,
+    service_mode: ServiceMode | None = None,
 ) -> CartRecord | None:
     """The cart with its lines and their items' levels (and item `also`'s), locked until commit; None when there is
     no such cart.
 
     With `now`, the lock is the cart's change: `updated_at` set to it (and, with `customer`, its id and phone
-    attached, or taken off with `NO_CUSTOMER`), its version raised. The lines are read after the lock, in a statement
-    of their own: on PostgreSQL a read that waited for the lock sees the cart as committed but, in the same
-    statement, the lines as they were before it waited.
+    attached, or taken off with `NO_CUSTOMER`; or, with `service_mode`, that mode set), its version raised. The
+    lines are read after the lock, in a statement of their own: on PostgreSQL a read that waited for the lock sees
+    the cart as committed but, in the same statement, the lines as they were before it waited.
     """
     if now is None:
         row = await _LOCK.first(session, {"cart_id": cart_id})
+    elif service_mode is not None:
+        row = await _TOUCH_MODE.first(session, {"cart_id": cart_id, "now": now, "service_mode": service_mode})
     elif customer is None:
         row = await _TOUCH.first(session, {"cart_id": cart_id, "now": now})
     else:

@@ -32,14 +32,15 @@ from server.domain.options import Choice, Group
 
 @dataclass(frozen=True)
 class CatalogueItem:
-    """An item of the catalogue: its name, price and option groups, and whether it (and its category) is not
-    deleted."""
+    """An item of the catalogue: its name, price and option groups, whether it (and its category) is not deleted,
+    and its tax category (None: its branch's default rate)."""
 
     item_id: int
     name: str
     price: int
     groups: tuple[Group, ...]
     on_menu: bool
+    tax_category_id: int | None = None
 
 
 # The version as a column of the statements that read a cart (0 before the first change). Written out, like the
@@ -62,6 +63,7 @@ def _read(count: int) -> Prepared:
             _ITEM.id,
             _ITEM.name,
             _ITEM.price,
+            _ITEM.tax_category_id,
             _ITEM.deleted_at,
             _CATEGORY.deleted_at.label("category_deleted_at"),
             _GROUP.id.label("group_id"),
@@ -110,6 +112,7 @@ async def read_items(session: AsyncSession, item_ids: Iterable[int]) -> dict[int
                 for g in groups.values()
             ),
             first.deleted_at is None and first.category_deleted_at is None,
+            first.tax_category_id,
         )
     return found
 

@@ -41,7 +41,7 @@ from server.orders.cart_rows import CartRecord
 _ORDERS, _LINES, _DEADLINES = table(Order), table(OrderLine), table(Deadline)
 _ORDER_NAMES = tuple(f.name for f in fields(OrderRecord) if f.name != "lines")
 _ORDER_COLUMNS = tuple(_ORDERS.c[name] for name in _ORDER_NAMES)
-_LINE_NAMES = ("item_id", "name", "qty", "unit_price", "options", "line_total")  # given; id and order_id are not
+_LINE_NAMES = ("item_id", "name", "qty", "unit_price", "options", "line_total", "tax_rate_bp")  # not id, order_id
 _LINE_COLUMNS = tuple(_LINES.c[f.name] for f in fields(OrderLineRecord))
 
 
@@ -55,6 +55,7 @@ class NewLine:
     unit_price: int
     options: list[dict[str, Any]]
     line_total: int
+    tax_rate_bp: int
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from persistence.enums import CartStatus
+from persistence.enums import CartStatus, ServiceMode
 from server.payloads.moment import Moment
+from server.payloads.taxes import RateTaxView
 
 
 class ChosenOption(BaseModel):
@@ -52,6 +53,7 @@ class CartLineView(BaseModel):
     options: list[ChosenOption]
     unit_price: int
     line_total: int = Field(description="unit_price × qty")
+    tax_rate_bp: int = Field(description="the rate the line is taxed at, in basis points, in the cart's service mode")
     problem: CartLineProblem | None
 
 
@@ -75,11 +77,13 @@ class CartView(BaseModel):
     branch_id: int
     device_id: int
     currency: str
+    service_mode: ServiceMode = Field(description="eat in or take away: decides the lines' tax rates")
     customer_phone: str | None = Field(description="the phone attached to the cart, normalised")
     customer: CartCustomer | None
     lines: list[CartLineView]
     subtotal: int = Field(description="total minus tax: the net amount")
     tax: int
+    taxes: list[RateTaxView] = Field(description="the tax per rate, lowest rate first")
     total: int = Field(description="the sum of the line totals: what the customer pays")
     updated_at: Moment
     expires_at: Moment = Field(description="when the cart idles out unless it changes before")

@@ -23,11 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from channels import names
 from channels.unit_of_work import Emit
 from persistence.base import flushed
-from persistence.enums import OrderStatus
+from persistence.enums import OrderStatus, ServiceMode
 from persistence.order_records import OrderRecord
 from persistence.tables import Order
 from server.payloads.cart import ChosenOption
 from server.payloads.moment import Moment
+from server.payloads.taxes import RateTaxView
 
 BoardColumn = Literal["preparing", "ready"]
 
@@ -47,6 +48,7 @@ class OrderLineView(BaseModel):
     unit_price: int
     options: list[ChosenOption]
     line_total: int
+    tax_rate_bp: int | None = Field(description="the rate the line was taxed at; null on orders from before rates")
 
 
 class OrderView(BaseModel):
@@ -64,8 +66,10 @@ class OrderView(BaseModel):
     cart_id: int | None
     customer_name: str | None
     currency: str
+    service_mode: ServiceMode = Field(description="eat in or take away, as the cart was placed")
     subtotal: int
     tax: int
+    taxes: list[RateTaxView] = Field(description="the tax per rate, lowest rate first")
     total: int
     lines: list[OrderLineView]
     created_at: Moment
