@@ -8,7 +8,7 @@ branch's one rate, as before), and old order lines have no rate.
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-12-08 00:00:00
+Create Date: 2026-12-07 00:00:00
 """
 
 from __future__ import annotations
