@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence.enums import ServiceMode
 from persistence.tables import Branch, Category, Item, ItemAvailability
 
 
@@ -76,6 +77,7 @@ class MenuSnapshot(BaseModel):
 
     branch_id: int
     currency: str | None
+    service_modes: list[ServiceMode] = Field(description="eat in, take away: what the branch offers, default first")
     categories: list[MenuCategory]
 
 
@@ -130,6 +132,7 @@ async def branch_menu(session: AsyncSession, branch_id: int) -> dict[str, Any]:
     return {
         "branch_id": branch_id,
         "currency": branch.currency if branch else None,
+        "service_modes": branch.service_modes if branch else [],
         "categories": [
             {"id": c.id, "name": c.name, "position": c.position, "items": items_by_category[c.id]}
             for c in categories

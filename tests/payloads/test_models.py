@@ -16,7 +16,7 @@ from sqlalchemy import select
 from channels import names
 from channels.names import parse
 from persistence.base import utcnow
-from persistence.enums import OrderStatus, PaymentMethod, PaymentStatus
+from persistence.enums import OrderStatus, PaymentMethod, PaymentStatus, ServiceMode
 from persistence.tables import Order, OrderLine, OutboxEvent, Payment
 from server import payloads
 from server.api.asyncapi_schemas import CHANNEL_EVENTS, EVENT_DATA
@@ -66,7 +66,7 @@ def test_every_payload_model_forbids_extra_fields() -> None:
 
 def _order(status: OrderStatus) -> Order:
     """An order in memory with one line, as payloads.order reads it."""
-    line = OrderLine(id=5, item_id=3, name="Cola", qty=1, unit_price=300, options=[], line_total=300)
+    line = OrderLine(id=5, item_id=3, name="Cola", qty=1, unit_price=300, options=[], line_total=300, tax_rate_bp=1900)
     return Order(
         id=1,
         version=1,
@@ -78,8 +78,10 @@ def _order(status: OrderStatus) -> Order:
         cart_id=4,
         customer_name=None,
         currency="EUR",
+        service_mode=ServiceMode.EAT_IN,
         subtotal=252,
         tax=48,
+        taxes=[{"rate_bp": 1900, "net": 252, "tax": 48, "total": 300}],
         total=300,
         lines=[line],
         created_at=utcnow(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -249,3 +250,54 @@ async def test_the_catalogue_version_is_raised_by_triggers_at_0005_and_gone_with
             assert "catalogue_version" not in await connection.run_sync(_tables)
     finally:
         await engine.dispose()
+
+
+async def test_at_0006_existing_rows_are_eat_in_and_the_catalogue_triggers_still_run(fresh_url: str) -> None:
+    """Made at 0005: a branch offers both modes with no rates of its own and its cart is eat-in at 0006; an item's
+    change still raises the catalogue's version (the columns were added in place, not by copying the tables); back
+    at 0005 the rows stay."""
+    await migrate.upgrade(fresh_url, "0005")
+    branches = sa.table("branches", *(sa.column(name) for name in ("id", "name", "currency", "timezone")))
+    carts = sa.table("carts", *(sa.column(name) for name in ("id", "branch_id", "device_id", "status", "version")))
+    items = sa.table("items_live", *(sa.column(name) for name in ("id", "category_id", "name", "price", "position")))
+    categories = sa.table("categories", sa.column("id"), sa.column("name"), sa.column("position"))
+    version = sa.table("catalogue_version", sa.column("version"))
+    engine = create_engine(fresh_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO branches (id, name, currency, timezone, tax_rate_bp, is_active)"
+                    " VALUES (1, 'Mitte', 'EUR', 'UTC', 1900, true)"
+                )
+            )
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO devices (id, branch_id, kind, name, secret_hash, secret_version, is_active, info)"
+                    " VALUES (1, 1, 'kiosk', 'k', 'x', 1, true, '{}')"
+                )
+            )
+            await connection.execute(carts.insert().values(id=1, branch_id=1, device_id=1, status="open", version=1))
+            await connection.execute(categories.insert().values(id=1, name="Mains", position=0))
+        await migrate.upgrade(fresh_url)
+        async with engine.begin() as connection:
+            cart_modes = sa.text("SELECT service_mode FROM carts")
+            assert (await connection.execute(cart_modes)).scalars().all() == ["eat_in"]
+            branch = sa.text("SELECT service_modes, tax_rates FROM branches")
+            modes, rates = (await connection.execute(branch)).one()
+            assert (_json(modes), _json(rates)) == (["eat_in", "takeaway"], [])
+            before = (await connection.execute(sa.select(version.c.version))).scalar_one()
+            await connection.execute(items.insert().values(id=1, category_id=1, name="Burger", price=900, position=0))
+            assert (await connection.execute(sa.select(version.c.version))).scalar_one() == before + 1
+        await migrate.downgrade(fresh_url, "0005")
+        async with engine.connect() as connection:
+            assert (await connection.execute(sa.select(carts.c.id, carts.c.status))).all() == [(1, "open")]
+            assert (await connection.execute(sa.select(branches.c.name))).scalars().all() == ["Mitte"]
+            assert (await connection.execute(sa.select(items.c.name))).scalars().all() == ["Burger"]
+    finally:
+        await engine.dispose()
+
+
+def _json(value: Any) -> Any:
+    """A JSON column's value as read without its type: text on SQLite, already parsed on PostgreSQL."""
+    return json.loads(value) if isinstance(value, str) else value
