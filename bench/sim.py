@@ -124,6 +124,8 @@ class Simulation:
         # that lands as a frame arrives, and a listener that only watched its cancellation would go on forever.
         self.finished = False
         self.menu: list[dict[str, Any]] = []
+        # The branch's service modes: each cart is eaten in or taken away at random, as customers choose.
+        self.service_modes: list[str] = []
         self.approved_at: dict[int, float] = {}
         self.ready_at: dict[int, float] = {}
         self.payments: dict[int, Outcomes] = {}
@@ -215,7 +217,8 @@ class Simulation:
         while self._more_orders() and not client.closed.is_set():
             self.tally.placed += 1  # counted before the reply, so --orders is never overshot
             try:
-                cart = await client.command("cart.create", timeout=REPLY_TIMEOUT_S)
+                mode = {"service_mode": self.rng.choice(self.service_modes)} if self.service_modes else {}
+                cart = await client.command("cart.create", mode, timeout=REPLY_TIMEOUT_S)
                 for line in self._lines():
                     await client.command("cart.add", {"cart_id": cart["id"], **line}, timeout=REPLY_TIMEOUT_S)
                 sent = time.monotonic()
@@ -413,6 +416,7 @@ class Simulation:
         kiosks, terminals, kitchens, boards = await self._connect_all()
         menu = await kiosks[0].command("menu.get")
         self.menu = [item for category in menu["categories"] for item in category["items"] if item["orderable"]]
+        self.service_modes = list(menu["service_modes"])
         if not self.menu:
             raise CommandError("the simulator's branch sells nothing orderable")
         for kiosk, device in zip(kiosks, self.fleet.kiosks, strict=True):

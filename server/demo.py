@@ -18,8 +18,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.database import Database
-from persistence.enums import DeviceKind
-from persistence.tables import Branch, Category, Device, Item, ItemAvailability, OptionChoice, OptionGroup, User
+from persistence.enums import DeviceKind, ServiceMode
+from persistence.tables import (
+    Branch,
+    Category,
+    Device,
+    Item,
+    ItemAvailability,
+    OptionChoice,
+    OptionGroup,
+    TaxCategory,
+    User,
+)
 from server.auth.passwords import generate_secret, hash_secret
 from server.auth.permissions import ADMIN_ROLE
 from server.auth.roles import ensure_default_roles
@@ -124,6 +134,14 @@ DEMO_MENU: tuple[tuple[str, tuple[DemoItem, ...]], ...] = (
     ),
 )
 
+# Each menu category's tax category, and the branch's rates per tax category and service mode: a German restaurant's
+# food is taxed at 19 % eaten in and 7 % taken away, its drinks at 19 % either way.
+DEMO_TAX_CATEGORY = {"Burgers": "food", "Sides": "food", "Drinks": "drinks"}
+DEMO_TAX_RATES: dict[str, dict[ServiceMode, int]] = {
+    "food": {ServiceMode.EAT_IN: 1900, ServiceMode.TAKEAWAY: 700},
+    "drinks": {ServiceMode.EAT_IN: 1900, ServiceMode.TAKEAWAY: 1900},
+}
+
 # (kind, name) in the order they are created and listed.
 DEMO_DEVICES: tuple[tuple[DeviceKind, str], ...] = (
     (DeviceKind.KIOSK, "Kiosk 1"),
@@ -185,7 +203,8 @@ async def seed_demo(db: Database, *, hasher: Callable[[str], Awaitable[str]] = h
         )
         session.add(branch)
         await session.flush()
-        items = await _add_menu(session, branch.id)
+        tax_categories = await _add_tax_categories(session, branch)
+        items = await _add_menu(session, branch.id, tax_categories)
         roles = await ensure_default_roles(session)
         if admin_password is not None:
             session.add(
@@ -208,8 +227,22 @@ async def seed_demo(db: Database, *, hasher: Callable[[str], Awaitable[str]] = h
         )
 
 
-async def _add_menu(session: AsyncSession, branch_id: int) -> int:
-    """Add the categories, items with their option groups, and the branch's stock; returns the item count."""
+async def _add_tax_categories(session: AsyncSession, branch: Branch) -> dict[str, int]:
+    """Add the tax categories and give the branch its rates for them; their ids by name."""
+    categories = {name: TaxCategory(name=name) for name in DEMO_TAX_RATES}
+    session.add_all(categories.values())
+    await session.flush()
+    branch.tax_rates = [
+        {"tax_category_id": categories[name].id, "service_mode": mode.value, "rate_bp": rate}
+        for name, rates in DEMO_TAX_RATES.items()
+        for mode, rate in rates.items()
+    ]
+    return {name: category.id for name, category in categories.items()}
+
+
+async def _add_menu(session: AsyncSession, branch_id: int, tax_categories: dict[str, int]) -> int:
+    """Add the categories, items with their option groups and tax categories, and the branch's stock; returns the
+    item count."""
     items: list[tuple[Item, DemoItem]] = []
     for category_position, (category_name, demo_items) in enumerate(DEMO_MENU):
         category = Category(name=category_name, position=category_position)
@@ -221,6 +254,7 @@ async def _add_menu(session: AsyncSession, branch_id: int) -> int:
                 name=demo_item.name,
                 description=demo_item.description,
                 price=demo_item.price,
+                tax_category_id=tax_categories[DEMO_TAX_CATEGORY[category_name]],
                 position=item_position,
                 option_groups=[_option_group(group, position) for position, group in enumerate(demo_item.groups)],
             )
@@ -272,6 +306,18 @@ async def _add_devices(
     ]
 
 
+def _rates() -> str:
+    """The demo's tax rates in a line: `food 19% eat in, 7% takeaway; drinks 19%`."""
+    described = []
+    for name, rates in DEMO_TAX_RATES.items():
+        if len(set(rates.values())) == 1:
+            described.append(f"{name} {next(iter(rates.values())) / 100:g}%")
+        else:
+            modes = ", ".join(f"{rate / 100:g}% {mode.value.replace('_', ' ')}" for mode, rate in rates.items())
+            described.append(f"{name} {modes}")
+    return "; ".join(described)
+
+
 def describe(result: DemoResult, base_url: str, api_prefix: str) -> str:
     """The friendly printout of a fresh demo: where to go, how to log in, and every device secret."""
     api = f"{base_url.rstrip('/')}{api_prefix}"
@@ -282,7 +328,8 @@ def describe(result: DemoResult, base_url: str, api_prefix: str) -> str:
         "Demo data loaded.",
         "",
         f"  Branch     {branch.name} (id {result.branch_id}), {branch.currency}, {branch.timezone}, "
-        f"tax {branch.tax_rate_bp / 100:g}%",
+        "eat in or take away",
+        f"  Tax        {_rates()}",
         f"  Menu       {result.categories} categories, {result.items} items; "
         f"{' and '.join(low)} running low ({LOW_STOCK} left), {' and '.join(unlimited)} unlimited",
         "",

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from persistence.base import Base
 from persistence.database import Database
 from persistence.enums import DeviceKind
-from persistence.tables import Branch, Category, Device, Item, ItemAvailability, OptionGroup, Role, User
+from persistence.tables import Branch, Category, Device, Item, ItemAvailability, OptionGroup, Role, TaxCategory, User
 from server.auth.passwords import verify_secret
 from server.auth.roles import ensure_default_roles
 from server.demo import ADMIN_USERNAME, LOW_STOCK, DemoResult, describe, seed_demo
@@ -59,6 +59,25 @@ async def test_demo_creates_a_branch_with_a_menu_in_display_order(db: Database) 
         positions = sorted(item.position for item in items if item.category_id == category.id)
         assert positions == list(range(len(positions))), category.name
     assert all(item.price > 0 for item in items)
+
+
+async def test_demo_taxes_food_by_service_mode_and_drinks_at_one_rate(db: Database) -> None:
+    """Burgers and sides are food (19 % eaten in, 7 % taken away), drinks are drinks (19 % either way), as in
+    Germany; the branch offers both modes, eat-in first."""
+    result = await _seed(db)
+    async with db.session() as session:
+        branch = await session.get(Branch, result.branch_id)
+        categories = {c.id: c.name for c in (await session.scalars(select(TaxCategory))).all()}
+        items = {i.name: categories.get(i.tax_category_id or 0) for i in (await session.scalars(select(Item))).all()}
+    assert branch is not None and branch.service_modes == ["eat_in", "takeaway"]
+    rates = {(categories[r["tax_category_id"]], r["service_mode"]): r["rate_bp"] for r in branch.tax_rates}
+    assert rates == {
+        ("food", "eat_in"): 1900,
+        ("food", "takeaway"): 700,
+        ("drinks", "eat_in"): 1900,
+        ("drinks", "takeaway"): 1900,
+    }
+    assert (items["Classic Burger"], items["Fries"], items["Cola"]) == ("food", "food", "drinks")
 
 
 async def test_demo_option_groups_include_a_sized_drink_and_burger_extras(db: Database) -> None:
