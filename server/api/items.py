@@ -11,7 +11,6 @@ orders keep pointing at it. Which branches offer an item, and its stock there, i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -20,7 +19,7 @@ from sqlalchemy import select
 
 from persistence.base import utcnow
 from persistence.tables import Category, Item, ItemAvailability, OptionChoice, OptionGroup
-from server.api.fields import Count, PatchBody, Position
+from server.api.fields import Count, FieldError, PatchBody, Position, field_error
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.api.stock import StockOut, announce_items, load_item
@@ -36,7 +35,6 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Price = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX, description="minor units (cents)")]
 PriceDelta = Annotated[int, Field(strict=True, ge=-INT32_MAX, le=INT32_MAX, description="minor units, may be negative")]
 ImageUrl = Annotated[HttpUrl, UrlConstraints(max_length=1000)]
-FieldError = dict[str, str]
 
 
 class ChoiceOut(BaseModel):
@@ -158,14 +156,9 @@ class ItemQuery(PageQuery):
     )
 
 
-def _field_error(path: Sequence[int | str], message: str, rule: str) -> FieldError:
-    # The same shape as the errors of a body that fails validation (server.validation.validation_error).
-    return {"field": ".".join(str(part) for part in path), "message": message, "type": rule}
-
-
 def _rule_errors(groups: list[OptionGroupIn]) -> list[FieldError]:
     return [
-        _field_error(("option_groups", *breach.path), breach.message, breach.rule)
+        field_error(("option_groups", *breach.path), breach.message, breach.rule)
         for breach in option_groups_breaches(groups)
     ]
 
@@ -173,9 +166,9 @@ def _rule_errors(groups: list[OptionGroupIn]) -> list[FieldError]:
 async def _category_errors(call: Call[Any, Any], category_id: int) -> list[FieldError]:
     category = await call.session.get(Category, category_id)
     if category is None:
-        return [_field_error(("category_id",), f"category {category_id} does not exist", "unknown_category")]
+        return [field_error(("category_id",), f"category {category_id} does not exist", "unknown_category")]
     if category.deleted_at is not None:
-        return [_field_error(("category_id",), f"category {category_id} is deleted", "deleted_category")]
+        return [field_error(("category_id",), f"category {category_id} is deleted", "deleted_category")]
     return []
 
 
@@ -190,9 +183,9 @@ def _id_errors(item: Item, groups: list[OptionGroupIn]) -> list[FieldError]:
         if ident is None:
             return
         if ident not in own:
-            errors.append(_field_error(path, f"{kind} {ident} is not one of this item's", "unknown_id"))
+            errors.append(field_error(path, f"{kind} {ident} is not one of this item's", "unknown_id"))
         elif (kind, ident) in seen:
-            errors.append(_field_error(path, f"{kind} {ident} is sent twice", "duplicate_id"))
+            errors.append(field_error(path, f"{kind} {ident} is sent twice", "duplicate_id"))
         seen.add((kind, ident))
 
     for g, group in enumerate(groups):
