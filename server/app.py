@@ -35,6 +35,7 @@ from server.api import (
     roles,
     stock,
     system,
+    tax_categories,
     users,
 )
 from server.api.routing import ApiRouter, error_response
@@ -65,6 +66,7 @@ API_ROUTERS: list[ApiRouter] = [
     branches.router,
     devices.router,
     categories.router,
+    tax_categories.router,
     items.router,
     stock.router,
     customers.router,

@@ -22,10 +22,10 @@ async def lock_waiters(db: Database) -> int:
     return int(waiting or 0)
 
 
-async def until_blocked_or_done(db: Database, task: asyncio.Task[Any], limit_s: float) -> None:
-    """Return once a session waits for a lock, or once `task` is done (when it never had to wait)."""
+async def until_blocked_or_done(db: Database, task: asyncio.Task[Any], limit_s: float, waiters: int = 1) -> None:
+    """Return once `waiters` sessions wait for a lock, or once `task` is done (when it never had to wait)."""
     async with asyncio.timeout(limit_s):
         while not task.done():
-            if await lock_waiters(db) > 0:
+            if await lock_waiters(db) >= waiters:
                 return
             await asyncio.sleep(0.01)

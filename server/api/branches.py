@@ -4,26 +4,35 @@ A branch is never deleted (orders, devices and stock refer to it): it is disable
 `is_active` false, which closes the open sockets of its devices and users at once (4003).
 Its currency gives every amount recorded there its meaning, so it is
 fixed once the branch has orders.
+
+A branch offers its kiosks' customers one or more service modes (eat in, take away), the
+first the mode a new cart starts in. Prices include tax: each cart line is taxed at the
+branch's rate for its item's tax category in the cart's mode (`tax_rates`, each pair of
+category and mode at most once), and an item without a category, or of a category with no
+rate for the mode, at the branch's default `tax_rate_bp`. A rate for a mode the branch does
+not offer is kept, and applies once it offers the mode again.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 from sqlalchemy import func, or_, select
 
+from persistence.enums import ServiceMode
 from persistence.tables import Branch, Order
-from server.api.fields import PatchBody
+from server.api.fields import FieldError, PatchBody, field_error
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.revocation import close_branch_sockets
 from server.api.routing import ApiRouter, Call
+from server.api.tax_categories import locked_missing
 from server.auth.permissions import Permission
 from server.errors import ApiError, not_found
-from server.validation import Input
+from server.validation import Input, RowId
 
 router = ApiRouter("branches")
 
@@ -38,6 +47,13 @@ def _known_zone(value: str) -> str:
     return value
 
 
+def _distinct_modes(value: list[ServiceMode]) -> list[ServiceMode]:
+    twice = sorted({mode.value for n, mode in enumerate(value) if mode in value[:n]})
+    if twice:
+        raise PydanticCustomError("duplicate_service_mode", "listed twice: {modes}", {"modes": ", ".join(twice)})
+    return value
+
+
 BranchName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR")]
 Timezone = Annotated[
@@ -47,7 +63,46 @@ Timezone = Annotated[
     Field(description="IANA time zone, e.g. Europe/Berlin"),
 ]
 TaxRate = Annotated[int, Field(ge=0, le=10000, description="tax included in prices, in basis points")]
+DefaultTaxRate = Annotated[
+    TaxRate,
+    Field(
+        description="tax included in prices, in basis points (1900 is 19 %), of an item without a tax category or "
+        "of a category `tax_rates` gives no rate in the cart's service mode"
+    ),
+]
 Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+ServiceModes = Annotated[
+    list[ServiceMode],
+    Field(min_length=1, max_length=len(ServiceMode), description="the modes offered, the first a new cart's"),
+    AfterValidator(_distinct_modes),
+]
+# More than every pair of mode and category a chain could need, few enough to check at once.
+MAX_TAX_RATES = 500
+DEFAULT_SERVICE_MODES = (ServiceMode.EAT_IN, ServiceMode.TAKEAWAY)
+
+
+class TaxRateOut(BaseModel):
+    """The rate of one tax category in one service mode."""
+
+    tax_category_id: int
+    service_mode: ServiceMode
+    rate_bp: int
+
+
+class TaxRateIn(Input):
+    """The rate of one tax category (one that exists) in one service mode."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tax_category_id: RowId
+    service_mode: ServiceMode
+    rate_bp: TaxRate
+
+
+TaxRates = Annotated[
+    list[TaxRateIn],
+    Field(max_length=MAX_TAX_RATES, description="each pair of tax category and service mode at most once"),
+]
 
 
 class BranchOut(BaseModel):
@@ -59,7 +114,9 @@ class BranchOut(BaseModel):
     name: str
     currency: str
     timezone: str
-    tax_rate_bp: int
+    tax_rate_bp: int = Field(description="the default rate, in basis points")
+    service_modes: list[ServiceMode] = Field(description="the modes offered, the first a new cart's")
+    tax_rates: list[TaxRateOut] = Field(description="the rate of each tax category in each service mode")
     address: str | None
     is_active: bool
     created_at: datetime
@@ -74,7 +131,9 @@ class BranchCreate(Input):
     name: BranchName
     currency: Currency
     timezone: Timezone
-    tax_rate_bp: TaxRate = 0
+    tax_rate_bp: DefaultTaxRate = 0
+    service_modes: ServiceModes = Field(default_factory=lambda: list(DEFAULT_SERVICE_MODES))
+    tax_rates: TaxRates = Field(default_factory=list)
     address: Address | None = None
 
 
@@ -86,7 +145,9 @@ class BranchUpdate(PatchBody):
     name: BranchName | None = None
     currency: Currency | None = None
     timezone: Timezone | None = None
-    tax_rate_bp: TaxRate | None = None
+    tax_rate_bp: DefaultTaxRate | None = None
+    service_modes: ServiceModes | None = None
+    tax_rates: TaxRates | None = Field(default=None, description="the complete new list")
     address: Address | None = None
     is_active: bool | None = None
 
@@ -116,6 +177,26 @@ async def _require_free_name(
     taken = await call.session.scalar(statement)
     if taken is not None:
         raise ApiError("conflict", f"a branch named {name} already exists", {"field": "name", "branch_id": taken})
+
+
+async def _require_known_rates(call: Call[Any, None], rates: list[TaxRateIn]) -> None:
+    """`invalid`, naming each rate by its index, for a pair of category and mode rated twice or a category that does
+    not exist. The categories that do are locked (shared) until commit: none is deleted under a rate naming it."""
+    missing = await locked_missing(call, {rate.tax_category_id for rate in rates})
+    first: dict[tuple[int, ServiceMode], int] = {}
+    errors: list[FieldError] = []
+    for n, rate in enumerate(rates):
+        pair = (rate.tax_category_id, rate.service_mode)
+        if rate.tax_category_id in missing:
+            message = f"tax category {rate.tax_category_id} does not exist"
+            errors.append(field_error(("tax_rates", n, "tax_category_id"), message, "unknown_tax_category"))
+        elif pair in first:
+            mode = rate.service_mode.value
+            message = f"tax category {rate.tax_category_id} in {mode} is rated twice (first at index {first[pair]})"
+            errors.append(field_error(("tax_rates", n), message, "duplicate_rate"))
+        first.setdefault(pair, n)
+    if errors:
+        raise ApiError("invalid", "invalid body", {"errors": errors})
 
 
 @router.get(
@@ -167,10 +248,11 @@ async def read_branch(call: Call[None, None]) -> BranchOut:
     errors=("unauthorized", "forbidden", "invalid", "conflict"),
 )
 async def create_branch(call: Call[BranchCreate, None]) -> BranchOut:
-    """Open a branch with its currency, time zone and tax rate; only chain-wide users may."""
+    """Open a branch with its currency, time zone, service modes and tax rates; only chain-wide users may."""
     call.principal.require_branch(None)
     await _require_free_name(call, call.body.name)
-    branch = Branch(**call.body.model_dump(), is_active=True)
+    await _require_known_rates(call, call.body.tax_rates)
+    branch = Branch(**call.body.model_dump(mode="json"), is_active=True)
     call.session.add(branch)
     await call.session.flush()
     return BranchOut.model_validate(branch)
@@ -185,9 +267,14 @@ async def create_branch(call: Call[BranchCreate, None]) -> BranchOut:
     errors=("unauthorized", "forbidden", "invalid", "not_found", "conflict"),
 )
 async def update_branch(call: Call[BranchUpdate, None]) -> BranchOut:
-    """Change a branch, or disable it with `is_active` false; the currency is fixed once it has orders."""
+    """Change a branch, or disable it with `is_active` false; the currency is fixed once it has orders.
+
+    `tax_rates`, when sent, is the complete new list. Open carts are priced at the new rates by their next command.
+    """
     branch = await _load_branch(call, call.path_int("branch_id"))
-    changes = call.body.model_dump(exclude_unset=True)
+    changes = call.body.model_dump(mode="json", exclude_unset=True)
+    if call.body.tax_rates is not None:
+        await _require_known_rates(call, call.body.tax_rates)
     if "name" in changes and changes["name"] != branch.name:
         await _require_free_name(call, changes["name"], renamed=branch)
     if "currency" in changes and changes["currency"] != branch.currency:

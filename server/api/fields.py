@@ -1,4 +1,5 @@
-"""Field types and bases only the REST resources use: counts, display positions, ISO dates, PATCH bodies.
+"""Field types and bases only the REST resources use: counts, display positions, ISO dates, PATCH bodies, and the
+field errors of checks a route makes itself (against the database) after its body validated.
 
 What the device commands share with them (`Input`, `RowId`, the `invalid` errors) is in server/validation.py.
 """
@@ -6,6 +7,7 @@ What the device commands share with them (`Input`, `RowId`, the `invalid` errors
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar
 
@@ -15,6 +17,8 @@ from server.validation import INT32_MAX, Input
 
 Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
 Position = Annotated[int, Field(ge=-INT32_MAX, le=INT32_MAX, description="display order, lowest first")]
+
+FieldError = dict[str, str]
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -73,3 +77,12 @@ class PatchBody(Input):
             if prop.get("default", ...) is None:
                 del prop["default"]
         return schema
+
+
+def field_error(path: Sequence[int | str], message: str, rule: str) -> FieldError:
+    """One entry of an `invalid` error's `errors`, for the field at `path` (`("tax_rates", 2, "tax_category_id")`).
+
+    The same shape as the errors of a body that fails validation (server.validation.validation_error), so that a
+    client reads both alike.
+    """
+    return {"field": ".".join(str(part) for part in path), "message": message, "type": rule}

@@ -7,11 +7,14 @@ sent without an id is created; those left out are deleted. Deleting an item is s
 orders keep pointing at it. Which branches offer an item, and its stock there, is
 `server/api/stock.py`. Every branch that offers an item hears of its changes on
 `branch:{b}:menu`: `menu.item_updated`, or `menu.item_removed` when it is deleted.
+
+`tax_category_id` is the item's tax category (server/api/tax_categories.py): each branch
+rates it per service mode; null, or a category a branch gives no rate in a cart's mode,
+is taxed at that branch's `tax_rate_bp`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -20,10 +23,11 @@ from sqlalchemy import select
 
 from persistence.base import utcnow
 from persistence.tables import Category, Item, ItemAvailability, OptionChoice, OptionGroup
-from server.api.fields import Count, PatchBody, Position
+from server.api.fields import Count, FieldError, PatchBody, Position, field_error
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.api.stock import StockOut, announce_items, load_item
+from server.api.tax_categories import locked_missing
 from server.auth.permissions import Permission
 from server.domain.menu_rules import option_groups_breaches
 from server.errors import ApiError, not_found
@@ -36,7 +40,7 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Price = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX, description="minor units (cents)")]
 PriceDelta = Annotated[int, Field(strict=True, ge=-INT32_MAX, le=INT32_MAX, description="minor units, may be negative")]
 ImageUrl = Annotated[HttpUrl, UrlConstraints(max_length=1000)]
-FieldError = dict[str, str]
+TaxCategoryId = Annotated[RowId, Field(description="its tax category; null: taxed at the branch's default rate")]
 
 
 class ChoiceOut(BaseModel):
@@ -75,6 +79,7 @@ class ItemFields(BaseModel):
     description: str | None
     image_url: str | None
     price: int
+    tax_category_id: int | None
     position: int
     deleted_at: datetime | None
     created_at: datetime
@@ -129,6 +134,7 @@ class ItemCreate(Input):
     description: str | None = Field(default=None, max_length=1000)
     image_url: ImageUrl | None = None
     price: Price
+    tax_category_id: TaxCategoryId | None = None
     position: Position = 0
     option_groups: list[OptionGroupIn] = Field(default_factory=list, max_length=50)
 
@@ -136,13 +142,14 @@ class ItemCreate(Input):
 class ItemUpdate(PatchBody):
     """The fields to change; those left out keep their value. `option_groups`, when sent, is the complete list."""
 
-    clearable = frozenset({"description", "image_url"})
+    clearable = frozenset({"description", "image_url", "tax_category_id"})
 
     category_id: RowId | None = None
     name: Name | None = None
     description: str | None = Field(default=None, max_length=1000)
     image_url: ImageUrl | None = None
     price: Price | None = None
+    tax_category_id: TaxCategoryId | None = None
     position: Position | None = None
     option_groups: list[OptionGroupIn] | None = Field(default=None, max_length=50)
 
@@ -158,14 +165,9 @@ class ItemQuery(PageQuery):
     )
 
 
-def _field_error(path: Sequence[int | str], message: str, rule: str) -> FieldError:
-    # The same shape as the errors of a body that fails validation (server.validation.validation_error).
-    return {"field": ".".join(str(part) for part in path), "message": message, "type": rule}
-
-
 def _rule_errors(groups: list[OptionGroupIn]) -> list[FieldError]:
     return [
-        _field_error(("option_groups", *breach.path), breach.message, breach.rule)
+        field_error(("option_groups", *breach.path), breach.message, breach.rule)
         for breach in option_groups_breaches(groups)
     ]
 
@@ -173,10 +175,16 @@ def _rule_errors(groups: list[OptionGroupIn]) -> list[FieldError]:
 async def _category_errors(call: Call[Any, Any], category_id: int) -> list[FieldError]:
     category = await call.session.get(Category, category_id)
     if category is None:
-        return [_field_error(("category_id",), f"category {category_id} does not exist", "unknown_category")]
+        return [field_error(("category_id",), f"category {category_id} does not exist", "unknown_category")]
     if category.deleted_at is not None:
-        return [_field_error(("category_id",), f"category {category_id} is deleted", "deleted_category")]
+        return [field_error(("category_id",), f"category {category_id} is deleted", "deleted_category")]
     return []
+
+
+async def _tax_category_errors(call: Call[Any, Any], tax_category_id: int | None) -> list[FieldError]:
+    if tax_category_id is None or not await locked_missing(call, [tax_category_id]):
+        return []
+    return [field_error(("tax_category_id",), f"tax category {tax_category_id} does not exist", "unknown_tax_category")]
 
 
 def _id_errors(item: Item, groups: list[OptionGroupIn]) -> list[FieldError]:
@@ -190,9 +198,9 @@ def _id_errors(item: Item, groups: list[OptionGroupIn]) -> list[FieldError]:
         if ident is None:
             return
         if ident not in own:
-            errors.append(_field_error(path, f"{kind} {ident} is not one of this item's", "unknown_id"))
+            errors.append(field_error(path, f"{kind} {ident} is not one of this item's", "unknown_id"))
         elif (kind, ident) in seen:
-            errors.append(_field_error(path, f"{kind} {ident} is sent twice", "duplicate_id"))
+            errors.append(field_error(path, f"{kind} {ident} is sent twice", "duplicate_id"))
         seen.add((kind, ident))
 
     for g, group in enumerate(groups):
@@ -309,10 +317,12 @@ async def create_item(call: Call[ItemCreate, None]) -> ItemDetailOut:
         description=body.description,
         image_url=str(body.image_url) if body.image_url else None,
         price=body.price,
+        tax_category_id=body.tax_category_id,
         position=body.position,
     )
     errors = (
         await _category_errors(call, body.category_id)
+        + await _tax_category_errors(call, body.tax_category_id)
         + _rule_errors(body.option_groups)
         + _id_errors(item, body.option_groups)
     )
@@ -342,6 +352,8 @@ async def update_item(call: Call[ItemUpdate, None]) -> ItemDetailOut:
     errors: list[FieldError] = []
     if "category_id" in changes:
         errors += await _category_errors(call, changes["category_id"])
+    if "tax_category_id" in changes:
+        errors += await _tax_category_errors(call, changes["tax_category_id"])
     if body.option_groups is not None:
         errors += _rule_errors(body.option_groups) + _id_errors(item, body.option_groups)
     if errors:

@@ -1,4 +1,4 @@
-"""REST branches: CRUD, validation, branch scoping, and the currency rule."""
+"""REST branches: CRUD, validation, branch scoping, the currency rule, service modes and tax rates."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any
 
 import httpx
+import pytest
 
 from persistence.enums import OrderStatus
 from persistence.tables import Order, Role
@@ -13,6 +14,7 @@ from server.services import Services
 from tests.world import World, add_user, login_as
 
 BRANCHES = "/api/v1/branches"
+TAX_CATEGORIES = "/api/v1/tax-categories"
 
 
 def _fields(response: httpx.Response) -> set[str]:
@@ -23,6 +25,19 @@ def _fields(response: httpx.Response) -> set[str]:
 
 async def _create(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> httpx.Response:
     return await client.post(BRANCHES, headers=headers, json={"currency": "EUR", "timezone": "Europe/Paris", **body})
+
+
+async def _tax_categories(client: httpx.AsyncClient, world: World, *names: str) -> list[int]:
+    ids = []
+    for name in names:
+        response = await client.post(TAX_CATEGORIES, json={"name": name}, headers=world.admin.headers)
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    return ids
+
+
+def _rate(tax_category_id: int, mode: str, rate_bp: int) -> dict[str, Any]:
+    return {"tax_category_id": tax_category_id, "service_mode": mode, "rate_bp": rate_bp}
 
 
 async def _place_order(services: Services, branch_id: int) -> None:
@@ -55,6 +70,7 @@ async def test_admin_lists_every_branch_by_id(client: httpx.AsyncClient, world: 
         "Europe/Berlin",
     )
     assert (alpha["tax_rate_bp"], alpha["address"], alpha["is_active"]) == (0, None, True)
+    assert (alpha["service_modes"], alpha["tax_rates"]) == (["eat_in", "takeaway"], [])
     assert beta["name"] == "Beta"
 
 
@@ -241,3 +257,84 @@ async def test_currency_is_fixed_once_the_branch_has_orders(
     assert (await client.get(url_a, headers=world.admin.headers)).json()["currency"] == "EUR"
     changed = await client.patch(f"{BRANCHES}/{world.branch_b}", headers=world.admin.headers, json={"currency": "CAD"})
     assert changed.status_code == 200 and changed.json()["currency"] == "CAD"
+
+
+async def test_a_new_branch_offers_both_modes_and_no_rates_of_its_own(client: httpx.AsyncClient, world: World) -> None:
+    """Left out, service_modes is eat-in then takeaway and tax_rates is empty; given, both read back as sent."""
+    plain = await _create(client, world.admin.headers, name="Plain")
+    assert (plain.json()["service_modes"], plain.json()["tax_rates"]) == (["eat_in", "takeaway"], [])
+    food, drinks = await _tax_categories(client, world, "Food", "Drinks")
+    rates = [_rate(food, "eat_in", 1900), _rate(food, "takeaway", 700), _rate(drinks, "takeaway", 1900)]
+    rated = await _create(client, world.admin.headers, name="Rated", service_modes=["takeaway"], tax_rates=rates)
+    assert rated.status_code == 201, rated.text
+    assert (rated.json()["service_modes"], rated.json()["tax_rates"]) == (["takeaway"], rates)
+    read = (await client.get(f"{BRANCHES}/{rated.json()['id']}", headers=world.admin.headers)).json()
+    assert (read["service_modes"], read["tax_rates"]) == (["takeaway"], rates)
+
+
+async def test_patch_replaces_modes_and_rates_whole(client: httpx.AsyncClient, world: World) -> None:
+    """service_modes and tax_rates, when sent, are the complete new lists; left out, they stay; null is refused."""
+    (food,) = await _tax_categories(client, world, "Food")
+    url = f"{BRANCHES}/{world.branch_a}"
+    first = [_rate(food, "eat_in", 1900), _rate(food, "takeaway", 700)]
+    body = {"service_modes": ["takeaway", "eat_in"], "tax_rates": first}
+    response = await client.patch(url, json=body, headers=world.admin.headers)
+    assert response.status_code == 200, response.text
+    assert (response.json()["service_modes"], response.json()["tax_rates"]) == (["takeaway", "eat_in"], first)
+    kept = await client.patch(url, json={"tax_rate_bp": 1000}, headers=world.admin.headers)
+    assert (kept.json()["service_modes"], kept.json()["tax_rates"]) == (["takeaway", "eat_in"], first)
+    replaced = await client.patch(url, json={"tax_rates": first[1:]}, headers=world.admin.headers)
+    assert replaced.json()["tax_rates"] == first[1:]
+    emptied = await client.patch(url, json={"tax_rates": []}, headers=world.admin.headers)
+    assert emptied.json()["tax_rates"] == []
+    nulls = await client.patch(url, json={"service_modes": None, "tax_rates": None}, headers=world.admin.headers)
+    assert _fields(nulls) == {"service_modes", "tax_rates"}
+    assert (await client.get(url, headers=world.admin.headers)).json()["service_modes"] == ["takeaway", "eat_in"]
+
+
+@pytest.mark.parametrize(
+    ("modes", "rule"),
+    [
+        ([], "too_short"),
+        (["eat_in", "eat_in"], "duplicate_service_mode"),
+        (["delivery"], "enum"),
+        ("eat_in", "list_type"),
+    ],
+)
+async def test_service_modes_must_be_distinct_known_modes(
+    client: httpx.AsyncClient, world: World, modes: object, rule: str
+) -> None:
+    """None at all, one twice or one that is not a mode: `invalid` on service_modes, on create and PATCH alike."""
+    created = await _create(client, world.admin.headers, name="Modes", service_modes=modes)
+    patched = await client.patch(
+        f"{BRANCHES}/{world.branch_a}", json={"service_modes": modes}, headers=world.admin.headers
+    )
+    for response in (created, patched):
+        errors = response.json()["error"]["details"]["errors"]
+        assert [(e["field"].split(".")[0], e["type"]) for e in errors] == [("service_modes", rule)], errors
+
+
+async def test_bad_tax_rates_are_invalid_naming_the_field_and_index(client: httpx.AsyncClient, world: World) -> None:
+    """A rate out of range, an unknown mode or field, a category that does not exist and a pair rated twice are each
+    `invalid` naming the rate by its index; nothing changes."""
+    (food,) = await _tax_categories(client, world, "Food")
+    url = f"{BRANCHES}/{world.branch_a}"
+    shape = [_rate(food, "eat_in", 10001), _rate(food, "delivery", 700), {**_rate(food, "eat_in", 0), "vat": 1}]
+    assert _fields(await client.patch(url, json={"tax_rates": shape}, headers=world.admin.headers)) == {
+        "tax_rates.0.rate_bp",
+        "tax_rates.1.service_mode",
+        "tax_rates.2.vat",
+    }
+    rates = [_rate(food, "eat_in", 1900), _rate(food + 1, "eat_in", 700), _rate(food, "eat_in", 1000)]
+    for response in (
+        await client.patch(url, json={"tax_rates": rates}, headers=world.admin.headers),
+        await _create(client, world.admin.headers, name="Gamma", tax_rates=rates),
+    ):
+        errors = response.json()["error"]["details"]["errors"]
+        assert [(e["field"], e["type"]) for e in errors] == [
+            ("tax_rates.1.tax_category_id", "unknown_tax_category"),
+            ("tax_rates.2", "duplicate_rate"),
+        ]
+        assert f"tax category {food + 1} does not exist" == errors[0]["message"]
+    assert (await client.get(url, headers=world.admin.headers)).json()["tax_rates"] == []
+    assert (await client.get(BRANCHES, headers=world.admin.headers)).json()["total"] == 2

@@ -93,7 +93,7 @@ async def test_create_returns_the_item_with_its_groups_in_order(
         ("Large", 150, False),
     ]
     assert all(isinstance(c["id"], int) for g in item["option_groups"] for c in g["choices"])
-    assert item["availability"] == []
+    assert (item["availability"], item["tax_category_id"]) == ([], None)
     read = await client.get(f"{ITEMS}/{item['id']}", headers=world.staff_b.headers)
     assert read.json() == item
 
@@ -108,6 +108,8 @@ async def test_create_returns_the_item_with_its_groups_in_order(
         ({"image_url": "ftp://img.example.com/a.png"}, ["image_url"]),
         ({"image_url": "not a url"}, ["image_url"]),
         ({"category_id": 999}, ["category_id"]),
+        ({"tax_category_id": 999}, ["tax_category_id"]),
+        ({"tax_category_id": 0}, ["tax_category_id"]),
         ({"flavour": "umami"}, ["flavour"]),
     ],
 )
@@ -264,6 +266,7 @@ async def test_patch_changes_only_the_fields_sent(client: httpx.AsyncClient, ser
         ({"price": None}, "price"),
         ({"option_groups": None}, "option_groups"),
         ({"category_id": 999}, "category_id"),
+        ({"tax_category_id": 999}, "tax_category_id"),
         ({"price": -5}, "price"),
     ],
 )
@@ -274,6 +277,32 @@ async def test_patch_refuses_nulls_and_bad_values(
     item = await _create(client, world, _burger(await _category(services)))
     response = await client.patch(f"{ITEMS}/{item['id']}", json=body, headers=world.admin.headers)
     assert _fields(response) == [field]
+
+
+async def test_an_items_tax_category_is_set_changed_and_cleared(
+    client: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    """`tax_category_id` is given on create, changed or cleared (null) by PATCH; one of no tax category is `invalid`."""
+    food, drinks = [
+        (await client.post("/api/v1/tax-categories", json={"name": name}, headers=world.admin.headers)).json()["id"]
+        for name in ("Food", "Drinks")
+    ]
+    item = await _create(client, world, _burger(await _category(services), tax_category_id=food))
+    url = f"{ITEMS}/{item['id']}"
+    assert item["tax_category_id"] == food
+    assert (await client.get(url, headers=world.staff_a.headers)).json()["tax_category_id"] == food
+    changed = await client.patch(url, json={"tax_category_id": drinks}, headers=world.admin.headers)
+    assert changed.json()["tax_category_id"] == drinks, changed.text
+    kept = await client.patch(url, json={"price": 700}, headers=world.admin.headers)
+    assert kept.json()["tax_category_id"] == drinks
+    unknown = await client.patch(url, json={"tax_category_id": drinks + 100}, headers=world.admin.headers)
+    message = f"tax category {drinks + 100} does not exist"
+    assert unknown.json()["error"]["details"]["errors"] == [
+        {"field": "tax_category_id", "message": message, "type": "unknown_tax_category"}
+    ]
+    cleared = await client.patch(url, json={"tax_category_id": None}, headers=world.admin.headers)
+    assert cleared.json()["tax_category_id"] is None
+    assert (await client.get(url, headers=world.admin.headers)).json()["tax_category_id"] is None
 
 
 async def test_delete_is_soft(client: httpx.AsyncClient, services: Services, world: World) -> None:
