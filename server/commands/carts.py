@@ -175,7 +175,7 @@ async def create_cart(ctx: CommandContext, data: CreateCart) -> dict[str, Any]:
         ctx.session, ctx.principal.branch_id, ctx.principal.id, ctx.now(), customer_id, phone, service_mode=mode
     )
     if data.service_mode is not None:
-        _require_offered(cart, data.service_mode)
+        require_offered(cart, data.service_mode)
     elif cart.service_mode != cart.service_modes[0]:
         # The branch's own default is not eat-in: the cart takes it (a branch without eat-in, say).
         cart = await open_cart(ctx, cart.id, service_mode=ServiceMode(cart.service_modes[0]))
@@ -193,12 +193,12 @@ async def create_cart(ctx: CommandContext, data: CreateCart) -> dict[str, Any]:
 async def set_service_mode(ctx: CommandContext, data: SetServiceMode) -> dict[str, Any]:
     """Set the cart's service mode, one the branch offers; its lines are taxed at that mode's rates from now on."""
     cart = await open_cart(ctx, data.cart_id, service_mode=data.service_mode)
-    _require_offered(cart, data.service_mode)
+    require_offered(cart, data.service_mode)
     return await changed(ctx, cart)
 
 
-def _require_offered(cart: CartRecord, mode: ServiceMode) -> None:
-    # After the write, which a refusal rolls back: the branch's modes come with the cart's own statement.
+def require_offered(cart: CartRecord, mode: ServiceMode) -> None:
+    """`invalid` unless the cart's branch offers `mode` (checked after a cart's change: a refusal rolls it back)."""
     if mode not in cart.service_modes:
         message = f"this branch offers {', '.join(cart.service_modes)}, not {mode.value}"
         error = {"field": "service_mode", "message": message, "type": "service_mode"}

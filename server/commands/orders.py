@@ -22,7 +22,7 @@ from persistence.order_records import OrderRecord
 from persistence.tables import Payment
 from server.auth.permissions import Permission
 from server.auth.principals import Principal
-from server.commands.carts import open_cart, out_of_stock
+from server.commands.carts import open_cart, out_of_stock, require_offered
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.domain.business_day import business_date
 from server.domain.order_states import OrderAction
@@ -101,6 +101,8 @@ async def _validate(ctx: CommandContext, cart: CartRecord, expected_total: int |
     """The cart repriced; refused when empty, when a line cannot be ordered, or when the total is not the kiosk's."""
     if not cart.lines:
         raise ApiError("invalid", "the cart is empty", {"cart_id": cart.id})
+    # The branch may have stopped offering the cart's mode since it was chosen: the customer chooses again.
+    require_offered(cart, cart.service_mode)
     priced = await price_cart(ctx.session, cart)
 
     # Lines that cannot be ordered as they are: gone or off the menu first, then bad options.

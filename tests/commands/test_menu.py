@@ -218,7 +218,13 @@ async def test_menu_get_names_the_branch_only_for_chain_wide_users(
     assert [error["field"] for error in reply["error"]["details"]["errors"]] == ["branch_id"]
     reply, outcome = await get_menu(services, admin, {"branch_id": world.branch_b}, "a2")
     assert outcome == "ok"
-    assert reply["data"] == {"branch_id": world.branch_b, "currency": "USD", "categories": []}
+    expected = {
+        "branch_id": world.branch_b,
+        "currency": "USD",
+        "service_modes": ["eat_in", "takeaway"],
+        "categories": [],
+    }
+    assert reply["data"] == expected
     reply, outcome = await get_menu(services, admin, {"branch_id": 999_999}, "a3")
     assert (outcome, reply["error"]["details"]) == ("not_found", {"resource": "branch", "id": 999_999})
     staff_b = await principal_of(services, world.staff_b)

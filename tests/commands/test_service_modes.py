@@ -126,3 +126,17 @@ async def test_the_order_keeps_its_mode_and_tax_per_rate_whatever_the_rates_do_l
         await session.execute(update(Branch).where(Branch.id == shop.branch_id).values(tax_rates=[]))
     paid = await shop.send(shop.staff, "order.mark_paid", {"order_id": order["id"]})
     assert (paid["service_mode"], taxes(paid), paid["tax"]) == ("takeaway", taxes(order), order["tax"])
+
+
+async def test_a_cart_whose_mode_the_branch_stopped_offering_is_not_placed(taxed: Shop) -> None:
+    """Eat-in chosen, then the branch goes takeaway-only: order.place is `invalid` naming the modes, nothing is
+    ordered, and the cart can be set to takeaway and placed."""
+    shop = taxed
+    cart = await _burger_and_cola(shop)
+    async with shop.services.db.session() as session:
+        await session.execute(update(Branch).where(Branch.id == shop.branch_id).values(service_modes=["takeaway"]))
+    refused = await shop.error(shop.kiosk, "order.place", {"cart_id": cart["id"]})
+    assert (refused["code"], refused["details"]["service_modes"]) == ("invalid", ["takeaway"])
+    await shop.send(shop.kiosk, "cart.set_service_mode", {"cart_id": cart["id"], "service_mode": "takeaway"})
+    order = await shop.send(shop.kiosk, "order.place", {"cart_id": cart["id"]})
+    assert order["service_mode"] == "takeaway"
