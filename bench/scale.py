@@ -289,7 +289,14 @@ def storm_table(result: Storm) -> str:
         ["time to welcome p99", f"{ms(percentile(result.welcomes, 0.99))} ms", "", ""],
         ["connection attempts", f"{result.attempts:,}", "", ""],
         ["server CPU per resumed connect", f"{per_cpu * 1000:.2f} ms", "≤ 1 ms", verdict(per_cpu <= 0.001)],
-        ["database transactions per resumed connect", f"{per_xact:.2f}", "0", verdict(result.transactions == 0)],
+        # The count is the database's: the server's background work (a few commits a second) is in it, so a storm of
+        # hellos that ask the database nothing reads about 0.01.
+        [
+            "database transactions per resumed connect (background included)",
+            f"{per_xact:.2f}",
+            "0 (≤ 0.02)",
+            verdict(per_xact <= 0.02),
+        ],
         ["channels resumed", f"{result.resumed:,}", "", ""],
         [
             "database connections open at most",
