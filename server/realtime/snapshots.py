@@ -8,18 +8,19 @@ upserts.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Integer, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.names import ChannelName
 from channels.presence import Presence
-from persistence.base import utcnow
+from persistence.base import table, utcnow
 from persistence.database import Database
 from persistence.enums import CartStatus, OrderStatus, PaymentStatus
+from persistence.prepared import Prepared, one_of
 from persistence.tables import Cart, Device, Order, Payment
 from server.orders import cart_rows
 from server.orders.cart_pricing import price_cart
@@ -32,6 +33,22 @@ Provider = Callable[[AsyncSession, ChannelName], Awaitable[Any]]
 
 OPEN_TICKETS = (OrderStatus.PAID, OrderStatus.PREPARING, OrderStatus.READY)
 ON_BOARD = tuple(status for status, column in BOARD_COLUMN.items() if column is not None)
+
+
+# A device's payments in flight: as the kiosk that asked, or as the terminal that charges.
+_DEVICE_ID = bindparam("device_id", type_=Integer())
+_PAYMENT = table(Payment).c
+_PAYMENTS_IN_FLIGHT = ((_PAYMENT.kiosk_id == _DEVICE_ID) | (_PAYMENT.terminal_id == _DEVICE_ID)) & one_of(
+    _PAYMENT.status, (PaymentStatus.PENDING, PaymentStatus.PROCESSING)
+)
+# Whether the device has open carts, orders awaiting payment and payments in flight: what its snapshot holds.
+_DEVICE_HOLDS = Prepared(
+    select(
+        exists().where(Cart.device_id == _DEVICE_ID, Cart.status == CartStatus.OPEN).label("carts"),
+        exists().where(Order.device_id == _DEVICE_ID, Order.status == OrderStatus.AWAITING_PAYMENT).label("orders"),
+        exists().where(_PAYMENTS_IN_FLIGHT).label("payments"),
+    )
+)
 
 
 class Snapshots:
@@ -112,34 +129,32 @@ class Snapshots:
 
     async def _device(self, session: AsyncSession, channel: ChannelName) -> Any:
         device_id = channel.device_id
-        carts = await cart_rows.with_lines(
-            session,
-            (
+        # Most devices have nothing open when they connect: one statement says which reads are needed at all.
+        held = await _DEVICE_HOLDS.first(session, {"device_id": device_id})
+        assert held is not None  # a SELECT of EXISTS returns its row
+        carts = []
+        if held.carts:
+            rows = (
                 await session.execute(
                     select(*cart_rows.CART_COLUMNS)
                     .where(Cart.device_id == device_id, Cart.status == CartStatus.OPEN)
                     .order_by(Cart.id)
                 )
-            ).all(),
-        )
-        orders = (
-            await session.scalars(
-                select(Order)
-                .where(Order.device_id == device_id, Order.status == OrderStatus.AWAITING_PAYMENT)
-                .order_by(Order.id)
-            )
-        ).all()
-        in_flight = (PaymentStatus.PENDING, PaymentStatus.PROCESSING)
-        payments = (
-            await session.scalars(
-                select(Payment)
-                .where(
-                    (Payment.kiosk_id == device_id) | (Payment.terminal_id == device_id),
-                    Payment.status.in_(in_flight),
+            ).all()
+            carts = await cart_rows.with_lines(session, rows)
+        orders: Sequence[Order] = []
+        if held.orders:
+            orders = (
+                await session.scalars(
+                    select(Order)
+                    .where(Order.device_id == device_id, Order.status == OrderStatus.AWAITING_PAYMENT)
+                    .order_by(Order.id)
                 )
-                .order_by(Payment.id)
-            )
-        ).all()
+            ).all()
+        payments: Sequence[Payment] = []
+        if held.payments:
+            in_flight = select(Payment).where(_PAYMENTS_IN_FLIGHT).order_by(Payment.id)
+            payments = (await session.scalars(in_flight, {"device_id": device_id})).all()
         return {
             "carts": [(await price_cart(session, cart)).data(self._cart_idle) for cart in carts],
             "orders": [order_data(order) for order in orders],
