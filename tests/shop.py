@@ -152,6 +152,14 @@ class Shop:
         order = await self.send(kiosk, "order.place", {"cart_id": cart["id"]})
         return await self.send(self.staff, "order.mark_paid", {"order_id": order["id"]})
 
+    async def pay_at_terminal(self, order: dict[str, Any], provider_ref: str) -> dict[str, Any]:
+        """Pay an order of the first kiosk at its paired terminal, which reports the acquirer's reference; the
+        approved payment."""
+        await self.terminal_online()
+        payment = await self.send(self.kiosk, "payment.start", {"order_id": order["id"]})
+        result = {"payment_id": payment["id"], "status": "approved", "provider_ref": provider_ref}
+        return await self.send(self.terminal, "payment.result", result)
+
 
 async def principal_of(services: Services, token: str) -> Principal:
     """The principal a token stands for, authenticated as the socket does."""

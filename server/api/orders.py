@@ -1,4 +1,4 @@
-"""REST routes: orders, read-only (they are placed and moved on over the device protocol)."""
+"""REST routes: orders and their receipts, read-only (orders are placed and moved on over the device protocol)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from server.auth.permissions import Permission
 from server.errors import not_found
 from server.payloads.moment import Moment
 from server.payloads.order import AnyOrder, OrderView
+from server.payloads.receipt import ReceiptView, order_receipt
 from server.validation import RowId
 
 router = ApiRouter("orders")
@@ -98,6 +99,26 @@ async def read_order(call: Call[None, None]) -> OrderDetailOut:
         raise not_found("order", order_id)
     call.require_visible("order", order_id, order.branch_id)
     return await order_detail(call, order)
+
+
+@router.get(
+    "/orders/{order_id}/receipt",
+    "Read a paid order's receipt",
+    permission=Permission.ORDERS_READ,
+    response=ReceiptView,
+    errors=("unauthorized", "forbidden", "not_found", "conflict"),
+)
+async def read_receipt(call: Call[None, None]) -> ReceiptView:
+    """The receipt of a paid order of a branch the caller may see, as its kiosk gets it (`order.receipt`).
+
+    `conflict` naming the order's status while it awaits payment or was cancelled unpaid.
+    """
+    order_id = call.path_int("order_id")
+    order = await call.session.get(Order, order_id)
+    if order is None:
+        raise not_found("order", order_id)
+    call.require_visible("order", order_id, order.branch_id)
+    return await order_receipt(call.session, order)
 
 
 async def order_detail(call: Call[Any, Any], order: AnyOrder) -> OrderDetailOut:

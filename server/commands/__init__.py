@@ -1,9 +1,9 @@
 """Device command handlers by area; `command_registry()` gathers them for `create_app`."""
 
-from server.commands import carts, kitchen, menu, orders, payments
+from server.commands import carts, kitchen, menu, orders, payments, receipts
 from server.commands.router import CommandRegistry
 
-AREAS = (menu, carts, orders, kitchen, payments)
+AREAS = (menu, carts, orders, receipts, kitchen, payments)
 
 
 def command_registry() -> CommandRegistry:

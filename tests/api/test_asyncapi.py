@@ -462,7 +462,7 @@ async def test_an_order_flow_on_a_live_server_matches_the_document(
             board, staff = _Seen(check, board_client), _Seen(check, staff_client)
             await staff.send("subscribe", {"channel": orders_channel})
 
-            # A kiosk orders a burger with options and fries for a known customer; staff take cash.
+            # A kiosk orders a burger with options and fries for a known customer; staff take cash; it gets the receipt.
             await kiosk.send("menu.get", {})
             cart = await kiosk.send("cart.create", {})
             options = [shop.choices["Large"], shop.choices["Bacon"]]
@@ -473,6 +473,7 @@ async def test_an_order_flow_on_a_live_server_matches_the_document(
             cart = await kiosk.send("cart.set_customer", {"cart_id": cart["id"], "phone": shop.customer_phone})
             order = await kiosk.send("order.place", {"cart_id": cart["id"], "expected_total": cart["total"]})
             await staff.send("order.mark_paid", {"order_id": order["id"]})
+            await kiosk.send("order.receipt", {"order_id": order["id"]})
 
             # The kitchen prepares it, calls it ready, takes it back once and calls it ready again.
             for move in ("order.start", "order.ready", "order.recall", "order.ready"):
@@ -522,6 +523,7 @@ async def test_an_order_flow_on_a_live_server_matches_the_document(
 
     commands = ["menu.get", "cart.create", "cart.add", "cart.update", "cart.set_customer", "order.place"]
     commands += ["order.cancel", "order.mark_paid", "order.start", "order.ready", "order.recall", "order.complete"]
+    commands += ["order.receipt"]
     expected = {"welcome", "reply.subscribe", *(f"reply.{command}" for command in commands)}
     expected |= {f"snapshot.{kind}" for kind in CHANNEL_KINDS}
     # Payments and refunds are held to the document in tests/payloads/test_models.py and the payment flow tests.
