@@ -77,3 +77,22 @@ class ServiceMode(enum.StrEnum):
 
     EAT_IN = "eat_in"
     TAKEAWAY = "takeaway"
+
+
+class Allergen(enum.StrEnum):
+    """The 14 allergens EU law has food sellers declare (Regulation 1169/2011, Annex II), in the order it lists them."""
+
+    GLUTEN = "gluten"
+    CRUSTACEANS = "crustaceans"
+    EGGS = "eggs"
+    FISH = "fish"
+    PEANUTS = "peanuts"
+    SOYBEANS = "soybeans"
+    MILK = "milk"
+    NUTS = "nuts"
+    CELERY = "celery"
+    MUSTARD = "mustard"
+    SESAME = "sesame"
+    SULPHITES = "sulphites"
+    LUPIN = "lupin"
+    MOLLUSCS = "molluscs"

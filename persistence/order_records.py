@@ -39,6 +39,7 @@ class OrderLineRecord:
     options: list[dict[str, Any]]
     line_total: int
     tax_rate_bp: int | None
+    note: str | None
 
 
 @dataclass(slots=True)

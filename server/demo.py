@@ -1,10 +1,10 @@
 """The demo data of `python -m server seed-demo`: one branch, ready to take orders.
 
 A branch with a small menu (burgers, sides, drinks; burger extras, fries dips and drink
-sizes as option groups), stock for every item (one running low, one unlimited), one
-device of each kind with the kiosk paired to the terminal, and an admin. The admin
-password and the device secrets are generated here and returned once; only their
-hashes are stored.
+sizes as option groups; every item and choice with its allergens and calories), stock for
+every item (one running low, one unlimited), one device of each kind with the kiosk
+paired to the terminal, and an admin. The admin password and the device secrets are
+generated here and returned once; only their hashes are stored.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.database import Database
-from persistence.enums import DeviceKind, ServiceMode
+from persistence.enums import Allergen, DeviceKind, ServiceMode
 from persistence.tables import (
     Branch,
     Category,
@@ -50,11 +50,13 @@ class DemoBranch:
 
 @dataclass(frozen=True)
 class DemoChoice:
-    """One answer of a demo option group; `price_delta` in minor units."""
+    """One answer of a demo option group; `price_delta` in minor units; the allergens and kcal it adds."""
 
     name: str
     price_delta: int = 0
     is_default: bool = False
+    allergens: frozenset[Allergen] = frozenset()
+    calories: int = 0
 
 
 @dataclass(frozen=True)
@@ -69,13 +71,20 @@ class DemoGroup:
 
 @dataclass(frozen=True)
 class DemoItem:
-    """A demo menu item; `stock` None means unlimited."""
+    """A demo menu item; `stock` None means unlimited; `calories` in kcal, without its choices."""
 
     name: str
     description: str
     price: int
     stock: int | None
     groups: tuple[DemoGroup, ...] = ()
+    allergens: frozenset[Allergen] = frozenset()
+    calories: int = 0
+
+
+def _in_eu_order(allergens: frozenset[Allergen]) -> list[str]:
+    """The allergens as an item or choice stores them: each once, in the EU's order (as the REST routes store them)."""
+    return [allergen.value for allergen in Allergen if allergen in allergens]
 
 
 BURGER_EXTRAS = DemoGroup(
@@ -83,52 +92,68 @@ BURGER_EXTRAS = DemoGroup(
     min_select=0,
     max_select=3,
     choices=(
-        DemoChoice("Cheese", 80),
-        DemoChoice("Bacon", 150),
-        DemoChoice("Jalapeños", 60),
-        DemoChoice("Avocado", 120),
-        DemoChoice("Extra patty", 250),
+        DemoChoice("Cheese", 80, allergens=frozenset({Allergen.MILK}), calories=110),
+        DemoChoice("Bacon", 150, calories=90),
+        DemoChoice("Jalapeños", 60, calories=5),
+        DemoChoice("Avocado", 120, calories=80),
+        DemoChoice("Extra patty", 250, calories=250),
     ),
 )
 FRIES_DIPS = DemoGroup(
     "Dips",
     min_select=0,
     max_select=2,
-    choices=(DemoChoice("Ketchup"), DemoChoice("Mayonnaise"), DemoChoice("Garlic aioli", 50)),
+    choices=(
+        DemoChoice("Ketchup", calories=30),
+        DemoChoice("Mayonnaise", allergens=frozenset({Allergen.EGGS, Allergen.MUSTARD}), calories=100),
+        DemoChoice("Garlic aioli", 50, allergens=frozenset({Allergen.EGGS}), calories=110),
+    ),
 )
 DRINK_SIZE = DemoGroup(
     "Size",
     min_select=1,
     max_select=1,
-    choices=(DemoChoice("Small", 0, is_default=True), DemoChoice("Medium", 60), DemoChoice("Large", 110)),
+    choices=(
+        DemoChoice("Small", 0, is_default=True),
+        DemoChoice("Medium", 60, calories=70),
+        DemoChoice("Large", 110, calories=150),
+    ),
 )
 
 LOW_STOCK = 3
+# Every burger: a bun of wheat and milk with sesame seeds, and a sauce of egg and mustard.
+BURGER = frozenset({Allergen.GLUTEN, Allergen.EGGS, Allergen.MILK, Allergen.MUSTARD, Allergen.SESAME})
+
+
+def _burger(name: str, description: str, price: int, stock: int, calories: int) -> DemoItem:
+    """A demo burger: with the burger extras and the allergens every burger has."""
+    return DemoItem(name, description, price, stock, (BURGER_EXTRAS,), BURGER, calories)
+
 
 # Categories in display order, each with its items in display order.
 DEMO_MENU: tuple[tuple[str, tuple[DemoItem, ...]], ...] = (
     (
         "Burgers",
         (
-            DemoItem("Classic Burger", "Beef patty, lettuce, tomato, pickles, house sauce", 890, 40, (BURGER_EXTRAS,)),
-            DemoItem("Cheeseburger", "Beef patty, double cheddar, onions, pickles", 990, 40, (BURGER_EXTRAS,)),
-            DemoItem("Chicken Burger", "Crispy chicken, slaw, chipotle mayo", 950, LOW_STOCK, (BURGER_EXTRAS,)),
-            DemoItem("Veggie Burger", "Grilled halloumi, roasted peppers, rocket", 920, 25, (BURGER_EXTRAS,)),
+            _burger("Classic Burger", "Beef patty, lettuce, tomato, pickles, house sauce", 890, 40, 560),
+            _burger("Cheeseburger", "Beef patty, double cheddar, onions, pickles", 990, 40, 680),
+            _burger("Chicken Burger", "Crispy chicken, slaw, chipotle mayo", 950, LOW_STOCK, 610),
+            _burger("Veggie Burger", "Grilled halloumi, roasted peppers, rocket", 920, 25, 590),
         ),
     ),
     (
         "Sides",
         (
-            DemoItem("Fries", "Skin-on, sea salt", 350, 100, (FRIES_DIPS,)),
-            DemoItem("Sweet Potato Fries", "With smoked paprika", 420, 60, (FRIES_DIPS,)),
-            DemoItem("Onion Rings", "Beer-battered", 390, 40),
+            DemoItem("Fries", "Skin-on, sea salt", 350, 100, (FRIES_DIPS,), calories=320),
+            DemoItem("Sweet Potato Fries", "With smoked paprika", 420, 60, (FRIES_DIPS,), calories=360),
+            DemoItem("Onion Rings", "Beer-battered", 390, 40, allergens=frozenset({Allergen.GLUTEN}), calories=410),
         ),
     ),
     (
         "Drinks",
         (
-            DemoItem("Cola", "From the fountain", 290, None, (DRINK_SIZE,)),
-            DemoItem("Lemonade", "Freshly squeezed", 320, 50, (DRINK_SIZE,)),
+            DemoItem("Cola", "From the fountain", 290, None, (DRINK_SIZE,), calories=130),
+            DemoItem("Lemonade", "Freshly squeezed", 320, 50, (DRINK_SIZE,), calories=120),
             DemoItem("Still Water", "0.5 l bottle", 220, 80),
         ),
     ),
@@ -255,6 +280,8 @@ async def _add_menu(session: AsyncSession, branch_id: int, tax_categories: dict[
                 description=demo_item.description,
                 price=demo_item.price,
                 tax_category_id=tax_categories[DEMO_TAX_CATEGORY[category_name]],
+                allergens=_in_eu_order(demo_item.allergens),
+                calories=demo_item.calories,
                 position=item_position,
                 option_groups=[_option_group(group, position) for position, group in enumerate(demo_item.groups)],
             )
@@ -280,6 +307,8 @@ def _option_group(group: DemoGroup, position: int) -> OptionGroup:
                 name=choice.name,
                 price_delta=choice.price_delta,
                 is_default=choice.is_default,
+                allergens=_in_eu_order(choice.allergens),
+                calories=choice.calories,
                 position=choice_position,
             )
             for choice_position, choice in enumerate(group.choices)

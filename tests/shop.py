@@ -3,9 +3,10 @@
 Alpha (branch a of the test world, EUR, Europe/Berlin, 19 % tax) sells:
 
 - Burger 900, Size exactly one (Regular 0 default, Large +150), Extras up to two
-  (Cheese +100, Bacon +200), unlimited;
-- Fries 350, 10 left;
-- Cola 300, unlimited, no options.
+  (Cheese +100, Bacon +200), unlimited; gluten, eggs and sesame, 550 kcal (Large +220, Cheese
+  milk and +110, Bacon +90);
+- Fries 350, 10 left; no allergens, 320 kcal;
+- Cola 300, unlimited, no options; no allergens, calories not known.
 
 Commands can be sent in process (`Shop.send`, through the app's command registry, as the
 socket does) or over a real socket with `channels.client.DeviceClient`.
@@ -180,20 +181,22 @@ async def build_shop(services: Services, world: World) -> Shop:
         mains, drinks = Category(name="Mains", position=0), Category(name="Drinks", position=1)
         session.add_all([mains, drinks])
         await session.flush()
-        regular = OptionChoice(name="Regular", price_delta=0, is_default=True, position=0)
-        large = OptionChoice(name="Large", price_delta=150, position=1)
-        cheese = OptionChoice(name="Cheese", price_delta=100, position=0)
-        bacon = OptionChoice(name="Bacon", price_delta=200, position=1)
+        regular = OptionChoice(name="Regular", price_delta=0, is_default=True, calories=0, position=0)
+        large = OptionChoice(name="Large", price_delta=150, calories=220, position=1)
+        cheese = OptionChoice(name="Cheese", price_delta=100, allergens=["milk"], calories=110, position=0)
+        bacon = OptionChoice(name="Bacon", price_delta=200, calories=90, position=1)
         burger = Item(
             category_id=mains.id,
             name="Burger",
             price=900,
+            allergens=["gluten", "eggs", "sesame"],
+            calories=550,
             option_groups=[
                 OptionGroup(name="Size", min_select=1, max_select=1, position=0, choices=[regular, large]),
                 OptionGroup(name="Extras", min_select=0, max_select=2, position=1, choices=[cheese, bacon]),
             ],
         )
-        fries = Item(category_id=mains.id, name="Fries", price=350, position=1)
+        fries = Item(category_id=mains.id, name="Fries", price=350, calories=320, position=1)
         cola = Item(category_id=drinks.id, name="Cola", price=300)
         session.add_all([burger, fries, cola])
         await session.flush()

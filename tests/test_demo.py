@@ -12,7 +12,18 @@ from sqlalchemy import func, select
 from persistence.base import Base
 from persistence.database import Database
 from persistence.enums import DeviceKind
-from persistence.tables import Branch, Category, Device, Item, ItemAvailability, OptionGroup, Role, TaxCategory, User
+from persistence.tables import (
+    Branch,
+    Category,
+    Device,
+    Item,
+    ItemAvailability,
+    OptionChoice,
+    OptionGroup,
+    Role,
+    TaxCategory,
+    User,
+)
 from server.auth.passwords import verify_secret
 from server.auth.roles import ensure_default_roles
 from server.demo import ADMIN_USERNAME, LOW_STOCK, DemoResult, describe, seed_demo
@@ -97,6 +108,30 @@ async def test_demo_option_groups_include_a_sized_drink_and_burger_extras(db: Da
         assert (group.min_select, group.max_select) == (0, 3)
         assert len(group.choices) > 3
         assert all(choice.price_delta > 0 for choice in group.choices)
+
+
+async def test_demo_declares_allergens_and_calories_of_every_item_and_choice(db: Database) -> None:
+    """Burgers hold gluten, eggs, milk, mustard and sesame, onion rings gluten, fries and drinks none; cheese adds
+    milk, mayonnaise eggs and mustard, aioli eggs, no other choice any. Every item and choice has its kcal (an item's
+    at least 0), and allergens are stored in the EU's order, as the REST routes store them."""
+    await _seed(db)
+    async with db.session() as session:
+        items = {item.name: item for item in (await session.scalars(select(Item))).all()}
+        choices = (await session.scalars(select(OptionChoice))).all()
+    burger = ["gluten", "eggs", "milk", "mustard", "sesame"]
+    assert {name: item.allergens for name, item in items.items() if item.allergens} == {
+        **dict.fromkeys(("Classic Burger", "Cheeseburger", "Chicken Burger", "Veggie Burger"), burger),
+        "Onion Rings": ["gluten"],
+    }
+    assert {choice.name: choice.allergens for choice in choices if choice.allergens} == {
+        "Cheese": ["milk"],
+        "Mayonnaise": ["eggs", "mustard"],
+        "Garlic aioli": ["eggs"],
+    }
+    assert all(item.calories is not None and item.calories >= 0 for item in items.values())
+    assert [items[name].calories for name in ("Cheeseburger", "Fries", "Cola", "Still Water")] == [680, 320, 130, 0]
+    assert all(choice.calories is not None for choice in choices)
+    assert {choice.calories for choice in choices if choice.name == "Cheese"} == {110}
 
 
 async def test_demo_stocks_every_item_with_one_low_and_one_unlimited(db: Database) -> None:

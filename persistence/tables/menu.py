@@ -1,6 +1,7 @@
 """The menu: categories, items with option groups and choices, and per-branch stock.
 
-Categories and items are the chain's catalogue, each item of a tax category; `items_live_available` says which items
+Categories and items are the chain's catalogue, each item of a tax category, with its allergens and calories (and
+each option choice with those it adds); `items_live_available` says which items
 a branch offers, whether they are on (not 86'd) and how many are left. `catalogue_version`
 counts the catalogue's changes, so that a process can keep a copy of it
 (server/orders/catalogue.py).
@@ -13,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from persistence.base import Base, Timestamps, UTCDateTime, utcnow
+from persistence.base import Base, Json, Timestamps, UTCDateTime, utcnow
 
 
 class TaxCategory(Timestamps, Base):
@@ -49,6 +50,10 @@ class Item(Timestamps, Base):
     price: Mapped[int]
     # None: taxed at its branch's default rate.
     tax_category_id: Mapped[int | None] = mapped_column(ForeignKey("tax_categories.id"), index=True)
+    # persistence.enums.Allergen values, each once, in that enum's order.
+    allergens: Mapped[list[str]] = mapped_column(Json, default=list)
+    # kcal of one, without its options; None: not known.
+    calories: Mapped[int | None]
     position: Mapped[int] = mapped_column(default=0)
     # Soft delete: orders keep pointing at removed items.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -60,7 +65,10 @@ class Item(Timestamps, Base):
         lazy="selectin",
     )
 
-    __table_args__ = (CheckConstraint("price >= 0", name="price_not_negative"),)
+    __table_args__ = (
+        CheckConstraint("price >= 0", name="price_not_negative"),
+        CheckConstraint("calories >= 0", name="calories_not_negative"),
+    )
 
 
 class OptionGroup(Base):
@@ -90,7 +98,8 @@ class OptionGroup(Base):
 
 
 class OptionChoice(Base):
-    """One answer of an option group, with its price difference in minor units."""
+    """One answer of an option group, with its price difference in minor units and the allergens and calories it
+    adds to its item."""
 
     __tablename__ = "option_choices"
 
@@ -99,6 +108,10 @@ class OptionChoice(Base):
     name: Mapped[str] = mapped_column(String(120))
     price_delta: Mapped[int] = mapped_column(default=0)
     is_default: Mapped[bool] = mapped_column(default=False)
+    # persistence.enums.Allergen values it adds to its item's, each once, in that enum's order.
+    allergens: Mapped[list[str]] = mapped_column(Json, default=list)
+    # kcal it adds to its item's: negative for one that takes something away ("no cheese"); None: not known.
+    calories: Mapped[int | None]
     position: Mapped[int] = mapped_column(default=0)
 
     group: Mapped[OptionGroup] = relationship(back_populates="choices")

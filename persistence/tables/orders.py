@@ -52,6 +52,8 @@ class CartLine(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items_live.id", ondelete="CASCADE"))
     qty: Mapped[int]
     choice_ids: Mapped[list[int]] = mapped_column(Json, default=list)
+    # What the customer asked the kitchen to mind ("no peanuts please"): a line adds to another only with the same.
+    note: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (CheckConstraint("qty > 0", name="qty_positive"),)
 
@@ -126,6 +128,8 @@ class OrderLine(Base):
     line_total: Mapped[int]
     # The tax rate the line was charged at (None for orders placed before rates per line).
     tax_rate_bp: Mapped[int | None]
+    # The customer's note of the cart line: the kitchen's flag on the ticket.
+    note: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (CheckConstraint("qty > 0", name="qty_positive"),)
 

@@ -11,6 +11,8 @@ orders keep pointing at it. Which branches offer an item, and its stock there, i
 `tax_category_id` is the item's tax category (server/api/tax_categories.py): each branch
 rates it per service mode; null, or a category a branch gives no rate in a cart's mode,
 is taxed at that branch's `tax_rate_bp`.
+
+`allergens` and `calories` say what is in an item, and in each choice what it adds (server/api/nutrition.py).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, U
 from sqlalchemy import select
 
 from persistence.base import utcnow
+from persistence.enums import Allergen
 from persistence.tables import Category, Item, ItemAvailability, OptionChoice, OptionGroup
 from server.api.fields import Count, FieldError, PatchBody, Position, field_error
+from server.api.nutrition import Allergens, Calories, CaloriesDelta
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.api.stock import StockOut, announce_items, load_item
@@ -52,6 +56,8 @@ class ChoiceOut(BaseModel):
     name: str
     price_delta: int
     is_default: bool
+    allergens: list[Allergen] = Field(description="the allergens it adds to its item's")
+    calories: int | None = Field(description="the kcal it adds to its item's (may be negative); null: not known")
     position: int
 
 
@@ -80,6 +86,8 @@ class ItemFields(BaseModel):
     image_url: str | None
     price: int
     tax_category_id: int | None
+    allergens: list[Allergen] = Field(description="the allergens it contains, without its options'")
+    calories: int | None = Field(description="kcal of one, without its options; null: not known")
     position: int
     deleted_at: datetime | None
     created_at: datetime
@@ -108,6 +116,8 @@ class ChoiceIn(Input):
     name: Name
     price_delta: PriceDelta = 0
     is_default: bool = False
+    allergens: Allergens = Field(default_factory=list)
+    calories: CaloriesDelta | None = None
     position: Position = 0
 
 
@@ -135,6 +145,8 @@ class ItemCreate(Input):
     image_url: ImageUrl | None = None
     price: Price
     tax_category_id: TaxCategoryId | None = None
+    allergens: Allergens = Field(default_factory=list)
+    calories: Calories | None = None
     position: Position = 0
     option_groups: list[OptionGroupIn] = Field(default_factory=list, max_length=50)
 
@@ -142,7 +154,7 @@ class ItemCreate(Input):
 class ItemUpdate(PatchBody):
     """The fields to change; those left out keep their value. `option_groups`, when sent, is the complete list."""
 
-    clearable = frozenset({"description", "image_url", "tax_category_id"})
+    clearable = frozenset({"description", "image_url", "tax_category_id", "calories"})
 
     category_id: RowId | None = None
     name: Name | None = None
@@ -150,6 +162,8 @@ class ItemUpdate(PatchBody):
     image_url: ImageUrl | None = None
     price: Price | None = None
     tax_category_id: TaxCategoryId | None = None
+    allergens: Allergens | None = None
+    calories: Calories | None = None
     position: Position | None = None
     option_groups: list[OptionGroupIn] | None = Field(default=None, max_length=50)
 
@@ -217,13 +231,13 @@ def _replace_option_groups(item: Item, groups: list[OptionGroupIn]) -> None:
     new_groups: list[OptionGroup] = []
     for group_in in groups:
         group = old_groups[group_in.id] if group_in.id is not None else OptionGroup()
-        for name, value in group_in.model_dump(exclude={"id", "choices"}).items():
+        for name, value in group_in.model_dump(mode="json", exclude={"id", "choices"}).items():
             setattr(group, name, value)
         new_choices: list[OptionChoice] = []
         for choice_in in group_in.choices:
             # A kept choice may move to another group of the item; its id goes with it.
             choice = old_choices[choice_in.id] if choice_in.id is not None else OptionChoice()
-            for name, value in choice_in.model_dump(exclude={"id"}).items():
+            for name, value in choice_in.model_dump(mode="json", exclude={"id"}).items():
                 setattr(choice, name, value)
             new_choices.append(choice)
         group.choices = new_choices
@@ -318,6 +332,8 @@ async def create_item(call: Call[ItemCreate, None]) -> ItemDetailOut:
         image_url=str(body.image_url) if body.image_url else None,
         price=body.price,
         tax_category_id=body.tax_category_id,
+        allergens=[allergen.value for allergen in body.allergens],
+        calories=body.calories,
         position=body.position,
     )
     errors = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 from sqlalchemy import bindparam, select
 
 from channels import names
@@ -34,6 +34,8 @@ MAX_QTY = 99
 MAX_LINES = 50
 Qty = Annotated[int, Field(ge=1, le=MAX_QTY, strict=True)]
 Phone = Annotated[str, Field(min_length=1, max_length=32)]
+# The customer's words to the kitchen, kept as typed but for spaces around them (cart_lines.note holds 200).
+Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class CreateCart(Input):
@@ -52,12 +54,14 @@ class SetServiceMode(Input):
 
 
 class AddToCart(Input):
-    """`cart.add`: an item, how many, and the picked choice ids (left out: the item's default choices)."""
+    """`cart.add`: an item, how many, the picked choice ids (left out: the item's default choices), and the customer's
+    note for the kitchen ("no peanuts please"; left out: none)."""
 
     cart_id: RowId
     item_id: RowId
     qty: Qty = 1
     options: list[RowId] | None = Field(default=None, max_length=50)
+    note: Note | None = None
 
 
 class UpdateCartLine(Input):
@@ -214,7 +218,8 @@ def require_offered(cart: CartRecord, mode: ServiceMode) -> None:
     errors=("not_found", "conflict", "invalid", "out_of_stock"),
 )
 async def add_to_cart(ctx: CommandContext, data: AddToCart) -> dict[str, Any]:
-    """Add `qty` of an item; the same item with the same options adds to its existing line."""
+    """Add `qty` of an item; the same item with the same options and the same note (or none) adds to its existing
+    line: a note keeps its line apart from the item's lines without it or with another."""
     cart = await open_cart(ctx, data.cart_id, adding=data.item_id)
     in_cart = quantities(cart.lines).get(data.item_id, 0)
     loaded = await cart_offers(ctx, cart, data.item_id)
@@ -228,7 +233,14 @@ async def add_to_cart(ctx: CommandContext, data: AddToCart) -> dict[str, Any]:
         ]
         raise ApiError("invalid", f"invalid options: {exc}", {"errors": errors}) from None
     choice_ids = sorted(c.choice.id for c in chosen)
-    same = next((line for line in cart.lines if line.item_id == data.item_id and line.choice_ids == choice_ids), None)
+    same = next(
+        (
+            line
+            for line in cart.lines
+            if line.item_id == data.item_id and line.choice_ids == choice_ids and line.note == data.note
+        ),
+        None,
+    )
     if same is not None:
         if same.qty + data.qty > MAX_QTY:
             raise ApiError("invalid", f"at most {MAX_QTY} of one line", {"line_id": same.id, "qty": same.qty})
@@ -236,7 +248,7 @@ async def add_to_cart(ctx: CommandContext, data: AddToCart) -> dict[str, Any]:
     else:
         if len(cart.lines) >= MAX_LINES:
             raise ApiError("invalid", f"a cart holds at most {MAX_LINES} lines", {"cart_id": cart.id})
-        await cart_rows.add_line(ctx.session, cart, data.item_id, data.qty, choice_ids)
+        await cart_rows.add_line(ctx.session, cart, data.item_id, data.qty, choice_ids, data.note)
     return await changed(ctx, cart, loaded)
 
 

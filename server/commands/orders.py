@@ -176,6 +176,7 @@ async def _create(ctx: CommandContext, cart: CartRecord, priced: PricedCart) -> 
             line.options(),
             line.line_total,
             line.tax_rate_bp,
+            line.line.note,
         )
         for line in priced.lines
     ]

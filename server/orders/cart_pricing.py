@@ -1,6 +1,6 @@
 """A cart priced from the menu as it is now, and its data (server/payloads/cart.py) for replies, events, snapshots.
 
-Carts store only what the customer picked (item, quantity, choice ids). Every read prices
+Carts store only what the customer picked (item, quantity, choice ids, a note). Every read prices
 them again (domain/pricing.py), so a kiosk always sees today's prices, and a line whose
 item was removed, 86'd, sold out, or whose options no longer fit the item carries a
 `problem` instead of silently changing.
@@ -91,6 +91,7 @@ class PricedLine:
             unit_price=self.unit_price,
             line_total=self.line_total,
             tax_rate_bp=self.tax_rate_bp,
+            note=self.line.note,
             problem=None if problem is None else CartLineProblem(code=problem.code, message=problem.message),
         )
 

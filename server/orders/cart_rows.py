@@ -35,12 +35,13 @@ _CART, _LINE = CARTS.c, _LINES.c
 
 @dataclass
 class CartLineRecord:
-    """A cart line: an item, how many, and the choice ids picked for it."""
+    """A cart line: an item, how many, the choice ids picked for it, and the customer's note (None: none)."""
 
     id: int
     item_id: int
     qty: int
     choice_ids: list[int]
+    note: str | None = None
 
 
 @dataclass
@@ -158,6 +159,7 @@ _LINE_AND_LEVEL = (
     _LINE.item_id,
     _LINE.qty,
     _LINE.choice_ids,
+    _LINE.note,
     _OFFER.item_id.label("offered_id"),
     _OFFER.available,
     _OFFER.stock,
@@ -176,6 +178,7 @@ _LINES_AND_LEVELS = Prepared(
             _OFFER.item_id,
             null().label("qty"),
             null().label("choice_ids"),
+            null().label("note"),
             _OFFER.item_id.label("offered_id"),
             _OFFER.available,
             _OFFER.stock,
@@ -189,6 +192,7 @@ _ADD_LINE = Prepared(
         item_id=bindparam("item_id"),
         qty=bindparam("qty"),
         choice_ids=bindparam("choice_ids"),
+        note=bindparam("note"),
     )
     .returning(_LINE.id)
 )
@@ -282,7 +286,7 @@ async def lock_cart(
     params = {"cart_id": cart_id, "branch_id": row.branch_id, "also": also}
     for line in await _LINES_AND_LEVELS.rows(session, params):
         if line.id is not None:
-            lines.append(CartLineRecord(line.id, line.item_id, line.qty, line.choice_ids))
+            lines.append(CartLineRecord(line.id, line.item_id, line.qty, line.choice_ids, line.note))
         if line.offered_id is not None:
             levels[line.item_id] = Level(line.item_id, line.available, line.stock)
     lines.sort(key=lambda line: line.id)
@@ -301,12 +305,13 @@ def as_ordered(cart: CartRecord, version: int, updated_at: datetime) -> CartReco
     return replace(cart, status=CartStatus.ORDERED, version=version, updated_at=updated_at)
 
 
-async def add_line(session: AsyncSession, cart: CartRecord, item_id: int, qty: int, choice_ids: list[int]) -> None:
-    """Add a line to the (locked) cart and to its record."""
-    line_id = await _ADD_LINE.scalar(
-        session, {"cart_id": cart.id, "item_id": item_id, "qty": qty, "choice_ids": choice_ids}
-    )
-    cart.lines.append(CartLineRecord(line_id, item_id, qty, choice_ids))
+async def add_line(
+    session: AsyncSession, cart: CartRecord, item_id: int, qty: int, choice_ids: list[int], note: str | None = None
+) -> None:
+    """Add a line to the (locked) cart and to its record, with the customer's `note` for the kitchen (None: none)."""
+    params = {"cart_id": cart.id, "item_id": item_id, "qty": qty, "choice_ids": choice_ids, "note": note}
+    line_id = await _ADD_LINE.scalar(session, params)
+    cart.lines.append(CartLineRecord(line_id, item_id, qty, choice_ids, note))
 
 
 async def set_qty(session: AsyncSession, line: CartLineRecord, qty: int) -> None:
@@ -340,7 +345,7 @@ async def with_lines(session: AsyncSession, rows: Sequence[Any]) -> list[CartRec
         .order_by(_LINE.id)
     )
     for line in await session.execute(read):
-        lines[line.cart_id].append(CartLineRecord(line.id, line.item_id, line.qty, line.choice_ids))
+        lines[line.cart_id].append(CartLineRecord(line.id, line.item_id, line.qty, line.choice_ids, line.note))
         if line.offered_id is not None:
             levels[line.cart_id][line.item_id] = Level(line.item_id, line.available, line.stock)
     return [_record(row, lines[row.id], levels[row.id]) for row in rows]

@@ -41,7 +41,8 @@ from server.orders.cart_rows import CartRecord
 _ORDERS, _LINES, _DEADLINES = table(Order), table(OrderLine), table(Deadline)
 _ORDER_NAMES = tuple(f.name for f in fields(OrderRecord) if f.name != "lines")
 _ORDER_COLUMNS = tuple(_ORDERS.c[name] for name in _ORDER_NAMES)
-_LINE_NAMES = ("item_id", "name", "qty", "unit_price", "options", "line_total", "tax_rate_bp")  # not id, order_id
+# A line's columns but its id and its order's.
+_LINE_NAMES = ("item_id", "name", "qty", "unit_price", "options", "line_total", "tax_rate_bp", "note")
 _LINE_COLUMNS = tuple(_LINES.c[f.name] for f in fields(OrderLineRecord))
 
 
@@ -56,6 +57,7 @@ class NewLine:
     options: list[dict[str, Any]]
     line_total: int
     tax_rate_bp: int
+    note: str | None
 
 
 @dataclass(frozen=True)

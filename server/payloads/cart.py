@@ -54,6 +54,7 @@ class CartLineView(BaseModel):
     unit_price: int
     line_total: int = Field(description="unit_price × qty")
     tax_rate_bp: int = Field(description="the rate the line is taxed at, in basis points, in the cart's service mode")
+    note: str | None = Field(description="what the customer asked the kitchen to mind (allergies); null: nothing")
     problem: CartLineProblem | None
 
 

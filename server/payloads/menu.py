@@ -4,6 +4,9 @@ One shape everywhere: the `branch:{b}:menu` snapshot and the `menu.get` reply ar
 `branch_menu`; `menu.item_updated` carries one item of it (`branch_item`), and
 `stock.changed` carries `stock_changed`. The models below describe that shape for the
 AsyncAPI document and the command replies; the dicts are built directly.
+
+Items and choices carry their allergens and calories, a choice's being what it adds to its item's: a kiosk works
+out a line's from the item and the choices picked, and may filter the menu by them.
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from persistence.enums import ServiceMode
+from persistence.enums import Allergen, ServiceMode
 from persistence.tables import Branch, Category, Item, ItemAvailability
 
 
 class MenuChoice(BaseModel):
-    """One choice of an option group; `price_delta` in minor units."""
+    """One choice of an option group; `price_delta` in minor units, `allergens` and `calories` what it adds."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -27,6 +30,8 @@ class MenuChoice(BaseModel):
     name: str
     price_delta: int
     is_default: bool
+    allergens: list[Allergen] = Field(description="the allergens it adds to its item's, in the EU's order")
+    calories: int | None = Field(description="the kcal it adds to its item's (may be negative); null: not known")
 
 
 class MenuOptionGroup(BaseModel):
@@ -52,6 +57,8 @@ class MenuItem(BaseModel):
     description: str | None
     image_url: str | None
     price: int
+    allergens: list[Allergen] = Field(description="the allergens it contains, without its choices', in the EU's order")
+    calories: int | None = Field(description="kcal of one, without its choices; null: not known")
     position: int = Field(description="display order within its category, lowest first")
     available: bool = Field(description="false when staff 86'd the item in the branch")
     stock: int | None = Field(description="how many are left; null when the branch does not count them")
@@ -158,6 +165,8 @@ def _item(item: Item, offer: ItemAvailability) -> dict[str, Any]:
         "description": item.description,
         "image_url": item.image_url,
         "price": item.price,
+        "allergens": item.allergens,
+        "calories": item.calories,
         "position": item.position,
         "available": offer.available,
         "stock": offer.stock,
@@ -169,7 +178,14 @@ def _item(item: Item, offer: ItemAvailability) -> dict[str, Any]:
                 "min_select": group.min_select,
                 "max_select": group.max_select,
                 "choices": [
-                    {"id": c.id, "name": c.name, "price_delta": c.price_delta, "is_default": c.is_default}
+                    {
+                        "id": c.id,
+                        "name": c.name,
+                        "price_delta": c.price_delta,
+                        "is_default": c.is_default,
+                        "allergens": c.allergens,
+                        "calories": c.calories,
+                    }
                     for c in group.choices
                 ],
             }

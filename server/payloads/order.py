@@ -49,6 +49,7 @@ class OrderLineView(BaseModel):
     options: list[ChosenOption]
     line_total: int
     tax_rate_bp: int | None = Field(description="the rate the line was taxed at; null on orders from before rates")
+    note: str | None = Field(description="the customer's note of the cart line (allergies): flag it; null: none")
 
 
 class OrderView(BaseModel):

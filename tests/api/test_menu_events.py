@@ -141,7 +141,10 @@ async def test_an_item_change_reaches_every_branch_offering_it(
     client: httpx.AsyncClient, services: Services, world: World, catalogue: Catalogue, outbox: Outbox
 ) -> None:
     """A PATCH sends each offering branch the whole item as its menu now shows it, with its own stock."""
-    changes = {"name": "Big burger", "price": 950, "image_url": "https://img.example.com/b.png", "description": "Two"}
+    changes = {
+        **{"name": "Big burger", "price": 950, "image_url": "https://img.example.com/b.png", "description": "Two"},
+        **{"allergens": ["gluten", "milk"], "calories": 610},
+    }
     response = await call(client, "PATCH", f"{ITEMS}/{catalogue.burger}", world.admin.headers, **changes)
     assert response.status_code == 200, response.text
     in_a = await menu_item(services, world.branch_a, catalogue.burger)
@@ -161,6 +164,8 @@ async def test_an_item_change_reaches_every_branch_offering_it(
         "name": "Large",
         "price_delta": 150,
         "is_default": False,
+        "allergens": [],
+        "calories": None,
     }
 
 
@@ -180,13 +185,17 @@ async def test_moving_an_item_to_another_category_names_the_new_one(
 async def test_option_groups_are_announced_as_stored_in_display_order(
     client: httpx.AsyncClient, services: Services, world: World, catalogue: Catalogue, outbox: Outbox
 ) -> None:
-    """New groups sent before old ones still come out by position, with ids, limits, deltas and defaults."""
+    """New groups sent before old ones still come out by position, with ids, limits, deltas, defaults, allergens and
+    calories."""
     groups = [
         {
             "name": "Extras",
             "max_select": 2,
             "position": 1,
-            "choices": [{"name": "Bacon", "price_delta": 120}, {"name": "Cheese", "price_delta": 80, "position": 1}],
+            "choices": [
+                {"name": "Bacon", "price_delta": 120},
+                {"name": "Cheese", "price_delta": 80, "position": 1, "allergens": ["milk"], "calories": 110},
+            ],
         },
         {
             "id": catalogue.size,
@@ -208,9 +217,19 @@ async def test_option_groups_are_announced_as_stored_in_display_order(
     assert [(g["name"], g["min_select"], g["max_select"]) for g in announced] == [("Size", 1, 1), ("Extras", 0, 2)]
     assert announced[0]["id"] == catalogue.size
     assert announced[0]["choices"] == [
-        {"id": catalogue.regular, "name": "Regular", "price_delta": 0, "is_default": True}
+        {
+            "id": catalogue.regular,
+            "name": "Regular",
+            "price_delta": 0,
+            "is_default": True,
+            "allergens": [],
+            "calories": None,
+        }
     ]
-    assert [(c["name"], c["price_delta"]) for c in announced[1]["choices"]] == [("Bacon", 120), ("Cheese", 80)]
+    assert [(c["name"], c["price_delta"], c["allergens"], c["calories"]) for c in announced[1]["choices"]] == [
+        ("Bacon", 120, [], None),
+        ("Cheese", 80, ["milk"], 110),
+    ]
     assert events[0][2] == await menu_item(services, world.branch_a, catalogue.burger)
 
 

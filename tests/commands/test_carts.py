@@ -89,6 +89,40 @@ async def test_the_same_item_with_the_same_options_adds_to_its_line(shop: Shop) 
     assert len(cart["lines"]) == 3
 
 
+async def test_a_note_keeps_its_line_apart_and_only_the_same_note_adds_to_it(shop: Shop) -> None:
+    """A burger with the customer's note is a line of its own beside the same burger without a note and with
+    another note; the same note again adds to its line. Lines show the note stripped, or null."""
+    cart = await shop.send(shop.kiosk, "cart.create", {})
+    burger = {"cart_id": cart["id"], "item_id": shop.burger}
+    await shop.send(shop.kiosk, "cart.add", burger)
+    await shop.send(shop.kiosk, "cart.add", {**burger, "note": "  no peanuts please\n"})
+    await shop.send(shop.kiosk, "cart.add", burger)
+    await shop.send(shop.kiosk, "cart.add", {**burger, "note": "no sesame"})
+    cart = await shop.send(shop.kiosk, "cart.add", {**burger, "qty": 2, "note": "no peanuts please"})
+    assert [(line["item_id"], line["qty"], line["note"]) for line in cart["lines"]] == [
+        (shop.burger, 2, None),
+        (shop.burger, 3, "no peanuts please"),
+        (shop.burger, 1, "no sesame"),
+    ]
+    assert cart["total"] == 6 * 900
+    async with shop.services.db.session() as session:
+        stored = (await session.scalars(select(CartLine.note).order_by(CartLine.id))).all()
+    assert stored == [None, "no peanuts please", "no sesame"]
+
+
+@pytest.mark.parametrize("note", ["", "   ", "x" * 201, 7])
+async def test_a_note_empty_once_stripped_too_long_or_not_text_is_invalid(shop: Shop, note: object) -> None:
+    """`note` holds 1 to 200 characters once the spaces around it are stripped; anything else is `invalid` naming
+    it, and adds nothing. 200 characters with spaces around them fit."""
+    cart = await shop.send(shop.kiosk, "cart.create", {})
+    add = {"cart_id": cart["id"], "item_id": shop.cola}
+    error = await shop.error(shop.kiosk, "cart.add", {**add, "note": note})
+    assert error["code"] == "invalid"
+    assert [e["field"] for e in error["details"]["errors"]] == ["note"]
+    cart = await shop.send(shop.kiosk, "cart.add", {**add, "note": f" {'x' * 200} "})
+    assert [line["note"] for line in cart["lines"]] == ["x" * 200]
+
+
 async def test_update_changes_quantity_and_zero_removes_the_line(shop: Shop) -> None:
     """cart.update sets a line's qty; qty 0 removes it; a line of another cart is not found."""
     cart = await shop.send(shop.kiosk, "cart.create", {})

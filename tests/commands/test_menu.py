@@ -19,6 +19,7 @@ from server.commands import command_registry
 from server.commands.router import execute
 from server.payloads.menu import branch_menu
 from server.services import Services
+from tests.shop import Shop
 from tests.world import Actor, World
 
 COMMANDS = command_registry()
@@ -192,6 +193,8 @@ async def test_menu_get_answers_the_menu_snapshot(services: Services, world: Wor
         "description": None,
         "image_url": None,
         "price": 900,
+        "allergens": [],
+        "calories": None,
         "position": 0,
         "available": True,
         "stock": 5,
@@ -206,6 +209,21 @@ async def test_menu_get_answers_the_menu_snapshot(services: Services, world: Wor
         assert outcome == "ok", reply
         assert reply["data"] == expected
     assert await outbox(services) == []
+
+
+async def test_menu_items_and_choices_carry_their_allergens_and_calories(shop: Shop) -> None:
+    """A kiosk's menu shows each item's allergens and kcal, and what each choice adds: the burger's gluten, eggs and
+    sesame at 550 kcal, its cheese's milk and 110 kcal; an item of unknown calories has null, one of none `[]`."""
+    menu = await shop.send(shop.kiosk, "menu.get", {})
+    items = {item["name"]: item for category in menu["categories"] for item in category["items"]}
+    burger = items["Burger"]
+    assert (burger["allergens"], burger["calories"]) == (["gluten", "eggs", "sesame"], 550)
+    choices = {c["name"]: (c["allergens"], c["calories"]) for g in burger["option_groups"] for c in g["choices"]}
+    assert choices == {"Regular": ([], 0), "Large": ([], 220), "Cheese": (["milk"], 110), "Bacon": ([], 90)}
+    assert [(items[name]["allergens"], items[name]["calories"]) for name in ("Fries", "Cola")] == [
+        ([], 320),
+        ([], None),
+    ]
 
 
 async def test_menu_get_names_the_branch_only_for_chain_wide_users(

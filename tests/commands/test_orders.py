@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from channels import names
+from channels.names import parse
 from persistence.base import utcnow
 from persistence.enums import DeadlineKind, PaymentMethod, PaymentStatus
 from persistence.tables import (
@@ -25,6 +26,7 @@ from persistence.tables import (
     OutboxEvent,
     Payment,
 )
+from server.realtime.snapshots import Snapshots
 from tests.locks import until_blocked_or_done
 from tests.shop import LIMIT_S, Shop, principal_of
 from tests.world import World
@@ -239,6 +241,35 @@ async def test_mark_paid_records_cash_and_sends_the_order_to_the_kitchen(shop: S
     }
     error = await shop.error(shop.staff, "order.mark_paid", {"order_id": order["id"]})
     assert (error["code"], error["details"]["status"]) == ("conflict", "paid")
+
+
+async def test_a_lines_note_goes_onto_the_order_and_the_kitchens_ticket(shop: Shop) -> None:
+    """The customer's note of a cart line is its order line's: in the placed order, in the row, in `order.queued` on
+    the kitchen once paid, in the kitchen's snapshot and through its moves; a line without one has null."""
+    cart = await cart_with(
+        shop,
+        {"item_id": shop.burger, "note": "no peanuts please"},
+        {"item_id": shop.burger},
+        {"item_id": shop.cola, "qty": 2},
+    )
+    order = await shop.send(shop.kiosk, "order.place", {"cart_id": cart["id"], "expected_total": cart["total"]})
+    notes = [(line["name"], line["qty"], line["note"]) for line in order["lines"]]
+    assert notes == [("Burger", 1, "no peanuts please"), ("Burger", 1, None), ("Cola", 2, None)]
+    async with shop.services.db.session() as session:
+        stored = (await session.scalars(select(Order).where(Order.id == order["id"]))).one()
+        assert [line.note for line in stored.lines] == ["no peanuts please", None, None]
+    before = len(await events(shop))
+    paid = await shop.send(shop.staff, "order.mark_paid", {"order_id": order["id"]})
+    [queued] = [data for channel, event, data in (await events(shop))[before:] if event == "order.queued"]
+    assert queued == paid
+    assert [line["note"] for line in queued["lines"]] == ["no peanuts please", None, None]
+    snapshots = Snapshots(shop.services.db, shop.services.presence, shop.services.settings)
+    kitchen = parse(names.branch_kitchen(shop.branch_id))
+    assert kitchen is not None
+    [ticket] = (await asyncio.wait_for(snapshots.snapshot(kitchen), LIMIT_S))["tickets"]
+    assert ticket == paid
+    started = await shop.send(shop.kitchen, "order.start", {"order_id": order["id"]})
+    assert [line["note"] for line in started["lines"]] == ["no peanuts please", None, None]
 
 
 async def test_mark_paid_is_for_staff_of_the_branch(shop: Shop, world: World) -> None:

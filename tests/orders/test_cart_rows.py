@@ -81,21 +81,23 @@ async def test_a_touch_attaches_and_takes_off_a_customer(shop: Shop) -> None:
 
 
 async def test_line_writes_change_the_database_and_the_record_alike(shop: Shop) -> None:
-    """Adding, raising and removing lines: the record's lines are what a fresh read finds, oldest first."""
+    """Adding, raising and removing lines: the record's lines are what a fresh read finds, oldest first, notes
+    included."""
     now = utcnow()
+    picked = [shop.choices["Large"], shop.choices["Cheese"]]
     async with shop.services.db.session() as session:
         cart = await cart_rows.create_cart(session, shop.branch_id, shop.kiosk.id, now)
         await cart_rows.add_line(session, cart, shop.cola, 1, [])
-        await cart_rows.add_line(session, cart, shop.burger, 2, [shop.choices["Large"], shop.choices["Cheese"]])
+        await cart_rows.add_line(session, cart, shop.burger, 2, picked, "no peanuts please")
         await cart_rows.add_line(session, cart, shop.fries, 3, [])
         await cart_rows.set_qty(session, cart.lines[0], 4)
         await cart_rows.remove_line(session, cart, cart.lines[2])
     async with shop.services.db.session() as session:
         read = await cart_rows.lock_cart(session, cart.id)
     assert read is not None and read.lines == cart.lines
-    assert [(line.item_id, line.qty, line.choice_ids) for line in read.lines] == [
-        (shop.cola, 4, []),
-        (shop.burger, 2, [shop.choices["Large"], shop.choices["Cheese"]]),
+    assert [(line.item_id, line.qty, line.choice_ids, line.note) for line in read.lines] == [
+        (shop.cola, 4, [], None),
+        (shop.burger, 2, picked, "no peanuts please"),
     ]
     assert read.lines[0].id < read.lines[1].id
 
@@ -128,7 +130,7 @@ async def test_several_carts_get_each_their_own_lines(shop: Shop) -> None:
         last = await cart_rows.create_cart(session, shop.branch_id, shop.kiosk2.id, now)
         await cart_rows.add_line(session, last, shop.fries, 1, [])
         await cart_rows.add_line(session, first, shop.cola, 2, [])
-        await cart_rows.add_line(session, last, shop.cola, 3, [])
+        await cart_rows.add_line(session, last, shop.cola, 3, [], "no ice")
     async with shop.services.db.session() as session:
         assert await cart_rows.with_lines(session, []) == []
         rows = (await session.execute(select(*cart_rows.CART_COLUMNS).order_by(Cart.id.desc()))).all()
@@ -136,6 +138,7 @@ async def test_several_carts_get_each_their_own_lines(shop: Shop) -> None:
         count = len((await session.scalars(select(CartLine))).all())
     assert [record.id for record in records] == [last.id, empty.id, first.id]
     assert [record.lines for record in records] == [last.lines, [], first.lines]
+    assert [line.note for line in records[0].lines] == [None, "no ice"]
     assert records[0].levels == {
         shop.fries: Level(shop.fries, True, 10),
         shop.cola: Level(shop.cola, True, None),

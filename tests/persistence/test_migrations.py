@@ -298,6 +298,61 @@ async def test_at_0006_existing_rows_are_eat_in_and_the_catalogue_triggers_still
         await engine.dispose()
 
 
+async def test_at_0007_existing_rows_have_no_allergens_calories_or_notes_and_the_catalogue_triggers_still_run(
+    fresh_url: str,
+) -> None:
+    """Made at 0006: an item, its choice, a cart line and an order line have no allergens, unknown calories and no
+    note at 0007; an item's calories below 0 are refused, a choice's are not; changes to items and choices still
+    raise the catalogue's version (the columns were added in place); back at 0006 the rows stay."""
+    await migrate.upgrade(fresh_url, "0006")
+    version = sa.table("catalogue_version", sa.column("version"))
+    made_at_0006 = (
+        "INSERT INTO branches (id, name, currency, timezone, tax_rate_bp, is_active)"
+        " VALUES (1, 'Mitte', 'EUR', 'UTC', 1900, true)",
+        "INSERT INTO devices (id, branch_id, kind, name, secret_hash, secret_version, is_active, info)"
+        " VALUES (1, 1, 'kiosk', 'k', 'x', 1, true, '{}')",
+        "INSERT INTO categories (id, name, position) VALUES (1, 'Mains', 0)",
+        "INSERT INTO items_live (id, category_id, name, price, position) VALUES (1, 1, 'Burger', 900, 0)",
+        "INSERT INTO option_groups (id, item_id, name, min_select, max_select, position)"
+        " VALUES (1, 1, 'Extras', 0, 1, 0)",
+        "INSERT INTO option_choices (id, group_id, name, price_delta, is_default, position)"
+        " VALUES (1, 1, 'Cheese', 80, false, 0)",
+        "INSERT INTO carts (id, branch_id, device_id, status, version) VALUES (1, 1, 1, 'open', 1)",
+        "INSERT INTO cart_lines (id, cart_id, item_id, qty, choice_ids) VALUES (1, 1, 1, 2, '[1]')",
+        "INSERT INTO orders (id, branch_id, number, business_date, status, currency, subtotal, tax, total)"
+        " VALUES (1, 1, 1, '2026-12-07', 'paid', 'EUR', 756, 144, 900)",
+        "INSERT INTO order_lines (id, order_id, item_id, name, qty, unit_price, options, line_total)"
+        " VALUES (1, 1, 1, 'Burger', 1, 900, '[]', 900)",
+    )
+    engine = create_engine(fresh_url)
+    try:
+        async with engine.begin() as connection:
+            for statement in made_at_0006:
+                await connection.execute(sa.text(statement))
+        await migrate.upgrade(fresh_url)
+        async with engine.begin() as connection:
+            for table in ("items_live", "option_choices"):
+                read = sa.text(f"SELECT allergens, calories FROM {table}")
+                allergens, calories = (await connection.execute(read)).one()
+                assert (_json(allergens), calories) == ([], None), table
+            for table in ("cart_lines", "order_lines"):
+                assert (await connection.execute(sa.text(f"SELECT note FROM {table}"))).scalars().all() == [None], table
+            for change in ("UPDATE items_live SET calories = 550", "UPDATE option_choices SET calories = -20"):
+                before = (await connection.execute(sa.select(version.c.version))).scalar_one()
+                await connection.execute(sa.text(change))
+                assert (await connection.execute(sa.select(version.c.version))).scalar_one() == before + 1, change
+        with pytest.raises(sa.exc.IntegrityError, match="calories_not_negative"):
+            async with engine.begin() as connection:
+                await connection.execute(sa.text("UPDATE items_live SET calories = -1"))
+        await migrate.downgrade(fresh_url, "0006")
+        async with engine.connect() as connection:
+            for table, name in (("items_live", "Burger"), ("option_choices", "Cheese"), ("order_lines", "Burger")):
+                assert (await connection.execute(sa.text(f"SELECT name FROM {table}"))).scalars().all() == [name]
+            assert (await connection.execute(sa.text("SELECT qty FROM cart_lines"))).scalars().all() == [2]
+    finally:
+        await engine.dispose()
+
+
 def _json(value: Any) -> Any:
     """A JSON column's value as read without its type: text on SQLite, already parsed on PostgreSQL."""
     return json.loads(value) if isinstance(value, str) else value
