@@ -18,7 +18,6 @@ from persistence.enums import CartStatus, DeviceKind, ServiceMode
 from persistence.prepared import Prepared
 from persistence.tables import KnownCustomer
 from server.commands.router import CommandContext, CommandRegistry, Who
-from server.domain.dayparts import Window
 from server.domain.options import InvalidOptions, choose
 from server.domain.phones import InvalidPhoneError, normalise_phone
 from server.errors import ApiError
@@ -145,11 +144,6 @@ async def cart_offers(ctx: CommandContext, cart: CartRecord, item_id: int) -> di
     return await offers(ctx.session, cart, {line.item_id for line in cart.lines} | {item_id}, ctx.now())
 
 
-def window_data(window: Window) -> dict[str, Any]:
-    """A daypart's window as errors name it: `name`, `starts_at` and `ends_at` (HH:MM, the branch's local time)."""
-    return {"name": window.name, "starts_at": f"{window.starts_at:%H:%M}", "ends_at": f"{window.ends_at:%H:%M}"}
-
-
 def check_stock(loaded: dict[int, Offer], item_id: int, requested: int) -> Offer:
     """The branch's offer of the item; `not_found` when it is not on the menu, `out_of_stock` when too few are left
     or it is outside its daypart's window (`reason` "daypart", with the `window`)."""
@@ -157,7 +151,7 @@ def check_stock(loaded: dict[int, Offer], item_id: int, requested: int) -> Offer
     if offer is None or not offer.offered:
         raise ApiError("not_found", f"item {item_id} is not on this branch's menu", {"item_id": item_id})
     if offer.closed is not None:
-        closed = {"reason": "daypart", "window": window_data(offer.closed)}
+        closed = {"reason": "daypart", "window": offer.closed.data()}
         raise out_of_stock([{"item_id": item_id, "name": offer.name, "requested": requested, "left": 0, **closed}])
     left = 0 if not offer.available else offer.stock
     if left is not None and left < requested:

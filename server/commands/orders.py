@@ -22,7 +22,7 @@ from persistence.order_records import OrderRecord
 from persistence.tables import Payment
 from server.auth.permissions import Permission
 from server.auth.principals import Principal
-from server.commands.carts import open_cart, out_of_stock, require_offered, window_data
+from server.commands.carts import open_cart, out_of_stock, require_offered
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.domain.business_day import business_date
 from server.domain.order_states import OrderAction
@@ -135,7 +135,7 @@ def _gone(line: PricedLine) -> dict[str, Any]:
     problem = line.problem
     gone: dict[str, Any] = {"item_id": line.line.item_id, "name": line.name}
     if problem is not None and problem.window is not None:
-        return {**gone, "reason": "daypart", "window": window_data(problem.window)}
+        return {**gone, "reason": "daypart", "window": problem.window.data()}
     return {**gone, "reason": problem.code if problem is not None else "unavailable"}
 
 

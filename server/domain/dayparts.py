@@ -33,6 +33,10 @@ class Window:
         """The window as a kiosk names it: "Breakfast: 06:00–11:00"."""
         return f"{self.name}: {self.starts_at:%H:%M}–{self.ends_at:%H:%M}"
 
+    def data(self) -> dict[str, str]:
+        """The window as JSON data: `name`, `starts_at` and `ends_at` (HH:MM, the branch's local time)."""
+        return {"name": self.name, "starts_at": f"{self.starts_at:%H:%M}", "ends_at": f"{self.ends_at:%H:%M}"}
+
 
 def inside(starts_at: time, ends_at: time, local: time) -> bool:
     """Whether `local` is in [starts_at, ends_at), crossing midnight when `ends_at` is before `starts_at`."""

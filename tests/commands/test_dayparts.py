@@ -13,6 +13,7 @@ from channels.unit_of_work import UnitOfWork
 from persistence.tables import Category, Daypart, Item
 from server.commands.router import CommandContext
 from server.errors import ApiError
+from server.payloads.menu import MenuSnapshot, branch_item, branch_menu
 from tests.shop import COMMANDS, Shop
 
 # Branch a is in Berlin: 08:00 UTC in December is 09:00 there, 10:01 UTC is 11:01.
@@ -114,3 +115,25 @@ async def test_an_86d_item_is_refused_at_place_with_reason_unavailable(shop: Sho
     assert error["details"]["items"] == [
         {"item_id": shop.cola, "name": "Cola", "requested": 1, "left": 0, "reason": "unavailable"}
     ]
+
+
+async def test_the_menu_names_each_items_windows_and_is_orderable_only_inside_them(shop: Shop) -> None:
+    """Breakfast on the burger's category: the burger names the window and is orderable at 09:00 Berlin time, not at
+    11:01, nor are the fries, in the same category; the cola, of no daypart, is orderable at both; one item reads
+    as the menu shows it."""
+    await _breakfast(shop, category_of=shop.burger)
+    async with shop.services.db.session() as session:
+        at_breakfast = await branch_menu(session, shop.branch_id, BREAKFAST_TIME)
+        after = await branch_menu(session, shop.branch_id, AFTER_BREAKFAST)
+        burger_after = await branch_item(session, shop.branch_id, shop.burger, AFTER_BREAKFAST)
+    MenuSnapshot.model_validate(at_breakfast)
+
+    def items(menu: dict[str, Any]) -> dict[int, tuple[bool, list[dict[str, str]]]]:
+        return {i["id"]: (i["orderable"], i["dayparts"]) for c in menu["categories"] for i in c["items"]}
+
+    assert items(at_breakfast)[shop.burger] == (True, [BREAKFAST_WINDOW])
+    assert items(after)[shop.burger] == (False, [BREAKFAST_WINDOW])
+    assert items(after)[shop.fries] == (False, [BREAKFAST_WINDOW])  # a main too
+    assert items(at_breakfast)[shop.cola] == items(after)[shop.cola] == (True, [])
+    assert burger_after is not None
+    assert (burger_after["orderable"], burger_after["dayparts"]) == (False, [BREAKFAST_WINDOW])
