@@ -54,6 +54,7 @@ from server.realtime.snapshots import Snapshots
 from server.realtime.socket import DeviceSocket
 from server.services import Services
 from server.settings import Settings
+from server.workers.dayparts import DaypartWorker
 from server.workers.deadlines import DeadlineWorker
 from server.workers.gateway import GatewayWorker
 from server.workers.housekeeping import Housekeeping
@@ -129,6 +130,7 @@ def build_services(
         pos=PosWorker(db, settings),
         gateway=gateway,
         gateway_worker=GatewayWorker(db, relay, settings, gateway) if gateway else None,
+        dayparts=DaypartWorker(db, relay),
     )
 
 
