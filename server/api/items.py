@@ -10,7 +10,8 @@ orders keep pointing at it. Which branches offer an item, and its stock there, i
 
 `tax_category_id` is the item's tax category (server/api/tax_categories.py): each branch
 rates it per service mode; null, or a category a branch gives no rate in a cart's mode,
-is taxed at that branch's `tax_rate_bp`.
+is taxed at that branch's `tax_rate_bp`. `daypart_id` is its window of the day
+(server/api/dayparts.py): sold only inside it, and inside its category's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy import select
 
 from persistence.base import utcnow
 from persistence.tables import Category, Item, ItemAvailability, OptionChoice, OptionGroup
+from server.api.dayparts import DaypartId, daypart_errors
 from server.api.fields import Count, FieldError, PatchBody, Position, field_error
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
@@ -80,6 +82,7 @@ class ItemFields(BaseModel):
     image_url: str | None
     price: int
     tax_category_id: int | None
+    daypart_id: int | None
     position: int
     deleted_at: datetime | None
     created_at: datetime
@@ -135,6 +138,7 @@ class ItemCreate(Input):
     image_url: ImageUrl | None = None
     price: Price
     tax_category_id: TaxCategoryId | None = None
+    daypart_id: DaypartId | None = None
     position: Position = 0
     option_groups: list[OptionGroupIn] = Field(default_factory=list, max_length=50)
 
@@ -142,7 +146,7 @@ class ItemCreate(Input):
 class ItemUpdate(PatchBody):
     """The fields to change; those left out keep their value. `option_groups`, when sent, is the complete list."""
 
-    clearable = frozenset({"description", "image_url", "tax_category_id"})
+    clearable = frozenset({"description", "image_url", "tax_category_id", "daypart_id"})
 
     category_id: RowId | None = None
     name: Name | None = None
@@ -150,6 +154,7 @@ class ItemUpdate(PatchBody):
     image_url: ImageUrl | None = None
     price: Price | None = None
     tax_category_id: TaxCategoryId | None = None
+    daypart_id: DaypartId | None = None
     position: Position | None = None
     option_groups: list[OptionGroupIn] | None = Field(default=None, max_length=50)
 
@@ -318,11 +323,13 @@ async def create_item(call: Call[ItemCreate, None]) -> ItemDetailOut:
         image_url=str(body.image_url) if body.image_url else None,
         price=body.price,
         tax_category_id=body.tax_category_id,
+        daypart_id=body.daypart_id,
         position=body.position,
     )
     errors = (
         await _category_errors(call, body.category_id)
         + await _tax_category_errors(call, body.tax_category_id)
+        + await daypart_errors(call, body.daypart_id)
         + _rule_errors(body.option_groups)
         + _id_errors(item, body.option_groups)
     )
@@ -354,6 +361,8 @@ async def update_item(call: Call[ItemUpdate, None]) -> ItemDetailOut:
         errors += await _category_errors(call, changes["category_id"])
     if "tax_category_id" in changes:
         errors += await _tax_category_errors(call, changes["tax_category_id"])
+    if "daypart_id" in changes:
+        errors += await daypart_errors(call, changes["daypart_id"])
     if body.option_groups is not None:
         errors += _rule_errors(body.option_groups) + _id_errors(item, body.option_groups)
     if errors:
