@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, time
 
 import httpx
 from argon2 import PasswordHasher
@@ -12,10 +13,22 @@ from sqlalchemy import func, select
 from persistence.base import Base
 from persistence.database import Database
 from persistence.enums import DeviceKind
-from persistence.tables import Branch, Category, Device, Item, ItemAvailability, OptionGroup, Role, TaxCategory, User
+from persistence.tables import (
+    Branch,
+    Category,
+    Daypart,
+    Device,
+    Item,
+    ItemAvailability,
+    OptionGroup,
+    Role,
+    TaxCategory,
+    User,
+)
 from server.auth.passwords import verify_secret
 from server.auth.roles import ensure_default_roles
 from server.demo import ADMIN_USERNAME, LOW_STOCK, DemoResult, describe, seed_demo
+from server.payloads.menu import branch_menu
 from tests.world import PASSWORD_HASH, add_user
 
 # Real Argon2 hashes, with the cheapest parameters: verify_secret reads them from the hash.
@@ -44,7 +57,7 @@ async def _row_counts(db: Database) -> dict[str, int]:
 
 
 async def test_demo_creates_a_branch_with_a_menu_in_display_order(db: Database) -> None:
-    """One branch with currency, time zone and tax; three categories and ten items, each in order."""
+    """One branch with currency, time zone and tax; four categories and twelve items, each in order."""
     result = await _seed(db)
     async with db.session() as session:
         [branch] = (await session.scalars(select(Branch))).all()
@@ -52,9 +65,9 @@ async def test_demo_creates_a_branch_with_a_menu_in_display_order(db: Database) 
         items = (await session.scalars(select(Item))).all()
     assert branch.id == result.branch_id
     assert (branch.currency, branch.timezone, branch.tax_rate_bp) == ("EUR", "Europe/Berlin", 1900)
-    assert [category.name for category in categories] == ["Burgers", "Sides", "Drinks"]
-    assert [category.position for category in categories] == [0, 1, 2]
-    assert len(items) == result.items == 10
+    assert [category.name for category in categories] == ["Burgers", "Sides", "Drinks", "Breakfast"]
+    assert [category.position for category in categories] == [0, 1, 2, 3]
+    assert len(items) == result.items == 12
     for category in categories:
         positions = sorted(item.position for item in items if item.category_id == category.id)
         assert positions == list(range(len(positions))), category.name
@@ -78,6 +91,29 @@ async def test_demo_taxes_food_by_service_mode_and_drinks_at_one_rate(db: Databa
         ("drinks", "takeaway"): 1900,
     }
     assert (items["Classic Burger"], items["Fries"], items["Cola"]) == ("food", "food", "drinks")
+
+
+async def test_demo_breakfast_is_sold_from_6_until_11_in_the_branchs_time(db: Database) -> None:
+    """A "Breakfast" daypart of 06:00-11:00 on the Breakfast category and its two items, which the menu sells at 09:00
+    Berlin time and not at 11:00; the burgers are sold at both."""
+    result = await _seed(db)
+    async with db.session() as session:
+        [daypart] = (await session.scalars(select(Daypart))).all()
+        in_daypart = (await session.scalars(select(Category.name).where(Category.daypart_id == daypart.id))).all()
+        morning = await branch_menu(session, result.branch_id, datetime(2026, 12, 7, 8, 0, tzinfo=UTC))
+        noon = await branch_menu(session, result.branch_id, datetime(2026, 12, 7, 10, 0, tzinfo=UTC))
+    assert (daypart.name, daypart.starts_at, daypart.ends_at) == ("Breakfast", time(6), time(11))
+    assert in_daypart == ["Breakfast"]
+
+    def orderable(menu: dict[str, object]) -> dict[str, list[bool]]:
+        categories = menu["categories"]
+        assert isinstance(categories, list)
+        return {c["name"]: [item["orderable"] for item in c["items"]] for c in categories}
+
+    assert orderable(morning)["Breakfast"] == [True, True]
+    assert orderable(noon)["Breakfast"] == [False, False]
+    assert all(orderable(noon)["Burgers"]) and all(orderable(morning)["Burgers"])
+    assert "Breakfast 06:00–11:00 only" in describe(result, "http://127.0.0.1:8000", "/api/v1")
 
 
 async def test_demo_option_groups_include_a_sized_drink_and_burger_extras(db: Database) -> None:
