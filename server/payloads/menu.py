@@ -10,11 +10,12 @@ AsyncAPI document and the command replies; the dicts are built directly.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.base import utcnow
@@ -116,14 +117,42 @@ def is_orderable(available: bool, stock: int | None) -> bool:
     return available and (stock is None or stock > 0)
 
 
-def stock_changed(branch_id: int, item_id: int, available: bool, stock: int | None) -> dict[str, Any]:
-    """The data of a `stock.changed` event: an item's availability and stock in a branch after a change."""
+def stock_changed(
+    branch_id: int, item_id: int, available: bool, stock: int | None, in_window: bool = True
+) -> dict[str, Any]:
+    """The data of a `stock.changed` event: an item's availability and stock in a branch after a change; `in_window`
+    whether the branch's time is inside the item's dayparts (`closed_now`)."""
     return {
         "branch_id": branch_id,
         "item_id": item_id,
         "available": available,
         "stock": stock,
-        "orderable": is_orderable(available, stock),
+        "orderable": is_orderable(available, stock) and in_window,
+    }
+
+
+async def closed_now(
+    session: AsyncSession, branch_id: int, item_ids: Iterable[int], now: datetime | None = None
+) -> set[int]:
+    """Those of these items outside one of their dayparts' windows in the branch at `now` (the present by default):
+    one read, and no more when none of them has a daypart."""
+    ids = sorted(set(item_ids))
+    if not ids:
+        return set()
+    rows = (
+        await session.execute(
+            select(Item.id, Item.daypart_id, Category.daypart_id)
+            .join(Category, Category.id == Item.category_id)
+            .where(Item.id.in_(ids), or_(Item.daypart_id.is_not(None), Category.daypart_id.is_not(None)))
+        )
+    ).all()
+    if not rows:
+        return set()
+    clock = await _clock(session, await session.get(Branch, branch_id), now)
+    return {
+        item_id
+        for item_id, own, of_category in rows
+        if not clock.inside([clock.dayparts[d] for d in (own, of_category) if d is not None and d in clock.dayparts])
     }
 
 

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from pydantic import BaseModel
+from sqlalchemy import select, update
 
 from channels.unit_of_work import UnitOfWork
-from persistence.tables import Category, Daypart, Item
+from persistence.tables import Category, Daypart, Item, OutboxEvent
+from server.auth.principals import Principal
 from server.commands.router import CommandContext
 from server.errors import ApiError
 from server.payloads.menu import MenuSnapshot, branch_item, branch_menu
@@ -22,15 +24,18 @@ AFTER_BREAKFAST = datetime(2026, 12, 7, 10, 1, tzinfo=UTC)
 BREAKFAST_WINDOW = {"name": "Breakfast", "starts_at": "06:00", "ends_at": "11:00"}
 
 
-async def run_at(shop: Shop, now: datetime, kind: str, data: dict[str, Any]) -> dict[str, Any]:
-    """Run a command of the first kiosk as if at `now`, committed as the router commits it; its reply data."""
+async def run_at(
+    shop: Shop, now: datetime, kind: str, data: dict[str, Any], sender: Principal | None = None
+) -> dict[str, Any]:
+    """Run a command of `sender` (the first kiosk by default) as if at `now`, committed as the router commits it;
+    its reply data."""
     spec = COMMANDS.commands[kind]
     services = shop.services
+    principal = sender or shop.kiosk.principal
     async with UnitOfWork(services.db, services.relay) as uow:
-        ctx = CommandContext(shop.kiosk.principal, services.settings, services.presence, uow, "c", now=lambda: now)
+        ctx = CommandContext(principal, services.settings, services.presence, uow, "c", now=lambda: now)
         reply = await spec.handler(ctx, spec.model.model_validate(data))
-    assert isinstance(reply, dict)
-    return reply
+    return reply.model_dump(mode="json") if isinstance(reply, BaseModel) else reply
 
 
 async def refused_at(shop: Shop, now: datetime, kind: str, data: dict[str, Any]) -> ApiError:
@@ -137,3 +142,16 @@ async def test_the_menu_names_each_items_windows_and_is_orderable_only_inside_th
     assert items(at_breakfast)[shop.cola] == items(after)[shop.cola] == (True, [])
     assert burger_after is not None
     assert (burger_after["orderable"], burger_after["dayparts"]) == (False, [BREAKFAST_WINDOW])
+
+
+async def test_stock_changed_is_not_orderable_outside_the_window(shop: Shop) -> None:
+    """Staff bring the burger back at 11:01 Berlin time: `stock.changed` says available but not orderable, as the
+    menu does; at 09:00 it is orderable."""
+    await _breakfast(shop, item=shop.burger)
+    await shop.set_item(shop.burger, available=False)
+    for now, orderable in ((AFTER_BREAKFAST, False), (BREAKFAST_TIME, True)):
+        reply = await run_at(shop, now, "item.set_available", {"item_id": shop.burger, "available": True}, shop.staff)
+        assert reply["orderable"] is orderable
+        async with shop.services.db.session() as session:
+            event = (await session.scalars(select(OutboxEvent).order_by(OutboxEvent.id.desc()))).first()
+        assert event is not None and (event.event, event.data["orderable"]) == ("stock.changed", orderable)
