@@ -85,15 +85,21 @@ class DaypartWorker:
         """The first moment after `after` at which any active branch's windows may open or close; None without
         dayparts."""
         branches, boundaries = await self._branches()
-        moments = [m for _, tz in branches if (m := next_boundary(boundaries, after, tz)) is not None]
+        # Per time zone, not per branch: a chain's branches share a few.
+        zones = {tz for _, tz in branches}
+        moments = [m for tz in zones if (m := next_boundary(boundaries, after, tz)) is not None]
         return min(moments, default=None)
 
     async def announce(self, boundary: datetime) -> int:
         """Emit `menu.item_updated` for each item of each active branch whose orderability switched at `boundary`;
         how many this call announced (0 when another instance did it first)."""
-        branches, _ = await self._branches()
+        branches, boundaries = await self._branches()
+        # Only the branches whose clocks are at a boundary then: the others' menus did not change.
+        zones = {tz for _, tz in branches if next_boundary(boundaries, boundary - JUST_BEFORE, tz) == boundary}
         announced = 0
-        for branch_id, _tz in branches:
+        for branch_id, tz in branches:
+            if tz not in zones:
+                continue
             try:
                 async with UnitOfWork(self._db, self._relay) as uow:
                     before = _items(await branch_menu(uow.session, branch_id, boundary - JUST_BEFORE))

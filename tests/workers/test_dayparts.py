@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import select, update
 
 from channels import names
-from persistence.tables import Category, Daypart, Item, OutboxEvent
+from persistence.tables import Category, Daypart, Item, ItemAvailability, OutboxEvent
 from server.workers.dayparts import DaypartWorker, event_id
 from tests.shop import Shop
+from tests.world import World
 
 # Branch a is in Berlin (UTC+1 in December): breakfast 06:00-11:00 there is 05:00-10:00 UTC.
 BREAKFAST_OPENS = datetime(2026, 12, 7, 5, 0, tzinfo=UTC)
@@ -94,3 +95,25 @@ async def test_the_loop_wakes_at_the_opening_of_breakfast_by_its_clock(shop: Sho
     assert {key for key, *_ in announced} == {
         event_id(shop.branch_id, BREAKFAST_OPENS, i) for i in (shop.burger, shop.fries)
     }
+
+
+async def test_each_branch_hears_its_own_boundary_in_its_own_time_zone(shop: Shop, world: World) -> None:
+    """Branch b, in New York, offers the burger too: Berlin's 11:00 (10:00 UTC) announces it to branch a only; New
+    York's 06:00 and 11:00 (11:00 and 16:00 UTC) announce it orderable and then not to branch b only."""
+    await _breakfast_mains(shop)
+    async with shop.services.db.session() as session:
+        session.add(ItemAvailability(branch_id=world.branch_b, item_id=shop.burger, available=True, stock=None))
+    worker = _worker(shop)
+    await worker.catch_up(BREAKFAST_ENDS - timedelta(hours=1))
+    assert await worker.catch_up(BREAKFAST_ENDS) == 2
+    assert {data["id"]: ch for _, ch, _, data in await _events(shop)} == {
+        shop.burger: names.branch_menu(shop.branch_id),
+        shop.fries: names.branch_menu(shop.branch_id),
+    }
+    new_york = [datetime(2026, 12, 7, hour, 0, tzinfo=UTC) for hour in (11, 16)]
+    assert await worker.next_boundary(BREAKFAST_ENDS) == new_york[0]
+    assert await worker.catch_up(new_york[1]) == 2
+    assert [(key, channel, data["id"], data["orderable"]) for key, channel, _, data in (await _events(shop))[2:]] == [
+        (event_id(world.branch_b, moment, shop.burger), names.branch_menu(world.branch_b), shop.burger, orderable)
+        for moment, orderable in zip(new_york, (True, False), strict=True)
+    ]
