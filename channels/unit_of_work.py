@@ -44,9 +44,10 @@ class UnitOfWork:
             raise RuntimeError("the unit of work is not open")
         return self._session
 
-    def emit(self, channel: str, event: str, data: dict[str, Any]) -> None:
-        """Record an event of this transaction; it is published once the transaction commits."""
-        self._events.emit(channel, event, data)
+    def emit(self, channel: str, event: str, data: dict[str, Any], event_id: str | None = None) -> None:
+        """Record an event of this transaction; it is published once the transaction commits. An `event_id` of the
+        caller's is written once: a transaction writing it again fails (an IntegrityError) and publishes nothing."""
+        self._events.emit(channel, event, data, event_id)
 
     def log(self, entry: command_log.Entry) -> None:
         """Keep the reply of the command this transaction runs in the command log, written with its events."""

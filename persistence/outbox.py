@@ -83,11 +83,12 @@ class Pending:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def emit(self, channel: str, event: str, data: dict[str, Any]) -> None:
-        """Record an event of this transaction; it reaches the outbox with `write`."""
+    def emit(self, channel: str, event: str, data: dict[str, Any], event_id: str | None = None) -> None:
+        """Record an event of this transaction; it reaches the outbox with `write`. An `event_id` of the caller's
+        (a fresh one otherwise) makes the transaction fail on an event some transaction already wrote."""
         if self._written:
             raise RuntimeError(f"{event} emitted after this transaction's events were written")
-        self._rows.append(Event(str(uuid.uuid4()), channel, event, data, utcnow()))
+        self._rows.append(Event(event_id or str(uuid.uuid4()), channel, event, data, utcnow()))
 
     def log(self, entry: command_log.Entry) -> None:
         """Record the reply of the command this transaction runs; it reaches the command log with `write`."""

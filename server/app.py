@@ -24,6 +24,7 @@ from server.api import (
     branches,
     categories,
     customers,
+    dayparts,
     devices,
     docs,
     items,
@@ -54,6 +55,7 @@ from server.realtime.snapshots import Snapshots
 from server.realtime.socket import DeviceSocket
 from server.services import Services
 from server.settings import Settings
+from server.workers.dayparts import DaypartWorker
 from server.workers.deadlines import DeadlineWorker
 from server.workers.gateway import GatewayWorker
 from server.workers.housekeeping import Housekeeping
@@ -66,6 +68,7 @@ API_ROUTERS: list[ApiRouter] = [
     branches.router,
     devices.router,
     categories.router,
+    dayparts.router,
     tax_categories.router,
     items.router,
     stock.router,
@@ -129,6 +132,7 @@ def build_services(
         pos=PosWorker(db, settings),
         gateway=gateway,
         gateway_worker=GatewayWorker(db, relay, settings, gateway) if gateway else None,
+        dayparts=DaypartWorker(db, relay),
     )
 
 

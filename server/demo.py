@@ -1,10 +1,10 @@
 """The demo data of `python -m server seed-demo`: one branch, ready to take orders.
 
-A branch with a small menu (burgers, sides, drinks; burger extras, fries dips and drink
-sizes as option groups; every item and choice with its allergens and calories), stock for
-every item (one running low, one unlimited), one device of each kind with the kiosk
-paired to the terminal, and an admin. The admin password and the device secrets are
-generated here and returned once; only their hashes are stored.
+A branch with a small menu (burgers, sides, drinks, and breakfast sold 06:00-11:00 only;
+burger extras, fries dips and drink sizes as option groups; every item and choice with its
+allergens and calories), stock for every item (one running low, one unlimited), one device
+of each kind with the kiosk paired to the terminal, and an admin. The admin password and
+the device secrets are generated here and returned once; only their hashes are stored.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import time
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +23,7 @@ from persistence.enums import Allergen, DeviceKind, ServiceMode
 from persistence.tables import (
     Branch,
     Category,
+    Daypart,
     Device,
     Item,
     ItemAvailability,
@@ -157,11 +159,35 @@ DEMO_MENU: tuple[tuple[str, tuple[DemoItem, ...]], ...] = (
             DemoItem("Still Water", "0.5 l bottle", 220, 80),
         ),
     ),
+    (
+        "Breakfast",
+        (
+            DemoItem(
+                "Breakfast Muffin",
+                "Egg, cheddar and bacon in a toasted muffin",
+                450,
+                30,
+                allergens=frozenset({Allergen.GLUTEN, Allergen.EGGS, Allergen.MILK}),
+                calories=380,
+            ),
+            DemoItem(
+                "Pancakes",
+                "Three, with maple syrup",
+                520,
+                30,
+                allergens=frozenset({Allergen.GLUTEN, Allergen.EGGS, Allergen.MILK}),
+                calories=610,
+            ),
+        ),
+    ),
 )
+
+# Categories sold only in a daypart, with its name and hours in the branch's local time.
+DEMO_DAYPARTS: dict[str, tuple[str, time, time]] = {"Breakfast": ("Breakfast", time(6), time(11))}
 
 # Each menu category's tax category, and the branch's rates per tax category and service mode: a German restaurant's
 # food is taxed at 19 % eaten in and 7 % taken away, its drinks at 19 % either way.
-DEMO_TAX_CATEGORY = {"Burgers": "food", "Sides": "food", "Drinks": "drinks"}
+DEMO_TAX_CATEGORY = {"Burgers": "food", "Sides": "food", "Drinks": "drinks", "Breakfast": "food"}
 DEMO_TAX_RATES: dict[str, dict[ServiceMode, int]] = {
     "food": {ServiceMode.EAT_IN: 1900, ServiceMode.TAKEAWAY: 700},
     "drinks": {ServiceMode.EAT_IN: 1900, ServiceMode.TAKEAWAY: 1900},
@@ -269,8 +295,18 @@ async def _add_menu(session: AsyncSession, branch_id: int, tax_categories: dict[
     """Add the categories, items with their option groups and tax categories, and the branch's stock; returns the
     item count."""
     items: list[tuple[Item, DemoItem]] = []
+    dayparts = {
+        name: Daypart(name=name, starts_at=starts, ends_at=ends) for name, starts, ends in DEMO_DAYPARTS.values()
+    }
+    session.add_all(dayparts.values())
+    await session.flush()
     for category_position, (category_name, demo_items) in enumerate(DEMO_MENU):
-        category = Category(name=category_name, position=category_position)
+        daypart = DEMO_DAYPARTS.get(category_name)
+        category = Category(
+            name=category_name,
+            position=category_position,
+            daypart_id=None if daypart is None else dayparts[daypart[0]].id,
+        )
         session.add(category)
         await session.flush()
         for item_position, demo_item in enumerate(demo_items):
@@ -360,7 +396,8 @@ def describe(result: DemoResult, base_url: str, api_prefix: str) -> str:
         "eat in or take away",
         f"  Tax        {_rates()}",
         f"  Menu       {result.categories} categories, {result.items} items; "
-        f"{' and '.join(low)} running low ({LOW_STOCK} left), {' and '.join(unlimited)} unlimited",
+        f"{' and '.join(low)} running low ({LOW_STOCK} left), {' and '.join(unlimited)} unlimited; "
+        + ", ".join(f"{c} {s:%H:%M}–{e:%H:%M} only" for c, (_, s, e) in DEMO_DAYPARTS.items()),
         "",
         f"  API        {api}",
         f"  Docs       {api}/docs  (Authorize with the admin login below)",

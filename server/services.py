@@ -22,6 +22,7 @@ from server.auth.tokens import TokenCodec
 from server.observability.metrics import Metrics
 from server.orders.payment_changes import Refunder
 from server.settings import Settings
+from server.workers.dayparts import DaypartWorker
 from server.workers.deadlines import DeadlineWorker
 from server.workers.gateway import GatewayWorker
 from server.workers.housekeeping import Housekeeping
@@ -48,6 +49,8 @@ class Services:
     # The payment API client and the loop that charges through it, when PAYMENT_API_URL is set.
     gateway: Refunder | None = None
     gateway_worker: GatewayWorker | None = None
+    # Announces the items that daypart boundaries make orderable or not.
+    dayparts: DaypartWorker | None = None
     # Every socket's frames of one event-loop turn, written together (channels/wire.py).
     frames_out: Coalescer = field(default_factory=Coalescer)
 
@@ -81,9 +84,13 @@ class Services:
         self.pos.start()
         if self.gateway_worker is not None:
             self.gateway_worker.start()
+        if self.dayparts is not None:
+            self.dayparts.start()
 
     async def stop(self) -> None:
         """Stop the realtime layer's background work (the reverse of `start`)."""
+        if self.dayparts is not None:
+            await self.dayparts.close()
         if self.gateway_worker is not None:
             await self.gateway_worker.close()
         await self.pos.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, time
 
 import httpx
 from argon2 import PasswordHasher
@@ -15,6 +16,7 @@ from persistence.enums import DeviceKind
 from persistence.tables import (
     Branch,
     Category,
+    Daypart,
     Device,
     Item,
     ItemAvailability,
@@ -27,6 +29,7 @@ from persistence.tables import (
 from server.auth.passwords import verify_secret
 from server.auth.roles import ensure_default_roles
 from server.demo import ADMIN_USERNAME, LOW_STOCK, DemoResult, describe, seed_demo
+from server.payloads.menu import branch_menu
 from tests.world import PASSWORD_HASH, add_user
 
 # Real Argon2 hashes, with the cheapest parameters: verify_secret reads them from the hash.
@@ -55,7 +58,7 @@ async def _row_counts(db: Database) -> dict[str, int]:
 
 
 async def test_demo_creates_a_branch_with_a_menu_in_display_order(db: Database) -> None:
-    """One branch with currency, time zone and tax; three categories and ten items, each in order."""
+    """One branch with currency, time zone and tax; four categories and twelve items, each in order."""
     result = await _seed(db)
     async with db.session() as session:
         [branch] = (await session.scalars(select(Branch))).all()
@@ -63,9 +66,9 @@ async def test_demo_creates_a_branch_with_a_menu_in_display_order(db: Database) 
         items = (await session.scalars(select(Item))).all()
     assert branch.id == result.branch_id
     assert (branch.currency, branch.timezone, branch.tax_rate_bp) == ("EUR", "Europe/Berlin", 1900)
-    assert [category.name for category in categories] == ["Burgers", "Sides", "Drinks"]
-    assert [category.position for category in categories] == [0, 1, 2]
-    assert len(items) == result.items == 10
+    assert [category.name for category in categories] == ["Burgers", "Sides", "Drinks", "Breakfast"]
+    assert [category.position for category in categories] == [0, 1, 2, 3]
+    assert len(items) == result.items == 12
     for category in categories:
         positions = sorted(item.position for item in items if item.category_id == category.id)
         assert positions == list(range(len(positions))), category.name
@@ -91,6 +94,29 @@ async def test_demo_taxes_food_by_service_mode_and_drinks_at_one_rate(db: Databa
     assert (items["Classic Burger"], items["Fries"], items["Cola"]) == ("food", "food", "drinks")
 
 
+async def test_demo_breakfast_is_sold_from_6_until_11_in_the_branchs_time(db: Database) -> None:
+    """A "Breakfast" daypart of 06:00-11:00 on the Breakfast category and its two items, which the menu sells at 09:00
+    Berlin time and not at 11:00; the burgers are sold at both."""
+    result = await _seed(db)
+    async with db.session() as session:
+        [daypart] = (await session.scalars(select(Daypart))).all()
+        in_daypart = (await session.scalars(select(Category.name).where(Category.daypart_id == daypart.id))).all()
+        morning = await branch_menu(session, result.branch_id, datetime(2026, 12, 7, 8, 0, tzinfo=UTC))
+        noon = await branch_menu(session, result.branch_id, datetime(2026, 12, 7, 10, 0, tzinfo=UTC))
+    assert (daypart.name, daypart.starts_at, daypart.ends_at) == ("Breakfast", time(6), time(11))
+    assert in_daypart == ["Breakfast"]
+
+    def orderable(menu: dict[str, object]) -> dict[str, list[bool]]:
+        categories = menu["categories"]
+        assert isinstance(categories, list)
+        return {c["name"]: [item["orderable"] for item in c["items"]] for c in categories}
+
+    assert orderable(morning)["Breakfast"] == [True, True]
+    assert orderable(noon)["Breakfast"] == [False, False]
+    assert all(orderable(noon)["Burgers"]) and all(orderable(morning)["Burgers"])
+    assert "Breakfast 06:00–11:00 only" in describe(result, "http://127.0.0.1:8000", "/api/v1")
+
+
 async def test_demo_option_groups_include_a_sized_drink_and_burger_extras(db: Database) -> None:
     """Drink size is exactly one of three with a default; burger extras allow up to three."""
     await _seed(db)
@@ -111,9 +137,10 @@ async def test_demo_option_groups_include_a_sized_drink_and_burger_extras(db: Da
 
 
 async def test_demo_declares_allergens_and_calories_of_every_item_and_choice(db: Database) -> None:
-    """Burgers hold gluten, eggs, milk, mustard and sesame, onion rings gluten, fries and drinks none; cheese adds
-    milk, mayonnaise eggs and mustard, aioli eggs, no other choice any. Every item and choice has its kcal (an item's
-    at least 0), and allergens are stored in the EU's order, as the REST routes store them."""
+    """Burgers hold gluten, eggs, milk, mustard and sesame, the breakfast gluten, eggs and milk, onion rings gluten,
+    fries and drinks none; cheese adds milk, mayonnaise eggs and mustard, aioli eggs, no other choice any. Every item
+    and choice has its kcal (an item's at least 0), and allergens are stored in the EU's order, as the REST routes
+    store them."""
     await _seed(db)
     async with db.session() as session:
         items = {item.name: item for item in (await session.scalars(select(Item))).all()}
@@ -122,6 +149,7 @@ async def test_demo_declares_allergens_and_calories_of_every_item_and_choice(db:
     assert {name: item.allergens for name, item in items.items() if item.allergens} == {
         **dict.fromkeys(("Classic Burger", "Cheeseburger", "Chicken Burger", "Veggie Burger"), burger),
         "Onion Rings": ["gluten"],
+        **dict.fromkeys(("Breakfast Muffin", "Pancakes"), ["gluten", "eggs", "milk"]),
     }
     assert {choice.name: choice.allergens for choice in choices if choice.allergens} == {
         "Cheese": ["milk"],

@@ -3,6 +3,7 @@
 from persistence.tables.menu import (
     CatalogueVersion,
     Category,
+    Daypart,
     Item,
     ItemAvailability,
     OptionChoice,
@@ -20,6 +21,7 @@ __all__ = [
     "CartLine",
     "Category",
     "CommandLogEntry",
+    "Daypart",
     "Deadline",
     "Device",
     "Item",

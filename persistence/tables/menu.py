@@ -9,9 +9,9 @@ counts the catalogue's changes, so that a process can keep a copy of it
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, String, Time
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from persistence.base import Base, Json, Timestamps, UTCDateTime, utcnow
@@ -26,6 +26,18 @@ class TaxCategory(Timestamps, Base):
     name: Mapped[str] = mapped_column(String(40), unique=True)
 
 
+class Daypart(Timestamps, Base):
+    """A time window of the day, in each branch's own time zone, when the items and categories of it are sold
+    (breakfast 06:00-11:00); `ends_at` before `starts_at` crosses midnight, equal ones are the whole day."""
+
+    __tablename__ = "dayparts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(60), unique=True)
+    starts_at: Mapped[time] = mapped_column(Time())
+    ends_at: Mapped[time] = mapped_column(Time())
+
+
 class Category(Timestamps, Base):
     """A section of the menu, shown in `position` order."""
 
@@ -34,6 +46,8 @@ class Category(Timestamps, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
     position: Mapped[int] = mapped_column(default=0)
+    # None: at any time of day (its items may still have windows of their own).
+    daypart_id: Mapped[int | None] = mapped_column(ForeignKey("dayparts.id"), index=True)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
@@ -54,6 +68,8 @@ class Item(Timestamps, Base):
     allergens: Mapped[list[str]] = mapped_column(Json, default=list)
     # kcal of one, without its options; None: not known.
     calories: Mapped[int | None]
+    # None: at any time of day its category is sold.
+    daypart_id: Mapped[int | None] = mapped_column(ForeignKey("dayparts.id"), index=True)
     position: Mapped[int] = mapped_column(default=0)
     # Soft delete: orders keep pointing at removed items.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -2,7 +2,9 @@
 
 Categories are the chain's catalogue, the same in every branch. Deleting one is soft
 (`deleted_at`), and refused while it still holds items that are not deleted. Renaming or
-moving one sends `menu.item_updated` for each of its items to every branch offering it.
+moving one, or giving it a daypart (`daypart_id`, server/api/dayparts.py: its items are sold
+only inside that window), sends `menu.item_updated` for each of its items to every branch
+offering it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sqlalchemy import func, select
 
 from persistence.base import utcnow
 from persistence.tables import Category, Item
+from server.api.dayparts import DaypartId, daypart_errors
 from server.api.fields import PatchBody, Position
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
@@ -34,6 +37,7 @@ class CategoryOut(BaseModel):
     id: int
     name: str
     position: int
+    daypart_id: int | None
     deleted_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -46,6 +50,7 @@ class CategoryCreate(Input):
 
     name: str = Field(min_length=1, max_length=120)
     position: Position = 0
+    daypart_id: DaypartId | None = None
 
 
 class CategoryUpdate(PatchBody):
@@ -53,8 +58,11 @@ class CategoryUpdate(PatchBody):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    clearable = frozenset({"daypart_id"})
+
     name: str | None = Field(default=None, min_length=1, max_length=120)
     position: Position | None = None
+    daypart_id: DaypartId | None = None
 
 
 class CategoryQuery(PageQuery):
@@ -116,7 +124,10 @@ async def read_category(call: Call[None, None]) -> CategoryOut:
 )
 async def create_category(call: Call[CategoryCreate, None]) -> CategoryOut:
     """Add a category to the chain's menu."""
-    category = Category(name=call.body.name, position=call.body.position)
+    errors = await daypart_errors(call, call.body.daypart_id)
+    if errors:
+        raise ApiError("invalid", "invalid body", {"errors": errors})
+    category = Category(name=call.body.name, position=call.body.position, daypart_id=call.body.daypart_id)
     call.session.add(category)
     await call.session.flush()
     return CategoryOut.model_validate(category)
@@ -131,11 +142,15 @@ async def create_category(call: Call[CategoryCreate, None]) -> CategoryOut:
     errors=("unauthorized", "forbidden", "invalid", "not_found", "conflict"),
 )
 async def update_category(call: Call[CategoryUpdate, None]) -> CategoryOut:
-    """Rename or reorder a category; a deleted category is `conflict`."""
+    """Rename or reorder a category, or put it in a daypart; a deleted category is `conflict`."""
     category = await _load(call)
     if category.deleted_at is not None:
         raise ApiError("conflict", f"category {category.id} is deleted", {"category_id": category.id})
-    for name, value in call.body.model_dump(exclude_unset=True).items():
+    changes = call.body.model_dump(exclude_unset=True)
+    errors = await daypart_errors(call, changes["daypart_id"]) if "daypart_id" in changes else []
+    if errors:
+        raise ApiError("invalid", "invalid body", {"errors": errors})
+    for name, value in changes.items():
         setattr(category, name, value)
     await call.session.flush()
     items = await call.session.scalars(

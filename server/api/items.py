@@ -10,7 +10,8 @@ orders keep pointing at it. Which branches offer an item, and its stock there, i
 
 `tax_category_id` is the item's tax category (server/api/tax_categories.py): each branch
 rates it per service mode; null, or a category a branch gives no rate in a cart's mode,
-is taxed at that branch's `tax_rate_bp`.
+is taxed at that branch's `tax_rate_bp`. `daypart_id` is its window of the day
+(server/api/dayparts.py): sold only inside it, and inside its category's.
 
 `allergens` and `calories` say what is in an item, and in each choice what it adds (server/api/nutrition.py).
 """
@@ -26,6 +27,7 @@ from sqlalchemy import select
 from persistence.base import utcnow
 from persistence.enums import Allergen
 from persistence.tables import Category, Item, ItemAvailability, OptionChoice, OptionGroup
+from server.api.dayparts import DaypartId, daypart_errors
 from server.api.fields import Count, FieldError, PatchBody, Position, field_error
 from server.api.nutrition import Allergens, Calories, CaloriesDelta
 from server.api.pagination import Page, PageQuery, fetch_page
@@ -88,6 +90,7 @@ class ItemFields(BaseModel):
     tax_category_id: int | None
     allergens: list[Allergen] = Field(description="the allergens it contains, without its options'")
     calories: int | None = Field(description="kcal of one, without its options; null: not known")
+    daypart_id: int | None
     position: int
     deleted_at: datetime | None
     created_at: datetime
@@ -147,6 +150,7 @@ class ItemCreate(Input):
     tax_category_id: TaxCategoryId | None = None
     allergens: Allergens = Field(default_factory=list)
     calories: Calories | None = None
+    daypart_id: DaypartId | None = None
     position: Position = 0
     option_groups: list[OptionGroupIn] = Field(default_factory=list, max_length=50)
 
@@ -154,7 +158,7 @@ class ItemCreate(Input):
 class ItemUpdate(PatchBody):
     """The fields to change; those left out keep their value. `option_groups`, when sent, is the complete list."""
 
-    clearable = frozenset({"description", "image_url", "tax_category_id", "calories"})
+    clearable = frozenset({"description", "image_url", "tax_category_id", "calories", "daypart_id"})
 
     category_id: RowId | None = None
     name: Name | None = None
@@ -164,6 +168,7 @@ class ItemUpdate(PatchBody):
     tax_category_id: TaxCategoryId | None = None
     allergens: Allergens | None = None
     calories: Calories | None = None
+    daypart_id: DaypartId | None = None
     position: Position | None = None
     option_groups: list[OptionGroupIn] | None = Field(default=None, max_length=50)
 
@@ -334,11 +339,13 @@ async def create_item(call: Call[ItemCreate, None]) -> ItemDetailOut:
         tax_category_id=body.tax_category_id,
         allergens=[allergen.value for allergen in body.allergens],
         calories=body.calories,
+        daypart_id=body.daypart_id,
         position=body.position,
     )
     errors = (
         await _category_errors(call, body.category_id)
         + await _tax_category_errors(call, body.tax_category_id)
+        + await daypart_errors(call, body.daypart_id)
         + _rule_errors(body.option_groups)
         + _id_errors(item, body.option_groups)
     )
@@ -370,6 +377,8 @@ async def update_item(call: Call[ItemUpdate, None]) -> ItemDetailOut:
         errors += await _category_errors(call, changes["category_id"])
     if "tax_category_id" in changes:
         errors += await _tax_category_errors(call, changes["tax_category_id"])
+    if "daypart_id" in changes:
+        errors += await daypart_errors(call, changes["daypart_id"])
     if body.option_groups is not None:
         errors += _rule_errors(body.option_groups) + _id_errors(item, body.option_groups)
     if errors:

@@ -28,7 +28,7 @@ from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.auth.permissions import Permission
 from server.errors import ApiError, not_found
-from server.payloads.menu import branch_item, stock_changed
+from server.payloads.menu import branch_item, closed_now, stock_changed
 from server.validation import Input, RowId
 
 router = ApiRouter("stock")
@@ -190,7 +190,8 @@ async def change_stock(call: Call[StockChange, None]) -> StockOut:
     if created:
         await _announce_item(call, change.branch_id, item.id)
     else:
-        data = stock_changed(change.branch_id, item.id, changed.available, changed.stock)
+        in_window = item.id not in await closed_now(call.session, change.branch_id, [item.id])
+        data = stock_changed(change.branch_id, item.id, changed.available, changed.stock, in_window)
         call.emit(names.branch_menu(change.branch_id), "stock.changed", data)
     return StockOut.model_validate(changed)
 

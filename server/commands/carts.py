@@ -131,7 +131,7 @@ async def _customer(ctx: CommandContext, raw_phone: str, field: str) -> tuple[st
 async def changed(ctx: CommandContext, cart: CartRecord, loaded: dict[int, Offer] | None = None) -> dict[str, Any]:
     """Price the cart after a change (`loaded`: offers already read), emit `cart.updated` to its kiosk and return
     its data."""
-    priced = await price_cart(ctx.session, cart, loaded)
+    priced = await price_cart(ctx.session, cart, loaded, ctx.now())
     data = priced.data(ctx.settings.cart_idle_timeout)
     ctx.emit(names.device(cart.device_id), "cart.updated", data)
     return data
@@ -145,14 +145,18 @@ def out_of_stock(shortages: list[dict[str, Any]]) -> ApiError:
 
 async def cart_offers(ctx: CommandContext, cart: CartRecord, item_id: int) -> dict[int, Offer]:
     """The branch's offers of the cart's items and of `item_id`, read at once (to check and then price)."""
-    return await offers(ctx.session, cart, {line.item_id for line in cart.lines} | {item_id})
+    return await offers(ctx.session, cart, {line.item_id for line in cart.lines} | {item_id}, ctx.now())
 
 
 def check_stock(loaded: dict[int, Offer], item_id: int, requested: int) -> Offer:
-    """The branch's offer of the item; `not_found` when it is not on the menu, `out_of_stock` when too few are left."""
+    """The branch's offer of the item; `not_found` when it is not on the menu, `out_of_stock` when too few are left
+    or it is outside its daypart's window (`reason` "daypart", with the `window`)."""
     offer = loaded.get(item_id)
     if offer is None or not offer.offered:
         raise ApiError("not_found", f"item {item_id} is not on this branch's menu", {"item_id": item_id})
+    if offer.closed is not None:
+        closed = {"reason": "daypart", "window": offer.closed.data()}
+        raise out_of_stock([{"item_id": item_id, "name": offer.name, "requested": requested, "left": 0, **closed}])
     left = 0 if not offer.available else offer.stock
     if left is not None and left < requested:
         raise out_of_stock([{"item_id": item_id, "name": offer.name, "requested": requested, "left": left}])

@@ -13,7 +13,7 @@ from persistence.tables import Branch, ItemAvailability
 from server.auth.permissions import Permission
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.errors import ApiError, not_found
-from server.payloads.menu import MenuSnapshot, branch_menu, stock_changed
+from server.payloads.menu import MenuSnapshot, branch_menu, closed_now, stock_changed
 from server.validation import Input, RowId, invalid_field
 
 registry = CommandRegistry()
@@ -68,7 +68,9 @@ class Availability(BaseModel):
     item_id: int
     available: bool = Field(description="false when staff 86'd the item in the branch")
     stock: int | None = Field(description="how many are left; null when the branch does not count them")
-    orderable: bool = Field(description="available and stock null or above 0: whether a kiosk may sell it now")
+    orderable: bool = Field(
+        description="available, stock null or above 0 and inside its dayparts: whether a kiosk may sell it now"
+    )
 
 
 @registry.command(
@@ -93,6 +95,7 @@ async def set_available(ctx: CommandContext, data: SetAvailable) -> Availability
     stock = result.one_or_none()
     if stock is None:
         raise ApiError("not_found", f"branch {branch_id} does not offer item {data.item_id}", {"item_id": data.item_id})
-    changed = stock_changed(branch_id, data.item_id, data.available, stock[0])
+    in_window = data.item_id not in await closed_now(ctx.session, branch_id, [data.item_id], ctx.now())
+    changed = stock_changed(branch_id, data.item_id, data.available, stock[0], in_window)
     ctx.emit(names.branch_menu(branch_id), "stock.changed", changed)
     return Availability(**changed)

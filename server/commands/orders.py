@@ -28,7 +28,7 @@ from server.domain.business_day import business_date
 from server.domain.order_states import OrderAction
 from server.errors import ApiError
 from server.orders import order_inserts
-from server.orders.cart_pricing import PricedCart, price_cart, quantities
+from server.orders.cart_pricing import PricedCart, PricedLine, price_cart, quantities
 from server.orders.cart_rows import CartRecord
 from server.orders.order_changes import conflict, lock_order, mark_order_paid, move, payment_in_flight
 from server.orders.order_inserts import NewLine
@@ -103,14 +103,12 @@ async def _validate(ctx: CommandContext, cart: CartRecord, expected_total: int |
         raise ApiError("invalid", "the cart is empty", {"cart_id": cart.id})
     # The branch may have stopped offering the cart's mode since it was chosen: the customer chooses again.
     require_offered(cart, cart.service_mode)
-    priced = await price_cart(ctx.session, cart)
+    priced = await price_cart(ctx.session, cart, now=ctx.now())
 
     # Lines that cannot be ordered as they are: gone or off the menu first, then bad options.
     gone = [line for line in priced.problems if line.problem and line.problem.code in ("removed", "unavailable")]
     if gone:
-        raise out_of_stock(
-            [{"item_id": line.line.item_id, "name": line.name, "requested": line.line.qty, "left": 0} for line in gone]
-        )
+        raise out_of_stock([{**_gone(line), "requested": line.line.qty, "left": 0} for line in gone])
     broken = [line for line in priced.problems if line.problem and line.problem.code == "options"]
     if broken:
         errors = [
@@ -129,6 +127,16 @@ async def _validate(ctx: CommandContext, cart: CartRecord, expected_total: int |
         }
         raise ApiError("price_changed", f"the total is now {totals.total}, not {expected_total}", details)
     return priced
+
+
+def _gone(line: PricedLine) -> dict[str, Any]:
+    """A line that cannot be sold now, with why: `reason` "removed", "unavailable" (86'd) or "daypart" (outside the
+    `window` of its daypart, even if it was inside when the line was added)."""
+    problem = line.problem
+    gone: dict[str, Any] = {"item_id": line.line.item_id, "name": line.name}
+    if problem is not None and problem.window is not None:
+        return {**gone, "reason": "daypart", "window": problem.window.data()}
+    return {**gone, "reason": problem.code if problem is not None else "unavailable"}
 
 
 async def _reserve(ctx: CommandContext, cart: CartRecord, priced: PricedCart) -> stock.Reservation:

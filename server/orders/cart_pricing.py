@@ -2,22 +2,24 @@
 
 Carts store only what the customer picked (item, quantity, choice ids, a note). Every read prices
 them again (domain/pricing.py), so a kiosk always sees today's prices, and a line whose
-item was removed, 86'd, sold out, or whose options no longer fit the item carries a
-`problem` instead of silently changing.
+item was removed, 86'd, sold out, outside its daypart's window, or whose options no
+longer fit the item carries a `problem` instead of silently changing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence.base import utcnow
 from persistence.enums import CartStatus
 from persistence.stock import Level
 from server.domain import pricing
+from server.domain.dayparts import Window, all_open
 from server.domain.options import Chosen, Group, InvalidOptions, choose
 from server.orders.cart_rows import CartLineRecord, CartRecord
 from server.orders.catalogue import CatalogueItem, catalogue_of
@@ -37,14 +39,18 @@ class Offer:
     available: bool
     stock: int | None
     tax_category_id: int | None = None
+    # The first of its windows that does not hold the branch's time now: not sold until it does.
+    closed: Window | None = None
 
 
 @dataclass(frozen=True)
 class LineProblem:
-    """Why a line cannot be ordered as it is: `removed`, `unavailable`, `out_of_stock` or `options`."""
+    """Why a line cannot be ordered as it is: `removed`, `unavailable`, `out_of_stock` or `options`; an `unavailable`
+    line outside its daypart names the `window`."""
 
     code: ProblemCode
     message: str
+    window: Window | None = None
 
 
 @dataclass(frozen=True)
@@ -96,17 +102,23 @@ class PricedLine:
         )
 
 
-async def offers(session: AsyncSession, cart: CartRecord, item_ids: Iterable[int]) -> dict[int, Offer]:
-    """The branch's offer of each of these items (deleted items and items it does not offer included, as not
-    offered): the catalogue's item as of the version read with the cart, with the level read with its lines.
+async def offers(
+    session: AsyncSession, cart: CartRecord, item_ids: Iterable[int], now: datetime | None = None
+) -> dict[int, Offer]:
+    """The branch's offer of each of these items at `now` (deleted items and items it does not offer included, as
+    not offered): the catalogue's item as of the version read with the cart, with the level read with its lines.
 
     The items must be the cart's and the one it was locked for (`lock_cart`'s `also`): those have their levels.
     """
     items = await catalogue_of(session).items(session, cart.catalogue_version, item_ids)
-    return {item_id: _offer(item, cart.levels.get(item_id)) for item_id, item in items.items()}
+    moment = now or utcnow()
+    return {
+        item_id: _offer(item, cart.levels.get(item_id), all_open(item.windows, moment, cart.timezone))
+        for item_id, item in items.items()
+    }
 
 
-def _offer(item: CatalogueItem, level: Level | None) -> Offer:
+def _offer(item: CatalogueItem, level: Level | None, closed: Window | None = None) -> Offer:
     offered = level is not None and item.on_menu
     return Offer(
         item.item_id,
@@ -117,6 +129,7 @@ def _offer(item: CatalogueItem, level: Level | None) -> Offer:
         offered and level is not None and level.available,
         None if level is None else level.stock,
         item.tax_category_id,
+        closed,
     )
 
 
@@ -138,6 +151,9 @@ def price_line(line: CartLineRecord, offer: Offer | None, qty_in_cart: int, tax_
         problem = LineProblem("removed", f"{offer.name} is no longer on the menu")
     elif not offer.available:
         problem = LineProblem("unavailable", f"{offer.name} is not available right now")
+    elif offer.closed is not None:
+        window = offer.closed
+        problem = LineProblem("unavailable", f"{offer.name} is sold only at {window.label}", window)
     elif problem is None and offer.stock is not None and offer.stock < qty_in_cart:
         # Not over an options problem: order.place refuses those lines, and must not place them without options.
         problem = LineProblem("out_of_stock", f"only {offer.stock} {offer.name} left")
@@ -196,14 +212,18 @@ def quantities(lines: Iterable[CartLineRecord]) -> dict[int, int]:
     return total
 
 
-async def price_cart(session: AsyncSession, cart: CartRecord, loaded: dict[int, Offer] | None = None) -> PricedCart:
-    """Price `cart` from the branch's menu as it is now (`loaded`: offers this transaction already read).
+async def price_cart(
+    session: AsyncSession, cart: CartRecord, loaded: dict[int, Offer] | None = None, now: datetime | None = None
+) -> PricedCart:
+    """Price `cart` from the branch's menu as it is `now` (`loaded`: offers this transaction already read).
 
     The cart's record carries the branch's currency and tax rate, its customer's name and its items' levels; the
     catalogue is this process's (server/orders/catalogue.py), read only when it changed.
     """
     wanted = quantities(cart.lines)
-    found = loaded if loaded is not None and wanted.keys() <= loaded.keys() else await offers(session, cart, wanted)
+    found = (
+        loaded if loaded is not None and wanted.keys() <= loaded.keys() else await offers(session, cart, wanted, now)
+    )
     lines = []
     for line in cart.lines:
         offer = found.get(line.item_id)

@@ -26,14 +26,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.base import table
 from persistence.prepared import Prepared
-from persistence.tables import CatalogueVersion, Category, Item, OptionChoice, OptionGroup
+from persistence.tables import CatalogueVersion, Category, Daypart, Item, OptionChoice, OptionGroup
+from server.domain.dayparts import Window
 from server.domain.options import Choice, Group
 
 
 @dataclass(frozen=True)
 class CatalogueItem:
     """An item of the catalogue: its name, price and option groups, whether it (and its category) is not deleted,
-    and its tax category (None: its branch's default rate)."""
+    and its tax category (None: its branch's default rate); `windows`, its own daypart's and its category's, must
+    all hold the branch's time for it to be sold."""
 
     item_id: int
     name: str
@@ -41,6 +43,7 @@ class CatalogueItem:
     groups: tuple[Group, ...]
     on_menu: bool
     tax_category_id: int | None = None
+    windows: tuple[Window, ...] = ()
 
 
 # The version as a column of the statements that read a cart (0 before the first change). Written out, like the
@@ -51,6 +54,20 @@ CURRENT_VERSION = literal_column(
 
 _ITEMS, _CATEGORIES, _GROUPS, _CHOICES = table(Item), table(Category), table(OptionGroup), table(OptionChoice)
 _ITEM, _CATEGORY, _GROUP, _CHOICE = (t.c for t in (_ITEMS, _CATEGORIES, _GROUPS, _CHOICES))
+_ITEM_PARTS, _CATEGORY_PARTS = table(Daypart).alias("item_daypart"), table(Daypart).alias("category_daypart")
+_ITEM_PART, _CATEGORY_PART = _ITEM_PARTS.c, _CATEGORY_PARTS.c
+
+
+def _windows(row: Any) -> tuple[Window, ...]:
+    """The item's own window and its category's, of those it has."""
+    return tuple(
+        Window(name, starts_at, ends_at)
+        for name, starts_at, ends_at in (
+            (row.item_daypart, row.item_starts_at, row.item_ends_at),
+            (row.category_daypart, row.category_starts_at, row.category_ends_at),
+        )
+        if name is not None
+    )
 
 
 @cache
@@ -66,6 +83,12 @@ def _read(count: int) -> Prepared:
             _ITEM.tax_category_id,
             _ITEM.deleted_at,
             _CATEGORY.deleted_at.label("category_deleted_at"),
+            _ITEM_PART.name.label("item_daypart"),
+            _ITEM_PART.starts_at.label("item_starts_at"),
+            _ITEM_PART.ends_at.label("item_ends_at"),
+            _CATEGORY_PART.name.label("category_daypart"),
+            _CATEGORY_PART.starts_at.label("category_starts_at"),
+            _CATEGORY_PART.ends_at.label("category_ends_at"),
             _GROUP.id.label("group_id"),
             _GROUP.name.label("group_name"),
             _GROUP.min_select,
@@ -76,6 +99,8 @@ def _read(count: int) -> Prepared:
             _CHOICE.is_default,
         )
         .join_from(_ITEMS, _CATEGORIES, _CATEGORY.id == _ITEM.category_id)
+        .outerjoin(_ITEM_PARTS, _ITEM_PART.id == _ITEM.daypart_id)
+        .outerjoin(_CATEGORY_PARTS, _CATEGORY_PART.id == _CATEGORY.daypart_id)
         .outerjoin(_GROUPS, _GROUP.item_id == _ITEM.id)
         .outerjoin(_CHOICES, _CHOICE.group_id == _GROUP.id)
         .where(_ITEM.id.in_(ids))
@@ -113,6 +138,7 @@ async def read_items(session: AsyncSession, item_ids: Iterable[int]) -> dict[int
             ),
             first.deleted_at is None and first.category_deleted_at is None,
             first.tax_category_id,
+            _windows(first),
         )
     return found
 

@@ -27,7 +27,7 @@ from persistence.prepared import Prepared, one_of
 from persistence.tables import Order, Payment
 from server.domain.order_states import SOURCE, IllegalTransition, OrderAction, next_status
 from server.errors import ApiError
-from server.payloads.menu import stock_changed
+from server.payloads.menu import closed_now, stock_changed
 from server.payloads.order import announce
 from server.settings import Settings
 
@@ -151,11 +151,14 @@ async def give_back_stock(session: AsyncSession, order: OrderRecord, emit: Emit)
     wanted: dict[int, int] = {}
     for line in order.lines:
         wanted[line.item_id] = wanted.get(line.item_id, 0) + line.qty
-    for level in await stock.release(session, order.branch_id, wanted):
+    released = await stock.release(session, order.branch_id, wanted)
+    # Given back after its daypart ended, an item is still not orderable.
+    closed = await closed_now(session, order.branch_id, [level.item_id for level in released]) if released else set()
+    for level in released:
         emit(
             names.branch_menu(order.branch_id),
             "stock.changed",
-            stock_changed(order.branch_id, level.item_id, level.available, level.stock),
+            stock_changed(order.branch_id, level.item_id, level.available, level.stock, level.item_id not in closed),
         )
 
 

@@ -2,7 +2,9 @@
 
 One shape everywhere: the `branch:{b}:menu` snapshot and the `menu.get` reply are
 `branch_menu`; `menu.item_updated` carries one item of it (`branch_item`), and
-`stock.changed` carries `stock_changed`. The models below describe that shape for the
+`stock.changed` carries `stock_changed`. An item sold only in dayparts names their windows
+and is orderable only inside all of them, in the branch's time zone; the menu's reader
+passes the moment it reads for. The models below describe that shape for the
 AsyncAPI document and the command replies; the dicts are built directly.
 
 Items and choices carry their allergens and calories, a choice's being what it adds to its item's: a kiosk works
@@ -11,14 +13,18 @@ out a line's from the item and the choices picked, and may filter the menu by th
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence.base import utcnow
 from persistence.enums import Allergen, ServiceMode
-from persistence.tables import Branch, Category, Item, ItemAvailability
+from persistence.tables import Branch, Category, Daypart, Item, ItemAvailability
+from server.domain.dayparts import Window, all_open
 
 
 class MenuChoice(BaseModel):
@@ -46,6 +52,17 @@ class MenuOptionGroup(BaseModel):
     choices: list[MenuChoice]
 
 
+class MenuWindow(BaseModel):
+    """A daypart's window of local time, in the branch's time zone: from `starts_at` until `ends_at` (HH:MM; an end
+    before the start crosses midnight)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    starts_at: str
+    ends_at: str
+
+
 class MenuItem(BaseModel):
     """An item the branch offers: `available` is the 86 flag alone; `orderable` says whether a kiosk may sell it."""
 
@@ -62,7 +79,12 @@ class MenuItem(BaseModel):
     position: int = Field(description="display order within its category, lowest first")
     available: bool = Field(description="false when staff 86'd the item in the branch")
     stock: int | None = Field(description="how many are left; null when the branch does not count them")
-    orderable: bool = Field(description="available and stock null or above 0: whether a kiosk may sell it now")
+    orderable: bool = Field(
+        description="available, stock null or above 0 and inside its dayparts: whether a kiosk may sell it now"
+    )
+    dayparts: list[MenuWindow] = Field(
+        description="its own daypart's window and its category's, of those it has: sold only inside all of them"
+    )
     option_groups: list[MenuOptionGroup]
 
 
@@ -102,30 +124,86 @@ def is_orderable(available: bool, stock: int | None) -> bool:
     return available and (stock is None or stock > 0)
 
 
-def stock_changed(branch_id: int, item_id: int, available: bool, stock: int | None) -> dict[str, Any]:
-    """The data of a `stock.changed` event: an item's availability and stock in a branch after a change."""
+def stock_changed(
+    branch_id: int, item_id: int, available: bool, stock: int | None, in_window: bool = True
+) -> dict[str, Any]:
+    """The data of a `stock.changed` event: an item's availability and stock in a branch after a change; `in_window`
+    whether the branch's time is inside the item's dayparts (`closed_now`)."""
     return {
         "branch_id": branch_id,
         "item_id": item_id,
         "available": available,
         "stock": stock,
-        "orderable": is_orderable(available, stock),
+        "orderable": is_orderable(available, stock) and in_window,
     }
 
 
-def _offered(branch_id: int) -> Select[Item, ItemAvailability]:
-    """Items the branch offers that are on its menu: neither they nor their category are deleted."""
+async def closed_now(
+    session: AsyncSession, branch_id: int, item_ids: Iterable[int], now: datetime | None = None
+) -> set[int]:
+    """Those of these items outside one of their dayparts' windows in the branch at `now` (the present by default):
+    one read, and no more when none of them has a daypart."""
+    ids = sorted(set(item_ids))
+    if not ids:
+        return set()
+    rows = (
+        await session.execute(
+            select(Item.id, Item.daypart_id, Category.daypart_id)
+            .join(Category, Category.id == Item.category_id)
+            .where(Item.id.in_(ids), or_(Item.daypart_id.is_not(None), Category.daypart_id.is_not(None)))
+        )
+    ).all()
+    if not rows:
+        return set()
+    clock = await _clock(session, await session.get(Branch, branch_id), now)
+    return {
+        item_id
+        for item_id, own, of_category in rows
+        if not clock.inside([clock.dayparts[d] for d in (own, of_category) if d is not None and d in clock.dayparts])
+    }
+
+
+def _offered(branch_id: int) -> Select[Item, ItemAvailability, int | None]:
+    """Items the branch offers that are on its menu (neither they nor their category are deleted), each with its
+    category's daypart."""
     return (
-        select(Item, ItemAvailability)
+        select(Item, ItemAvailability, Category.daypart_id)
         .join(ItemAvailability, ItemAvailability.item_id == Item.id)
         .join(Category, Category.id == Item.category_id)
         .where(ItemAvailability.branch_id == branch_id, Item.deleted_at.is_(None), Category.deleted_at.is_(None))
     )
 
 
-async def branch_menu(session: AsyncSession, branch_id: int) -> dict[str, Any]:
-    """The menu of one branch: only items it offers and that are not deleted, each with its availability."""
+async def windows(session: AsyncSession) -> dict[int, Window]:
+    """Every daypart's window by id (a handful of rows)."""
+    rows = await session.scalars(select(Daypart))
+    return {d.id: Window(d.name, d.starts_at, d.ends_at) for d in rows}
+
+
+class _Clock:
+    """What an item's orderability depends on beyond its row: the dayparts, the branch's time zone, the moment."""
+
+    def __init__(self, dayparts: dict[int, Window], timezone: str, now: datetime) -> None:
+        self.dayparts, self.timezone, self.now = dayparts, timezone, now
+
+    def windows(self, item: Item, category_daypart: int | None) -> list[Window]:
+        """The item's own window and its category's, of those it has."""
+        return [self.dayparts[d] for d in (item.daypart_id, category_daypart) if d is not None and d in self.dayparts]
+
+    def inside(self, windows: list[Window]) -> bool:
+        """Whether the branch's time now is inside all these windows."""
+        return all_open(windows, self.now, self.timezone) is None
+
+
+async def _clock(session: AsyncSession, branch: Branch | None, now: datetime | None) -> _Clock:
+    return _Clock(await windows(session), branch.timezone if branch else "UTC", now or utcnow())
+
+
+async def branch_menu(session: AsyncSession, branch_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """The menu of one branch at `now` (the present by default): only items it offers and that are not deleted, each
+    with its availability."""
     branch = await session.get(Branch, branch_id)
+    clock = await _clock(session, branch, now)
     statement = _offered(branch_id).order_by(Category.position, Category.id, Item.position, Item.id)
     rows = (await session.execute(statement)).all()
     categories = (
@@ -134,8 +212,8 @@ async def branch_menu(session: AsyncSession, branch_id: int) -> dict[str, Any]:
         )
     ).all()
     items_by_category: dict[int, list[dict[str, Any]]] = {}
-    for item, offer in rows:
-        items_by_category.setdefault(item.category_id, []).append(_item(item, offer))
+    for item, offer, category_daypart in rows:
+        items_by_category.setdefault(item.category_id, []).append(_item(item, offer, category_daypart, clock))
     return {
         "branch_id": branch_id,
         "currency": branch.currency if branch else None,
@@ -148,16 +226,23 @@ async def branch_menu(session: AsyncSession, branch_id: int) -> dict[str, Any]:
     }
 
 
-async def branch_item(session: AsyncSession, branch_id: int, item_id: int) -> dict[str, Any] | None:
-    """One item exactly as the branch's menu shows it; None when it is not on that menu."""
+async def branch_item(
+    session: AsyncSession, branch_id: int, item_id: int, now: datetime | None = None
+) -> dict[str, Any] | None:
+    """One item exactly as the branch's menu shows it at `now` (the present by default); None when it is not on that
+    menu."""
     # populate_existing: within a transaction that just changed the item, read what was written
     # (option groups in display order, the stock the UPDATE left) rather than the objects as they were built.
     statement = _offered(branch_id).where(Item.id == item_id).execution_options(populate_existing=True)
     row = (await session.execute(statement)).one_or_none()
-    return None if row is None else _item(row[0], row[1])
+    if row is None:
+        return None
+    clock = await _clock(session, await session.get(Branch, branch_id), now)
+    return _item(row[0], row[1], row[2], clock)
 
 
-def _item(item: Item, offer: ItemAvailability) -> dict[str, Any]:
+def _item(item: Item, offer: ItemAvailability, category_daypart: int | None, clock: _Clock) -> dict[str, Any]:
+    windows = clock.windows(item, category_daypart)
     return {
         "id": item.id,
         "category_id": item.category_id,
@@ -170,7 +255,8 @@ def _item(item: Item, offer: ItemAvailability) -> dict[str, Any]:
         "position": item.position,
         "available": offer.available,
         "stock": offer.stock,
-        "orderable": is_orderable(offer.available, offer.stock),
+        "orderable": is_orderable(offer.available, offer.stock) and clock.inside(windows),
+        "dayparts": [window.data() for window in windows],
         "option_groups": [
             {
                 "id": group.id,

@@ -199,6 +199,7 @@ async def test_menu_get_answers_the_menu_snapshot(services: Services, world: Wor
         "available": True,
         "stock": 5,
         "orderable": True,
+        "dayparts": [],
         "option_groups": [],
     }
     kiosk = Principal(kind="device", id=7, branch_id=world.branch_a, device_kind=DeviceKind.KIOSK)

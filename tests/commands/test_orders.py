@@ -147,7 +147,9 @@ async def test_an_item_86d_while_in_the_cart_fails_the_place_naming_it(shop: Sho
     await shop.set_item(shop.cola, available=False)
     error = await shop.error(shop.kiosk, "order.place", {"cart_id": cart["id"]})
     assert error["code"] == "out_of_stock"
-    assert error["details"]["items"] == [{"item_id": shop.cola, "name": "Cola", "requested": 1, "left": 0}]
+    assert error["details"]["items"] == [
+        {"item_id": shop.cola, "name": "Cola", "requested": 1, "left": 0, "reason": "unavailable"}
+    ]
     assert await shop.stock(shop.fries) == 10
 
 

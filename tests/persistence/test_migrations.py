@@ -356,3 +356,36 @@ async def test_at_0007_existing_rows_have_no_allergens_calories_or_notes_and_the
 def _json(value: Any) -> Any:
     """A JSON column's value as read without its type: text on SQLite, already parsed on PostgreSQL."""
     return json.loads(value) if isinstance(value, str) else value
+
+
+async def test_at_0008_existing_items_have_no_daypart_and_a_dayparts_change_raises_the_catalogue_version(
+    fresh_url: str,
+) -> None:
+    """Made at 0006: a category and its item are sold all day at 0008 (no daypart); a new daypart, and an item's move
+    into it, raise the catalogue's version (the items' triggers still run); back at 0006 the rows stay."""
+    await migrate.upgrade(fresh_url, "0006")
+    items = sa.table("items_live", *(sa.column(name) for name in ("id", "category_id", "name", "price", "position")))
+    categories = sa.table("categories", sa.column("id"), sa.column("name"), sa.column("position"))
+    version = sa.table("catalogue_version", sa.column("version"))
+    engine = create_engine(fresh_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(categories.insert().values(id=1, name="Mains", position=0))
+            await connection.execute(items.insert().values(id=1, category_id=1, name="Burger", price=900, position=0))
+        await migrate.upgrade(fresh_url, "0008")
+        async with engine.begin() as connection:
+            windows = sa.text("SELECT daypart_id FROM categories UNION ALL SELECT daypart_id FROM items_live")
+            assert (await connection.execute(windows)).scalars().all() == [None, None]
+            before = (await connection.execute(sa.select(version.c.version))).scalar_one()
+            await connection.execute(
+                sa.text("INSERT INTO dayparts (id, name, starts_at, ends_at) VALUES (1, 'Breakfast', '06:00', '11:00')")
+            )
+            assert (await connection.execute(sa.select(version.c.version))).scalar_one() == before + 1
+            await connection.execute(sa.text("UPDATE items_live SET daypart_id = 1"))
+            assert (await connection.execute(sa.select(version.c.version))).scalar_one() == before + 2
+        await migrate.downgrade(fresh_url, "0006")
+        async with engine.connect() as connection:
+            assert "dayparts" not in await connection.run_sync(_tables)
+            assert (await connection.execute(sa.select(items.c.name))).scalars().all() == ["Burger"]
+    finally:
+        await engine.dispose()
