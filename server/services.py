@@ -46,11 +46,11 @@ class Services:
     housekeeping: Housekeeping
     deadlines: DeadlineWorker
     pos: PosWorker
+    # Announces the items that daypart boundaries make orderable or not.
+    dayparts: DaypartWorker
     # The payment API client and the loop that charges through it, when PAYMENT_API_URL is set.
     gateway: Refunder | None = None
     gateway_worker: GatewayWorker | None = None
-    # Announces the items that daypart boundaries make orderable or not.
-    dayparts: DaypartWorker | None = None
     # Every socket's frames of one event-loop turn, written together (channels/wire.py).
     frames_out: Coalescer = field(default_factory=Coalescer)
 
@@ -84,13 +84,11 @@ class Services:
         self.pos.start()
         if self.gateway_worker is not None:
             self.gateway_worker.start()
-        if self.dayparts is not None:
-            self.dayparts.start()
+        self.dayparts.start()
 
     async def stop(self) -> None:
         """Stop the realtime layer's background work (the reverse of `start`)."""
-        if self.dayparts is not None:
-            await self.dayparts.close()
+        await self.dayparts.close()
         if self.gateway_worker is not None:
             await self.gateway_worker.close()
         await self.pos.close()
