@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from redis.asyncio import Redis
 from starlette.applications import Starlette
@@ -17,6 +18,7 @@ from starlette.routing import BaseRoute
 from channels.backend import create_backend
 from channels.hub import Hub
 from channels.relay import Relay
+from persistence.base import utcnow
 from persistence.database import Database
 from server.api import (
     asyncapi,
@@ -100,8 +102,10 @@ def build_services(
     db: Database | None = None,
     redis: Redis | None = None,
     prefix: str = "kiosk",
+    clock: Callable[[], datetime] = utcnow,
 ) -> Services:
-    """The services for `settings`; tests pass their own database, Redis client (shared, not closed) or key prefix."""
+    """The services for `settings`; tests pass their own database, Redis client (shared, not closed), key prefix or
+    business clock (`Services.clock`)."""
     db = db or Database.from_url(settings.database_url, pool_size=settings.DATABASE_POOL_SIZE)
     backend = create_backend(
         settings.REDIS_URL,
@@ -110,7 +114,7 @@ def build_services(
         prefix=prefix,
         redis=redis,
     )
-    snapshots = Snapshots(db, backend.presence, settings)
+    snapshots = Snapshots(db, backend.presence, settings, clock)
     hub = Hub(backend.broker, snapshots.snapshot, max_replay=settings.WS_MAX_REPLAY)
     relay = Relay(db, backend.broker)
     metrics = Metrics(db)
@@ -132,7 +136,8 @@ def build_services(
         pos=PosWorker(db, settings),
         gateway=gateway,
         gateway_worker=GatewayWorker(db, relay, settings, gateway) if gateway else None,
-        dayparts=DaypartWorker(db, relay),
+        dayparts=DaypartWorker(db, relay, clock=clock),
+        clock=clock,
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
@@ -16,6 +18,7 @@ from channels.presence import Presence
 from channels.rate_limit import RateLimiter
 from channels.relay import Relay
 from channels.wire import Coalescer
+from persistence.base import utcnow
 from persistence.database import Database
 from server.auth.known_principals import KnownPrincipals
 from server.auth.tokens import TokenCodec
@@ -53,6 +56,9 @@ class Services:
     gateway_worker: GatewayWorker | None = None
     # Every socket's frames of one event-loop turn, written together (channels/wire.py).
     frames_out: Coalescer = field(default_factory=Coalescer)
+    # The moment commands, menus and daypart boundaries see; a test sets the branch's time of day with it (tokens,
+    # deadlines and the database keep the real time).
+    clock: Callable[[], datetime] = utcnow
 
     @property
     def broker(self) -> Broker:

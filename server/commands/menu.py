@@ -48,7 +48,7 @@ async def get_menu(ctx: CommandContext, data: GetMenu) -> dict[str, Any]:
     branch_id = _branch(ctx, data.branch_id)
     if await ctx.session.get(Branch, branch_id) is None:
         raise not_found("branch", branch_id)
-    return await branch_menu(ctx.session, branch_id)
+    return await branch_menu(ctx.session, branch_id, ctx.now())
 
 
 class SetAvailable(Input):

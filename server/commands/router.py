@@ -205,13 +205,13 @@ async def _run(
     if spec.read_only:
         try:
             async with UnitOfWork(services.db, services.relay) as uow:
-                ctx = CommandContext(principal, services.settings, services.presence, uow, command_id)
+                ctx = CommandContext(principal, services.settings, services.presence, uow, command_id, services.clock)
                 return {"ok": True, "data": _as_data(await spec.handler(ctx, data))}
         except ApiError as error:
             return _error_reply(error)
     try:
         async with UnitOfWork(services.db, services.relay) as uow:
-            ctx = CommandContext(principal, services.settings, services.presence, uow, command_id)
+            ctx = CommandContext(principal, services.settings, services.presence, uow, command_id, services.clock)
             reply = {"ok": True, "data": _as_data(await spec.handler(ctx, data))}
             uow.log(command_log.Entry(principal.key, command_id, spec.name, reply))
         return reply

@@ -9,7 +9,7 @@ upserts.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Integer, bindparam, exists, select
@@ -54,8 +54,12 @@ _DEVICE_HOLDS = Prepared(
 class Snapshots:
     """Builds the snapshot of any channel."""
 
-    def __init__(self, db: Database, presence: Presence, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, presence: Presence, settings: Settings, clock: Callable[[], datetime] = utcnow
+    ) -> None:
         self._db = db
+        # The moment the menu's dayparts are read at (Services.clock).
+        self._clock = clock
         self._presence = presence
         self._cart_idle = settings.cart_idle_timeout
         self._providers: dict[str, Provider] = {
@@ -125,7 +129,7 @@ class Snapshots:
 
     async def _menu(self, session: AsyncSession, channel: ChannelName) -> Any:
         assert channel.branch_id is not None
-        return await branch_menu(session, channel.branch_id)
+        return await branch_menu(session, channel.branch_id, self._clock())
 
     async def _device(self, session: AsyncSession, channel: ChannelName) -> Any:
         device_id = channel.device_id

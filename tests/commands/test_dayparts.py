@@ -3,6 +3,7 @@ after it closes, with the window named; the commands run at a moment the test pi
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -10,12 +11,17 @@ import pytest
 from pydantic import BaseModel
 from sqlalchemy import select, update
 
+from channels import names
+from channels.client import DeviceClient
 from channels.unit_of_work import UnitOfWork
 from persistence.tables import Category, Daypart, Item, OutboxEvent
+from server.app import build_services
 from server.auth.principals import Principal
 from server.commands.router import CommandContext
 from server.errors import ApiError
 from server.payloads.menu import MenuSnapshot, branch_item, branch_menu
+from server.settings import Settings
+from tests.live import live_server
 from tests.shop import COMMANDS, Shop
 
 # Branch a is in Berlin: 08:00 UTC in December is 09:00 there, 10:01 UTC is 11:01.
@@ -155,3 +161,31 @@ async def test_stock_changed_is_not_orderable_outside_the_window(shop: Shop) -> 
         async with shop.services.db.session() as session:
             event = (await session.scalars(select(OutboxEvent).order_by(OutboxEvent.id.desc()))).first()
         assert event is not None and (event.event, event.data["orderable"]) == ("stock.changed", orderable)
+
+
+async def test_a_socket_sees_the_menu_and_commands_at_the_services_clock(shop: Shop, settings: Settings) -> None:
+    """Through a real socket, the menu snapshot, `menu.get` and `cart.add` all read the branch's time from the
+    services' clock: the breakfast burger sells at 09:00 Berlin time and is refused, closed, at 11:01."""
+    await _breakfast(shop, item=shop.burger)
+    now = [BREAKFAST_TIME]
+    services = build_services(settings, db=shop.services.db, prefix=f"test:{uuid.uuid4()}", clock=lambda: now[0])
+    try:
+        async with live_server(services) as live, DeviceClient(live.ws, shop.kiosk.token) as kiosk:
+            while (frame := await kiosk.next_frame())["channel"] != names.branch_menu(shop.branch_id):
+                pass
+            assert frame["type"] == "snapshot" and _burger(frame["data"])["orderable"] is True
+            cart = await kiosk.command("cart.create")
+            await kiosk.command("cart.add", {"cart_id": cart["id"], "item_id": shop.burger})
+
+            now[0] = AFTER_BREAKFAST
+            assert _burger(await kiosk.command("menu.get"))["orderable"] is False
+            refused = await kiosk.request("cart.add", {"cart_id": cart["id"], "item_id": shop.burger})
+            assert refused["error"]["code"] == "out_of_stock"
+            assert refused["error"]["details"]["items"][0]["reason"] == "daypart"
+    finally:
+        await services.stop()
+        await services.backend.close()
+
+
+def _burger(menu: dict[str, Any]) -> dict[str, Any]:
+    return next(item for category in menu["categories"] for item in category["items"] if item["name"] == "Burger")
