@@ -9,14 +9,17 @@ Large +120; 3 left).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import time
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from persistence.tables import (
     Branch,
     ComboSlot,
     ComboSlotChoice,
+    Daypart,
     Item,
     ItemAvailability,
     OptionChoice,
@@ -24,6 +27,7 @@ from persistence.tables import (
     TaxCategory,
 )
 from server.payloads.menu import MenuSnapshot, branch_menu
+from tests.commands.test_dayparts import AFTER_BREAKFAST, BREAKFAST_TIME, BREAKFAST_WINDOW, refused_at, run_at
 from tests.shop import Shop
 
 COMBO_TAX_BP = 700
@@ -268,3 +272,36 @@ async def test_a_paid_combo_reaches_the_kitchen_and_the_receipt_with_its_compone
         ("Fries", 0),
         ("Shake", 50),
     ]
+
+
+async def test_a_breakfast_combo_is_sold_inside_its_window_and_a_component_outside_its_own_is_refused(
+    shop: Shop, combo: Combo
+) -> None:
+    """The combo in Breakfast (06:00-11:00, Berlin): added at 09:00 with a large shake, refused at 11:01 naming the
+    window. A combo sold all day whose Shake is breakfast-only refuses the shake after 11:00, not the combo."""
+    async with shop.services.db.session() as session:
+        breakfast = Daypart(name="Breakfast", starts_at=time(6), ends_at=time(11))
+        session.add(breakfast)
+        await session.flush()
+        await session.execute(update(Item).where(Item.id == combo.item_id).values(daypart_id=breakfast.id))
+        breakfast_id = breakfast.id
+    cart = await run_at(shop, BREAKFAST_TIME, "cart.create", {})
+    add = {"cart_id": cart["id"], "item_id": combo.item_id, "components": with_shake(combo, combo.large, shop)}
+    data = await run_at(shop, BREAKFAST_TIME, "cart.add", add)
+    assert data["total"] == 1270
+    refused = await refused_at(shop, AFTER_BREAKFAST, "cart.add", add)
+    assert refused.code == "out_of_stock"
+    assert refused.details["items"][0]["window"] == BREAKFAST_WINDOW
+    async with shop.services.db.session() as session:
+        await session.execute(update(Item).where(Item.id == combo.item_id).values(daypart_id=None))
+        await session.execute(update(Item).where(Item.id == combo.shake).values(daypart_id=breakfast_id))
+    refused = await refused_at(shop, AFTER_BREAKFAST, "cart.add", add)
+    assert [(s["item_id"], s["combo_item_id"], s["reason"]) for s in refused.details["items"]] == [
+        (combo.shake, combo.item_id, "daypart")
+    ]
+    # The cart built at breakfast is not placed after it, the shake named.
+    refused = await refused_at(shop, AFTER_BREAKFAST, "order.place", {"cart_id": cart["id"]})
+    assert refused.code == "out_of_stock"
+    assert [(s["item_id"], s["reason"]) for s in refused.details["items"]] == [(combo.shake, "daypart")]
+    with_cola = {"cart_id": cart["id"], "item_id": combo.item_id}
+    assert (await run_at(shop, AFTER_BREAKFAST, "cart.add", with_cola))["lines"][1]["problem"] is None
