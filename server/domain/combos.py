@@ -11,7 +11,7 @@ options and of every component's options (domain/pricing.py, `unit_price`, never
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from server.domain.options import Chosen, Group, InvalidOptions, choose
@@ -88,7 +88,7 @@ def default_picks(slots: Sequence[Slot]) -> list[Pick]:
 
 
 def fill(
-    slots: Sequence[Slot], picks: Sequence[Pick] | None, groups_of: dict[int, tuple[Group, ...]]
+    slots: Sequence[Slot], picks: Sequence[Pick] | None, groups_of: Mapping[int, tuple[Group, ...]]
 ) -> list[Component]:
     """The components of a combo line, in slot order; `InvalidComponents` listing every problem of the filling.
 
