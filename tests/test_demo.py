@@ -8,9 +8,11 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 import httpx
+import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
+from channels.unit_of_work import UnitOfWork
 from persistence.base import Base
 from persistence.database import Database
 from persistence.enums import DeviceKind
@@ -29,9 +31,14 @@ from persistence.tables import (
     User,
 )
 from server.auth.passwords import verify_secret
+from server.auth.principals import Principal
 from server.auth.roles import ensure_default_roles
+from server.commands.router import CommandContext
 from server.demo import ADMIN_USERNAME, LOW_STOCK, DemoResult, describe, seed_demo
+from server.errors import ApiError
 from server.payloads.menu import branch_menu
+from server.services import Services
+from tests.shop import COMMANDS
 from tests.world import PASSWORD_HASH, add_user
 
 # Real Argon2 hashes, with the cheapest parameters: verify_secret reads them from the hash.
@@ -287,3 +294,43 @@ async def test_printout_names_urls_login_every_secret_and_a_working_curl_line(db
     body = json.loads(curl.split(" -d ", 1)[1].strip("'"))
     kiosk = next(device for device in result.devices if device.kind == DeviceKind.KIOSK)
     assert body == {"device_id": kiosk.id, "secret": kiosk.secret}
+
+
+async def test_the_demo_kiosk_buys_a_breakfast_combo_with_a_large_drink_at_8_and_not_at_11_01(
+    services: Services,
+) -> None:
+    """At 08:00 Berlin time the demo's kiosk adds a Breakfast Combo with a Large Cola (790 + 110) and places it; at
+    11:01 the same combo is `out_of_stock` for the breakfast window."""
+    result = await _seed(services.db)
+    kiosk = next(device for device in result.devices if device.kind == DeviceKind.KIOSK)
+    principal = Principal(kind="device", id=kiosk.id, branch_id=result.branch_id, device_kind=DeviceKind.KIOSK)
+    eight, late = datetime(2026, 12, 7, 7, 0, tzinfo=UTC), datetime(2026, 12, 7, 10, 1, tzinfo=UTC)
+    async with services.db.session() as session:
+        menu = await branch_menu(session, result.branch_id, eight)
+    [combo] = [i for c in menu["categories"] for i in c["items"] if i["name"] == "Breakfast Combo"]
+    main, side, drink = combo["combo_slots"]
+    [cola] = [c for c in drink["choices"] if c["name"] == "Cola"]
+    [large] = [c for c in cola["option_groups"][0]["choices"] if c["name"] == "Large"]
+    components = [
+        {"slot_id": main["id"], "item_id": main["choices"][0]["item_id"]},
+        {"slot_id": side["id"], "item_id": side["choices"][0]["item_id"]},
+        {"slot_id": drink["id"], "item_id": cola["item_id"], "choice_ids": [large["id"]]},
+    ]
+
+    async def run(now: datetime, kind: str, data: dict[str, Any]) -> Any:
+        spec = COMMANDS.commands[kind]
+        async with UnitOfWork(services.db, services.relay) as uow:
+            ctx = CommandContext(principal, services.settings, services.presence, uow, "c", now=lambda: now)
+            return await spec.handler(ctx, spec.model.model_validate(data))
+
+    cart = await run(eight, "cart.create", {})
+    add = {"cart_id": cart["id"], "item_id": combo["id"], "components": components}
+    added = await run(eight, "cart.add", add)
+    assert (added["lines"][0]["unit_price"], added["total"]) == (900, 900)
+    order = await run(eight, "order.place", {"cart_id": cart["id"]})
+    assert [c["name"] for c in order["lines"][0]["components"]] == ["Breakfast Muffin", "Hash Brown", "Cola"]
+    later = await run(late, "cart.create", {})
+    with pytest.raises(ApiError) as refused:
+        await run(late, "cart.add", add | {"cart_id": later["id"]})
+    assert refused.value.code == "out_of_stock"
+    assert refused.value.details["items"][0]["reason"] == "daypart"
