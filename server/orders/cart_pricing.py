@@ -101,11 +101,6 @@ class PricedComponent:
             options=_chosen_options(c.chosen),
         )
 
-    def stored(self) -> dict[str, Any]:
-        """What the cart line keeps of it: the slot, the item and the item's choice ids."""
-        c = self.component
-        return {"slot_id": c.slot.id, "item_id": c.choice.item_id, "choice_ids": c.choice_ids}
-
 
 @dataclass(frozen=True)
 class PricedLine:
