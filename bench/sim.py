@@ -201,14 +201,35 @@ class Simulation:
     def _lines(self) -> list[dict[str, Any]]:
         lines = []
         for item in self.rng.sample(self.menu, k=min(len(self.menu), self.rng.randint(1, 3))):
-            options: list[int] = []
-            for group in item["option_groups"]:
-                picked = [c["id"] for c in group["choices"] if c["is_default"]][: group["max_select"]]
-                others = [c["id"] for c in group["choices"] if c["id"] not in picked]
-                picked += others[: max(0, group["min_select"] - len(picked))]
-                options += picked
-            lines.append({"item_id": item["id"], "qty": self.rng.randint(1, 2), "options": options})
+            line = {"item_id": item["id"], "qty": self.rng.randint(1, 2), "options": self._options(item)}
+            if item.get("combo_slots"):
+                line["components"] = self._components(item["combo_slots"])
+            lines.append(line)
         return lines
+
+    def _options(self, item: dict[str, Any]) -> list[int]:
+        """An item's options as a customer picks them: the defaults, or now and then another choice of a group that
+        takes exactly one (a larger drink)."""
+        options: list[int] = []
+        for group in item["option_groups"]:
+            picked = [c["id"] for c in group["choices"] if c["is_default"]][: group["max_select"]]
+            others = [c["id"] for c in group["choices"] if c["id"] not in picked]
+            if group["min_select"] == group["max_select"] == 1 and others and self.rng.random() < 0.3:
+                picked = [self.rng.choice(others)]
+            picked += others[: max(0, group["min_select"] - len(picked))]
+            options += [choice for choice in picked if choice not in options]
+        return options
+
+    def _components(self, slots: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A combo's slots filled as a customer fills them: any available choice of each, with its options."""
+        components = []
+        for slot in slots:
+            available = [choice for choice in slot["choices"] if choice["available"]] or slot["choices"]
+            choice = self.rng.choice(available)
+            components.append(
+                {"slot_id": slot["id"], "item_id": choice["item_id"], "choice_ids": self._options(choice)}
+            )
+        return components
 
     # Kiosks and their terminals
 

@@ -86,6 +86,12 @@ async def _levels(session: AsyncSession, branch_id: int, item_ids: Iterable[int]
     return {row.item_id: Level(row.item_id, row.available, row.stock) for row in rows}
 
 
+async def levels_of(session: AsyncSession, branch_id: int, item_ids: Iterable[int]) -> dict[int, Level]:
+    """Item id -> level, for the items among these that the branch offers, read without a lock (a combo's
+    components, read next to its cart's lines)."""
+    return await _levels(session, branch_id, item_ids)
+
+
 async def _locked_level(session: AsyncSession, branch_id: int, item_id: int) -> Level | None:
     """The item's level with its row locked until the transaction ends; None when the branch does not offer it."""
     row = await _LOCKED_LEVEL.first(session, {"branch_id": branch_id, "item_id": item_id})

@@ -1,10 +1,11 @@
 """The demo data of `python -m server seed-demo`: one branch, ready to take orders.
 
-A branch with a small menu (burgers, sides, drinks, and breakfast sold 06:00-11:00 only;
-burger extras, fries dips and drink sizes as option groups; every item and choice with its
-allergens and calories), stock for every item (one running low, one unlimited), one device
-of each kind with the kiosk paired to the terminal, and an admin. The admin password and
-the device secrets are generated here and returned once; only their hashes are stored.
+A branch with a small menu (burgers, sides, drinks, and breakfast sold 06:00-11:00 only, with
+a breakfast combo of a main, a side and a drink of any size; burger extras, fries dips and
+drink sizes as option groups; every item and choice with its allergens and calories), stock
+for every item (one running low, one unlimited), one device of each kind with the kiosk paired
+to the terminal, and an admin. The admin password and the device secrets are generated here
+and returned once; only their hashes are stored.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from persistence.enums import Allergen, DeviceKind, ServiceMode
 from persistence.tables import (
     Branch,
     Category,
+    ComboSlot,
+    ComboSlotChoice,
     Daypart,
     Device,
     Item,
@@ -178,9 +181,21 @@ DEMO_MENU: tuple[tuple[str, tuple[DemoItem, ...]], ...] = (
                 allergens=frozenset({Allergen.GLUTEN, Allergen.EGGS, Allergen.MILK}),
                 calories=610,
             ),
+            DemoItem("Hash Brown", "Crispy grated potato", 220, 40, calories=150),
+            # Its stock is its components': each is taken from when it is ordered.
+            DemoItem("Breakfast Combo", "A breakfast sandwich or pancakes, a hash brown and a drink", 790, None),
         ),
     ),
 )
+
+# The combos: each slot's name with its choices (item name, upcharge, default), in display order.
+DEMO_COMBOS: dict[str, tuple[tuple[str, tuple[tuple[str, int, bool], ...]], ...]] = {
+    "Breakfast Combo": (
+        ("Main", (("Breakfast Muffin", 0, True), ("Pancakes", 70, False))),
+        ("Side", (("Hash Brown", 0, True),)),
+        ("Drink", (("Cola", 0, True), ("Lemonade", 30, False), ("Still Water", 0, False))),
+    ),
+}
 
 # Categories sold only in a daypart, with its name and hours in the branch's local time.
 DEMO_DAYPARTS: dict[str, tuple[str, time, time]] = {"Breakfast": ("Breakfast", time(6), time(11))}
@@ -328,7 +343,26 @@ async def _add_menu(session: AsyncSession, branch_id: int, tax_categories: dict[
         ItemAvailability(branch_id=branch_id, item_id=item.id, available=True, stock=demo_item.stock)
         for item, demo_item in items
     )
+    await _add_combos(session, {item.name: item.id for item, _ in items})
     return len(items)
+
+
+async def _add_combos(session: AsyncSession, item_ids: dict[str, int]) -> None:
+    """Give the combos their slots and choices."""
+    for combo, slots in DEMO_COMBOS.items():
+        session.add_all(
+            ComboSlot(
+                item_id=item_ids[combo],
+                name=name,
+                position=position,
+                choices=[
+                    ComboSlotChoice(item_id=item_ids[item], upcharge=upcharge, is_default=default, position=n)
+                    for n, (item, upcharge, default) in enumerate(choices)
+                ],
+            )
+            for position, (name, choices) in enumerate(slots)
+        )
+    await session.flush()
 
 
 def _option_group(group: DemoGroup, position: int) -> OptionGroup:
@@ -388,7 +422,9 @@ def describe(result: DemoResult, base_url: str, api_prefix: str) -> str:
     api = f"{base_url.rstrip('/')}{api_prefix}"
     branch = result.branch
     low = [item.name for _, items in DEMO_MENU for item in items if item.stock == LOW_STOCK]
-    unlimited = [item.name for _, items in DEMO_MENU for item in items if item.stock is None]
+    unlimited = [
+        item.name for _, items in DEMO_MENU for item in items if item.stock is None and item.name not in DEMO_COMBOS
+    ]
     lines = [
         "Demo data loaded.",
         "",
@@ -397,7 +433,9 @@ def describe(result: DemoResult, base_url: str, api_prefix: str) -> str:
         f"  Tax        {_rates()}",
         f"  Menu       {result.categories} categories, {result.items} items; "
         f"{' and '.join(low)} running low ({LOW_STOCK} left), {' and '.join(unlimited)} unlimited; "
-        + ", ".join(f"{c} {s:%H:%M}–{e:%H:%M} only" for c, (_, s, e) in DEMO_DAYPARTS.items()),
+        + ", ".join(f"{c} {s:%H:%M}–{e:%H:%M} only" for c, (_, s, e) in DEMO_DAYPARTS.items())
+        + "; combos: "
+        + ", ".join(f"{combo} ({', '.join(slot for slot, _ in slots)})" for combo, slots in DEMO_COMBOS.items()),
         "",
         f"  API        {api}",
         f"  Docs       {api}/docs  (Authorize with the admin login below)",

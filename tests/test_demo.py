@@ -5,17 +5,21 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, time
+from typing import Any
 
 import httpx
+import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
+from channels.unit_of_work import UnitOfWork
 from persistence.base import Base
 from persistence.database import Database
 from persistence.enums import DeviceKind
 from persistence.tables import (
     Branch,
     Category,
+    ComboSlot,
     Daypart,
     Device,
     Item,
@@ -27,9 +31,14 @@ from persistence.tables import (
     User,
 )
 from server.auth.passwords import verify_secret
+from server.auth.principals import Principal
 from server.auth.roles import ensure_default_roles
+from server.commands.router import CommandContext
 from server.demo import ADMIN_USERNAME, LOW_STOCK, DemoResult, describe, seed_demo
+from server.errors import ApiError
 from server.payloads.menu import branch_menu
+from server.services import Services
+from tests.shop import COMMANDS
 from tests.world import PASSWORD_HASH, add_user
 
 # Real Argon2 hashes, with the cheapest parameters: verify_secret reads them from the hash.
@@ -58,7 +67,7 @@ async def _row_counts(db: Database) -> dict[str, int]:
 
 
 async def test_demo_creates_a_branch_with_a_menu_in_display_order(db: Database) -> None:
-    """One branch with currency, time zone and tax; four categories and twelve items, each in order."""
+    """One branch with currency, time zone and tax; four categories and fourteen items, each in order."""
     result = await _seed(db)
     async with db.session() as session:
         [branch] = (await session.scalars(select(Branch))).all()
@@ -68,7 +77,7 @@ async def test_demo_creates_a_branch_with_a_menu_in_display_order(db: Database) 
     assert (branch.currency, branch.timezone, branch.tax_rate_bp) == ("EUR", "Europe/Berlin", 1900)
     assert [category.name for category in categories] == ["Burgers", "Sides", "Drinks", "Breakfast"]
     assert [category.position for category in categories] == [0, 1, 2, 3]
-    assert len(items) == result.items == 12
+    assert len(items) == result.items == 14
     for category in categories:
         positions = sorted(item.position for item in items if item.category_id == category.id)
         assert positions == list(range(len(positions))), category.name
@@ -95,7 +104,7 @@ async def test_demo_taxes_food_by_service_mode_and_drinks_at_one_rate(db: Databa
 
 
 async def test_demo_breakfast_is_sold_from_6_until_11_in_the_branchs_time(db: Database) -> None:
-    """A "Breakfast" daypart of 06:00-11:00 on the Breakfast category and its two items, which the menu sells at 09:00
+    """A "Breakfast" daypart of 06:00-11:00 on the Breakfast category and its four items, which the menu sells at 09:00
     Berlin time and not at 11:00; the burgers are sold at both."""
     result = await _seed(db)
     async with db.session() as session:
@@ -111,10 +120,31 @@ async def test_demo_breakfast_is_sold_from_6_until_11_in_the_branchs_time(db: Da
         assert isinstance(categories, list)
         return {c["name"]: [item["orderable"] for item in c["items"]] for c in categories}
 
-    assert orderable(morning)["Breakfast"] == [True, True]
-    assert orderable(noon)["Breakfast"] == [False, False]
+    assert orderable(morning)["Breakfast"] == [True] * 4
+    assert orderable(noon)["Breakfast"] == [False] * 4
     assert all(orderable(noon)["Burgers"]) and all(orderable(morning)["Burgers"])
     assert "Breakfast 06:00–11:00 only" in describe(result, "http://127.0.0.1:8000", "/api/v1")
+
+
+async def test_demo_breakfast_combo_has_a_main_a_side_and_a_drink_of_any_size_at_breakfast_only(db: Database) -> None:
+    """The Breakfast Combo (790) fills Main, Side and Drink; its Cola comes in sizes up to Large (+110); the menu sells
+    it at 09:00 Berlin time, and not at 11:01; the printout names it."""
+    result = await _seed(db)
+    async with db.session() as session:
+        morning = await branch_menu(session, result.branch_id, datetime(2026, 12, 7, 8, 0, tzinfo=UTC))
+        late = await branch_menu(session, result.branch_id, datetime(2026, 12, 7, 10, 1, tzinfo=UTC))
+
+    def combo(menu: dict[str, Any]) -> dict[str, Any]:
+        [item] = [i for c in menu["categories"] for i in c["items"] if i["name"] == "Breakfast Combo"]
+        return item
+
+    item = combo(morning)
+    assert (item["price"], item["orderable"], combo(late)["orderable"]) == (790, True, False)
+    assert [slot["name"] for slot in item["combo_slots"]] == ["Main", "Side", "Drink"]
+    [cola] = [c for c in item["combo_slots"][2]["choices"] if c["name"] == "Cola"]
+    [size] = cola["option_groups"]
+    assert (size["name"], [(c["name"], c["price_delta"]) for c in size["choices"]][-1]) == ("Size", ("Large", 110))
+    assert "Breakfast Combo (Main, Side, Drink)" in describe(result, "http://127.0.0.1:8000", "/api/v1")
 
 
 async def test_demo_option_groups_include_a_sized_drink_and_burger_extras(db: Database) -> None:
@@ -163,15 +193,18 @@ async def test_demo_declares_allergens_and_calories_of_every_item_and_choice(db:
 
 
 async def test_demo_stocks_every_item_with_one_low_and_one_unlimited(db: Database) -> None:
-    """Every item is offered by the branch; one is nearly sold out and one never runs out."""
+    """Every item is offered by the branch; one is nearly sold out and one never runs out (a combo's stock is its
+    components')."""
     result = await _seed(db)
     async with db.session() as session:
         item_ids = set((await session.scalars(select(Item.id))).all())
         stock = (await session.scalars(select(ItemAvailability))).all()
+        combos = set((await session.scalars(select(ComboSlot.item_id))).all())
     assert {row.item_id for row in stock} == item_ids
     assert {row.branch_id for row in stock} == {result.branch_id}
     assert all(row.available for row in stock)
-    levels = [row.stock for row in stock]
+    assert all(row.stock is None for row in stock if row.item_id in combos)
+    levels = [row.stock for row in stock if row.item_id not in combos]
     assert levels.count(LOW_STOCK) == 1
     assert levels.count(None) == 1
     assert all(level is None or level >= LOW_STOCK for level in levels)
@@ -261,3 +294,43 @@ async def test_printout_names_urls_login_every_secret_and_a_working_curl_line(db
     body = json.loads(curl.split(" -d ", 1)[1].strip("'"))
     kiosk = next(device for device in result.devices if device.kind == DeviceKind.KIOSK)
     assert body == {"device_id": kiosk.id, "secret": kiosk.secret}
+
+
+async def test_the_demo_kiosk_buys_a_breakfast_combo_with_a_large_drink_at_8_and_not_at_11_01(
+    services: Services,
+) -> None:
+    """At 08:00 Berlin time the demo's kiosk adds a Breakfast Combo with a Large Cola (790 + 110) and places it; at
+    11:01 the same combo is `out_of_stock` for the breakfast window."""
+    result = await _seed(services.db)
+    kiosk = next(device for device in result.devices if device.kind == DeviceKind.KIOSK)
+    principal = Principal(kind="device", id=kiosk.id, branch_id=result.branch_id, device_kind=DeviceKind.KIOSK)
+    eight, late = datetime(2026, 12, 7, 7, 0, tzinfo=UTC), datetime(2026, 12, 7, 10, 1, tzinfo=UTC)
+    async with services.db.session() as session:
+        menu = await branch_menu(session, result.branch_id, eight)
+    [combo] = [i for c in menu["categories"] for i in c["items"] if i["name"] == "Breakfast Combo"]
+    main, side, drink = combo["combo_slots"]
+    [cola] = [c for c in drink["choices"] if c["name"] == "Cola"]
+    [large] = [c for c in cola["option_groups"][0]["choices"] if c["name"] == "Large"]
+    components = [
+        {"slot_id": main["id"], "item_id": main["choices"][0]["item_id"]},
+        {"slot_id": side["id"], "item_id": side["choices"][0]["item_id"]},
+        {"slot_id": drink["id"], "item_id": cola["item_id"], "choice_ids": [large["id"]]},
+    ]
+
+    async def run(now: datetime, kind: str, data: dict[str, Any]) -> Any:
+        spec = COMMANDS.commands[kind]
+        async with UnitOfWork(services.db, services.relay) as uow:
+            ctx = CommandContext(principal, services.settings, services.presence, uow, "c", now=lambda: now)
+            return await spec.handler(ctx, spec.model.model_validate(data))
+
+    cart = await run(eight, "cart.create", {})
+    add = {"cart_id": cart["id"], "item_id": combo["id"], "components": components}
+    added = await run(eight, "cart.add", add)
+    assert (added["lines"][0]["unit_price"], added["total"]) == (900, 900)
+    order = await run(eight, "order.place", {"cart_id": cart["id"]})
+    assert [c["name"] for c in order["lines"][0]["components"]] == ["Breakfast Muffin", "Hash Brown", "Cola"]
+    later = await run(late, "cart.create", {})
+    with pytest.raises(ApiError) as refused:
+        await run(late, "cart.add", add | {"cart_id": later["id"]})
+    assert refused.value.code == "out_of_stock"
+    assert refused.value.details["items"][0]["reason"] == "daypart"

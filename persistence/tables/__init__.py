@@ -1,5 +1,6 @@
 """Every mapped table, imported here so that `Base.metadata` knows them all."""
 
+from persistence.tables.combos import ComboSlot, ComboSlotChoice
 from persistence.tables.menu import (
     CatalogueVersion,
     Category,
@@ -20,6 +21,8 @@ __all__ = [
     "CatalogueVersion",
     "CartLine",
     "Category",
+    "ComboSlot",
+    "ComboSlotChoice",
     "CommandLogEntry",
     "Daypart",
     "Deadline",

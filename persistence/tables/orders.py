@@ -54,6 +54,8 @@ class CartLine(Base):
     choice_ids: Mapped[list[int]] = mapped_column(Json, default=list)
     # What the customer asked the kitchen to mind ("no peanuts please"): a line adds to another only with the same.
     note: Mapped[str | None] = mapped_column(String(200))
+    # A combo's slots as filled: [{"slot_id", "item_id", "choice_ids"}], in slot order; [] for any other item.
+    components: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
 
     __table_args__ = (CheckConstraint("qty > 0", name="qty_positive"),)
 
@@ -130,6 +132,9 @@ class OrderLine(Base):
     tax_rate_bp: Mapped[int | None]
     # The customer's note of the cart line: the kitchen's flag on the ticket.
     note: Mapped[str | None] = mapped_column(String(200))
+    # A combo's components as priced at placement, in slot order: [{"slot_id", "slot", "item_id", "name",
+    # "upcharge", "options"}], each naming its own item; [] for any other item.
+    components: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
 
     __table_args__ = (CheckConstraint("qty > 0", name="qty_positive"),)
 

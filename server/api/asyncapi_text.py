@@ -39,7 +39,8 @@ CHANNEL_NOTES = {
 EVENT_SUMMARIES = {
     "menu.item_updated": "An item of the menu changed, or the branch started offering it: the whole item.",
     "menu.item_removed": "An item left the branch's menu.",
-    "stock.changed": "An item's availability or stock changed in the branch (86'd or back, reserved or given back).",
+    "stock.changed": "An item's availability or stock changed in the branch (86'd or back, reserved or given back); "
+    "a combo's choices of that item follow it.",
     "order.placed": "A kiosk placed an order; it awaits payment.",
     "order.paid": "An order was paid.",
     "order.queued": "A paid order joined the kitchen queue.",

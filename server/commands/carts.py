@@ -17,7 +17,9 @@ from persistence.base import table
 from persistence.enums import CartStatus, DeviceKind, ServiceMode
 from persistence.prepared import Prepared
 from persistence.tables import KnownCustomer
+from server.commands.combo_lines import check_components, fill_combo, not_a_combo, stored
 from server.commands.router import CommandContext, CommandRegistry, Who
+from server.domain.combos import Pick
 from server.domain.options import InvalidOptions, choose
 from server.domain.phones import InvalidPhoneError, normalise_phone
 from server.errors import ApiError
@@ -53,15 +55,26 @@ class SetServiceMode(Input):
     service_mode: ServiceMode
 
 
+class ComponentIn(Input):
+    """A combo's slot as the customer filled it: the item chosen, and that item's own choice ids (left out: its
+    default choices)."""
+
+    slot_id: RowId
+    item_id: RowId
+    choice_ids: list[RowId] | None = Field(default=None, max_length=50)
+
+
 class AddToCart(Input):
-    """`cart.add`: an item, how many, the picked choice ids (left out: the item's default choices), and the customer's
-    note for the kitchen ("no peanuts please"; left out: none)."""
+    """`cart.add`: an item, how many, the picked choice ids (left out: the item's default choices), the customer's
+    note for the kitchen ("no peanuts please"; left out: none), and for a combo its slots as filled (left out: each
+    slot's default)."""
 
     cart_id: RowId
     item_id: RowId
     qty: Qty = 1
     options: list[RowId] | None = Field(default=None, max_length=50)
     note: Note | None = None
+    components: list[ComponentIn] | None = Field(default=None, max_length=20)
 
 
 class UpdateCartLine(Input):
@@ -94,16 +107,17 @@ async def open_cart(
     customer: cart_rows.Customer | None = None,
     adding: int | None = None,
     service_mode: ServiceMode | None = None,
+    adding_components: list[int] | None = None,
 ) -> CartRecord:
     """The sender's cart `cart_id`, still open, locked with its lines; `not_found` for anyone else's, `conflict` once
     ordered or expired.
 
     `change`: the lock is the cart's change (touched, its version raised; with `customer`, that customer's id and
     phone attached, or none with `NO_CUSTOMER`). A refusal rolls it back with the rest of the command. `adding`: an
-    item about to be added, whose level is read with the lines' items'.
+    item about to be added, whose level is read with the lines' items' (and `adding_components`, a combo's items).
     """
     cart = await cart_rows.lock_cart(
-        ctx.session, cart_id, ctx.now() if change else None, customer, adding, service_mode
+        ctx.session, cart_id, ctx.now() if change else None, customer, adding, service_mode, adding_components or ()
     )
     if cart is None or cart.device_id != ctx.principal.id:
         raise ApiError("not_found", f"no cart {cart_id}", {"cart_id": cart_id})
@@ -143,9 +157,13 @@ def out_of_stock(shortages: list[dict[str, Any]]) -> ApiError:
     return ApiError("out_of_stock", f"not enough left: {listed}", {"items": shortages})
 
 
-async def cart_offers(ctx: CommandContext, cart: CartRecord, item_id: int) -> dict[int, Offer]:
-    """The branch's offers of the cart's items and of `item_id`, read at once (to check and then price)."""
-    return await offers(ctx.session, cart, {line.item_id for line in cart.lines} | {item_id}, ctx.now())
+async def cart_offers(
+    ctx: CommandContext, cart: CartRecord, item_id: int, components: list[int] | None = None
+) -> dict[int, Offer]:
+    """The branch's offers of the cart's items (a combo's components too), of `item_id` and of `components`, read at
+    once (to check and then price)."""
+    wanted = quantities(cart.lines).keys() | {item_id} | set(components or ())
+    return await offers(ctx.session, cart, wanted, ctx.now())
 
 
 def check_stock(loaded: dict[int, Offer], item_id: int, requested: int) -> Offer:
@@ -224,10 +242,24 @@ def require_offered(cart: CartRecord, mode: ServiceMode) -> None:
 async def add_to_cart(ctx: CommandContext, data: AddToCart) -> dict[str, Any]:
     """Add `qty` of an item; the same item with the same options and the same note (or none) adds to its existing
     line: a note keeps its line apart from the item's lines without it or with another."""
-    cart = await open_cart(ctx, data.cart_id, adding=data.item_id)
+    named = [component.item_id for component in data.components or ()]
+    cart = await open_cart(ctx, data.cart_id, adding=data.item_id, adding_components=named)
     in_cart = quantities(cart.lines).get(data.item_id, 0)
-    loaded = await cart_offers(ctx, cart, data.item_id)
+    loaded = await cart_offers(ctx, cart, data.item_id, named)
     offer = check_stock(loaded, data.item_id, in_cart + data.qty)
+    components: list[dict[str, Any]] = []
+    if offer.slots:
+        picks = None
+        if data.components is not None:
+            picks = [
+                Pick(c.slot_id, c.item_id, None if c.choice_ids is None else tuple(c.choice_ids))
+                for c in data.components
+            ]
+        filled = await fill_combo(ctx, cart, offer, picks, loaded)
+        check_components(loaded, cart, offer, [c.choice.item_id for c in filled], data.qty)
+        components = stored(filled)
+    elif data.components:
+        raise not_a_combo(data.item_id)
     try:
         chosen = choose(offer.groups, data.options)
     except InvalidOptions as exc:
@@ -241,7 +273,10 @@ async def add_to_cart(ctx: CommandContext, data: AddToCart) -> dict[str, Any]:
         (
             line
             for line in cart.lines
-            if line.item_id == data.item_id and line.choice_ids == choice_ids and line.note == data.note
+            if line.item_id == data.item_id
+            and line.choice_ids == choice_ids
+            and line.note == data.note
+            and line.components == components
         ),
         None,
     )
@@ -252,7 +287,7 @@ async def add_to_cart(ctx: CommandContext, data: AddToCart) -> dict[str, Any]:
     else:
         if len(cart.lines) >= MAX_LINES:
             raise ApiError("invalid", f"a cart holds at most {MAX_LINES} lines", {"cart_id": cart.id})
-        await cart_rows.add_line(ctx.session, cart, data.item_id, data.qty, choice_ids, data.note)
+        await cart_rows.add_line(ctx.session, cart, data.item_id, data.qty, choice_ids, data.note, components)
     return await changed(ctx, cart, loaded)
 
 
@@ -277,7 +312,9 @@ async def update_cart_line(ctx: CommandContext, data: UpdateCartLine) -> dict[st
         if data.qty > line.qty:
             in_cart = quantities(cart.lines).get(line.item_id, 0)
             loaded = await cart_offers(ctx, cart, line.item_id)
-            check_stock(loaded, line.item_id, in_cart - line.qty + data.qty)
+            combo = check_stock(loaded, line.item_id, in_cart - line.qty + data.qty)
+            if line.components:
+                check_components(loaded, cart, combo, line.component_items, data.qty, line.qty)
         await cart_rows.set_qty(ctx.session, line, data.qty)
     return await changed(ctx, cart, loaded)
 

@@ -131,9 +131,13 @@ async def _validate(ctx: CommandContext, cart: CartRecord, expected_total: int |
 
 def _gone(line: PricedLine) -> dict[str, Any]:
     """A line that cannot be sold now, with why: `reason` "removed", "unavailable" (86'd) or "daypart" (outside the
-    `window` of its daypart, even if it was inside when the line was added)."""
+    `window` of its daypart, even if it was inside when the line was added). A combo's component is named as itself,
+    with the combo as `combo_item_id`."""
     problem = line.problem
     gone: dict[str, Any] = {"item_id": line.line.item_id, "name": line.name}
+    if problem is not None and problem.component_id is not None:
+        component = next(c for c in line.components if c.component.choice.item_id == problem.component_id)
+        gone = {"item_id": problem.component_id, "name": component.name, "combo_item_id": line.line.item_id}
     if problem is not None and problem.window is not None:
         return {**gone, "reason": "daypart", "window": problem.window.data()}
     return {**gone, "reason": problem.code if problem is not None else "unavailable"}
@@ -145,7 +149,8 @@ async def _reserve(ctx: CommandContext, cart: CartRecord, priced: PricedCart) ->
     levels = {o.item_id: stock.Level(o.item_id, o.available, o.stock) for o in priced.offers.values() if o.offered}
     reservation = await stock.reserve(ctx.session, cart.branch_id, quantities(cart.lines), levels)
     if reservation.short:
-        named = {line.line.item_id: line.name for line in priced.lines}
+        # A combo's components are named as themselves: they are what ran out.
+        named = {o.item_id: o.name for o in priced.offers.values()}
         raise out_of_stock(
             [
                 {"item_id": s.item_id, "name": named[s.item_id], "requested": s.requested, "left": s.left}
@@ -185,6 +190,7 @@ async def _create(ctx: CommandContext, cart: CartRecord, priced: PricedCart) -> 
             line.line_total,
             line.tax_rate_bp,
             line.line.note,
+            line.component_data(),
         )
         for line in priced.lines
     ]

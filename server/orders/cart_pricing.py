@@ -1,14 +1,17 @@
 """A cart priced from the menu as it is now, and its data (server/payloads/cart.py) for replies, events, snapshots.
 
-Carts store only what the customer picked (item, quantity, choice ids, a note). Every read prices
+Carts store only what the customer picked (item, quantity, choice ids, a note, a combo's slots as
+filled). Every read prices
 them again (domain/pricing.py), so a kiosk always sees today's prices, and a line whose
 item was removed, 86'd, sold out, outside its daypart's window, or whose options no
-longer fit the item carries a `problem` instead of silently changing.
+longer fit the item carries a `problem` instead of silently changing. A combo line's components
+are items of their own: one removed, 86'd, sold out or outside its daypart gives the combo line
+that problem, naming the component.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,11 +22,20 @@ from persistence.base import utcnow
 from persistence.enums import CartStatus
 from persistence.stock import Level
 from server.domain import pricing
+from server.domain.combos import Component, InvalidComponents, Pick, Slot, fill, price_deltas
 from server.domain.dayparts import Window, all_open
 from server.domain.options import Chosen, Group, InvalidOptions, choose
 from server.orders.cart_rows import CartLineRecord, CartRecord
 from server.orders.catalogue import CatalogueItem, catalogue_of
-from server.payloads.cart import CartCustomer, CartLineProblem, CartLineView, CartView, ChosenOption, ProblemCode
+from server.payloads.cart import (
+    CartCustomer,
+    CartLineProblem,
+    CartLineView,
+    CartView,
+    ChosenOption,
+    LineComponent,
+    ProblemCode,
+)
 from server.payloads.taxes import taxes_view
 
 
@@ -41,6 +53,8 @@ class Offer:
     tax_category_id: int | None = None
     # The first of its windows that does not hold the branch's time now: not sold until it does.
     closed: Window | None = None
+    # A combo's slots; () for any other item.
+    slots: tuple[Slot, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,41 @@ class LineProblem:
     code: ProblemCode
     message: str
     window: Window | None = None
+    # The component of a combo line the problem is about (its item id); None: the line's own item.
+    component_id: int | None = None
+
+
+def _chosen_options(chosen: Iterable[Chosen]) -> list[ChosenOption]:
+    return [
+        ChosenOption(
+            choice_id=c.choice.id,
+            group_id=c.group.id,
+            group=c.group.name,
+            name=c.choice.name,
+            price_delta=c.choice.price_delta,
+        )
+        for c in chosen
+    ]
+
+
+@dataclass(frozen=True)
+class PricedComponent:
+    """A filled slot of a combo line: its item's name as the menu has it now, its upcharge and its options."""
+
+    component: Component
+    name: str
+
+    def view(self) -> LineComponent:
+        """The component as kiosks, kitchens and receipts show it."""
+        c = self.component
+        return LineComponent(
+            slot_id=c.slot.id,
+            slot=c.slot.name,
+            item_id=c.choice.item_id,
+            name=self.name,
+            upcharge=c.choice.upcharge,
+            options=_chosen_options(c.chosen),
+        )
 
 
 @dataclass(frozen=True)
@@ -64,21 +113,18 @@ class PricedLine:
     unit_price: int
     line_total: int
     problem: LineProblem | None
-    # The rate its total is taxed at: its item's tax category's in the cart's service mode.
+    # The rate its total is taxed at: its item's tax category's in the cart's service mode (a combo's own).
     tax_rate_bp: int = 0
+    # A combo's filled slots, in slot order; [] for any other item.
+    components: tuple[PricedComponent, ...] = ()
 
     def chosen_options(self) -> list[ChosenOption]:
         """The chosen options, in the order they were picked."""
-        return [
-            ChosenOption(
-                choice_id=c.choice.id,
-                group_id=c.group.id,
-                group=c.group.name,
-                name=c.choice.name,
-                price_delta=c.choice.price_delta,
-            )
-            for c in self.chosen
-        ]
+        return _chosen_options(self.chosen)
+
+    def component_data(self) -> list[dict[str, Any]]:
+        """The components as order lines keep them: each names its slot, its own item, its upcharge, its options."""
+        return [component.view().model_dump(mode="json") for component in self.components]
 
     def options(self) -> list[dict[str, Any]]:
         """The chosen options as order lines keep them."""
@@ -98,6 +144,7 @@ class PricedLine:
             line_total=self.line_total,
             tax_rate_bp=self.tax_rate_bp,
             note=self.line.note,
+            components=[component.view() for component in self.components],
             problem=None if problem is None else CartLineProblem(code=problem.code, message=problem.message),
         )
 
@@ -130,12 +177,65 @@ def _offer(item: CatalogueItem, level: Level | None, closed: Window | None = Non
         None if level is None else level.stock,
         item.tax_category_id,
         closed,
+        item.slots,
     )
 
 
-def price_line(line: CartLineRecord, offer: Offer | None, qty_in_cart: int, tax_rate_bp: int = 0) -> PricedLine:
+def picks(components: Iterable[Mapping[str, Any]]) -> list[Pick]:
+    """A combo line's stored slots as picks."""
+    return [Pick(int(c["slot_id"]), int(c["item_id"]), tuple(c.get("choice_ids") or ())) for c in components]
+
+
+def sale_problem(offer: Offer | None, qty_in_cart: int, component: bool = False) -> LineProblem | None:
+    """Why `qty_in_cart` of an offered item cannot be sold now (None: they can), as a line's problem; a combo's
+    `component` names its item."""
+    of = None if offer is None or not component else offer.item_id
+    if offer is None or not offer.offered:
+        name = "this item" if offer is None else offer.name
+        return LineProblem("unavailable" if component else "removed", f"{name} is no longer on the menu", None, of)
+    if not offer.available:
+        return LineProblem("unavailable", f"{offer.name} is not available right now", None, of)
+    if offer.closed is not None:
+        window = offer.closed
+        return LineProblem("unavailable", f"{offer.name} is sold only at {window.label}", window, of)
+    if offer.stock is not None and offer.stock < qty_in_cart:
+        return LineProblem("out_of_stock", f"only {offer.stock} {offer.name} left", None, of)
+    return None
+
+
+def _components(
+    line: CartLineRecord, offer: Offer, found: Mapping[int, Offer], wanted: Mapping[int, int]
+) -> tuple[tuple[PricedComponent, ...], LineProblem | None]:
+    """A combo line's components priced from the offers, and the first problem of its filling or of a component's
+    sale."""
+    groups = {
+        choice.item_id: o.groups for slot in offer.slots for choice in slot.choices if (o := found.get(choice.item_id))
+    }
+    try:
+        filled = fill(offer.slots, picks(line.components), groups)
+    except InvalidComponents as exc:
+        return (), LineProblem("options", f"the combo's choices no longer fit it: {exc}")
+    priced = []
+    problem: LineProblem | None = None
+    for component in filled:
+        item_offer = found.get(component.choice.item_id)
+        priced.append(PricedComponent(component, item_offer.name if item_offer else f"item {component.choice.item_id}"))
+        item_id = component.choice.item_id
+        problem = problem or sale_problem(item_offer, wanted.get(item_id, line.qty), component=True)
+    return tuple(priced), problem
+
+
+def price_line(
+    line: CartLineRecord,
+    offer: Offer | None,
+    qty_in_cart: int,
+    tax_rate_bp: int = 0,
+    found: Mapping[int, Offer] | None = None,
+    wanted: Mapping[int, int] | None = None,
+) -> PricedLine:
     """Price one line, taxed at `tax_rate_bp`; `qty_in_cart` is how many of its item the whole cart holds (for the
-    stock check)."""
+    stock check). A combo's components are priced from `found` (offers of its items) and checked against `wanted`
+    (how many of each item the whole cart holds)."""
     if offer is None:
         # The item row itself is gone (never happens with soft deletes, but carts must not break on it).
         removed = LineProblem("removed", "no longer on the menu")
@@ -146,19 +246,23 @@ def price_line(line: CartLineRecord, offer: Offer | None, qty_in_cart: int, tax_
     except InvalidOptions as exc:
         chosen = []
         problem = LineProblem("options", f"the options no longer fit this item: {exc}")
-    unit = pricing.unit_price(offer.price, (c.choice.price_delta for c in chosen))
-    if not offer.offered:
-        problem = LineProblem("removed", f"{offer.name} is no longer on the menu")
-    elif not offer.available:
-        problem = LineProblem("unavailable", f"{offer.name} is not available right now")
-    elif offer.closed is not None:
-        window = offer.closed
-        problem = LineProblem("unavailable", f"{offer.name} is sold only at {window.label}", window)
-    elif problem is None and offer.stock is not None and offer.stock < qty_in_cart:
-        # Not over an options problem: order.place refuses those lines, and must not place them without options.
-        problem = LineProblem("out_of_stock", f"only {offer.stock} {offer.name} left")
+    components: tuple[PricedComponent, ...] = ()
+    component_problem: LineProblem | None = None
+    if offer.slots or line.components:
+        components, component_problem = _components(line, offer, found or {}, wanted or {})
+        if component_problem is not None and component_problem.code == "options":
+            problem = problem or component_problem
+    deltas = [c.choice.price_delta for c in chosen] + price_deltas([c.component for c in components])
+    unit = pricing.unit_price(offer.price, deltas)
+    own = sale_problem(offer, qty_in_cart)
+    if own is not None and (own.code != "out_of_stock" or problem is None):
+        # Not out of stock over an options problem: order.place refuses those lines, and must not place them
+        # without options.
+        problem = own
+    elif problem is None:
+        problem = component_problem
     total = pricing.line_total(unit, line.qty)
-    return PricedLine(line, offer.name, offer.price, chosen, unit, total, problem, tax_rate_bp)
+    return PricedLine(line, offer.name, offer.price, chosen, unit, total, problem, tax_rate_bp, components)
 
 
 @dataclass(frozen=True)
@@ -205,10 +309,12 @@ class PricedCart:
 
 
 def quantities(lines: Iterable[CartLineRecord]) -> dict[int, int]:
-    """How many of each item the lines hold."""
+    """How many of each item the lines hold, a combo's components counted as items of their own (stock is taken from
+    each)."""
     total: dict[int, int] = {}
     for line in lines:
-        total[line.item_id] = total.get(line.item_id, 0) + line.qty
+        for item_id in (line.item_id, *line.component_items):
+            total[item_id] = total.get(item_id, 0) + line.qty
     return total
 
 
@@ -228,7 +334,7 @@ async def price_cart(
     for line in cart.lines:
         offer = found.get(line.item_id)
         rate = cart.tax_rate_of(offer.tax_category_id if offer is not None else None)
-        lines.append(price_line(line, offer, wanted[line.item_id], rate))
+        lines.append(price_line(line, offer, wanted[line.item_id], rate, found, wanted))
     if cart.status != CartStatus.OPEN:
         # An ordered cart took its stock with it; only open carts can still run into problems.
         lines = [replace(line, problem=None) for line in lines]

@@ -5,7 +5,8 @@ not need tracked ORM objects. A `CartRecord` holds the cart's columns, what pric
 its branch (currency, tax rates, service modes, time zone), of its known customer (the name) and the
 catalogue's version (server/orders/catalogue.py), read in the cart's own statement; and its
 lines with how the branch offers their items now (on or 86'd, stock), read after the cart
-is locked.
+is locked. A combo line's components are items too: their levels are read in one statement
+more, only for carts that hold (or are about to get) a combo.
 
 Every statement that changes a cart row sets `updated_at`; its `version` is raised by the
 UPDATE itself (persistence/base.py, `Versioned`) and read back in the same statement.
@@ -13,8 +14,8 @@ UPDATE itself (persistence/base.py, `Versioned`) and read back in the same state
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from persistence.base import table
 from persistence.enums import CartStatus, ServiceMode
 from persistence.prepared import Prepared
-from persistence.stock import Level
+from persistence.stock import Level, levels_of
 from persistence.tables import Branch, Cart, CartLine, ItemAvailability, KnownCustomer
 from server.orders import catalogue
 
@@ -35,13 +36,20 @@ _CART, _LINE = CARTS.c, _LINES.c
 
 @dataclass
 class CartLineRecord:
-    """A cart line: an item, how many, the choice ids picked for it, and the customer's note (None: none)."""
+    """A cart line: an item, how many, the choice ids picked for it, the customer's note (None: none), and a combo's
+    slots as filled (`[{"slot_id", "item_id", "choice_ids"}]`, in slot order; [] for any other item)."""
 
     id: int
     item_id: int
     qty: int
     choice_ids: list[int]
     note: str | None = None
+    components: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def component_items(self) -> list[int]:
+        """The items its components are (one per slot)."""
+        return [int(component["item_id"]) for component in self.components]
 
 
 @dataclass
@@ -160,6 +168,7 @@ _LINE_AND_LEVEL = (
     _LINE.qty,
     _LINE.choice_ids,
     _LINE.note,
+    _LINE.components,
     _OFFER.item_id.label("offered_id"),
     _OFFER.available,
     _OFFER.stock,
@@ -179,6 +188,7 @@ _LINES_AND_LEVELS = Prepared(
             null().label("qty"),
             null().label("choice_ids"),
             null().label("note"),
+            null().label("components"),
             _OFFER.item_id.label("offered_id"),
             _OFFER.available,
             _OFFER.stock,
@@ -193,6 +203,7 @@ _ADD_LINE = Prepared(
         qty=bindparam("qty"),
         choice_ids=bindparam("choice_ids"),
         note=bindparam("note"),
+        components=bindparam("components"),
     )
     .returning(_LINE.id)
 )
@@ -259,12 +270,14 @@ async def lock_cart(
     customer: Customer | None = None,
     also: int | None = None,
     service_mode: ServiceMode | None = None,
+    also_components: Sequence[int] = (),
 ) -> CartRecord | None:
     """The cart with its lines and their items' levels (and item `also`'s), locked until commit; None when there is
     no such cart.
 
     With `now`, the lock is the cart's change: `updated_at` set to it (and, with `customer`, its id and phone
-    attached, or taken off with `NO_CUSTOMER`; or, with `service_mode`, that mode set), its version raised. The
+    attached, or taken off with `NO_CUSTOMER`; or, with `service_mode`, that mode set), its version raised.
+    `also_components`: the items of a combo about to be added, whose levels are read with the lines' components'. The
     lines are read after the lock, in a statement of their own: on PostgreSQL a read that waited for the lock sees
     the cart as committed but, in the same statement, the lines as they were before it waited.
     """
@@ -286,11 +299,29 @@ async def lock_cart(
     params = {"cart_id": cart_id, "branch_id": row.branch_id, "also": also}
     for line in await _LINES_AND_LEVELS.rows(session, params):
         if line.id is not None:
-            lines.append(CartLineRecord(line.id, line.item_id, line.qty, line.choice_ids, line.note))
+            lines.append(CartLineRecord(line.id, line.item_id, line.qty, line.choice_ids, line.note, line.components))
         if line.offered_id is not None:
             levels[line.item_id] = Level(line.item_id, line.available, line.stock)
     lines.sort(key=lambda line: line.id)
+    read = {line.item_id for line in lines} | ({also} if also is not None else set())
+    await _add_component_levels(session, row.branch_id, lines, also_components, read, levels)
     return _record(row, lines, levels)
+
+
+async def _add_component_levels(
+    session: AsyncSession,
+    branch_id: int,
+    lines: Iterable[CartLineRecord],
+    also: Iterable[int],
+    read: set[int],
+    levels: dict[int, Level],
+) -> None:
+    """Add the levels of the lines' components (and of the items `also`) to `levels`, but those of items `read`
+    already: one statement, none when there is nothing more to read (a cart without combos)."""
+    wanted = {item_id for line in lines for item_id in line.component_items} | set(also)
+    missing = wanted - read
+    if missing:
+        levels.update(await levels_of(session, branch_id, sorted(missing)))
 
 
 async def mark_ordered(session: AsyncSession, cart: CartRecord, now: datetime) -> CartRecord:
@@ -306,12 +337,20 @@ def as_ordered(cart: CartRecord, version: int, updated_at: datetime) -> CartReco
 
 
 async def add_line(
-    session: AsyncSession, cart: CartRecord, item_id: int, qty: int, choice_ids: list[int], note: str | None = None
+    session: AsyncSession,
+    cart: CartRecord,
+    item_id: int,
+    qty: int,
+    choice_ids: list[int],
+    note: str | None = None,
+    components: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Add a line to the (locked) cart and to its record, with the customer's `note` for the kitchen (None: none)."""
+    """Add a line to the (locked) cart and to its record, with the customer's `note` for the kitchen (None: none) and
+    a combo's `components` (None: not a combo)."""
+    filled = components or []
     params = {"cart_id": cart.id, "item_id": item_id, "qty": qty, "choice_ids": choice_ids, "note": note}
-    line_id = await _ADD_LINE.scalar(session, params)
-    cart.lines.append(CartLineRecord(line_id, item_id, qty, choice_ids, note))
+    line_id = await _ADD_LINE.scalar(session, params | {"components": filled})
+    cart.lines.append(CartLineRecord(line_id, item_id, qty, choice_ids, note, filled))
 
 
 async def set_qty(session: AsyncSession, line: CartLineRecord, qty: int) -> None:
@@ -345,7 +384,11 @@ async def with_lines(session: AsyncSession, rows: Sequence[Any]) -> list[CartRec
         .order_by(_LINE.id)
     )
     for line in await session.execute(read):
-        lines[line.cart_id].append(CartLineRecord(line.id, line.item_id, line.qty, line.choice_ids, line.note))
+        record = CartLineRecord(line.id, line.item_id, line.qty, line.choice_ids, line.note, line.components)
+        lines[line.cart_id].append(record)
         if line.offered_id is not None:
             levels[line.cart_id][line.item_id] = Level(line.item_id, line.available, line.stock)
+    for row in rows:
+        read_already = {line.item_id for line in lines[row.id]}
+        await _add_component_levels(session, row.branch_id, lines[row.id], (), read_already, levels[row.id])
     return [_record(row, lines[row.id], levels[row.id]) for row in rows]

@@ -21,12 +21,22 @@ from itertools import groupby
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, Integer, bindparam, literal_column, select
+from sqlalchemy import Engine, Integer, bindparam, exists, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.base import table
 from persistence.prepared import Prepared
-from persistence.tables import CatalogueVersion, Category, Daypart, Item, OptionChoice, OptionGroup
+from persistence.tables import (
+    CatalogueVersion,
+    Category,
+    ComboSlot,
+    ComboSlotChoice,
+    Daypart,
+    Item,
+    OptionChoice,
+    OptionGroup,
+)
+from server.domain.combos import Slot, SlotChoice
 from server.domain.dayparts import Window
 from server.domain.options import Choice, Group
 
@@ -44,6 +54,8 @@ class CatalogueItem:
     on_menu: bool
     tax_category_id: int | None = None
     windows: tuple[Window, ...] = ()
+    # A combo's slots, in display order; () for any other item.
+    slots: tuple[Slot, ...] = ()
 
 
 # The version as a column of the statements that read a cart (0 before the first change). Written out, like the
@@ -56,6 +68,17 @@ _ITEMS, _CATEGORIES, _GROUPS, _CHOICES = table(Item), table(Category), table(Opt
 _ITEM, _CATEGORY, _GROUP, _CHOICE = (t.c for t in (_ITEMS, _CATEGORIES, _GROUPS, _CHOICES))
 _ITEM_PARTS, _CATEGORY_PARTS = table(Daypart).alias("item_daypart"), table(Daypart).alias("category_daypart")
 _ITEM_PART, _CATEGORY_PART = _ITEM_PARTS.c, _CATEGORY_PARTS.c
+_SLOTS, _SLOT_CHOICES = table(ComboSlot), table(ComboSlotChoice)
+_SLOT, _SLOT_CHOICE = _SLOTS.c, _SLOT_CHOICES.c
+# Whether an item is a combo, read with it: its slots are read in a second statement only for combos.
+_IS_COMBO = exists().where(_SLOT.item_id == _ITEM.id).label("is_combo")
+_READ_SLOTS = (
+    select(_SLOT.item_id, _SLOT.id, _SLOT.name, _SLOT_CHOICE.item_id.label("choice_item_id"), _SLOT_CHOICE.upcharge)
+    .add_columns(_SLOT_CHOICE.is_default)
+    .join_from(_SLOTS, _SLOT_CHOICES, _SLOT_CHOICE.slot_id == _SLOT.id)
+    .where(_SLOT.item_id.in_(bindparam("item_ids", expanding=True)))
+    .order_by(_SLOT.item_id, _SLOT.position, _SLOT.id, _SLOT_CHOICE.position, _SLOT_CHOICE.id)
+)
 
 
 def _windows(row: Any) -> tuple[Window, ...]:
@@ -97,6 +120,7 @@ def _read(count: int) -> Prepared:
             _CHOICE.name.label("choice_name"),
             _CHOICE.price_delta,
             _CHOICE.is_default,
+            _IS_COMBO,
         )
         .join_from(_ITEMS, _CATEGORIES, _CATEGORY.id == _ITEM.category_id)
         .outerjoin(_ITEM_PARTS, _ITEM_PART.id == _ITEM.daypart_id)
@@ -115,6 +139,8 @@ async def read_items(session: AsyncSession, item_ids: Iterable[int]) -> dict[int
     if not ids:
         return {}
     rows = await _read(len(ids)).rows(session, {f"id_{n}": item_id for n, item_id in enumerate(ids)})
+    combos = sorted({row.id for row in rows if row.is_combo})
+    slots = await _read_slots(session, combos) if combos else {}
     found: dict[int, CatalogueItem] = {}
     for item_id, grouped in groupby(rows, key=lambda row: row.id):
         item_rows = list(grouped)
@@ -139,8 +165,22 @@ async def read_items(session: AsyncSession, item_ids: Iterable[int]) -> dict[int
             first.deleted_at is None and first.category_deleted_at is None,
             first.tax_category_id,
             _windows(first),
+            slots.get(item_id, ()),
         )
     return found
+
+
+async def _read_slots(session: AsyncSession, combo_ids: list[int]) -> dict[int, tuple[Slot, ...]]:
+    """The slots of these combos, with their choices, in display order (a slot without choices is left out: it
+    could never be filled, and the REST API never leaves one so)."""
+    slots: dict[int, dict[int, tuple[str, list[SlotChoice]]]] = {}
+    for row in await session.execute(_READ_SLOTS, {"item_ids": combo_ids}):
+        _, choices = slots.setdefault(row.item_id, {}).setdefault(row.id, (row.name, []))
+        choices.append(SlotChoice(row.choice_item_id, row.upcharge, row.is_default))
+    return {
+        item_id: tuple(Slot(slot_id, name, tuple(choices)) for slot_id, (name, choices) in item_slots.items())
+        for item_id, item_slots in slots.items()
+    }
 
 
 class Catalogue:

@@ -147,10 +147,12 @@ async def move(
 
 
 async def give_back_stock(session: AsyncSession, order: OrderRecord, emit: Emit) -> None:
-    """Return the order's quantities to the items that count stock, and tell the branch's kiosks."""
+    """Return the order's quantities to the items that count stock (a combo's components too), and tell the
+    branch's kiosks."""
     wanted: dict[int, int] = {}
     for line in order.lines:
-        wanted[line.item_id] = wanted.get(line.item_id, 0) + line.qty
+        for item_id in (line.item_id, *(int(c["item_id"]) for c in line.components)):
+            wanted[item_id] = wanted.get(item_id, 0) + line.qty
     released = await stock.release(session, order.branch_id, wanted)
     # Given back after its daypart ended, an item is still not orderable.
     closed = await closed_now(session, order.branch_id, [level.item_id for level in released]) if released else set()

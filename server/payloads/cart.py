@@ -26,6 +26,20 @@ class ChosenOption(BaseModel):
     price_delta: int
 
 
+class LineComponent(BaseModel):
+    """A filled slot of a combo line (cart or order): the slot, the item in it, its upcharge and that item's options.
+    Each names its own `item_id`: the kitchen makes it as that item."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slot_id: int
+    slot: str = Field(description="the slot's name (Main, Side, Drink)")
+    item_id: int = Field(description="the item filling the slot")
+    name: str = Field(description="that item's name")
+    upcharge: int = Field(description="what it adds to the combo's price, in minor units (0 or more)")
+    options: list[ChosenOption] = Field(description="that item's chosen options (a drink's size), with their deltas")
+
+
 ProblemCode = Literal["removed", "unavailable", "out_of_stock", "options"]
 
 
@@ -41,7 +55,8 @@ class CartLineProblem(BaseModel):
 
 
 class CartLineView(BaseModel):
-    """A cart line priced from today's menu: `unit_price` is `item_price` plus the options' deltas."""
+    """A cart line priced from today's menu: `unit_price` is `item_price` plus the options' deltas (and, for a combo,
+    its components' upcharges and their options' deltas)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -55,6 +70,9 @@ class CartLineView(BaseModel):
     line_total: int = Field(description="unit_price × qty")
     tax_rate_bp: int = Field(description="the rate the line is taxed at, in basis points, in the cart's service mode")
     note: str | None = Field(description="what the customer asked the kitchen to mind (allergies); null: nothing")
+    components: list[LineComponent] = Field(
+        default_factory=list, description="a combo's filled slots, in slot order; empty for any other item"
+    )
     problem: CartLineProblem | None
 
 

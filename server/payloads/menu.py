@@ -8,7 +8,10 @@ passes the moment it reads for. The models below describe that shape for the
 AsyncAPI document and the command replies; the dicts are built directly.
 
 Items and choices carry their allergens and calories, a choice's being what it adds to its item's: a kiosk works
-out a line's from the item and the choices picked, and may filter the menu by them.
+out a line's from the item and the choices picked, and may filter the menu by them. A combo (meal deal) lists its
+slots with their choices of items, each with its upcharge, its own allergens, calories and options, and whether
+the branch sells it now (server/payloads/menu_combos.py): a combo line's allergens and calories are its
+components' and their options'.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.base import utcnow
 from persistence.enums import Allergen, ServiceMode
-from persistence.tables import Branch, Category, Daypart, Item, ItemAvailability
+from persistence.tables import Branch, Category, ComboSlot, Daypart, Item, ItemAvailability
 from server.domain.dayparts import Window, all_open
+from server.payloads.menu_combos import component_ids, fillable, read_slots, slots_data
 
 
 class MenuChoice(BaseModel):
@@ -50,6 +54,34 @@ class MenuOptionGroup(BaseModel):
     min_select: int
     max_select: int
     choices: list[MenuChoice]
+
+
+class MenuComboChoice(BaseModel):
+    """An item a combo's slot may be filled with: its upcharge over the combo's price, and that item as it is sold
+    (its options, allergens and calories; with `cart.add`, its own option choice ids go in `choice_ids`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: int
+    name: str
+    upcharge: int = Field(description="minor units added to the combo's price (0 or more)")
+    is_default: bool = Field(description="fills the slot when `cart.add` leaves `components` out")
+    available: bool = Field(
+        description="whether the branch sells the item now (offered, on, in stock, in its dayparts)"
+    )
+    allergens: list[Allergen] = Field(description="the item's allergens, without its choices'")
+    calories: int | None = Field(description="kcal of the item, without its choices; null: not known")
+    option_groups: list[MenuOptionGroup] = Field(description="the item's option groups (drink sizes)")
+
+
+class MenuComboSlot(BaseModel):
+    """A slot of a combo (Main, Side, Drink): filled by exactly one of its choices."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    name: str
+    choices: list[MenuComboChoice]
 
 
 class MenuWindow(BaseModel):
@@ -86,6 +118,11 @@ class MenuItem(BaseModel):
         description="its own daypart's window and its category's, of those it has: sold only inside all of them"
     )
     option_groups: list[MenuOptionGroup]
+    combo_slots: list[MenuComboSlot] = Field(
+        default_factory=list,
+        description="a combo's slots, each filled by one of its choices; empty for any other item. A combo is "
+        "orderable only while every slot has an available choice",
+    )
 
 
 class MenuCategory(BaseModel):
@@ -211,9 +248,13 @@ async def branch_menu(session: AsyncSession, branch_id: int, now: datetime | Non
             select(Category).where(Category.deleted_at.is_(None)).order_by(Category.position, Category.id)
         )
     ).all()
+    slots = await read_slots(session, [item.id for item, _, _ in rows])
+    sold = {item.id: _sold(item, offer, category_daypart, clock) for item, offer, category_daypart in rows}
+    # A component the branch does not offer on its own is not sold in a combo either.
     items_by_category: dict[int, list[dict[str, Any]]] = {}
     for item, offer, category_daypart in rows:
-        items_by_category.setdefault(item.category_id, []).append(_item(item, offer, category_daypart, clock))
+        entry = _item(item, offer, category_daypart, clock, slots.get(item.id, []), sold)
+        items_by_category.setdefault(item.category_id, []).append(entry)
     return {
         "branch_id": branch_id,
         "currency": branch.currency if branch else None,
@@ -238,11 +279,29 @@ async def branch_item(
     if row is None:
         return None
     clock = await _clock(session, await session.get(Branch, branch_id), now)
-    return _item(row[0], row[1], row[2], clock)
+    slots = await read_slots(session, [item_id])
+    sold: dict[int, bool] = {}
+    if slots:
+        components = (await session.execute(_offered(branch_id).where(Item.id.in_(component_ids(slots))))).all()
+        sold = {item.id: _sold(item, offer, category_daypart, clock) for item, offer, category_daypart in components}
+    return _item(row[0], row[1], row[2], clock, slots.get(item_id, []), sold)
 
 
-def _item(item: Item, offer: ItemAvailability, category_daypart: int | None, clock: _Clock) -> dict[str, Any]:
+def _sold(item: Item, offer: ItemAvailability, category_daypart: int | None, clock: _Clock) -> bool:
+    """Whether a kiosk may sell the item now: on, in stock and inside its dayparts."""
+    return is_orderable(offer.available, offer.stock) and clock.inside(clock.windows(item, category_daypart))
+
+
+def _item(
+    item: Item,
+    offer: ItemAvailability,
+    category_daypart: int | None,
+    clock: _Clock,
+    slots: list[ComboSlot],
+    sold: dict[int, bool],
+) -> dict[str, Any]:
     windows = clock.windows(item, category_daypart)
+    combo = slots_data(slots, sold, _groups)
     return {
         "id": item.id,
         "category_id": item.category_id,
@@ -255,26 +314,32 @@ def _item(item: Item, offer: ItemAvailability, category_daypart: int | None, clo
         "position": item.position,
         "available": offer.available,
         "stock": offer.stock,
-        "orderable": is_orderable(offer.available, offer.stock) and clock.inside(windows),
+        "orderable": is_orderable(offer.available, offer.stock) and clock.inside(windows) and fillable(combo),
         "dayparts": [window.data() for window in windows],
-        "option_groups": [
-            {
-                "id": group.id,
-                "name": group.name,
-                "min_select": group.min_select,
-                "max_select": group.max_select,
-                "choices": [
-                    {
-                        "id": c.id,
-                        "name": c.name,
-                        "price_delta": c.price_delta,
-                        "is_default": c.is_default,
-                        "allergens": c.allergens,
-                        "calories": c.calories,
-                    }
-                    for c in group.choices
-                ],
-            }
-            for group in item.option_groups
-        ],
+        "option_groups": _groups(item),
+        "combo_slots": combo,
     }
+
+
+def _groups(item: Item) -> list[dict[str, Any]]:
+    """The item's option groups as menu data."""
+    return [
+        {
+            "id": group.id,
+            "name": group.name,
+            "min_select": group.min_select,
+            "max_select": group.max_select,
+            "choices": [
+                {
+                    "id": c.id,
+                    "name": c.name,
+                    "price_delta": c.price_delta,
+                    "is_default": c.is_default,
+                    "allergens": c.allergens,
+                    "calories": c.calories,
+                }
+                for c in group.choices
+            ],
+        }
+        for group in item.option_groups
+    ]

@@ -26,7 +26,7 @@ from persistence.base import flushed
 from persistence.enums import OrderStatus, ServiceMode
 from persistence.order_records import OrderRecord
 from persistence.tables import Order
-from server.payloads.cart import ChosenOption
+from server.payloads.cart import ChosenOption, LineComponent
 from server.payloads.moment import Moment
 from server.payloads.taxes import RateTaxView
 
@@ -50,6 +50,9 @@ class OrderLineView(BaseModel):
     line_total: int
     tax_rate_bp: int | None = Field(description="the rate the line was taxed at; null on orders from before rates")
     note: str | None = Field(description="the customer's note of the cart line (allergies): flag it; null: none")
+    components: list[LineComponent] = Field(
+        default_factory=list, description="a combo's filled slots as priced at placement; empty for any other item"
+    )
 
 
 class OrderView(BaseModel):

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from persistence.enums import OrderStatus, PaymentMethod, PaymentStatus, ServiceMode
 from persistence.tables import Branch, Payment
 from server.errors import ApiError
-from server.payloads.cart import ChosenOption
+from server.payloads.cart import ChosenOption, LineComponent
 from server.payloads.moment import Moment
 from server.payloads.order import AnyOrder
 from server.payloads.payment import PaymentLike
@@ -53,6 +53,9 @@ class ReceiptLine(BaseModel):
     options: list[ChosenOption]
     line_total: int = Field(description="unit_price × qty, tax included")
     tax_rate_bp: int | None = Field(description="the rate the line was taxed at; null on orders from before rates")
+    components: list[LineComponent] = Field(
+        default_factory=list, description="a combo's filled slots, each with its upcharge and options; else empty"
+    )
 
 
 class ReceiptPayment(BaseModel):
@@ -110,6 +113,7 @@ def build_receipt(order: AnyOrder, payment: PaymentLike | None, branch: Branch) 
                 options=[ChosenOption.model_validate(option) for option in line.options],
                 line_total=line.line_total,
                 tax_rate_bp=line.tax_rate_bp,
+                components=[LineComponent.model_validate(component) for component in line.components],
             )
             for line in order.lines
         ],

@@ -530,3 +530,16 @@ async def test_an_order_flow_on_a_live_server_matches_the_document(
     served_here = (event for event in EVENT_DATA if not event.startswith(("device.", "payment.")))
     expected |= {f"event.{event}" for event in served_here if event != "order.refunded"}
     assert expected <= check.checked, sorted(expected - check.checked)
+
+
+def test_combos_are_in_the_document_as_fields_a_device_may_ignore(document: dict[str, Any]) -> None:
+    """A menu item's `combo_slots`, a cart or order line's `components` and `cart.add`'s `components` are described,
+    and none is required of what a device sends."""
+    schemas = document["components"]["schemas"]
+    assert "combo_slots" in schemas["MenuItem"]["properties"]
+    for line in ("CartLineView", "OrderLineView", "ReceiptLine"):
+        assert "components" in schemas[line]["properties"], line
+    add = schemas["AddToCart"]
+    assert "components" in add["properties"] and "components" not in add.get("required", [])
+    assert set(schemas["ComponentIn"]["required"]) == {"slot_id", "item_id"}
+    assert {"upcharge", "available", "option_groups"} <= set(schemas["MenuComboChoice"]["properties"])

@@ -17,7 +17,9 @@ from channels.frames import encode_data, reply_ok
 from channels.versions import Versions
 from persistence.enums import DeviceKind, OrderStatus
 from persistence.tables import Branch, Device, Order
+from server.payloads.menu import branch_menu
 from server.services import Services
+from tests.commands.test_combos import add_combo
 from tests.live import live_server
 from tests.shop import Shop
 
@@ -227,3 +229,25 @@ async def test_a_kiosk_reads_from_a_snapshot_how_the_payments_it_missed_ended() 
     assert await asyncio.wait_for(outcomes.wait(11), 5) == "declined"
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(outcomes.wait(12), 0.05)  # still open: its own event will tell
+
+
+async def test_a_simulated_kiosk_fills_a_combos_slots_as_the_server_takes_them(shop: Shop) -> None:
+    """Given the shop's menu with its combo, the simulator's combo lines fill every slot with an available choice
+    (never the sold-out Shake) and its options, and the server takes each of them."""
+    combo = await add_combo(shop)
+    await shop.set_item(combo.shake, stock=0)
+    await shop.set_item(shop.fries, stock=None)  # ten lines of up to two combos would use more than its ten
+    async with shop.services.db.session() as session:
+        menu = await branch_menu(session, shop.branch_id)
+    simulation = Simulation(Plan(urls=[], progress=False, seed=3), Fleet(0, [], {}, [], []), [])
+    simulation.menu = [item for category in menu["categories"] for item in category["items"] if item["combo_slots"]]
+    cart = await shop.send(shop.kiosk, "cart.create", {})
+    for _ in range(10):
+        [line] = simulation._lines()
+        assert [c["slot_id"] for c in line["components"]] == [combo.main, combo.side, combo.drink]
+        assert combo.shake not in [c["item_id"] for c in line["components"]]
+        data = await shop.send(shop.kiosk, "cart.add", {"cart_id": cart["id"], **line})
+        assert all(added["problem"] is None for added in data["lines"])
+    # Now and then a burger of another size than the default.
+    sizes = {c["options"][0]["name"] for line in data["lines"] for c in line["components"][:1]}
+    assert sizes == {"Regular", "Large"}

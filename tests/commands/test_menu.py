@@ -201,6 +201,7 @@ async def test_menu_get_answers_the_menu_snapshot(services: Services, world: Wor
         "orderable": True,
         "dayparts": [],
         "option_groups": [],
+        "combo_slots": [],
     }
     kiosk = Principal(kind="device", id=7, branch_id=world.branch_a, device_kind=DeviceKind.KIOSK)
     kitchen = Principal(kind="device", id=8, branch_id=world.branch_a, device_kind=DeviceKind.KITCHEN_DISPLAY)

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from tests.commands.test_combos import add_combo, with_shake
 from tests.shop import Device, Shop
 
 # Statements and commits of each command of one order on PostgreSQL: 31 statements and 10 commits in all.
@@ -104,3 +105,26 @@ async def test_each_command_of_an_order_runs_its_pinned_statements_and_commits_o
     first = await _order(shop)
     assert await _order(shop) == PINNED
     assert first == PINNED | {"cart.add": (5, 1), "cart.add (second item)": (5, 1)}
+
+
+# A cart holding a combo reads its components' levels in one statement more (cart.add 5 against an item's 4), and
+# order.place takes from each counted component (Fries and Shake here) in one conditional UPDATE each, as from any
+# counted item: 7, against 5 for the cola and fries above.
+COMBO_PINNED = {"cart.add (combo)": (5, 1), "order.place (combo)": (7, 1)}
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_a_combo_costs_one_read_more_to_add_and_one_update_per_counted_component_to_place(shop: Shop) -> None:
+    """Once the catalogue is read: a combo with a shake added, then placed, as pinned above."""
+    combo = await add_combo(shop)
+    line = {"item_id": combo.item_id, "components": with_shake(combo, combo.large, shop)}
+    seen: dict[str, tuple[int, int]] = {}
+    for _ in range(2):  # the second time with the catalogue read
+        cart = await shop.send(shop.kiosk, "cart.create", {})
+        with counting(shop) as counts:
+            await shop.send(shop.kiosk, "cart.add", {"cart_id": cart["id"], **line})
+        seen["cart.add (combo)"] = (len(counts.statements), counts.commits)
+        with counting(shop) as counts:
+            await shop.send(shop.kiosk, "order.place", {"cart_id": cart["id"]})
+        seen["order.place (combo)"] = (len(counts.statements), counts.commits)
+    assert seen == COMBO_PINNED

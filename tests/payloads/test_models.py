@@ -66,7 +66,9 @@ def test_every_payload_model_forbids_extra_fields() -> None:
 
 def _order(status: OrderStatus) -> Order:
     """An order in memory with one line, as payloads.order reads it."""
-    line = OrderLine(id=5, item_id=3, name="Cola", qty=1, unit_price=300, options=[], line_total=300, tax_rate_bp=1900)
+    line = OrderLine(
+        id=5, item_id=3, name="Cola", qty=1, unit_price=300, options=[], line_total=300, tax_rate_bp=1900, components=[]
+    )
     return Order(
         id=1,
         version=1,

@@ -389,3 +389,58 @@ async def test_at_0008_existing_items_have_no_daypart_and_a_dayparts_change_rais
             assert (await connection.execute(sa.select(items.c.name))).scalars().all() == ["Burger"]
     finally:
         await engine.dispose()
+
+
+async def test_at_0011_existing_lines_are_no_combos_and_slot_changes_raise_the_catalogue_version(
+    fresh_url: str,
+) -> None:
+    """Made at 0008: a cart line and an order line have no components at 0011; a new slot, a choice of it and a
+    changed upcharge each raise the catalogue's version; a negative upcharge is refused; back at 0008 the rows stay
+    and the combo tables are gone."""
+    await migrate.upgrade(fresh_url, "0008")
+    version = sa.table("catalogue_version", sa.column("version"))
+    made_at_0008 = (
+        "INSERT INTO branches (id, name, currency, timezone, tax_rate_bp, is_active)"
+        " VALUES (1, 'Mitte', 'EUR', 'UTC', 1900, true)",
+        "INSERT INTO devices (id, branch_id, kind, name, secret_hash, secret_version, is_active, info)"
+        " VALUES (1, 1, 'kiosk', 'k', 'x', 1, true, '{}')",
+        "INSERT INTO categories (id, name, position) VALUES (1, 'Mains', 0)",
+        "INSERT INTO items_live (id, category_id, name, price, position) VALUES (1, 1, 'Burger', 900, 0)",
+        "INSERT INTO items_live (id, category_id, name, price, position) VALUES (2, 1, 'Menu', 1200, 1)",
+        "INSERT INTO carts (id, branch_id, device_id, status, version) VALUES (1, 1, 1, 'open', 1)",
+        "INSERT INTO cart_lines (id, cart_id, item_id, qty, choice_ids) VALUES (1, 1, 1, 2, '[]')",
+        "INSERT INTO orders (id, branch_id, number, business_date, status, currency, subtotal, tax, total)"
+        " VALUES (1, 1, 1, '2026-12-07', 'paid', 'EUR', 756, 144, 900)",
+        "INSERT INTO order_lines (id, order_id, item_id, name, qty, unit_price, options, line_total)"
+        " VALUES (1, 1, 1, 'Burger', 1, 900, '[]', 900)",
+    )
+    engine = create_engine(fresh_url)
+    try:
+        async with engine.begin() as connection:
+            for statement in made_at_0008:
+                await connection.execute(sa.text(statement))
+        await migrate.upgrade(fresh_url, "0011")
+        async with engine.begin() as connection:
+            for table in ("cart_lines", "order_lines"):
+                read = sa.text(f"SELECT components FROM {table}")
+                assert [_json(value) for value in (await connection.execute(read)).scalars()] == [[]], table
+            changes = (
+                "INSERT INTO combo_slots (id, item_id, name, position) VALUES (1, 2, 'Main', 0)",
+                "INSERT INTO combo_slot_choices (id, slot_id, item_id, upcharge, is_default, position)"
+                " VALUES (1, 1, 1, 0, true, 0)",
+                "UPDATE combo_slot_choices SET upcharge = 50",
+            )
+            for change in changes:
+                before = (await connection.execute(sa.select(version.c.version))).scalar_one()
+                await connection.execute(sa.text(change))
+                assert (await connection.execute(sa.select(version.c.version))).scalar_one() == before + 1, change
+        with pytest.raises(sa.exc.IntegrityError, match="upcharge_not_negative"):
+            async with engine.begin() as connection:
+                await connection.execute(sa.text("UPDATE combo_slot_choices SET upcharge = -1"))
+        await migrate.downgrade(fresh_url, "0008")
+        async with engine.connect() as connection:
+            assert not {"combo_slots", "combo_slot_choices"} & await connection.run_sync(_tables)
+            assert (await connection.execute(sa.text("SELECT qty FROM cart_lines"))).scalars().all() == [2]
+            assert (await connection.execute(sa.text("SELECT name FROM order_lines"))).scalars().all() == ["Burger"]
+    finally:
+        await engine.dispose()
