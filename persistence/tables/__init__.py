@@ -1,5 +1,6 @@
 """Every mapped table, imported here so that `Base.metadata` knows them all."""
 
+from persistence.tables.kitchen import OrderStation, Station
 from persistence.tables.menu import (
     CatalogueVersion,
     Category,
@@ -32,11 +33,13 @@ __all__ = [
     "Order",
     "OrderLine",
     "OrderNumber",
+    "OrderStation",
     "OutboxEvent",
     "Payment",
     "PosDelivery",
     "Role",
     "Session",
+    "Station",
     "TaxCategory",
     "User",
     "WebhookEvent",

@@ -130,6 +130,8 @@ class OrderLine(Base):
     tax_rate_bp: Mapped[int | None]
     # The customer's note of the cart line: the kitchen's flag on the ticket.
     note: Mapped[str | None] = mapped_column(String(200))
+    # The code of the kitchen station the line was routed to at placement; None in a branch without stations.
+    station: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (CheckConstraint("qty > 0", name="qty_positive"),)
 
