@@ -40,6 +40,7 @@ class OrderLineRecord:
     line_total: int
     tax_rate_bp: int | None
     note: str | None
+    station: str | None = None
 
 
 @dataclass(slots=True)
