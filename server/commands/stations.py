@@ -126,7 +126,11 @@ async def recall_station(ctx: CommandContext, data: StationRef) -> dict[str, Any
     if station.id not in bumps:
         return station_tickets(order, kitchen, bumps)[station.code]
     if order.status != OrderStatus.PREPARING:
-        raise conflict(order, f"order {order.id} is {order.status.value}: recall a ready order with order.recall")
+        raise conflict(
+            order,
+            f"order {order.id} is {order.status.value}: only a preparing order's bump is taken back "
+            "(a ready order is recalled whole with order.recall)",
+        )
     await station_progress.unbump(ctx.session, order.id, station.id)
     del bumps[station.id]
     order = await _touch(ctx, order)
