@@ -3,8 +3,9 @@
 The simulator and the benchmarks run beside a server and read the same settings (the
 environment and `.env`): they add a branch named "Simulator" that sells every item of
 the menu without a stock limit, kiosks each paired with a terminal, kitchen displays and
-order boards (made once, then reused by name), and sign device tokens with the server's
-`JWT_SECRET_KEY`. So nothing has to be typed in, and no device secret is ever shown: the
+order boards (made once, then reused by name), and, when asked, kitchen stations of the
+given codes with one display each (the branch's stations are then exactly those), and sign
+device tokens with the server's `JWT_SECRET_KEY`. So nothing has to be typed in, and no device secret is ever shown: the
 devices' stored secret is one nobody knows.
 """
 
@@ -13,16 +14,17 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.database import Database
 from persistence.enums import DeviceKind
-from persistence.tables import Branch, Device, Item, ItemAvailability
+from persistence.tables import Branch, Device, Item, ItemAvailability, Station
 from server.auth.passwords import generate_secret, hash_secret
 from server.auth.tokens import TokenCodec
 from server.settings import Settings
@@ -63,6 +65,8 @@ class Fleet:
     terminals: dict[int, SimDevice]
     kitchens: list[SimDevice]
     boards: list[SimDevice]
+    # A display of each kitchen station, by station code (none: the branch has no stations).
+    stations: dict[str, SimDevice] = field(default_factory=dict)
 
 
 async def _branch(session: AsyncSession) -> Branch:
@@ -121,11 +125,42 @@ async def _devices(
     return rows
 
 
-async def provision_for(settings: Settings, *, kiosks: int, kitchens: int, boards: int) -> Fleet:
+async def _stations(session: AsyncSession, branch_id: int, codes: Sequence[str], secret_hash: str) -> dict[str, Device]:
+    """The branch's stations made exactly `codes` (in that order), each with a display `sim-station-<code>`."""
+    existing = {
+        station.code: station
+        for station in await session.scalars(select(Station).where(Station.branch_id == branch_id))
+    }
+    gone = [station.id for code, station in existing.items() if code not in codes]
+    if gone:
+        await session.execute(update(Device).where(Device.station_id.in_(gone)).values(station_id=None))
+        await session.execute(delete(Station).where(Station.id.in_(gone)))
+    displays = {}
+    for position, code in enumerate(codes):
+        station = existing.get(code)
+        if station is None:
+            station = Station(branch_id=branch_id, code=code, name=code.title())
+            session.add(station)
+        station.position, station.is_expo = position, False
+        await session.flush()
+        [display] = await _devices(
+            session, branch_id, DeviceKind.KITCHEN_DISPLAY, f"sim-station-{code}", 1, secret_hash
+        )
+        display.station_id = station.id
+        displays[code] = display
+    await session.flush()
+    return displays
+
+
+async def provision_for(
+    settings: Settings, *, kiosks: int, kitchens: int, boards: int, stations: Sequence[str] = ()
+) -> Fleet:
     """`provision` in the database of `settings`, with tokens signed by its `JWT_SECRET_KEY`."""
     db = Database.from_url(settings.database_url)
     try:
-        return await provision(db, TokenCodec(settings), kiosks=kiosks, kitchens=kitchens, boards=boards)
+        return await provision(
+            db, TokenCodec(settings), kiosks=kiosks, kitchens=kitchens, boards=boards, stations=stations
+        )
     finally:
         await db.dispose()
 
@@ -160,8 +195,11 @@ async def provision_in(root: Path, env: dict[str, str], *, kiosks: int, kitchens
     )
 
 
-async def provision(db: Database, codec: TokenCodec, *, kiosks: int, kitchens: int, boards: int) -> Fleet:
-    """Make (or reuse) the simulator's branch and devices in `db`; their tokens, signed by `codec`."""
+async def provision(
+    db: Database, codec: TokenCodec, *, kiosks: int, kitchens: int, boards: int, stations: Sequence[str] = ()
+) -> Fleet:
+    """Make (or reuse) the simulator's branch and devices in `db`, with kitchen stations of the `stations` codes
+    (none: no stations) and a display of each; their tokens, signed by `codec`."""
     secret_hash = await hash_secret(generate_secret())
     async with db.session() as session:
         branch = await _branch(session)
@@ -174,6 +212,7 @@ async def provision(db: Database, codec: TokenCodec, *, kiosks: int, kitchens: i
             session, branch.id, DeviceKind.KITCHEN_DISPLAY, "sim-kitchen", kitchens, secret_hash
         )
         board_rows = await _devices(session, branch.id, DeviceKind.ORDER_BOARD, "sim-board", boards, secret_hash)
+        station_rows = await _stations(session, branch.id, stations, secret_hash)
         for kiosk, terminal in zip(kiosk_rows, terminal_rows, strict=True):
             kiosk.paired_terminal_id = terminal.id
         await session.flush()
@@ -189,6 +228,7 @@ async def provision(db: Database, codec: TokenCodec, *, kiosks: int, kitchens: i
             terminals,
             [signed(device) for device in kitchen_rows],
             [signed(device) for device in board_rows],
+            {code: signed(device) for code, device in station_rows.items()},
         )
 
 

@@ -9,7 +9,10 @@ waits for its result; a declined card is tried again (three tries, then the orde
 cancelled). Each terminal charges what it is asked after `--approve-after` seconds and
 declines a `--decline` share. Kitchen displays share the tickets (each takes the orders
 whose id falls to it), start, ready and complete them `--kitchen-step` seconds apart;
-order boards watch `board.updated`. With several `--url`s, devices are spread over them
+order boards watch `board.updated`. With `--stations grill,drinks` the branch has those
+kitchen stations, each with a display that bumps its lines of every ticket
+(bench/sim_stations.py); the kitchen displays then only hand over the orders the last
+bump made ready. With several `--url`s, devices are spread over them
 and each kiosk's terminal sits on another instance than the kiosk.
 
 It ends with a table: orders placed, paid and completed, errors by code, and latencies
@@ -41,6 +44,7 @@ from typing import Any, Protocol
 from bench.processes import run_fast
 from bench.provision import Fleet, NoMenu, SimDevice, provision_for, reissue
 from bench.sim_client import SimClient, Wants, wants_board, wants_payment, wants_payment_request
+from bench.sim_stations import StationDisplays, wants_tickets
 from bench.tally import Outcomes, Tally
 from channels.client import CommandFailed, HandshakeRefused
 from channels.reconnecting import ReconnectingDevice
@@ -57,6 +61,8 @@ KITCHEN_STEPS = {
     "preparing": ("order.ready", "order.complete"),
     "ready": ("order.complete",),
 }
+# The same where stations bump the orders ready: the kitchen displays hand them over.
+HAND_OVER_STEPS = {"ready": ("order.complete",)}
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,8 @@ class Plan:
     think_s: float = 0.0
     seed: int | None = None
     progress: bool = True
+    # Kitchen station codes, each with a display that bumps its lines (none: the kitchen displays do it all).
+    stations: tuple[str, ...] = ()
 
 
 def ws_url(url: str, prefix: str) -> str:
@@ -138,6 +146,9 @@ class Simulation:
         self.cooking: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._clients: list[ReconnectingDevice] = []
+        self.station_clients: dict[str, ReconnectingDevice] = {}
+        self.steps = HAND_OVER_STEPS if fleet.stations else KITCHEN_STEPS
+        self.stations = StationDisplays(self._spawn, self._error, self.ready_at, plan.kitchen_step_s, REPLY_TIMEOUT_S)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
@@ -171,6 +182,7 @@ class Simulation:
             jobs.append((terminal, index + 1, wants_payment_request))
         jobs += [(device, i, partial(self._kitchen_wants, i)) for i, device in enumerate(self.fleet.kitchens)]
         jobs += [(device, i, wants_board) for i, device in enumerate(self.fleet.boards)]
+        jobs += [(device, i, wants_tickets) for i, device in enumerate(self.fleet.stations.values())]
         clients: list[ReconnectingDevice] = []
         for start in range(0, len(jobs), CONNECT_BATCH):
             batch = jobs[start : start + CONNECT_BATCH]
@@ -180,6 +192,7 @@ class Simulation:
         terminals = {t_id: by_device[t_id] for t_id in self.fleet.terminals}
         kitchens = [by_device[k.id] for k in self.fleet.kitchens]
         boards = [by_device[b.id] for b in self.fleet.boards]
+        self.station_clients = {code: by_device[d.id] for code, d in self.fleet.stations.items()}
         return kiosks, terminals, kitchens, boards
 
     def _error(self, exc: BaseException) -> None:
@@ -361,14 +374,19 @@ class Simulation:
         return order_id % len(self.fleet.kitchens) == index  # each display takes the orders whose id falls to it
 
     def _kitchen_wants(self, index: int, event: str, order_id: int | None) -> bool:
-        return event == "order.queued" and (order_id is None or self._takes(index, order_id))
+        # With stations, the kitchen displays hand over what the stations' bumps made ready.
+        acts_on = ("order.queued", "order.ready") if self.fleet.stations else ("order.queued",)
+        return event in acts_on and (order_id is None or self._takes(index, order_id))
 
     def _kitchen_event(self, client: ReconnectingDevice, index: int, frame: dict[str, Any]) -> None:
-        if frame["event"] != "order.queued":
+        if frame["event"] not in ("order.queued", "order.ready"):
             return
         order_id = frame["data"]["id"]
         if not self._takes(index, order_id):
             return  # another display's ticket
+        if frame["event"] == "order.ready":
+            self._cook_once(client, order_id, "ready")
+            return
         approved = self.approved_at.pop(order_id, None)
         if approved is not None:
             self.tally.kitchen_s.append(time.monotonic() - approved)
@@ -383,7 +401,7 @@ class Simulation:
                 self._cook_once(client, ticket["id"], ticket["status"])
 
     def _cook_once(self, client: ReconnectingDevice, order_id: int, status: str) -> None:
-        steps = KITCHEN_STEPS.get(status)
+        steps = self.steps.get(status)
         if steps and order_id not in self.cooking:
             self.cooking.add(order_id)
             self._spawn(self._cook(client, order_id, steps))
@@ -460,6 +478,14 @@ class Simulation:
             )
         for board in boards:
             self._spawn(self._listen(board, self._board_event))
+        for code, display in self.station_clients.items():
+            self._spawn(
+                self._listen(
+                    display,
+                    partial(self.stations.event, display, code),
+                    partial(self.stations.snapshot, display, code),
+                )
+            )
 
         for meter in self.meters:
             await meter.start()
@@ -492,7 +518,9 @@ class Simulation:
 async def simulate(plan: Plan) -> Tally:
     """Provision the devices in the server's database and run `plan` against its servers."""
     settings = load_settings()
-    fleet = await provision_for(settings, kiosks=plan.kiosks, kitchens=plan.kitchens, boards=plan.boards)
+    fleet = await provision_for(
+        settings, kiosks=plan.kiosks, kitchens=plan.kitchens, boards=plan.boards, stations=plan.stations
+    )
     urls = [ws_url(url, settings.API_V1_STR) for url in plan.urls]
     return await Simulation(plan, fleet, urls, renew=partial(reissue, settings)).run()
 
@@ -513,6 +541,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--kitchen-step", type=float, default=0.5, help="seconds between start, ready, complete (0.5)")
     parser.add_argument("--think", type=float, default=0.0, help="seconds a kiosk waits between orders (0)")
     parser.add_argument("--seed", type=int, help="random seed, for a repeatable mix")
+    parser.add_argument(
+        "--stations",
+        default="",
+        help="kitchen station codes, comma-separated, each with a display that bumps its lines (none)",
+    )
     return parser
 
 
@@ -534,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         kitchen_step_s=args.kitchen_step,
         think_s=args.think,
         seed=args.seed,
+        stations=tuple(code for code in args.stations.split(",") if code),
     )
     try:
         tally = run_fast(simulate(plan))

@@ -1,6 +1,7 @@
 """Channel names: built by one function each, parsed in one place.
 
-branch:{b}:menu  branch:{b}:kitchen  branch:{b}:board  branch:{b}:orders  branch:{b}:devices  device:{d}
+branch:{b}:menu  branch:{b}:kitchen  branch:{b}:kitchen:{station}  branch:{b}:board  branch:{b}:orders
+branch:{b}:devices  device:{d}
 
 and, for the server alone, principal:{device:d or user:u}, which no one subscribes to.
 """
@@ -15,7 +16,10 @@ BranchTopic = Literal["menu", "kitchen", "board", "orders", "devices"]
 BRANCH_TOPICS: tuple[BranchTopic, ...] = ("menu", "kitchen", "board", "orders", "devices")
 
 # Matched with fullmatch: `$` would also accept a name with a trailing newline, a channel nothing publishes to.
-_PATTERN = re.compile(r"branch:(?P<branch>[1-9][0-9]{0,9}):(?P<topic>[a-z]+)|device:(?P<device>[1-9][0-9]{0,9})")
+_PATTERN = re.compile(
+    r"branch:(?P<branch>[1-9][0-9]{0,9}):(?P<topic>[a-z]+)(?::(?P<station>[a-z][a-z0-9_]{0,31}))?"
+    r"|device:(?P<device>[1-9][0-9]{0,9})"
+)
 
 
 def branch_menu(branch_id: int) -> str:
@@ -26,6 +30,11 @@ def branch_menu(branch_id: int) -> str:
 def branch_kitchen(branch_id: int) -> str:
     """The kitchen queue of a branch."""
     return f"branch:{branch_id}:kitchen"
+
+
+def branch_station(branch_id: int, station: str) -> str:
+    """One kitchen station of a branch (`grill`): only the lines routed to it (every line for expo)."""
+    return f"branch:{branch_id}:kitchen:{station}"
 
 
 def branch_board(branch_id: int) -> str:
@@ -59,16 +68,19 @@ def principal(key: str) -> str:
 
 @dataclass(frozen=True)
 class ChannelName:
-    """A parsed channel name: a branch topic, or one device."""
+    """A parsed channel name: a branch topic (the kitchen of one `station`, maybe), or one device."""
 
     name: str
     branch_id: int | None
     topic: BranchTopic | None
     device_id: int | None
+    station: str | None = None
 
     @property
     def kind(self) -> str:
-        """`branch:<topic>` or `device`: what decides the snapshot and who may subscribe."""
+        """`branch:<topic>`, `branch:station` or `device`: what decides the snapshot and who may subscribe."""
+        if self.station is not None:
+            return "branch:station"
         return f"branch:{self.topic}" if self.topic else "device"
 
 
@@ -82,6 +94,6 @@ def parse(name: object) -> ChannelName | None:
     if match["device"]:
         return ChannelName(name, None, None, int(match["device"]))
     topic = match["topic"]
-    if topic not in BRANCH_TOPICS:
+    if topic not in BRANCH_TOPICS or (match["station"] and topic != "kitchen"):
         return None
-    return ChannelName(name, int(match["branch"]), topic, None)
+    return ChannelName(name, int(match["branch"]), topic, None, match["station"])

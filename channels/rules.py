@@ -3,7 +3,9 @@
 Users bound to a branch see that branch's channels; users bound to no branch (admins)
 see every channel, devices' own included. A device sees its own `device:{d}` channel,
 its branch's menu, and the branch channels its kind is made for (the kitchen for
-kitchen displays, the board for order boards).
+kitchen displays, the board for order boards). A kitchen display of a station is
+subscribed to its station's kitchen (`branch:{b}:kitchen:{station}`) instead of the whole
+kitchen on hello, and may subscribe to either, or to any station's of its branch.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ class Audience(Protocol):
 
     @property
     def is_chain_wide(self) -> bool: ...
+
+    @property
+    def station(self) -> str | None: ...
 
 
 # The branch topics each device kind is subscribed to on hello (PROTOCOL.md, word for word).
@@ -67,6 +72,9 @@ def auto_channels(who: Audience) -> list[str]:
         "devices": names.branch_devices,
     }
     channels = [by_topic[topic](who.branch_id) for topic in DEVICE_TOPICS.get(kind, ())]
+    if who.station is not None and kind == "kitchen_display":
+        # The display of one station: its lines, not the whole kitchen's.
+        channels[channels.index(names.branch_kitchen(who.branch_id))] = names.branch_station(who.branch_id, who.station)
     if kind in OWN_CHANNEL_ON_HELLO:
         channels.append(names.device(who.id))
     return channels

@@ -41,6 +41,7 @@ class OrderLineRecord:
     tax_rate_bp: int | None
     note: str | None
     components: list[dict[str, Any]]
+    station: str | None = None
 
 
 @dataclass(slots=True)

@@ -3,9 +3,12 @@
 A branch with a small menu (burgers, sides, drinks, and breakfast sold 06:00-11:00 only, with
 a breakfast combo of a main, a side and a drink of any size; burger extras, fries dips and
 drink sizes as option groups; every item and choice with its allergens and calories), stock
-for every item (one running low, one unlimited), one device of each kind with the kiosk paired
-to the terminal, and an admin. The admin password and the device secrets are generated here
-and returned once; only their hashes are stored.
+for every item (one running low, one unlimited), a kitchen of grill, fryer and drinks stations
+(burgers at the grill, sides at the fryer, drinks at drinks, breakfast at the default station,
+the grill; no expo: an order is ready when every station with lines of it has bumped it), one
+device of each kind with the kiosk paired to the terminal, a whole-kitchen display and the
+grill's and drinks' displays, and an admin. The admin password and the device secrets are
+generated here and returned once; only their hashes are stored.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from persistence.tables import (
     ItemAvailability,
     OptionChoice,
     OptionGroup,
+    Station,
     TaxCategory,
     User,
 )
@@ -208,12 +212,19 @@ DEMO_TAX_RATES: dict[str, dict[ServiceMode, int]] = {
     "drinks": {ServiceMode.EAT_IN: 1900, ServiceMode.TAKEAWAY: 1900},
 }
 
-# (kind, name) in the order they are created and listed.
-DEMO_DEVICES: tuple[tuple[DeviceKind, str], ...] = (
-    (DeviceKind.KIOSK, "Kiosk 1"),
-    (DeviceKind.PAYMENT_TERMINAL, "Terminal 1"),
-    (DeviceKind.KITCHEN_DISPLAY, "Kitchen display"),
-    (DeviceKind.ORDER_BOARD, "Order board"),
+# The branch's kitchen stations (code, name) in position order, and the station code of each menu category (none:
+# the default station, the first).
+DEMO_STATIONS: tuple[tuple[str, str], ...] = (("grill", "Grill"), ("fryer", "Fryer"), ("drinks", "Drinks"))
+DEMO_CATEGORY_STATION = {"Burgers": "grill", "Sides": "fryer", "Drinks": "drinks"}
+
+# (kind, name, station code) in the order they are created and listed.
+DEMO_DEVICES: tuple[tuple[DeviceKind, str, str | None], ...] = (
+    (DeviceKind.KIOSK, "Kiosk 1", None),
+    (DeviceKind.PAYMENT_TERMINAL, "Terminal 1", None),
+    (DeviceKind.KITCHEN_DISPLAY, "Kitchen display", None),
+    (DeviceKind.KITCHEN_DISPLAY, "Grill display", "grill"),
+    (DeviceKind.KITCHEN_DISPLAY, "Drinks display", "drinks"),
+    (DeviceKind.ORDER_BOARD, "Order board", None),
 )
 
 
@@ -226,6 +237,8 @@ class DemoDevice:
     name: str
     secret: str
     paired_terminal_id: int | None = None
+    # A kitchen display's station code (None: the whole kitchen).
+    station: str | None = None
 
 
 @dataclass(frozen=True)
@@ -321,6 +334,7 @@ async def _add_menu(session: AsyncSession, branch_id: int, tax_categories: dict[
             name=category_name,
             position=category_position,
             daypart_id=None if daypart is None else dayparts[daypart[0]].id,
+            station=DEMO_CATEGORY_STATION.get(category_name),
         )
         session.add(category)
         await session.flush()
@@ -389,19 +403,33 @@ def _option_group(group: DemoGroup, position: int) -> OptionGroup:
 async def _add_devices(
     session: AsyncSession, branch_id: int, secrets: list[str], secret_hashes: list[str]
 ) -> list[DemoDevice]:
-    """Add one device of each kind and pair the kiosk with the terminal."""
+    """Add the kitchen's stations, one device of each kind and a display of two stations; pair the kiosk with the
+    terminal."""
+    stations = [
+        Station(branch_id=branch_id, code=code, name=name, position=position)
+        for position, (code, name) in enumerate(DEMO_STATIONS)
+    ]
+    session.add_all(stations)
+    await session.flush()
+    station_ids = {station.code: station.id for station in stations}
     rows = [
-        Device(branch_id=branch_id, kind=kind, name=name, secret_hash=secret_hash)
-        for (kind, name), secret_hash in zip(DEMO_DEVICES, secret_hashes, strict=True)
+        Device(
+            branch_id=branch_id,
+            kind=kind,
+            name=name,
+            secret_hash=secret_hash,
+            station_id=None if code is None else station_ids[code],
+        )
+        for (kind, name, code), secret_hash in zip(DEMO_DEVICES, secret_hashes, strict=True)
     ]
     session.add_all(rows)
     await session.flush()
-    by_kind = {row.kind: row for row in rows}
-    by_kind[DeviceKind.KIOSK].paired_terminal_id = by_kind[DeviceKind.PAYMENT_TERMINAL].id
+    kiosk = next(row for row in rows if row.kind == DeviceKind.KIOSK)
+    kiosk.paired_terminal_id = next(row for row in rows if row.kind == DeviceKind.PAYMENT_TERMINAL).id
     await session.flush()
     return [
-        DemoDevice(row.id, row.kind, row.name, secret, row.paired_terminal_id)
-        for row, secret in zip(rows, secrets, strict=True)
+        DemoDevice(row.id, row.kind, row.name, secret, row.paired_terminal_id, code)
+        for row, secret, (_, _, code) in zip(rows, secrets, DEMO_DEVICES, strict=True)
     ]
 
 
@@ -436,6 +464,9 @@ def describe(result: DemoResult, base_url: str, api_prefix: str) -> str:
         + ", ".join(f"{c} {s:%H:%M}–{e:%H:%M} only" for c, (_, s, e) in DEMO_DAYPARTS.items())
         + "; combos: "
         + ", ".join(f"{combo} ({', '.join(slot for slot, _ in slots)})" for combo, slots in DEMO_COMBOS.items()),
+        f"  Kitchen    stations {', '.join(code for code, _ in DEMO_STATIONS)}: "
+        + ", ".join(f"{category} at {code}" for category, code in DEMO_CATEGORY_STATION.items())
+        + f", the rest at {DEMO_STATIONS[0][0]}; ready when every station with lines has bumped it",
         "",
         f"  API        {api}",
         f"  Docs       {api}/docs  (Authorize with the admin login below)",
@@ -454,6 +485,7 @@ def describe(result: DemoResult, base_url: str, api_prefix: str) -> str:
     kind_width = max(len(device.kind) for device in result.devices)
     for device in result.devices:
         paired = f"  (paired with terminal {device.paired_terminal_id})" if device.paired_terminal_id else ""
+        paired += f"  (station {device.station})" if device.station else ""
         lines.append(
             f"    id {device.id:<3} {device.kind:<{kind_width}}  {device.name:<{name_width}}  "
             f"secret {device.secret}{paired}"

@@ -27,6 +27,7 @@ from persistence.tables import (
     OptionChoice,
     OptionGroup,
     Role,
+    Station,
     TaxCategory,
     User,
 )
@@ -211,19 +212,52 @@ async def test_demo_stocks_every_item_with_one_low_and_one_unlimited(db: Databas
 
 
 async def test_demo_devices_are_one_of_each_kind_with_the_kiosk_paired(db: Database) -> None:
-    """A kiosk paired to the terminal, a kitchen display and an order board, each with its own secret."""
+    """A kiosk paired to the terminal, kitchen displays and an order board, each with its own secret."""
     result = await _seed(db)
     async with db.session() as session:
         devices = {device.kind: device for device in (await session.scalars(select(Device))).all()}
     assert set(devices) == set(DeviceKind)
-    assert len(result.devices) == 4
+    assert len(result.devices) == 6
     assert devices[DeviceKind.KIOSK].paired_terminal_id == devices[DeviceKind.PAYMENT_TERMINAL].id
     assert {device.branch_id for device in devices.values()} == {result.branch_id}
-    assert len({device.secret for device in result.devices}) == 4
+    assert len({device.secret for device in result.devices}) == 6
     kiosk = next(device for device in result.devices if device.kind == DeviceKind.KIOSK)
     # Only the hash is stored, and it matches the secret handed out.
     assert kiosk.secret not in devices[DeviceKind.KIOSK].secret_hash
     assert await verify_secret(devices[DeviceKind.KIOSK].secret_hash, kiosk.secret)
+
+
+async def test_demo_kitchen_has_grill_fryer_and_drinks_with_displays_of_the_grill_and_drinks(db: Database) -> None:
+    """Burgers at the grill, sides at the fryer, drinks at drinks, breakfast at the default (the grill); no expo;
+    one whole-kitchen display and the grill's and the drinks' own."""
+    result = await _seed(db)
+    async with db.session() as session:
+        stations = (await session.scalars(select(Station).order_by(Station.position))).all()
+        routes = dict((await session.execute(select(Category.name, Category.station))).all())
+        displays = (
+            await session.execute(
+                select(Device.name, Station.code)
+                .outerjoin(Station, Station.id == Device.station_id)
+                .where(Device.kind == DeviceKind.KITCHEN_DISPLAY)
+                .order_by(Device.id)
+            )
+        ).all()
+    assert [(s.code, s.is_expo, s.branch_id) for s in stations] == [
+        ("grill", False, result.branch_id),
+        ("fryer", False, result.branch_id),
+        ("drinks", False, result.branch_id),
+    ]
+    assert routes == {"Burgers": "grill", "Sides": "fryer", "Drinks": "drinks", "Breakfast": None}
+    assert [tuple(row) for row in displays] == [
+        ("Kitchen display", None),
+        ("Grill display", "grill"),
+        ("Drinks display", "drinks"),
+    ]
+    assert [device.station for device in result.devices if device.kind == DeviceKind.KITCHEN_DISPLAY] == [
+        None,
+        "grill",
+        "drinks",
+    ]
 
 
 async def test_demo_creates_an_admin_and_the_default_roles(db: Database) -> None:

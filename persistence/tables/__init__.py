@@ -1,6 +1,7 @@
 """Every mapped table, imported here so that `Base.metadata` knows them all."""
 
 from persistence.tables.combos import ComboSlot, ComboSlotChoice
+from persistence.tables.kitchen import OrderStation, Station
 from persistence.tables.menu import (
     CatalogueVersion,
     Category,
@@ -35,11 +36,13 @@ __all__ = [
     "Order",
     "OrderLine",
     "OrderNumber",
+    "OrderStation",
     "OutboxEvent",
     "Payment",
     "PosDelivery",
     "Role",
     "Session",
+    "Station",
     "TaxCategory",
     "User",
     "WebhookEvent",

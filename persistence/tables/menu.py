@@ -48,6 +48,8 @@ class Category(Timestamps, Base):
     position: Mapped[int] = mapped_column(default=0)
     # None: at any time of day (its items may still have windows of their own).
     daypart_id: Mapped[int | None] = mapped_column(ForeignKey("dayparts.id"), index=True)
+    # The kitchen station code its items go to (`grill`), unless an item names its own; None: the default station.
+    station: Mapped[str | None] = mapped_column(String(32))
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
@@ -70,6 +72,8 @@ class Item(Timestamps, Base):
     calories: Mapped[int | None]
     # None: at any time of day its category is sold.
     daypart_id: Mapped[int | None] = mapped_column(ForeignKey("dayparts.id"), index=True)
+    # The kitchen station code it goes to; None: its category's.
+    station: Mapped[str | None] = mapped_column(String(32))
     position: Mapped[int] = mapped_column(default=0)
     # Soft delete: orders keep pointing at removed items.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

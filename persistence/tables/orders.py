@@ -135,6 +135,8 @@ class OrderLine(Base):
     # A combo's components as priced at placement, in slot order: [{"slot_id", "slot", "item_id", "name",
     # "upcharge", "options"}], each naming its own item; [] for any other item.
     components: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+    # The code of the kitchen station the line was routed to at placement; None in a branch without stations.
+    station: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (CheckConstraint("qty > 0", name="qty_positive"),)
 

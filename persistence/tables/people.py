@@ -109,6 +109,9 @@ class Device(Timestamps, Base):
     # A kiosk's payment terminal; one terminal serves one kiosk.
     paired_terminal_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"), unique=True)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A kitchen display's station: it shows only that station's lines (None: the whole kitchen). No ON DELETE, added
+    # by plain ALTER TABLE (SQLite reflects no action there): deleting a station unsets it first (server/api).
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"), index=True)
     info: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
 
     __table_args__ = (

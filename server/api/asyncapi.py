@@ -40,7 +40,7 @@ from server.api.asyncapi_messages import (
     snapshot_message,
     welcome_message,
 )
-from server.api.asyncapi_schemas import CHANNEL_EVENTS, Schemas
+from server.api.asyncapi_schemas import CHANNEL_EVENT_DATA, CHANNEL_EVENTS, Schemas
 from server.api.asyncapi_text import CHANNEL_SUMMARIES, command_text, hello_text, info_text, server_object
 from server.commands.router import CommandRegistry
 from server.errors import ErrorCode
@@ -126,10 +126,11 @@ def asyncapi_document(settings: Settings, commands: CommandRegistry) -> dict[str
     for kind in _channel_kinds():
         channel_id = kind.replace(":", ".")
         channel_messages = {}
+        model = CHANNEL_EVENT_DATA.get(kind)
         for event in CHANNEL_EVENTS[kind]:
-            key = f"event.{event}"
+            key = f"event.{event}" if model is None else f"{kind.removeprefix('branch:')}_event.{event}"
             if key not in messages:
-                message(key, event_message(event, schemas))
+                message(key, event_message(event, schemas, model))
             channel_messages[key] = {"$ref": f"#/components/messages/{key}"}
         snapshot_key = f"snapshot.{channel_id}"
         channel_messages[snapshot_key] = message(snapshot_key, snapshot_message(kind, schemas))
@@ -157,7 +158,7 @@ def asyncapi_document(settings: Settings, commands: CommandRegistry) -> dict[str
 
 
 def _channel_kinds() -> list[str]:
-    kinds = [f"branch:{topic}" for topic in BRANCH_TOPICS] + ["device"]
+    kinds = [f"branch:{topic}" for topic in BRANCH_TOPICS] + ["branch:station", "device"]
     for table in (CHANNEL_EVENTS, SNAPSHOTS, CHANNEL_SUMMARIES):
         if set(table) != set(kinds):
             raise ValueError(f"channel kinds {sorted(kinds)} and the document's tables {sorted(table)} disagree")

@@ -106,9 +106,9 @@ def ok_reply_message(name: str, data: dict[str, Any]) -> dict[str, Any]:
     return {"name": "reply", "title": f"{name} reply", "summary": f"{name} succeeded.", "payload": payload}
 
 
-def event_message(event: str, schemas: Schemas) -> dict[str, Any]:
-    """The frame of event `event`, with its data model."""
-    data = {"$ref": schemas.ref(EVENT_DATA[event], "serialization")}
+def event_message(event: str, schemas: Schemas, model: type[BaseModel] | None = None) -> dict[str, Any]:
+    """The frame of event `event`, with its data model (`model`: the channel's, where it differs)."""
+    data = {"$ref": schemas.ref(model or EVENT_DATA[event], "serialization")}
     payload = frame(
         {
             "type": {"const": "event"},
@@ -157,6 +157,9 @@ def channel_object(kind: str, messages: dict[str, Any]) -> dict[str, Any]:
         if topic
         else {"d": {"description": "The device id.", "examples": ["7"]}}
     )
+    if topic == "station":
+        address = "branch:{b}:kitchen:{station}"
+        parameters["station"] = {"description": "The station's code.", "examples": ["grill"]}
     description = f"{CHANNEL_SUMMARIES[kind]}\n\n**Who may subscribe:** {audience(topic)}"
     if kind in CHANNEL_NOTES:
         description += f"\n\n{CHANNEL_NOTES[kind]}"

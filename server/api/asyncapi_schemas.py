@@ -31,6 +31,7 @@ from server.payloads.menu import MenuItem, MenuItemRemoved
 from server.payloads.order import BoardEntry, OrderView
 from server.payloads.payment import PaymentView
 from server.payloads.snapshots import SNAPSHOTS
+from server.payloads.station import StationTicket
 from server.realtime.connection import Hello, RefreshData, SubscribeData, UnsubscribeData
 
 REF_PREFIX = "#/components/schemas/"
@@ -60,6 +61,16 @@ CHANNEL_EVENTS: dict[str, tuple[str, ...]] = {
         "order.completed",
         "order.cancelled",
     ),
+    "branch:station": (
+        "order.queued",
+        "order.preparing",
+        "order.ready",
+        "order.recalled",
+        "order.completed",
+        "order.cancelled",
+        "station.bumped",
+        "station.recalled",
+    ),
     "branch:board": ("board.updated",),
     "branch:orders": (*_ORDER_EVENTS, *_PAYMENT_EVENTS),
     "branch:devices": ("device.online", "device.offline"),
@@ -77,7 +88,12 @@ EVENT_DATA: dict[str, type[BaseModel]] = {
     "stock.changed": Availability,
     "device.online": DevicePresence,
     "device.offline": DevicePresence,
+    "station.bumped": StationTicket,
+    "station.recalled": StationTicket,
 }
+# The channel kinds whose every event carries another model than the event's own elsewhere: a station's kitchen hears
+# the kitchen's events with the station's ticket.
+CHANNEL_EVENT_DATA: dict[str, type[BaseModel]] = {"branch:station": StationTicket}
 
 
 # The component schemas -------------------------------------------------------------------------------------------

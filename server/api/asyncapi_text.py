@@ -19,6 +19,7 @@ from server.settings import Settings
 CHANNEL_SUMMARIES = {
     "branch:menu": "The menu of branch b, with availability.",
     "branch:kitchen": "The kitchen queue of branch b: paid orders until they are handed over.",
+    "branch:station": "The kitchen of one station of branch b (grill, fryer, drinks, expo): its lines of each order.",
     "branch:board": "The order board of branch b: numbers preparing and ready.",
     "branch:orders": "Every order and payment event of branch b, for staff.",
     "branch:devices": "The devices of branch b and whether they are online.",
@@ -28,6 +29,10 @@ CHANNEL_SUMMARIES = {
 CHANNEL_NOTES = {
     "branch:kitchen": "`order.queued` brings a new ticket (the order just paid) and `order.completed` takes it "
     "away; `order.cancelled` will take back a paid order once refunds are served. Every event carries the whole order.",
+    "branch:station": "The kitchen's events, each with the station's ticket: the order cut to the lines routed to the "
+    "station (every line at the expo station), with `station`, its `bumped_at` and every working station's progress "
+    "(`stations`). `station.bumped` and `station.recalled` tell a station's bump or its taking back; a ticket whose "
+    "station has not bumped it is still to do. Only orders placed while the branch had stations are shown.",
     "branch:orders": "Every change of an order or a payment of the branch, with the whole order or payment; "
     "`payment.needs_refund` marks money taken for an order that could not take it, for staff to give back.",
     "device": "A kiosk hears every change of its carts (`cart.updated`) and of the orders it placed (`order.*`), "
@@ -50,6 +55,8 @@ EVENT_SUMMARIES = {
     "order.completed": "An order was handed over.",
     "order.cancelled": "An order was cancelled: by its kiosk or unpaid in time; in the kitchen, a paid one taken back.",
     "order.refunded": "A paid order was refunded by an admin or the branch's manager.",
+    "station.bumped": "A station marked its part of an order done (the last one the order waits for makes it ready).",
+    "station.recalled": "A station took its bump of an order back: its part is to do again.",
     "board.updated": "An order's number moved between the board's columns.",
     "device.online": "A device got its first live connection.",
     "device.offline": "A device lost its last live connection.",
@@ -103,6 +110,11 @@ CONNECTION_COMMANDS: dict[str, tuple[str, str]] = {
 
 def audience(topic: str | None) -> str:
     """Who may subscribe to a channel kind and who gets it on `hello`, in words, from channels/rules.py."""
+    if topic == "station":
+        return (
+            "users of branch b (any role), chain-wide users (admins), and `kitchen_display` devices of branch b "
+            "(subscribed on hello: the kitchen displays of that station, instead of `branch:{b}:kitchen`)."
+        )
     if topic is None:
         hello = " or ".join(f"`{kind}`" for kind in sorted(OWN_CHANNEL_ON_HELLO))
         return f"device d itself (subscribed on hello when it is a {hello}) and chain-wide users (admins)."

@@ -84,6 +84,7 @@ class Me(BaseModel):
     role: str | None = None
     permissions: list[str] = []
     device_kind: DeviceKind | None = None
+    station: str | None = Field(default=None, description="a kitchen display's station code; null: none")
 
 
 def _login_limits(call: Call[LoginIn, None] | Call[DeviceLoginIn, None], name: str) -> tuple[tuple[str, int], ...]:

@@ -21,6 +21,7 @@ from server.api.dayparts import DaypartId, daypart_errors
 from server.api.fields import PatchBody, Position
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
+from server.api.stations import StationCode
 from server.api.stock import announce_items
 from server.auth.permissions import Permission
 from server.errors import ApiError, not_found
@@ -38,6 +39,7 @@ class CategoryOut(BaseModel):
     name: str
     position: int
     daypart_id: int | None
+    station: str | None = Field(description="the kitchen station code its items go to; null: the default station")
     deleted_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -51,6 +53,7 @@ class CategoryCreate(Input):
     name: str = Field(min_length=1, max_length=120)
     position: Position = 0
     daypart_id: DaypartId | None = None
+    station: StationCode | None = None
 
 
 class CategoryUpdate(PatchBody):
@@ -58,11 +61,12 @@ class CategoryUpdate(PatchBody):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    clearable = frozenset({"daypart_id"})
+    clearable = frozenset({"daypart_id", "station"})
 
     name: str | None = Field(default=None, min_length=1, max_length=120)
     position: Position | None = None
     daypart_id: DaypartId | None = None
+    station: StationCode | None = None
 
 
 class CategoryQuery(PageQuery):
@@ -127,7 +131,9 @@ async def create_category(call: Call[CategoryCreate, None]) -> CategoryOut:
     errors = await daypart_errors(call, call.body.daypart_id)
     if errors:
         raise ApiError("invalid", "invalid body", {"errors": errors})
-    category = Category(name=call.body.name, position=call.body.position, daypart_id=call.body.daypart_id)
+    category = Category(
+        name=call.body.name, position=call.body.position, daypart_id=call.body.daypart_id, station=call.body.station
+    )
     call.session.add(category)
     await call.session.flush()
     return CategoryOut.model_validate(category)

@@ -4,8 +4,10 @@ A device logs in at `/auth/device` with its id and a secret that is shown once, 
 device is created or its secret rotated; only the Argon2 hash is stored. Rotating bumps
 `secret_version`, which revokes every token issued before. A kiosk charges through the
 one payment terminal paired with it (`paired_terminal_id`, unique: a terminal serves one
-kiosk). Managers manage the devices of their branch, staff read them, admins do both
-everywhere.
+kiosk). A kitchen display may belong to a station of its branch (`station_id`,
+server/api/stations.py): it then shows only that station's lines; changing it closes the
+display's sockets (1001) so that it says hello again for its new channel. Managers manage
+the devices of their branch, staff read them, admins do both everywhere.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sqlalchemy import select
 
 from channels import frames
 from persistence.enums import DeviceKind
-from persistence.tables import Branch, Device
+from persistence.tables import Branch, Device, Station
 from server.api.fields import PatchBody
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
@@ -46,6 +48,9 @@ class DeviceOut(BaseModel):
     secret_version: int
     paired_terminal_id: int | None = Field(description="for kiosks: the payment terminal it charges through")
     paired_kiosk_id: int | None = Field(default=None, description="for payment terminals: the kiosk paired with it")
+    station_id: int | None = Field(
+        default=None, description="for kitchen displays: the station whose lines it shows; null: the whole kitchen"
+    )
     last_seen_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -66,6 +71,7 @@ class DeviceCreate(Input):
     branch_id: RowId
     kind: DeviceKind
     name: str = Field(min_length=1, max_length=120)
+    station_id: RowId | None = Field(default=None, description="a kitchen display's station, of its branch")
 
 
 class DeviceUpdate(PatchBody):
@@ -73,8 +79,11 @@ class DeviceUpdate(PatchBody):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    clearable = frozenset({"station_id"})
+
     name: str | None = Field(default=None, min_length=1, max_length=120)
     is_active: bool | None = None
+    station_id: RowId | None = Field(default=None, description="a kitchen display's station; null: the whole kitchen")
 
 
 class DeviceQuery(PageQuery):
@@ -102,6 +111,17 @@ async def _load(call: Call[Any, Any]) -> Device:
         raise not_found("device", device_id)
     call.require_visible("device", device_id, device.branch_id)
     return device
+
+
+async def _check_station(call: Call[Any, Any], branch_id: int, kind: DeviceKind, station_id: int | None) -> None:
+    """`invalid` unless the station is None, or one of the branch's and the device a kitchen display."""
+    if station_id is None:
+        return
+    if kind != DeviceKind.KITCHEN_DISPLAY:
+        raise invalid_field("station_id", "only a kitchen display belongs to a station")
+    station = await call.session.get(Station, station_id)
+    if station is None or station.branch_id != branch_id:
+        raise invalid_field("station_id", f"branch {branch_id} has no station {station_id}")
 
 
 async def _outs(call: Call[Any, Any], devices: Sequence[Device]) -> list[DeviceOut]:
@@ -172,8 +192,15 @@ async def create_device(call: Call[DeviceCreate, None]) -> DeviceWithSecret:
     call.principal.require_branch(call.body.branch_id)
     if await call.session.get(Branch, call.body.branch_id) is None:
         raise invalid_field("branch_id", f"branch {call.body.branch_id} does not exist")
+    await _check_station(call, call.body.branch_id, call.body.kind, call.body.station_id)
     secret, secret_hash = await _new_secret()
-    device = Device(branch_id=call.body.branch_id, kind=call.body.kind, name=call.body.name, secret_hash=secret_hash)
+    device = Device(
+        branch_id=call.body.branch_id,
+        kind=call.body.kind,
+        name=call.body.name,
+        secret_hash=secret_hash,
+        station_id=call.body.station_id,
+    )
     call.session.add(device)
     return DeviceWithSecret(**(await _out(call, device)).model_dump(), secret=secret)
 
@@ -202,8 +229,14 @@ async def update_device(call: Call[DeviceUpdate, None]) -> DeviceOut:
     """Rename a device or switch it on or off; only the fields sent change."""
     device = await _load(call)
     changes = call.body.model_dump(exclude_unset=True)
+    moved = "station_id" in changes and changes["station_id"] != device.station_id
+    if moved:
+        await _check_station(call, device.branch_id, device.kind, changes["station_id"])
     if device.is_active and changes.get("is_active") is False:
         call.close_sockets(f"device:{device.id}", code=frames.FORBIDDEN, reason="device disabled")
+    elif moved:
+        # Its channels change with its station: it says hello again to get them.
+        call.close_sockets(f"device:{device.id}", code=frames.GOING_AWAY, reason="station changed; reconnect")
     for name, value in changes.items():
         setattr(device, name, value)
     return await _out(call, device)

@@ -32,6 +32,7 @@ from server.api.fields import Count, FieldError, PatchBody, Position, field_erro
 from server.api.nutrition import Allergens, Calories, CaloriesDelta
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
+from server.api.stations import StationCode
 from server.api.stock import StockOut, announce_items, load_item
 from server.api.tax_categories import locked_missing
 from server.auth.permissions import Permission
@@ -91,6 +92,7 @@ class ItemFields(BaseModel):
     allergens: list[Allergen] = Field(description="the allergens it contains, without its options'")
     calories: int | None = Field(description="kcal of one, without its options; null: not known")
     daypart_id: int | None
+    station: str | None = Field(description="the kitchen station code it goes to; null: its category's")
     position: int
     deleted_at: datetime | None
     created_at: datetime
@@ -151,6 +153,7 @@ class ItemCreate(Input):
     allergens: Allergens = Field(default_factory=list)
     calories: Calories | None = None
     daypart_id: DaypartId | None = None
+    station: StationCode | None = None
     position: Position = 0
     option_groups: list[OptionGroupIn] = Field(default_factory=list, max_length=50)
 
@@ -158,7 +161,7 @@ class ItemCreate(Input):
 class ItemUpdate(PatchBody):
     """The fields to change; those left out keep their value. `option_groups`, when sent, is the complete list."""
 
-    clearable = frozenset({"description", "image_url", "tax_category_id", "calories", "daypart_id"})
+    clearable = frozenset({"description", "image_url", "tax_category_id", "calories", "daypart_id", "station"})
 
     category_id: RowId | None = None
     name: Name | None = None
@@ -169,6 +172,7 @@ class ItemUpdate(PatchBody):
     allergens: Allergens | None = None
     calories: Calories | None = None
     daypart_id: DaypartId | None = None
+    station: StationCode | None = None
     position: Position | None = None
     option_groups: list[OptionGroupIn] | None = Field(default=None, max_length=50)
 
@@ -340,6 +344,7 @@ async def create_item(call: Call[ItemCreate, None]) -> ItemDetailOut:
         allergens=[allergen.value for allergen in body.allergens],
         calories=body.calories,
         daypart_id=body.daypart_id,
+        station=body.station,
         position=body.position,
     )
     errors = (

@@ -84,6 +84,7 @@ def _encode(principal: Principal) -> str:
             "device_kind": principal.device_kind,
             "session_id": principal.session_id,
             "session_expires_at": expires.isoformat() if expires else None,
+            "station": principal.station,
         }
     )
 
@@ -100,4 +101,6 @@ def _decode(text: str) -> Principal:
         device_kind=DeviceKind(raw["device_kind"]) if raw["device_kind"] else None,
         session_id=raw["session_id"],
         session_expires_at=datetime.fromisoformat(expires) if expires else None,
+        # Pinned before stations existed: none.
+        station=raw.get("station"),
     )

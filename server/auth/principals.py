@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from persistence.base import table, utcnow
 from persistence.enums import DeviceKind
 from persistence.prepared import Prepared
-from persistence.tables import Branch, Device, Role, Session, User
+from persistence.tables import Branch, Device, Role, Session, Station, User
 from server.auth.permissions import ALL, Permission, grants
 from server.auth.tokens import TokenClaims, TokenCodec
 from server.errors import ApiError
@@ -39,6 +39,8 @@ class Principal:
     session_id: str | None = None
     # When a user's login session ends (None for devices): a principal kept beyond it is no longer valid.
     session_expires_at: datetime | None = None
+    # A kitchen display's station code (None: the whole kitchen, and for every other principal).
+    station: str | None = None
 
     @property
     def key(self) -> str:
@@ -79,6 +81,8 @@ class Principal:
         data: dict[str, Any] = {"kind": self.kind, "id": self.id, "branch_id": self.branch_id}
         if self.kind == "device":
             data["device_kind"] = self.device_kind
+            if self.device_kind == DeviceKind.KITCHEN_DISPLAY:
+                data["station"] = self.station
         else:
             data["role"] = self.role
             data["permissions"] = sorted(self.permissions)
@@ -86,7 +90,8 @@ class Principal:
 
 
 _DEVICES, _BRANCHES, _USERS, _ROLES, _SESSIONS = (table(t) for t in (Device, Branch, User, Role, Session))
-# The device with whether its branch is active (NULL: no such branch).
+_STATIONS = table(Station)
+# The device with whether its branch is active (NULL: no such branch) and its station's code (NULL: none).
 _DEVICE = Prepared(
     select(
         _DEVICES.c.id,
@@ -95,8 +100,13 @@ _DEVICE = Prepared(
         _DEVICES.c.secret_version,
         _DEVICES.c.is_active,
         _BRANCHES.c.is_active.label("branch_active"),
+        _STATIONS.c.code.label("station"),
     )
-    .select_from(_DEVICES.outerjoin(_BRANCHES, _BRANCHES.c.id == _DEVICES.c.branch_id))
+    .select_from(
+        _DEVICES.outerjoin(_BRANCHES, _BRANCHES.c.id == _DEVICES.c.branch_id).outerjoin(
+            _STATIONS, _STATIONS.c.id == _DEVICES.c.station_id
+        )
+    )
     .where(_DEVICES.c.id == bindparam("device_id"))
 )
 # The login session with its user, the user's role and whether the user's branch is active (NULL: none).
@@ -129,7 +139,9 @@ async def principal_for_claims(session: AsyncSession, claims: TokenClaims) -> Pr
         if not device.is_active:
             raise ApiError("forbidden", "device disabled")
         _require_active_branch(device.branch_id, device.branch_active)
-        return Principal(kind="device", id=device.id, branch_id=device.branch_id, device_kind=device.kind)
+        return Principal(
+            kind="device", id=device.id, branch_id=device.branch_id, device_kind=device.kind, station=device.station
+        )
 
     login = await _LOGIN.first(session, {"session_id": claims.session_id}) if claims.session_id else None
     if login is None or login.user_id != claims.id or login.revoked_at is not None or login.expires_at <= utcnow():

@@ -1,9 +1,9 @@
 """Device command handlers by area; `command_registry()` gathers them for `create_app`."""
 
-from server.commands import carts, kitchen, menu, orders, payments, receipts
+from server.commands import carts, kitchen, menu, orders, payments, receipts, stations
 from server.commands.router import CommandRegistry
 
-AREAS = (menu, carts, orders, receipts, kitchen, payments)
+AREAS = (menu, carts, orders, receipts, kitchen, stations, payments)
 
 
 def command_registry() -> CommandRegistry:

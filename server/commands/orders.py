@@ -30,6 +30,7 @@ from server.errors import ApiError
 from server.orders import order_inserts
 from server.orders.cart_pricing import PricedCart, PricedLine, price_cart, quantities
 from server.orders.cart_rows import CartRecord
+from server.orders.line_stations import line_stations
 from server.orders.order_changes import conflict, lock_order, mark_order_paid, move, payment_in_flight
 from server.orders.order_inserts import NewLine
 from server.payloads.menu import stock_changed
@@ -180,6 +181,7 @@ async def _create(ctx: CommandContext, cart: CartRecord, priced: PricedCart) -> 
         **dict.fromkeys(("paid_at", "started_at", "ready_at", "completed_at", "cancelled_at", "refunded_at"), None),
         "cancel_reason": None,
     }
+    station_of = await line_stations(ctx.session, cart, priced)
     lines = [
         NewLine(
             line.line.item_id,
@@ -191,6 +193,7 @@ async def _create(ctx: CommandContext, cart: CartRecord, priced: PricedCart) -> 
             line.tax_rate_bp,
             line.line.note,
             line.component_data(),
+            station_of(line.line.item_id),
         )
         for line in priced.lines
     ]

@@ -35,10 +35,12 @@ from persistence.tables import (
     Item,
     OptionChoice,
     OptionGroup,
+    Station,
 )
 from server.domain.combos import Slot, SlotChoice
 from server.domain.dayparts import Window
 from server.domain.options import Choice, Group
+from server.domain.stations import Kitchen, KitchenStation, catalogue_code
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class CatalogueItem:
     windows: tuple[Window, ...] = ()
     # A combo's slots, in display order; () for any other item.
     slots: tuple[Slot, ...] = ()
+    # The kitchen station code its lines go to: its own, else its category's (None: the branch's default station).
+    station: str | None = None
 
 
 # The version as a column of the statements that read a cart (0 before the first change). Written out, like the
@@ -106,6 +110,8 @@ def _read(count: int) -> Prepared:
             _ITEM.tax_category_id,
             _ITEM.deleted_at,
             _CATEGORY.deleted_at.label("category_deleted_at"),
+            _ITEM.station,
+            _CATEGORY.station.label("category_station"),
             _ITEM_PART.name.label("item_daypart"),
             _ITEM_PART.starts_at.label("item_starts_at"),
             _ITEM_PART.ends_at.label("item_ends_at"),
@@ -166,6 +172,7 @@ async def read_items(session: AsyncSession, item_ids: Iterable[int]) -> dict[int
             first.tax_category_id,
             _windows(first),
             slots.get(item_id, ()),
+            catalogue_code(first.station, first.category_station),
         )
     return found
 
@@ -183,12 +190,28 @@ async def _read_slots(session: AsyncSession, combo_ids: list[int]) -> dict[int, 
     }
 
 
+_STATIONS = table(Station).c
+_READ_KITCHEN = Prepared(
+    select(_STATIONS.id, _STATIONS.code, _STATIONS.is_expo, _STATIONS.position).where(
+        _STATIONS.branch_id == bindparam("branch_id")
+    )
+)
+
+
+async def read_kitchen(session: AsyncSession, branch_id: int) -> Kitchen:
+    """The branch's kitchen stations, as the session's transaction sees them."""
+    rows = await _READ_KITCHEN.rows(session, {"branch_id": branch_id})
+    return Kitchen.of(KitchenStation(row.id, row.code, row.is_expo, row.position) for row in rows)
+
+
 class Catalogue:
-    """The items this process has read, all of one catalogue version (`version`; None before the first read)."""
+    """The items and kitchens this process has read, all of one catalogue version (`version`; None before the first
+    read)."""
 
     def __init__(self) -> None:
         self.version: int | None = None
         self._items: dict[int, CatalogueItem] = {}
+        self._kitchens: dict[int, Kitchen] = {}
 
     def __contains__(self, item_id: object) -> bool:
         """Whether it holds the item."""
@@ -200,7 +223,7 @@ class Catalogue:
         if version != self.version:
             # Any other version, older ones too: a version the database went back to (a restored backup) is
             # never mistaken for the one kept.
-            self.version, self._items = version, {}
+            self.version, self._items, self._kitchens = version, {}, {}
         wanted = set(item_ids)
         missing = wanted - self._items.keys()
         if not missing:
@@ -212,6 +235,19 @@ class Catalogue:
             # version meanwhile, and this read may be older than the change that made it.
             kept.update(read)
         return {item_id: item for item_id in wanted if (item := kept.get(item_id) or read.get(item_id)) is not None}
+
+    async def kitchen(self, session: AsyncSession, version: int, branch_id: int) -> Kitchen:
+        """The branch's stations as of catalogue `version` or later (read as `items` reads items)."""
+        if version != self.version:
+            self.version, self._items, self._kitchens = version, {}, {}
+        kept = self._kitchens.get(branch_id)
+        if kept is not None:
+            return kept
+        kitchens = self._kitchens
+        kitchen = await read_kitchen(session, branch_id)
+        if self._kitchens is kitchens:
+            kitchens[branch_id] = kitchen
+        return kitchen
 
 
 _CATALOGUES: WeakKeyDictionary[Engine, Catalogue] = WeakKeyDictionary()

@@ -4,7 +4,8 @@ Used by the kiosk, kitchen and staff commands and by the payment-timeout worker 
 the move is one conditional UPDATE (`status` must still be what was read), so two
 devices acting on one order at once cannot both succeed; cancelling gives the order's
 stock back; paying or cancelling ends the order's payment deadline; and the events of
-the move are emitted in the same transaction (server/payloads/order.py, `announce`).
+the move are emitted in the same transaction (server/payloads/order.py, `announce`; a
+kitchen station's in server/orders/station_progress.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from persistence.prepared import Prepared, one_of
 from persistence.tables import Order, Payment
 from server.domain.order_states import SOURCE, IllegalTransition, OrderAction, next_status
 from server.errors import ApiError
+from server.orders import station_progress
 from server.payloads.menu import closed_now, stock_changed
 from server.payloads.order import announce
 from server.settings import Settings
@@ -107,6 +109,7 @@ async def advance(
     order = await update_order(session, order_id, _changes(before, after, utcnow()), where={"status": before, **scope})
     if order is not None:
         announce(emit, order, recalled=action == OrderAction.RECALL, previous=before)
+        await station_progress.after_move(session, emit, order, recalled=action == OrderAction.RECALL)
     return order
 
 
@@ -143,6 +146,7 @@ async def move(
     if after == OrderStatus.CANCELLED:
         await give_back_stock(session, order, emit)
     announce(emit, order, recalled=action == OrderAction.RECALL, previous=before)
+    await station_progress.after_move(session, emit, order, recalled=action == OrderAction.RECALL)
     return order
 
 
@@ -181,6 +185,7 @@ async def pay_if_awaited(session: AsyncSession, order_id: int, emit: Emit, setti
     if order is None:
         return None
     announce(emit, order, previous=before)
+    await station_progress.after_move(session, emit, order)
     _queue_for_pos(session, order_id, settings)
     return order
 

@@ -42,7 +42,18 @@ _ORDERS, _LINES, _DEADLINES = table(Order), table(OrderLine), table(Deadline)
 _ORDER_NAMES = tuple(f.name for f in fields(OrderRecord) if f.name != "lines")
 _ORDER_COLUMNS = tuple(_ORDERS.c[name] for name in _ORDER_NAMES)
 # A line's columns but its id and its order's.
-_LINE_NAMES = ("item_id", "name", "qty", "unit_price", "options", "line_total", "tax_rate_bp", "note", "components")
+_LINE_NAMES = (
+    "item_id",
+    "name",
+    "qty",
+    "unit_price",
+    "options",
+    "line_total",
+    "tax_rate_bp",
+    "note",
+    "components",
+    "station",
+)
 _LINE_COLUMNS = tuple(_LINES.c[f.name] for f in fields(OrderLineRecord))
 
 
@@ -60,6 +71,7 @@ class NewLine:
     note: str | None
     # A combo's components as priced (server/payloads/cart.py, `LineComponent`); [] for any other item.
     components: list[dict[str, Any]]
+    station: str | None = None
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,11 @@ class DevicePrincipal(BaseModel):
     id: int
     branch_id: int
     device_kind: DeviceKind
+    station: str | None = Field(
+        default=None,
+        description="kitchen displays only: the code of its station (subscribed to branch:{b}:kitchen:{station} "
+        "on hello), null for a whole-kitchen display",
+    )
 
 
 class UserPrincipal(BaseModel):

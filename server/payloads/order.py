@@ -53,6 +53,9 @@ class OrderLineView(BaseModel):
     components: list[LineComponent] = Field(
         default_factory=list, description="a combo's filled slots as priced at placement; empty for any other item"
     )
+    station: str | None = Field(
+        default=None, description="the kitchen station the line was routed to at placement; null: the branch has none"
+    )
 
 
 class OrderView(BaseModel):
@@ -153,16 +156,26 @@ def board_entry(order: AnyOrder) -> dict[str, Any]:
     return entry.model_dump(mode="json")
 
 
+def kitchen_event(order: AnyOrder, *, recalled: bool = False) -> str | None:
+    """The kitchen's event for `order` having just reached its status; None when the kitchen does not hear of it."""
+    event = "order.recalled" if recalled else _EVENT[order.status]
+    in_kitchen = order.status in (OrderStatus.PAID, OrderStatus.PREPARING, OrderStatus.READY, OrderStatus.COMPLETED)
+    if in_kitchen or (order.status == OrderStatus.REFUNDED):
+        return _KITCHEN_EVENT.get(order.status, event)
+    return None
+
+
 def announce(emit: Emit, order: AnyOrder, *, recalled: bool = False, previous: OrderStatus | None = None) -> None:
-    """Emit the events of `order` having just reached its status (`recalled`: back to preparing from ready)."""
+    """Emit the events of `order` having just reached its status (`recalled`: back to preparing from ready); its
+    stations' kitchens hear of it through server/orders/station_progress.py."""
     data = order_data(order)
     event = "order.recalled" if recalled else _EVENT[order.status]
     emit(names.branch_orders(order.branch_id), event, data)
     if order.device_id is not None:
         emit(names.device(order.device_id), event, data)
-    in_kitchen = order.status in (OrderStatus.PAID, OrderStatus.PREPARING, OrderStatus.READY, OrderStatus.COMPLETED)
-    if in_kitchen or (order.status == OrderStatus.REFUNDED):
-        emit(names.branch_kitchen(order.branch_id), _KITCHEN_EVENT.get(order.status, event), data)
+    in_kitchen = kitchen_event(order, recalled=recalled)
+    if in_kitchen is not None:
+        emit(names.branch_kitchen(order.branch_id), in_kitchen, data)
     before = BOARD_COLUMN[previous] if previous is not None else None
     if BOARD_COLUMN[order.status] != before:
         emit(names.branch_board(order.branch_id), "board.updated", board_entry(order))

@@ -9,6 +9,7 @@ from server.payloads.cart import CartView
 from server.payloads.menu import MenuSnapshot
 from server.payloads.order import BoardPlace, OrderView
 from server.payloads.payment import PaymentView
+from server.payloads.station import StationTicket
 
 
 class KitchenSnapshot(BaseModel):
@@ -17,6 +18,15 @@ class KitchenSnapshot(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tickets: list[OrderView]
+
+
+class StationSnapshot(BaseModel):
+    """`branch:{b}:kitchen:{station}`: the open tickets with lines at the station (every one at expo), the first paid
+    first, each cut to the station's lines."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tickets: list[StationTicket]
 
 
 class BoardSnapshot(BaseModel):
@@ -70,6 +80,7 @@ class DeviceSnapshot(BaseModel):
 SNAPSHOTS: dict[str, type[BaseModel]] = {
     "branch:menu": MenuSnapshot,
     "branch:kitchen": KitchenSnapshot,
+    "branch:station": StationSnapshot,
     "branch:board": BoardSnapshot,
     "branch:orders": OrdersSnapshot,
     "branch:devices": DevicesSnapshot,

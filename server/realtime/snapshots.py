@@ -22,11 +22,13 @@ from persistence.database import Database
 from persistence.enums import CartStatus, OrderStatus, PaymentStatus
 from persistence.prepared import Prepared, one_of
 from persistence.tables import Cart, Device, Order, Payment
-from server.orders import cart_rows
+from server.orders import cart_rows, station_progress
 from server.orders.cart_pricing import price_cart
+from server.orders.catalogue import read_kitchen
 from server.payloads.menu import branch_menu
 from server.payloads.order import BOARD_COLUMN, board_place, order_data
 from server.payloads.payment import payment_data
+from server.payloads.station import station_tickets
 from server.settings import Settings
 
 Provider = Callable[[AsyncSession, ChannelName], Awaitable[Any]]
@@ -65,6 +67,7 @@ class Snapshots:
         self._providers: dict[str, Provider] = {
             "branch:devices": self._devices,
             "branch:kitchen": self._kitchen,
+            "branch:station": self._station,
             "branch:board": self._board,
             "branch:orders": self._orders,
             "branch:menu": self._menu,
@@ -100,6 +103,21 @@ class Snapshots:
             .order_by(Order.paid_at, Order.id)
         )
         return {"tickets": [order_data(order) for order in (await session.scalars(statement)).all()]}
+
+    async def _station(self, session: AsyncSession, channel: ChannelName) -> Any:
+        assert channel.branch_id is not None and channel.station is not None
+        kitchen = await read_kitchen(session, channel.branch_id)
+        if kitchen.by_code(channel.station) is None:
+            return {"tickets": []}  # no such station (yet): nothing is routed to it
+        statement = (
+            select(Order)
+            .where(Order.branch_id == channel.branch_id, Order.status.in_(OPEN_TICKETS))
+            .order_by(Order.paid_at, Order.id)
+        )
+        orders = [order for order in (await session.scalars(statement)).all() if station_progress.routed(order)]
+        bumps = await station_progress.bumps_of(session, [order.id for order in orders])
+        tickets = (station_tickets(order, kitchen, bumps.get(order.id, {})).get(channel.station) for order in orders)
+        return {"tickets": [ticket for ticket in tickets if ticket is not None]}
 
     async def _board(self, session: AsyncSession, channel: ChannelName) -> Any:
         statement = (

@@ -49,12 +49,16 @@ COMMANDS = command_registry()
 PREFIX = "/api/v1"
 REF = "#/components/schemas/{model}"
 PROTOCOL_DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
-CHANNEL_KINDS = [f"branch.{topic}" for topic in BRANCH_TOPICS] + ["device"]
+CHANNEL_KINDS = [f"branch.{topic}" for topic in BRANCH_TOPICS] + ["branch.station", "device"]
+# A station's kitchen hears the kitchen's events with its own ticket: its messages are its own.
+STATION_EVENTS = "station_event."
 LIMIT_S = 10
 
 
 def _address(kind: str) -> str:
     """The channel address PROTOCOL.md writes for a channel kind of the document."""
+    if kind == "branch.station":
+        return "branch:{b}:kitchen:{station}"
     return "device:{d}" if kind == "device" else f"branch:{{b}}:{kind.removeprefix('branch.')}"
 
 
@@ -206,6 +210,15 @@ def test_events_carry_their_data_model_or_say_it_is_coming(document: dict[str, A
         assert data == {"$ref": REF.format(model=expected[event])}, event
         assert "description" not in message, event
     assert set(expected) == set(events)
+    # On a station's kitchen every event carries the station's ticket.
+    station = {key: message for key, message in messages.items() if key.startswith(STATION_EVENTS)}
+    assert {message["name"] for message in station.values()} == {
+        *(f"order.{status}" for status in ("queued", "preparing", "ready", "recalled", "completed", "cancelled")),
+        "station.bumped",
+        "station.recalled",
+    }
+    for key, message in station.items():
+        assert message["payload"]["properties"]["data"] == {"$ref": REF.format(model="StationTicket")}, key
 
 
 class Paint(BaseModel):
@@ -279,7 +292,8 @@ class _Frames:
             parsed = parse(frame["channel"])
             assert parsed is not None, frame
             kind = parsed.kind.replace(":", ".")
-            message = f"event.{frame['event']}" if frame["type"] == "event" else f"snapshot.{kind}"
+            events = STATION_EVENTS if kind == "branch.station" else "event."
+            message = f"{events}{frame['event']}" if frame["type"] == "event" else f"snapshot.{kind}"
             assert message in self._document["channels"][kind]["messages"], f"{message} is not listed on {kind}"
             self.check(message, frame)
         else:
@@ -391,6 +405,7 @@ async def test_frames_of_a_live_server_match_the_document(
     staff_token = world.staff_a.headers["Authorization"].split()[1]
     branch = world.branch_a
     channels = {f"branch:{branch}:{topic}": f"branch.{topic}" for topic in BRANCH_TOPICS}
+    channels[f"branch:{branch}:kitchen:grill"] = "branch.station"
     channels[f"device:{kiosk_id}"] = "device"
 
     async with live_server(services) as live, DeviceClient(live.ws, admin_token) as admin:
@@ -525,9 +540,10 @@ async def test_an_order_flow_on_a_live_server_matches_the_document(
     commands += ["order.cancel", "order.mark_paid", "order.start", "order.ready", "order.recall", "order.complete"]
     commands += ["order.receipt"]
     expected = {"welcome", "reply.subscribe", *(f"reply.{command}" for command in commands)}
-    expected |= {f"snapshot.{kind}" for kind in CHANNEL_KINDS}
-    # Payments and refunds are held to the document in tests/payloads/test_models.py and the payment flow tests.
-    served_here = (event for event in EVENT_DATA if not event.startswith(("device.", "payment.")))
+    expected |= {f"snapshot.{kind}" for kind in CHANNEL_KINDS if kind != "branch.station"}
+    # Payments and refunds are held to the document in tests/payloads/test_models.py and the payment flow tests,
+    # stations' tickets in tests/commands/test_stations.py.
+    served_here = (event for event in EVENT_DATA if not event.startswith(("device.", "payment.", "station.")))
     expected |= {f"event.{event}" for event in served_here if event != "order.refunded"}
     assert expected <= check.checked, sorted(expected - check.checked)
 

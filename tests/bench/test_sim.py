@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bench.provision import BRANCH_NAME, Fleet, SimDevice, provision
 from bench.sim import Plan, Simulation
@@ -16,7 +16,7 @@ from channels.brokers.base import event_frame, event_tail
 from channels.frames import encode_data, reply_ok
 from channels.versions import Versions
 from persistence.enums import DeviceKind, OrderStatus
-from persistence.tables import Branch, Device, Order
+from persistence.tables import Branch, Device, Item, Order, OrderStation, Station
 from server.payloads.menu import branch_menu
 from server.services import Services
 from tests.commands.test_combos import add_combo
@@ -88,6 +88,49 @@ async def test_the_simulator_orders_pays_cooks_and_counts_what_the_server_did(se
     assert devices == 2 + 2 + 2 + 1
     report = tally.report()
     assert "| placed | 6 |" in report and "order.place reply" in report
+
+
+async def test_station_displays_bump_their_lines_and_the_kitchen_hands_over_what_their_bumps_made_ready(
+    services: Services, shop: Shop
+) -> None:
+    """With grill and drinks stations (colas at drinks, the rest at the grill by default), every paid order is made
+    ready by its stations' bumps alone and completed by the kitchen displays; a run without stations removes them."""
+    async with services.db.session() as session:
+        await session.execute(update(Item).where(Item.id == shop.cola).values(station="drinks"))
+    fleet = await provision(services.db, services.tokens, kiosks=2, kitchens=1, boards=1, stations=("grill", "drinks"))
+    assert sorted(fleet.stations) == ["drinks", "grill"]
+    async with live_server(services) as live:
+        plan = Plan(
+            urls=[live.ws],
+            kiosks=2,
+            kitchens=1,
+            boards=1,
+            duration_s=None,
+            orders=6,
+            approve_after_s=0.0,
+            decline_share=0.0,
+            kitchen_step_s=0.0,
+            seed=3,
+            progress=False,
+            stations=("grill", "drinks"),
+        )
+        tally = await Simulation(plan, fleet, [live.ws]).run()
+    assert dict(tally.errors) == {}
+    assert tally.paid == tally.completed == 6
+    async with services.db.session() as session:
+        branch_id = await session.scalar(select(Branch.id).where(Branch.name == BRANCH_NAME))
+        orders = (await session.scalars(select(Order).where(Order.branch_id == branch_id))).all()
+        bumped = await session.scalar(select(func.count()).select_from(OrderStation))
+        # Never moved by the kitchen displays' own order.start or order.ready: started and readied by bumps.
+        routed = {line.station for order in orders for line in order.lines}
+    assert {order.status for order in orders} == {OrderStatus.COMPLETED}
+    assert routed <= {"grill", "drinks"} and bumped == sum(
+        len({line.station for line in order.lines}) for order in orders
+    )
+    again = await provision(services.db, services.tokens, kiosks=2, kitchens=1, boards=1)
+    assert again.stations == {}
+    async with services.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Station)) == 0
 
 
 class Chatty:

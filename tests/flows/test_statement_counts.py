@@ -7,7 +7,7 @@ PostgreSQL, where round trips are what an order costs; a change that adds one fa
 and one that saves one updates the pin. The relay's background "published" marks are left
 out: they are batched across commands, so they are not any one command's. The counts are
 a running server's, whose copy of the catalogue (server/orders/catalogue.py) holds the
-items already: the first order of a process reads each item once more.
+items and the branch's stations already: the first order of a process reads each once more.
 """
 
 from __future__ import annotations
@@ -100,11 +100,11 @@ async def _order(shop: Shop) -> dict[str, tuple[int, int]]:
 @pytest.mark.parametrize("backend", ["postgresql"])
 async def test_each_command_of_an_order_runs_its_pinned_statements_and_commits_once(shop: Shop) -> None:
     """The statements and commits of every command of one complete order, as pinned above; the first order also
-    reads each item it adds from the catalogue."""
+    reads each item it adds, and its branch's kitchen stations at placement, from the catalogue."""
     await shop.terminal_online()
     first = await _order(shop)
     assert await _order(shop) == PINNED
-    assert first == PINNED | {"cart.add": (5, 1), "cart.add (second item)": (5, 1)}
+    assert first == PINNED | {"cart.add": (5, 1), "cart.add (second item)": (5, 1), "order.place": (6, 1)}
 
 
 # A cart holding a combo reads its components' levels in one statement more (cart.add 5 against an item's 4), and

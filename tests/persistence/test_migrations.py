@@ -391,6 +391,81 @@ async def test_at_0008_existing_items_have_no_daypart_and_a_dayparts_change_rais
         await engine.dispose()
 
 
+async def test_at_0010_existing_rows_have_no_station_and_a_stations_change_raises_the_catalogue_version(
+    fresh_url: str,
+) -> None:
+    """Made at 0008: a category, its item, a kitchen display and an order line have no station at 0010 (the branch
+    works as before); a new station raises the catalogue's version, a bump of it is kept, and deleting the order
+    takes its bumps; back at 0008 the rows stay and the stations are gone."""
+    await migrate.upgrade(fresh_url, "0008")
+    engine = create_engine(fresh_url)
+    statements = [
+        "INSERT INTO branches (id, name, currency, timezone, tax_rate_bp, service_modes, tax_rates, is_active) "
+        "VALUES (1, 'Main', 'EUR', 'Europe/Berlin', 0, '[\"eat_in\"]', '[]', true)",
+        "INSERT INTO categories (id, name, position) VALUES (1, 'Mains', 0)",
+        "INSERT INTO items_live (id, category_id, name, price, position, allergens) "
+        "VALUES (1, 1, 'Burger', 900, 0, '[]')",
+        "INSERT INTO devices (id, branch_id, kind, name, secret_hash, secret_version, is_active, info) "
+        "VALUES (1, 1, 'kitchen_display', 'grill', 'x', 1, true, '{}')",
+        "INSERT INTO orders (id, branch_id, number, business_date, status, currency, service_mode, subtotal, tax, "
+        "total, taxes, version) VALUES (1, 1, 1, '2026-12-07', 'paid', 'EUR', 'eat_in', 900, 0, 900, '[]', 1)",
+        "INSERT INTO order_lines (id, order_id, item_id, name, qty, unit_price, options, line_total) "
+        "VALUES (1, 1, 1, 'Burger', 1, 900, '[]', 900)",
+    ]
+    version = sa.table("catalogue_version", sa.column("version"))
+    try:
+        async with engine.begin() as connection:
+            for statement in statements:
+                await connection.execute(sa.text(statement))
+        await migrate.upgrade(fresh_url, "0010")
+        async with engine.begin() as connection:
+            routes = sa.text(
+                "SELECT station FROM categories UNION ALL SELECT station FROM items_live "
+                "UNION ALL SELECT station FROM order_lines "
+                "UNION ALL SELECT CAST(station_id AS VARCHAR) FROM devices"
+            )
+            assert (await connection.execute(routes)).scalars().all() == [None, None, None, None]
+            before = (await connection.execute(sa.select(version.c.version))).scalar_one()
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO stations (id, branch_id, code, name, is_expo, position) "
+                    "VALUES (1, 1, 'grill', 'Grill', false, 0)"
+                )
+            )
+            assert (await connection.execute(sa.select(version.c.version))).scalar_one() == before + 1
+            await connection.execute(sa.text("UPDATE items_live SET station = 'grill'"))
+            assert (await connection.execute(sa.select(version.c.version))).scalar_one() == before + 2
+            await connection.execute(sa.text("UPDATE devices SET station_id = 1"))
+            await connection.execute(
+                sa.text("INSERT INTO order_stations (order_id, station_id, bumped_at) VALUES (1, 1, '2026-12-07')")
+            )
+        async with engine.begin() as connection:
+            if connection.dialect.name == "sqlite":
+                await connection.execute(sa.text("PRAGMA foreign_keys = ON"))
+            with pytest.raises(sa.exc.IntegrityError):
+                async with connection.begin_nested():
+                    await connection.execute(
+                        sa.text(
+                            "INSERT INTO stations (branch_id, code, name, is_expo, position) "
+                            "VALUES (1, 'grill', 'Another grill', false, 1)"
+                        )
+                    )
+            await connection.execute(sa.text("DELETE FROM order_lines"))
+            await connection.execute(sa.text("DELETE FROM orders"))
+            bumps = await connection.execute(sa.text("SELECT count(*) FROM order_stations"))
+            assert bumps.scalar_one() == 0
+        async with engine.begin() as connection:
+            await connection.execute(sa.text("UPDATE devices SET station_id = NULL"))
+        await migrate.downgrade(fresh_url, "0008")
+        async with engine.connect() as connection:
+            tables = await connection.run_sync(_tables)
+            assert "stations" not in tables and "order_stations" not in tables
+            names = sa.text("SELECT name FROM items_live UNION ALL SELECT name FROM devices")
+            assert (await connection.execute(names)).scalars().all() == ["Burger", "grill"]
+    finally:
+        await engine.dispose()
+
+
 async def test_at_0011_existing_lines_are_no_combos_and_slot_changes_raise_the_catalogue_version(
     fresh_url: str,
 ) -> None:

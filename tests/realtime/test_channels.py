@@ -13,7 +13,7 @@ from websockets.asyncio.client import ClientConnection
 from channels import names
 from channels.client import DeviceClient
 from channels.names import parse
-from channels.rules import may_subscribe
+from channels.rules import auto_channels, may_subscribe
 from persistence.database import Database
 from persistence.enums import DeviceKind
 from server.services import Services
@@ -41,10 +41,18 @@ class _Audience:
     branch_id: int | None
     device_kind: str | None = None
     is_chain_wide: bool = False
+    station: str | None = None
 
 
-BRANCH_1 = ["branch:1:menu", "branch:1:kitchen", "branch:1:board", "branch:1:orders", "branch:1:devices"]
-BRANCH_2 = ["branch:2:menu", "branch:2:kitchen", "branch:2:board", "branch:2:orders", "branch:2:devices"]
+BRANCH_1 = [
+    "branch:1:menu",
+    "branch:1:kitchen",
+    "branch:1:kitchen:grill",
+    "branch:1:board",
+    "branch:1:orders",
+    "branch:1:devices",
+]
+BRANCH_2 = [name.replace(":1:", ":2:") for name in BRANCH_1]
 OWN, OTHER_DEVICE = "device:7", "device:8"
 
 VISIBLE: dict[str, tuple[_Audience, set[str]]] = {
@@ -52,7 +60,14 @@ VISIBLE: dict[str, tuple[_Audience, set[str]]] = {
     "admin": (_Audience("user", 1, None, is_chain_wide=True), {*BRANCH_1, *BRANCH_2, OWN, OTHER_DEVICE}),
     "kiosk": (_Audience("device", 7, 1, "kiosk"), {"branch:1:menu", OWN}),
     "payment terminal": (_Audience("device", 7, 1, "payment_terminal"), {"branch:1:menu", OWN}),
-    "kitchen display": (_Audience("device", 7, 1, "kitchen_display"), {"branch:1:menu", "branch:1:kitchen", OWN}),
+    "kitchen display": (
+        _Audience("device", 7, 1, "kitchen_display"),
+        {"branch:1:menu", "branch:1:kitchen", "branch:1:kitchen:grill", OWN},
+    ),
+    "grill display": (
+        _Audience("device", 7, 1, "kitchen_display", station="grill"),
+        {"branch:1:menu", "branch:1:kitchen", "branch:1:kitchen:grill", OWN},
+    ),
     "order board": (_Audience("device", 7, 1, "order_board"), {"branch:1:menu", "branch:1:board", OWN}),
 }
 
@@ -68,6 +83,26 @@ def test_who_may_subscribe_follows_the_protocol_table(who: str) -> None:
         if may_subscribe(audience, channel):
             allowed.add(name)
     assert allowed == expected
+
+
+def test_a_station_display_gets_its_stations_kitchen_on_hello_instead_of_the_whole_kitchen() -> None:
+    assert auto_channels(_Audience("device", 7, 1, "kitchen_display", station="grill")) == [
+        "branch:1:kitchen:grill",
+        "branch:1:menu",
+    ]
+    assert auto_channels(_Audience("device", 7, 1, "kitchen_display")) == ["branch:1:kitchen", "branch:1:menu"]
+
+
+def test_only_the_kitchen_has_stations_and_station_codes_are_slugs() -> None:
+    grill = parse("branch:1:kitchen:grill")
+    assert grill is not None and (grill.branch_id, grill.topic, grill.station, grill.kind) == (
+        1,
+        "kitchen",
+        "grill",
+        "branch:station",
+    )
+    for name in ("branch:1:board:grill", "branch:1:kitchen:Grill", "branch:1:kitchen:", "branch:1:kitchen:a:b"):
+        assert parse(name) is None
 
 
 # -- subscribe and unsubscribe -----------------------------------------------------------
