@@ -192,7 +192,7 @@ async def _create(ctx: CommandContext, cart: CartRecord, priced: PricedCart) -> 
             line.line_total,
             line.tax_rate_bp,
             line.line.note,
-            line.component_data(),
+            [component | {"station": station_of(component["item_id"])} for component in line.component_data()],
             station_of(line.line.item_id),
         )
         for line in priced.lines

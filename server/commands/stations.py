@@ -19,7 +19,7 @@ from server.commands.kitchen import KITCHEN
 from server.commands.orders import load_order
 from server.commands.router import CommandContext, CommandRegistry
 from server.domain.order_states import OrderAction
-from server.domain.stations import CODE, Kitchen, KitchenStation
+from server.domain.stations import CODE, Kitchen, KitchenStation, line_codes
 from server.errors import ApiError
 from server.orders import station_progress
 from server.orders.order_changes import conflict, move
@@ -66,7 +66,7 @@ async def _at_station(ctx: CommandContext, data: StationRef) -> _AtStation:
     station = kitchen.by_code(code)
     if station is None:
         raise ApiError("not_found", f"no station {code} in branch {order.branch_id}", {"station": code})
-    if not station_progress.routed(order) or station not in kitchen.working(line.station for line in order.lines):
+    if not station_progress.routed(order) or station not in kitchen.working(_codes(order)):
         raise ApiError(
             "conflict", f"station {code} has no part of order {order.id}", {"order_id": order.id, "station": code}
         )
@@ -105,7 +105,7 @@ async def bump_station(ctx: CommandContext, data: StationRef) -> dict[str, Any]:
         order = await _touch(ctx, order)
     tickets = station_progress.emit_tickets(ctx.emit, order, kitchen, bumps, "station.bumped")
     bumped = {s.code for s in kitchen.stations if s.id in bumps}
-    if kitchen.ready([line.station for line in order.lines], bumped):
+    if kitchen.ready(_codes(order), bumped):
         order = await move(ctx.session, order, OrderAction.READY, ctx.emit)
         tickets = station_tickets(order, kitchen, bumps)
     return tickets[station.code]
@@ -135,3 +135,8 @@ async def recall_station(ctx: CommandContext, data: StationRef) -> dict[str, Any
     del bumps[station.id]
     order = await _touch(ctx, order)
     return station_progress.emit_tickets(ctx.emit, order, kitchen, bumps, "station.recalled")[station.code]
+
+
+def _codes(order: OrderRecord) -> list[str | None]:
+    """The station codes the order's lines are made at."""
+    return [code for line in order.lines for code in line_codes(line.station, line.components)]

@@ -7,7 +7,9 @@ station: its first non-expo station (its first station when all are expo), so no
 is ever lost. A branch without stations routes nothing: its one kitchen sees every line.
 
 Routing is per entry, through a function giving each entry's code, so that anything that
-carries a code (an order line, a part of a combo) is routed the same way. The expo station,
+carries a code (an order line, a part of a combo) is routed the same way: a combo's line is
+made where each of its components goes, so the grill makes its sandwich while the drinks
+station pours its cola. The expo station,
 where a branch has one, sees every line of every order and decides when it is ready;
 without expo, an order is ready once every station with lines of it has bumped it.
 """
@@ -15,9 +17,9 @@ without expo, an order is ready once every station with lines of it has bumped i
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -28,6 +30,12 @@ CODE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 def valid_code(code: str) -> bool:
     """Whether `code` is a station code: a lower-case letter, then up to 31 lower-case letters, digits or `_`."""
     return CODE.fullmatch(code) is not None
+
+
+def line_codes(station: str | None, components: Iterable[Mapping[str, Any]]) -> list[str | None]:
+    """The station codes an order line is made at: each of a combo's components goes where its own item's code
+    says (`station` kept on each at placement), any other line where its own `station` says."""
+    return [component.get("station") for component in components] or [station]
 
 
 def catalogue_code(item_code: str | None, category_code: str | None) -> str | None:

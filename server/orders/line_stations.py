@@ -17,12 +17,16 @@ from server.orders.catalogue import catalogue_of
 
 
 async def line_stations(session: AsyncSession, cart: CartRecord, priced: PricedCart) -> Callable[[int], str | None]:
-    """For an item of the priced cart, the code of the branch's station its lines go to (None: no stations)."""
+    """For an item of the priced cart or of one of its combos, the code of the branch's station it goes to (None: no
+    stations)."""
     catalogue = catalogue_of(session)
     kitchen = await catalogue.kitchen(session, cart.catalogue_version, cart.branch_id)
     if not kitchen:
         return lambda item_id: None
-    items = await catalogue.items(session, cart.catalogue_version, {line.line.item_id for line in priced.lines})
+    # A combo's components are made where their own items go (server/domain/stations.py).
+    item_ids = {line.line.item_id for line in priced.lines}
+    item_ids |= {part.component.choice.item_id for line in priced.lines for part in line.components}
+    items = await catalogue.items(session, cart.catalogue_version, item_ids)
 
     def station_of(item_id: int) -> str | None:
         item = items.get(item_id)

@@ -36,6 +36,14 @@ BoardColumn = Literal["preparing", "ready"]
 AnyOrder = Order | OrderRecord
 
 
+class OrderComponent(LineComponent):
+    """A filled slot of an order's combo line, with the kitchen station its item was routed to at placement."""
+
+    station: str | None = Field(
+        default=None, description="the kitchen station the component goes to; null: the branch has no stations"
+    )
+
+
 class OrderLineView(BaseModel):
     """An order line, frozen when the order was placed: name, options and prices never change afterwards."""
 
@@ -50,7 +58,7 @@ class OrderLineView(BaseModel):
     line_total: int
     tax_rate_bp: int | None = Field(description="the rate the line was taxed at; null on orders from before rates")
     note: str | None = Field(description="the customer's note of the cart line (allergies): flag it; null: none")
-    components: list[LineComponent] = Field(
+    components: list[OrderComponent] = Field(
         default_factory=list, description="a combo's filled slots as priced at placement; empty for any other item"
     )
     station: str | None = Field(

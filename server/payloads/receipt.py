@@ -113,7 +113,11 @@ def build_receipt(order: AnyOrder, payment: PaymentLike | None, branch: Branch) 
                 options=[ChosenOption.model_validate(option) for option in line.options],
                 line_total=line.line_total,
                 tax_rate_bp=line.tax_rate_bp,
-                components=[LineComponent.model_validate(component) for component in line.components],
+                # The kitchen's station is no business of the customer's receipt.
+                components=[
+                    LineComponent.model_validate({k: v for k, v in component.items() if k != "station"})
+                    for component in line.components
+                ],
             )
             for line in order.lines
         ],

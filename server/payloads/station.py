@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.domain.stations import Kitchen, KitchenStation
+from server.domain.stations import Kitchen, KitchenStation, line_codes
 from server.payloads.moment import Moment
 from server.payloads.order import AnyOrder, OrderView, order_data
 
@@ -43,8 +43,9 @@ def station_tickets(
     """Each working station's ticket of the order as JSON data, by station code (`bumps`: bump moments by station
     id; `data`: the order's `order_data`, when already made)."""
     whole = data if data is not None else order_data(order)
-    routed = kitchen.route(whole["lines"], lambda line: line["station"])
-    working = kitchen.working(line["station"] for line in whole["lines"])
+    routed = _station_lines(kitchen, whole["lines"])
+    codes = [code for line in whole["lines"] for code in line_codes(line["station"], line["components"])]
+    working = kitchen.working(codes)
     progress = [_progress(station, bumps) for station in working]
     return {
         station.code: whole
@@ -61,3 +62,16 @@ def station_tickets(
 def _progress(station: KitchenStation, bumps: Mapping[int, datetime]) -> dict[str, Any]:
     bumped = bumps.get(station.id)
     return StationProgress(station=station.code, is_expo=station.is_expo, bumped_at=bumped).model_dump(mode="json")
+
+
+def _station_lines(kitchen: Kitchen, lines: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each station's lines, by code: a combo's line at every station one of its components goes to, with only
+    those components; any other line at its own station."""
+    routed: dict[str, list[dict[str, Any]]] = {}
+    for line in lines:
+        if line["components"]:
+            for code, components in kitchen.route(line["components"], lambda part: part.get("station")).items():
+                routed.setdefault(code, []).append(line | {"components": components})
+        elif (station := kitchen.station_for(line["station"])) is not None:
+            routed.setdefault(station.code, []).append(line)
+    return routed

@@ -16,6 +16,7 @@ from persistence.tables import Device as DeviceRow
 from server.payloads.snapshots import StationSnapshot
 from server.payloads.station import StationTicket
 from server.realtime.snapshots import Snapshots
+from tests.commands.test_combos import add_combo
 from tests.commands.test_kitchen import count, emitted_since
 from tests.live import add_device
 from tests.shop import Device, Shop, principal_of
@@ -196,3 +197,32 @@ async def test_a_branch_without_stations_works_as_before(shop: Shop) -> None:
     assert not any(parse(channel) is not None and parse(channel).station for channel in channels)  # type: ignore[union-attr]
     error = await shop.error(shop.staff, "station.bump", {"order_id": order["id"], "station": "grill"})
     assert error["code"] == "not_found"
+
+
+async def test_a_combo_is_made_where_each_component_goes_and_is_ready_when_both_stations_bump(shop: Shop) -> None:
+    """A Burger Menu of burger, fries and cola: the grill's ticket holds the combo's line with the burger and the
+    fries (its default), the drinks station's the same line with only the cola; the order waits for both."""
+    kitchen = await stations(shop)
+    combo = await add_combo(shop)
+    before = await count(shop)
+    order = await shop.paid_order([{"item_id": combo.item_id}])
+    assert [(c["name"], c["station"]) for c in order["lines"][0]["components"]] == [
+        ("Burger", "grill"),
+        ("Fries", "grill"),
+        ("Cola", "drinks"),
+    ]
+    events = await emitted_since(shop, before)
+    tickets = {
+        code: events_on(events, names.branch_station(shop.branch_id, code))[0][1] for code in ("grill", "drinks")
+    }
+    assert {code: [[c["name"] for c in line["components"]] for line in t["lines"]] for code, t in tickets.items()} == {
+        "grill": [["Burger", "Fries"]],
+        "drinks": [["Cola"]],
+    }
+    assert [line["name"] for line in tickets["drinks"]["lines"]] == ["Burger Menu"]
+    grill = await shop.send(kitchen.displays["grill"], "station.bump", {"order_id": order["id"]})
+    assert grill["status"] == "preparing"
+    drinks = await shop.send(kitchen.displays["drinks"], "station.bump", {"order_id": order["id"]})
+    assert drinks["status"] == "ready"
+    receipt = await shop.send(shop.kiosk, "order.receipt", {"order_id": order["id"]})
+    assert "station" not in receipt["lines"][0]["components"][0]

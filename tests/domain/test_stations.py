@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.domain.stations import Kitchen, KitchenStation, catalogue_code, valid_code
+from server.domain.stations import Kitchen, KitchenStation, catalogue_code, line_codes, valid_code
 
 GRILL = KitchenStation(1, "grill", position=1)
 FRYER = KitchenStation(2, "fryer", position=2)
@@ -69,3 +69,9 @@ def test_stations_keep_position_order_then_id() -> None:
     kitchen = Kitchen.of([first, second, KitchenStation(1, "c", position=1)])
     assert [station.code for station in kitchen.stations] == ["a", "b", "c"]
     assert kitchen.default == second
+
+
+def test_a_combo_line_is_made_where_its_components_go_any_other_line_where_its_own_code_says() -> None:
+    parts = [{"item_id": 1, "station": "grill"}, {"item_id": 2, "station": "drinks"}, {"item_id": 3}]
+    assert line_codes("grill", parts) == ["grill", "drinks", None]
+    assert line_codes("fryer", []) == ["fryer"]
