@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from server.domain.stations import Kitchen, KitchenStation, catalogue_code, line_codes, valid_code
 
 GRILL = KitchenStation(1, "grill", position=1)
@@ -72,6 +74,10 @@ def test_stations_keep_position_order_then_id() -> None:
 
 
 def test_a_combo_line_is_made_where_its_components_go_any_other_line_where_its_own_code_says() -> None:
-    parts = [{"item_id": 1, "station": "grill"}, {"item_id": 2, "station": "drinks"}, {"item_id": 3}]
+    parts: list[dict[str, Any]] = [
+        {"item_id": 1, "station": "grill"},
+        {"item_id": 2, "station": "drinks"},
+        {"item_id": 3},
+    ]
     assert line_codes("grill", parts) == ["grill", "drinks", None]
     assert line_codes("fryer", []) == ["fryer"]
