@@ -40,6 +40,9 @@ class OrderLineRecord:
     line_total: int
     tax_rate_bp: int | None
     note: str | None
+    # In the order's locale; None: as `name` and `options`, which are in the kitchen's (persistence/tables/orders.py).
+    display_name: str | None = None
+    display_options: list[dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -57,6 +60,7 @@ class OrderRecord:
     status: OrderStatus
     currency: str
     service_mode: ServiceMode
+    locale: str | None
     subtotal: int
     tax: int
     total: int

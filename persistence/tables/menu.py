@@ -48,6 +48,8 @@ class Category(Timestamps, Base):
     position: Mapped[int] = mapped_column(default=0)
     # None: at any time of day (its items may still have windows of their own).
     daypart_id: Mapped[int | None] = mapped_column(ForeignKey("dayparts.id"), index=True)
+    # {locale: {"name"}}: its name in other languages (server/domain/translations.py).
+    translations: Mapped[dict[str, dict[str, str]]] = mapped_column(Json, default=dict)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
@@ -71,6 +73,8 @@ class Item(Timestamps, Base):
     # None: at any time of day its category is sold.
     daypart_id: Mapped[int | None] = mapped_column(ForeignKey("dayparts.id"), index=True)
     position: Mapped[int] = mapped_column(default=0)
+    # {locale: {"name", "description"}}: its texts in other languages (server/domain/translations.py).
+    translations: Mapped[dict[str, dict[str, str]]] = mapped_column(Json, default=dict)
     # Soft delete: orders keep pointing at removed items.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -98,6 +102,8 @@ class OptionGroup(Base):
     min_select: Mapped[int] = mapped_column(default=0)
     max_select: Mapped[int] = mapped_column(default=1)
     position: Mapped[int] = mapped_column(default=0)
+    # {locale: {"name"}}: its name in other languages (server/domain/translations.py).
+    translations: Mapped[dict[str, dict[str, str]]] = mapped_column(Json, default=dict)
 
     item: Mapped[Item] = relationship(back_populates="option_groups")
     choices: Mapped[list[OptionChoice]] = relationship(
@@ -129,6 +135,8 @@ class OptionChoice(Base):
     # kcal it adds to its item's: negative for one that takes something away ("no cheese"); None: not known.
     calories: Mapped[int | None]
     position: Mapped[int] = mapped_column(default=0)
+    # {locale: {"name"}}: its name in other languages (server/domain/translations.py).
+    translations: Mapped[dict[str, dict[str, str]]] = mapped_column(Json, default=dict)
 
     group: Mapped[OptionGroup] = relationship(back_populates="choices")
 

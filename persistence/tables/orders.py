@@ -28,6 +28,8 @@ class Cart(Versioned, Timestamps, Base):
     customer_phone: Mapped[str | None] = mapped_column(String(20))
     status: Mapped[CartStatus] = mapped_column(str_enum(CartStatus, "cart_status"), default=CartStatus.OPEN)
     service_mode: Mapped[ServiceMode] = mapped_column(str_enum(ServiceMode, "service_mode"), default=ServiceMode.EAT_IN)
+    # The language the kiosk shows it in, one the branch offers; None: the branch's default.
+    locale: Mapped[str | None] = mapped_column(String(16))
 
     lines: Mapped[list[CartLine]] = relationship(order_by="CartLine.id", cascade="all, delete-orphan", lazy="selectin")
 
@@ -87,6 +89,8 @@ class Order(Versioned, Timestamps, Base):
     status: Mapped[OrderStatus] = mapped_column(str_enum(OrderStatus, "order_status"))
     currency: Mapped[str] = mapped_column(String(3))
     service_mode: Mapped[ServiceMode] = mapped_column(str_enum(ServiceMode, "service_mode"), default=ServiceMode.EAT_IN)
+    # The customer's language, its cart's at placement; None: placed before languages (its lines' names only).
+    locale: Mapped[str | None] = mapped_column(String(16))
     subtotal: Mapped[int]
     tax: Mapped[int]
     total: Mapped[int]
@@ -130,6 +134,10 @@ class OrderLine(Base):
     tax_rate_bp: Mapped[int | None]
     # The customer's note of the cart line: the kitchen's flag on the ticket.
     note: Mapped[str | None] = mapped_column(String(200))
+    # `name` and `options` are in the branch's kitchen locale at placement (the ticket's); these, in the order's
+    # locale (the kiosk's and the receipt's). None: as `name` and `options` (orders from before languages).
+    display_name: Mapped[str | None] = mapped_column(String(120))
+    display_options: Mapped[list[dict[str, Any]] | None] = mapped_column(Json)
 
     __table_args__ = (CheckConstraint("qty > 0", name="qty_positive"),)
 

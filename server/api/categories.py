@@ -4,7 +4,7 @@ Categories are the chain's catalogue, the same in every branch. Deleting one is 
 (`deleted_at`), and refused while it still holds items that are not deleted. Renaming or
 moving one, or giving it a daypart (`daypart_id`, server/api/dayparts.py: its items are sold
 only inside that window), sends `menu.item_updated` for each of its items to every branch
-offering it.
+offering it. `translations` are its name in other languages (server/api/translations.py).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from server.api.fields import PatchBody, Position
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.api.stock import announce_items
+from server.api.translations import NameTranslations, TranslationsOut
 from server.auth.permissions import Permission
 from server.errors import ApiError, not_found
 from server.validation import Input
@@ -38,6 +39,7 @@ class CategoryOut(BaseModel):
     name: str
     position: int
     daypart_id: int | None
+    translations: TranslationsOut
     deleted_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -51,6 +53,7 @@ class CategoryCreate(Input):
     name: str = Field(min_length=1, max_length=120)
     position: Position = 0
     daypart_id: DaypartId | None = None
+    translations: NameTranslations = Field(default_factory=dict)
 
 
 class CategoryUpdate(PatchBody):
@@ -63,6 +66,7 @@ class CategoryUpdate(PatchBody):
     name: str | None = Field(default=None, min_length=1, max_length=120)
     position: Position | None = None
     daypart_id: DaypartId | None = None
+    translations: NameTranslations | None = Field(default=None, description="the complete new map; {}: none")
 
 
 class CategoryQuery(PageQuery):
@@ -127,7 +131,8 @@ async def create_category(call: Call[CategoryCreate, None]) -> CategoryOut:
     errors = await daypart_errors(call, call.body.daypart_id)
     if errors:
         raise ApiError("invalid", "invalid body", {"errors": errors})
-    category = Category(name=call.body.name, position=call.body.position, daypart_id=call.body.daypart_id)
+    body = call.body.model_dump(mode="json")
+    category = Category(**body)
     call.session.add(category)
     await call.session.flush()
     return CategoryOut.model_validate(category)
@@ -146,7 +151,7 @@ async def update_category(call: Call[CategoryUpdate, None]) -> CategoryOut:
     category = await _load(call)
     if category.deleted_at is not None:
         raise ApiError("conflict", f"category {category.id} is deleted", {"category_id": category.id})
-    changes = call.body.model_dump(exclude_unset=True)
+    changes = call.body.model_dump(mode="json", exclude_unset=True)
     errors = await daypart_errors(call, changes["daypart_id"]) if "daypart_id" in changes else []
     if errors:
         raise ApiError("invalid", "invalid body", {"errors": errors})

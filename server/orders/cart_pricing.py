@@ -8,7 +8,7 @@ longer fit the item carries a `problem` instead of silently changing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +41,8 @@ class Offer:
     tax_category_id: int | None = None
     # The first of its windows that does not hold the branch's time now: not sold until it does.
     closed: Window | None = None
+    # The catalogue's item, its names in every locale (the offer's own are in the cart's locale).
+    source: CatalogueItem | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,24 @@ class PricedLine:
     problem: LineProblem | None
     # The rate its total is taxed at: its item's tax category's in the cart's service mode.
     tax_rate_bp: int = 0
+    # The catalogue's item, for its names in another locale (None: the item row is gone).
+    source: CatalogueItem | None = None
+
+    def named_in(self, chain: Sequence[str]) -> tuple[str, list[dict[str, Any]]]:
+        """The line's name and its options as order lines keep them, in the first locale of `chain` that has each
+        text (the kitchen's, for the ticket)."""
+        if self.source is None:
+            return self.name, self.options()
+        item = self.source.in_locale(chain)
+        groups = {group.id: group for group in item.groups}
+        options = []
+        for option in self.chosen_options():
+            group = groups.get(option.group_id)
+            choice = next((c for c in group.choices if c.id == option.choice_id), None) if group else None
+            if group is not None and choice is not None:
+                option = option.model_copy(update={"group": group.name, "name": choice.name})
+            options.append(option.model_dump(mode="json"))
+        return item.name, options
 
     def chosen_options(self) -> list[ChosenOption]:
         """The chosen options, in the order they were picked."""
@@ -112,24 +132,27 @@ async def offers(
     """
     items = await catalogue_of(session).items(session, cart.catalogue_version, item_ids)
     moment = now or utcnow()
+    chain = cart.chain()
     return {
-        item_id: _offer(item, cart.levels.get(item_id), all_open(item.windows, moment, cart.timezone))
+        item_id: _offer(item, cart.levels.get(item_id), all_open(item.windows, moment, cart.timezone), chain)
         for item_id, item in items.items()
     }
 
 
-def _offer(item: CatalogueItem, level: Level | None, closed: Window | None = None) -> Offer:
+def _offer(item: CatalogueItem, level: Level | None, closed: Window | None, chain: Sequence[str]) -> Offer:
     offered = level is not None and item.on_menu
+    shown = item.in_locale(chain)
     return Offer(
         item.item_id,
-        item.name,
+        shown.name,
         item.price,
-        item.groups,
+        shown.groups,
         offered,
         offered and level is not None and level.available,
         None if level is None else level.stock,
         item.tax_category_id,
         closed,
+        item,
     )
 
 
@@ -158,7 +181,7 @@ def price_line(line: CartLineRecord, offer: Offer | None, qty_in_cart: int, tax_
         # Not over an options problem: order.place refuses those lines, and must not place them without options.
         problem = LineProblem("out_of_stock", f"only {offer.stock} {offer.name} left")
     total = pricing.line_total(unit, line.qty)
-    return PricedLine(line, offer.name, offer.price, chosen, unit, total, problem, tax_rate_bp)
+    return PricedLine(line, offer.name, offer.price, chosen, unit, total, problem, tax_rate_bp, offer.source)
 
 
 @dataclass(frozen=True)
@@ -187,6 +210,7 @@ class PricedCart:
             device_id=cart.device_id,
             currency=cart.currency,
             service_mode=cart.service_mode,
+            locale=cart.display_locale,
             customer_phone=cart.customer_phone,
             customer=(
                 None

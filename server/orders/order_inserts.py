@@ -42,7 +42,18 @@ _ORDERS, _LINES, _DEADLINES = table(Order), table(OrderLine), table(Deadline)
 _ORDER_NAMES = tuple(f.name for f in fields(OrderRecord) if f.name != "lines")
 _ORDER_COLUMNS = tuple(_ORDERS.c[name] for name in _ORDER_NAMES)
 # A line's columns but its id and its order's.
-_LINE_NAMES = ("item_id", "name", "qty", "unit_price", "options", "line_total", "tax_rate_bp", "note")
+_LINE_NAMES = (
+    "item_id",
+    "name",
+    "qty",
+    "unit_price",
+    "options",
+    "line_total",
+    "tax_rate_bp",
+    "note",
+    "display_name",
+    "display_options",
+)
 _LINE_COLUMNS = tuple(_LINES.c[f.name] for f in fields(OrderLineRecord))
 
 
@@ -58,6 +69,9 @@ class NewLine:
     line_total: int
     tax_rate_bp: int
     note: str | None
+    # The name and options in the order's locale (`name` and `options` are in the kitchen's).
+    display_name: str | None = None
+    display_options: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

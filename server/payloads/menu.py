@@ -9,6 +9,12 @@ AsyncAPI document and the command replies; the dicts are built directly.
 
 Items and choices carry their allergens and calories, a choice's being what it adds to its item's: a kiosk works
 out a line's from the item and the choices picked, and may filter the menu by them.
+
+Names and descriptions are in a locale: the snapshot's and `menu.get`'s in the one asked for (the
+connection's, falling back to the branch's default, then to the base names), the events'
+(published once to every device of the branch) in the branch's default. Categories, items,
+groups and choices also carry `translations`, all their texts by locale, so that a device
+showing another locale renders an event's item in it (server/domain/translations.py).
 """
 
 from __future__ import annotations
@@ -25,6 +31,19 @@ from persistence.base import utcnow
 from persistence.enums import Allergen, ServiceMode
 from persistence.tables import Branch, Category, Daypart, Item, ItemAvailability
 from server.domain.dayparts import Window, all_open
+from server.domain.translations import fallback_chain, pick
+
+
+class MenuTexts(BaseModel):
+    """A row's texts in one locale: its name, and an item's description where it has one there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str | None = None
+
+
+TRANSLATIONS_DESCRIPTION = "its texts by locale code (`de`, `pt-BR`): pick the device's locale, then its language"
 
 
 class MenuChoice(BaseModel):
@@ -38,6 +57,7 @@ class MenuChoice(BaseModel):
     is_default: bool
     allergens: list[Allergen] = Field(description="the allergens it adds to its item's, in the EU's order")
     calories: int | None = Field(description="the kcal it adds to its item's (may be negative); null: not known")
+    translations: dict[str, MenuTexts] = Field(default_factory=dict, description=TRANSLATIONS_DESCRIPTION)
 
 
 class MenuOptionGroup(BaseModel):
@@ -50,6 +70,7 @@ class MenuOptionGroup(BaseModel):
     min_select: int
     max_select: int
     choices: list[MenuChoice]
+    translations: dict[str, MenuTexts] = Field(default_factory=dict, description=TRANSLATIONS_DESCRIPTION)
 
 
 class MenuWindow(BaseModel):
@@ -86,6 +107,7 @@ class MenuItem(BaseModel):
         description="its own daypart's window and its category's, of those it has: sold only inside all of them"
     )
     option_groups: list[MenuOptionGroup]
+    translations: dict[str, MenuTexts] = Field(default_factory=dict, description=TRANSLATIONS_DESCRIPTION)
 
 
 class MenuCategory(BaseModel):
@@ -97,6 +119,7 @@ class MenuCategory(BaseModel):
     name: str
     position: int
     items: list[MenuItem]
+    translations: dict[str, MenuTexts] = Field(default_factory=dict, description=TRANSLATIONS_DESCRIPTION)
 
 
 class MenuSnapshot(BaseModel):
@@ -107,6 +130,9 @@ class MenuSnapshot(BaseModel):
     branch_id: int
     currency: str | None
     service_modes: list[ServiceMode] = Field(description="eat in, take away: what the branch offers, default first")
+    locale: str = Field(default="en", description="the locale its names and descriptions are in")
+    default_locale: str = Field(default="en", description="the branch's: the locale of the menu's events' names")
+    locales: list[str] = Field(default_factory=lambda: ["en"], description="what the branch's kiosks offer")
     categories: list[MenuCategory]
 
 
@@ -199,11 +225,23 @@ async def _clock(session: AsyncSession, branch: Branch | None, now: datetime | N
     return _Clock(await windows(session), branch.timezone if branch else "UTC", now or utcnow())
 
 
-async def branch_menu(session: AsyncSession, branch_id: int, now: datetime | None = None) -> dict[str, Any]:
-    """The menu of one branch at `now` (the present by default): only items it offers and that are not deleted, each
-    with its availability."""
+def menu_locale(branch: Branch | None, locale: str | None) -> str:
+    """The locale a menu of the branch is shown in for one asking for `locale`: it, when the branch offers it, else
+    the branch's default."""
+    if branch is None:
+        return locale or "en"
+    return locale if locale is not None and locale in branch.locales else branch.default_locale
+
+
+async def branch_menu(
+    session: AsyncSession, branch_id: int, now: datetime | None = None, *, locale: str | None = None
+) -> dict[str, Any]:
+    """The menu of one branch at `now` (the present by default), its texts in `locale` (None, or one the branch does
+    not offer: its default): only items it offers and that are not deleted, each with its availability."""
     branch = await session.get(Branch, branch_id)
     clock = await _clock(session, branch, now)
+    shown = menu_locale(branch, locale)
+    chain = fallback_chain(shown, branch.default_locale if branch else None)
     statement = _offered(branch_id).order_by(Category.position, Category.id, Item.position, Item.id)
     rows = (await session.execute(statement)).all()
     categories = (
@@ -213,13 +251,22 @@ async def branch_menu(session: AsyncSession, branch_id: int, now: datetime | Non
     ).all()
     items_by_category: dict[int, list[dict[str, Any]]] = {}
     for item, offer, category_daypart in rows:
-        items_by_category.setdefault(item.category_id, []).append(_item(item, offer, category_daypart, clock))
+        items_by_category.setdefault(item.category_id, []).append(_item(item, offer, category_daypart, clock, chain))
     return {
         "branch_id": branch_id,
         "currency": branch.currency if branch else None,
         "service_modes": branch.service_modes if branch else [],
+        "locale": shown,
+        "default_locale": branch.default_locale if branch else shown,
+        "locales": branch.locales if branch else [shown],
         "categories": [
-            {"id": c.id, "name": c.name, "position": c.position, "items": items_by_category[c.id]}
+            {
+                "id": c.id,
+                "name": pick(c.translations, "name", chain, c.name),
+                "position": c.position,
+                "items": items_by_category[c.id],
+                "translations": c.translations,
+            }
             for c in categories
             if c.id in items_by_category
         ],
@@ -229,25 +276,28 @@ async def branch_menu(session: AsyncSession, branch_id: int, now: datetime | Non
 async def branch_item(
     session: AsyncSession, branch_id: int, item_id: int, now: datetime | None = None
 ) -> dict[str, Any] | None:
-    """One item exactly as the branch's menu shows it at `now` (the present by default); None when it is not on that
-    menu."""
+    """One item exactly as the branch's menu shows it at `now` (the present by default), named in the branch's default
+    locale (as events carry it); None when it is not on that menu."""
     # populate_existing: within a transaction that just changed the item, read what was written
     # (option groups in display order, the stock the UPDATE left) rather than the objects as they were built.
     statement = _offered(branch_id).where(Item.id == item_id).execution_options(populate_existing=True)
     row = (await session.execute(statement)).one_or_none()
     if row is None:
         return None
-    clock = await _clock(session, await session.get(Branch, branch_id), now)
-    return _item(row[0], row[1], row[2], clock)
+    branch = await session.get(Branch, branch_id)
+    clock = await _clock(session, branch, now)
+    return _item(row[0], row[1], row[2], clock, fallback_chain(branch.default_locale if branch else None, None))
 
 
-def _item(item: Item, offer: ItemAvailability, category_daypart: int | None, clock: _Clock) -> dict[str, Any]:
+def _item(
+    item: Item, offer: ItemAvailability, category_daypart: int | None, clock: _Clock, chain: tuple[str, ...]
+) -> dict[str, Any]:
     windows = clock.windows(item, category_daypart)
     return {
         "id": item.id,
         "category_id": item.category_id,
-        "name": item.name,
-        "description": item.description,
+        "name": pick(item.translations, "name", chain, item.name),
+        "description": pick(item.translations, "description", chain, item.description),
         "image_url": item.image_url,
         "price": item.price,
         "allergens": item.allergens,
@@ -260,21 +310,24 @@ def _item(item: Item, offer: ItemAvailability, category_daypart: int | None, clo
         "option_groups": [
             {
                 "id": group.id,
-                "name": group.name,
+                "name": pick(group.translations, "name", chain, group.name),
                 "min_select": group.min_select,
                 "max_select": group.max_select,
                 "choices": [
                     {
                         "id": c.id,
-                        "name": c.name,
+                        "name": pick(c.translations, "name", chain, c.name),
                         "price_delta": c.price_delta,
                         "is_default": c.is_default,
                         "allergens": c.allergens,
                         "calories": c.calories,
+                        "translations": c.translations,
                     }
                     for c in group.choices
                 ],
+                "translations": group.translations,
             }
             for group in item.option_groups
         ],
+        "translations": item.translations,
     }

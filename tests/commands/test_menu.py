@@ -201,6 +201,7 @@ async def test_menu_get_answers_the_menu_snapshot(services: Services, world: Wor
         "orderable": True,
         "dayparts": [],
         "option_groups": [],
+        "translations": {},
     }
     kiosk = Principal(kind="device", id=7, branch_id=world.branch_a, device_kind=DeviceKind.KIOSK)
     kitchen = Principal(kind="device", id=8, branch_id=world.branch_a, device_kind=DeviceKind.KITCHEN_DISPLAY)
@@ -241,6 +242,9 @@ async def test_menu_get_names_the_branch_only_for_chain_wide_users(
         "branch_id": world.branch_b,
         "currency": "USD",
         "service_modes": ["eat_in", "takeaway"],
+        "locale": "en",
+        "default_locale": "en",
+        "locales": ["en"],
         "categories": [],
     }
     assert reply["data"] == expected
