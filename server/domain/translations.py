@@ -29,7 +29,7 @@ class InvalidLocale(ValueError):
 
 def normalize_locale(code: str) -> str:
     """The locale code in canonical case (`PT-br` → `pt-BR`); `InvalidLocale` when it is not one."""
-    match = _LOCALE.match(code) if isinstance(code, str) and len(code) <= MAX_LOCALE_LENGTH else None
+    match = _LOCALE.fullmatch(code) if isinstance(code, str) and len(code) <= MAX_LOCALE_LENGTH else None
     if match is None:
         raise InvalidLocale(f"{code!r} is not a locale code like de, en or pt-BR")
     language, script, region = match.groups()
