@@ -75,6 +75,31 @@ async def test_demo_creates_a_branch_with_a_menu_in_display_order(db: Database) 
     assert all(item.price > 0 for item in items)
 
 
+async def test_demo_branch_is_german_and_names_every_row_in_german_and_english(db: Database) -> None:
+    """The branch offers de (its default and its kitchen's) and en; every category, item, option group and choice
+    has a German and an English name, and every item a description in both."""
+    await _seed(db)
+    async with db.session() as session:
+        [branch] = (await session.scalars(select(Branch))).all()
+        rows = [
+            *(await session.scalars(select(Category))).all(),
+            *(await session.scalars(select(OptionGroup))).all(),
+            *(await session.scalars(select(OptionChoice))).all(),
+        ]
+        items = (await session.scalars(select(Item))).all()
+    assert (branch.default_locale, branch.locales, branch.kitchen_locale) == ("de", ["de", "en"], "de")
+    for row in rows:
+        assert sorted(row.translations) == ["de", "en"], row.name
+        assert row.translations["en"]["name"] == row.name
+    for item in items:
+        assert {locale: set(texts) for locale, texts in item.translations.items()} == {
+            "de": {"name", "description"},
+            "en": {"name", "description"},
+        }, item.name
+    by_name = {item.name: item.translations["de"]["name"] for item in items}
+    assert (by_name["Fries"], by_name["Chicken Burger"]) == ("Pommes", "Hähnchenburger")
+
+
 async def test_demo_taxes_food_by_service_mode_and_drinks_at_one_rate(db: Database) -> None:
     """Burgers and sides are food (19 % eaten in, 7 % taken away), drinks are drinks (19 % either way), as in
     Germany; the branch offers both modes, eat-in first."""
@@ -101,8 +126,8 @@ async def test_demo_breakfast_is_sold_from_6_until_11_in_the_branchs_time(db: Da
     async with db.session() as session:
         [daypart] = (await session.scalars(select(Daypart))).all()
         in_daypart = (await session.scalars(select(Category.name).where(Category.daypart_id == daypart.id))).all()
-        morning = await branch_menu(session, result.branch_id, datetime(2026, 12, 7, 8, 0, tzinfo=UTC))
-        noon = await branch_menu(session, result.branch_id, datetime(2026, 12, 7, 10, 0, tzinfo=UTC))
+        morning = await branch_menu(session, result.branch_id, datetime(2026, 12, 7, 8, 0, tzinfo=UTC), locale="en")
+        noon = await branch_menu(session, result.branch_id, datetime(2026, 12, 7, 10, 0, tzinfo=UTC), locale="en")
     assert (daypart.name, daypart.starts_at, daypart.ends_at) == ("Breakfast", time(6), time(11))
     assert in_daypart == ["Breakfast"]
 
