@@ -68,13 +68,17 @@ class Fleet:
 async def _branch(session: AsyncSession) -> Branch:
     branch = await session.scalar(select(Branch).where(Branch.name == BRANCH_NAME))
     if branch is None:
-        # Money and the business day like the first branch's (the demo's), so totals read familiar.
+        # Money, the business day and the languages like the first branch's (the demo's), so totals read familiar
+        # and kiosks have languages to pick from.
         model = await session.scalar(select(Branch).order_by(Branch.id).limit(1))
         branch = Branch(
             name=BRANCH_NAME,
             currency=model.currency if model else "EUR",
             timezone=model.timezone if model else "UTC",
             tax_rate_bp=model.tax_rate_bp if model else 0,
+            default_locale=model.default_locale if model else "en",
+            locales=list(model.locales) if model else ["en"],
+            kitchen_locale=model.kitchen_locale if model else "en",
             address="load generator",
         )
         session.add(branch)
