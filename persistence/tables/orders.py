@@ -135,7 +135,8 @@ class OrderLine(Base):
     # The customer's note of the cart line: the kitchen's flag on the ticket.
     note: Mapped[str | None] = mapped_column(String(200))
     # `name` and `options` are in the branch's kitchen locale at placement (the ticket's); these, in the order's
-    # locale (the kiosk's and the receipt's). None: as `name` and `options` (orders from before languages).
+    # locale (the kiosk's and the receipt's). None: as `name` and `options` (the same in both, or from before
+    # languages).
     display_name: Mapped[str | None] = mapped_column(String(120))
     display_options: Mapped[list[dict[str, Any]] | None] = mapped_column(Json)
 

@@ -176,11 +176,13 @@ async def _create(ctx: CommandContext, cart: CartRecord, priced: PricedCart) -> 
         **dict.fromkeys(("paid_at", "started_at", "ready_at", "completed_at", "cancelled_at", "refunded_at"), None),
         "cancel_reason": None,
     }
-    # The ticket's names in the kitchen's locale, the customer's in the cart's (as priced).
+    # The ticket's names in the kitchen's locale, the customer's in the cart's (as priced); the customer's are kept
+    # only where they differ (null: as the kitchen's).
     kitchen = cart.chain(kitchen=True)
     lines = []
     for line in priced.lines:
         name, options = line.named_in(kitchen)
+        shown = line.options()
         lines.append(
             NewLine(
                 line.line.item_id,
@@ -191,8 +193,8 @@ async def _create(ctx: CommandContext, cart: CartRecord, priced: PricedCart) -> 
                 line.line_total,
                 line.tax_rate_bp,
                 line.line.note,
-                line.name,
-                line.options(),
+                None if line.name == name else line.name,
+                None if shown == options else shown,
             )
         )
     due = now + timedelta(seconds=ctx.settings.ORDER_PAYMENT_TIMEOUT_S)

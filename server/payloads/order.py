@@ -158,6 +158,16 @@ def order_data(order: AnyOrder, *, customer: bool = False) -> dict[str, Any]:
     return view.model_dump(mode="json")
 
 
+def _bilingual(order: AnyOrder) -> bool:
+    """Whether a line of the order has names for the customer other than the kitchen's."""
+    lines: Sequence[OrderLine | OrderLineRecord] = order.lines
+    return any(
+        (line.display_name is not None and line.display_name != line.name)
+        or (line.display_options is not None and line.display_options != line.options)
+        for line in lines
+    )
+
+
 def board_place(order: AnyOrder) -> dict[str, Any]:
     """The order's number as a column of the board snapshot lists it."""
     return BoardPlace(order_id=order.id, version=flushed(order).version, number=order.number).model_dump(mode="json")
@@ -177,7 +187,8 @@ def announce(emit: Emit, order: AnyOrder, *, recalled: bool = False, previous: O
     event = "order.recalled" if recalled else _EVENT[order.status]
     emit(names.branch_orders(order.branch_id), event, data)
     if order.device_id is not None:
-        emit(names.device(order.device_id), event, order_data(order, customer=True))
+        # Built again only when the customer's names differ from the kitchen's (a kiosk in another language).
+        emit(names.device(order.device_id), event, order_data(order, customer=True) if _bilingual(order) else data)
     in_kitchen = order.status in (OrderStatus.PAID, OrderStatus.PREPARING, OrderStatus.READY, OrderStatus.COMPLETED)
     if in_kitchen or (order.status == OrderStatus.REFUNDED):
         emit(names.branch_kitchen(order.branch_id), _KITCHEN_EVENT.get(order.status, event), data)

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 
 from channels import names
 from channels.frames import parse_client_frame
-from persistence.tables import Branch, Item, OptionChoice, OptionGroup, OutboxEvent
+from persistence.tables import Branch, Item, OptionChoice, OptionGroup, OrderLine, OutboxEvent
 from server.commands.router import execute
 from server.payloads.menu import branch_menu
 from tests.shop import COMMANDS, LIMIT_S, Shop
@@ -119,6 +119,9 @@ async def test_the_order_names_its_lines_in_its_locale_for_the_kiosk_and_in_the_
     placed = {channel: data for channel, event, data in await _events(shop) if event == "order.placed"}
     assert _names(placed[names.device(shop.kiosk.id)]) == english
     assert _names(placed[names.branch_orders(shop.branch_id)]) == german_names
+    async with shop.services.db.session() as session:
+        stored = (await session.execute(select(OrderLine.display_name).order_by(OrderLine.id))).scalars().all()
+    assert stored == ["Burger (en)", None, None]  # kept only where the kitchen's differ
 
     async with shop.services.db.session() as session:
         await session.execute(update(Item).where(Item.id == shop.burger).values(translations={}))
