@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy import select
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -28,7 +28,7 @@ from persistence.tables import Branch
 from server.auth.principals import Principal
 from server.auth.tokens import TokenClaims
 from server.commands.router import CommandRegistry, execute
-from server.domain.translations import InvalidLocale, normalize_locale
+from server.domain.translations import MAX_LOCALE_LENGTH, InvalidLocale, normalize_locale
 from server.errors import ApiError
 from server.realtime.limits import Allowance, SocketLimits
 from server.realtime.transport import SocketTransport
@@ -58,9 +58,14 @@ class Hello(BaseModel):
     # which the connection uses.
     locale: str | None = Field(
         default=None,
-        max_length=64,
         description="the customer's language (`de`, `pt-BR`): the menu snapshot's, `menu.get`'s and new carts'",
     )
+
+    @field_validator("locale", mode="before")
+    @classmethod
+    def _any_locale(cls, value: object) -> object:
+        # Anything but a locale code's length of text is no locale asked: the hello stands.
+        return value if isinstance(value, str) and len(value) <= MAX_LOCALE_LENGTH else None
 
 
 class SubscribeData(BaseModel):

@@ -56,6 +56,8 @@ async def test_a_kiosks_hello_locale_names_its_menu_snapshot_and_one_not_offered
             ({"locale": "EN"}, "en", "Cheeseburger (en)"),
             ({"locale": "fr"}, None, "Käseburger"),
             ({"locale": "no locale"}, None, "Käseburger"),
+            ({"locale": 42}, None, "Käseburger"),
+            ({"locale": "x" * 100}, None, "Käseburger"),
             ({}, None, "Käseburger"),
         ):
             async with raw_socket(live.ws) as ws:
