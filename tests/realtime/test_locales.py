@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import update
 
 from channels import names
+from channels.client import DeviceClient
 from persistence.enums import DeviceKind
 from persistence.tables import Branch, Item
 from server.services import Services
@@ -86,3 +87,13 @@ async def test_kiosks_of_two_locales_connecting_together_each_get_their_own_snap
         got = await asyncio.gather(*(connect(t, loc) for t, loc in zip(tokens, ("en", "de", "en"), strict=True)))
     assert [name for _, name in got] == ["Cheeseburger (en)", "Käseburger", "Cheeseburger (en)"]
     assert len({seq for seq, _ in got}) == 1, json.dumps(got)
+
+
+async def test_the_device_client_says_its_locale_in_hello(services: Services, world: World) -> None:
+    """`DeviceClient(locale=...)` is welcomed in it and reads the menu in it."""
+    await _german_branch(services, world)
+    _, token = await add_device(services, world.branch_a, DeviceKind.KIOSK)
+    async with live_server(services) as live, DeviceClient(live.ws, token, locale="en") as client:
+        assert client.welcome["locale"] == "en"
+        menu = await client.command("menu.get")
+        assert menu["categories"][0]["items"][0]["name"] == "Cheeseburger (en)"
