@@ -63,6 +63,8 @@ class Fleet:
     terminals: dict[int, SimDevice]
     kitchens: list[SimDevice]
     boards: list[SimDevice]
+    # The languages the branch offers: each kiosk says one of them in its hello.
+    locales: tuple[str, ...] = ()
 
 
 async def _branch(session: AsyncSession) -> Branch:
@@ -161,6 +163,7 @@ async def provision_in(root: Path, env: dict[str, str], *, kiosks: int, kitchens
         {int(terminal_id): device(row) for terminal_id, row in fleet["terminals"].items()},
         [device(row) for row in fleet["kitchens"]],
         [device(row) for row in fleet["boards"]],
+        tuple(fleet.get("locales", ())),
     )
 
 
@@ -193,6 +196,7 @@ async def provision(db: Database, codec: TokenCodec, *, kiosks: int, kitchens: i
             terminals,
             [signed(device) for device in kitchen_rows],
             [signed(device) for device in board_rows],
+            tuple(branch.locales),
         )
 
 

@@ -44,6 +44,7 @@ from bench.sim_client import SimClient, Wants, wants_board, wants_payment, wants
 from bench.tally import Outcomes, Tally
 from channels.client import CommandFailed, HandshakeRefused
 from channels.reconnecting import ReconnectingDevice
+from persistence.enums import DeviceKind
 from server.cli import CommandError, load_settings
 
 FINAL = {"approved", "declined", "failed", "cancelled", "expired", "needs_refund"}
@@ -150,11 +151,14 @@ class Simulation:
     async def _connect(self, device: SimDevice, index: int, wants: Wants) -> ReconnectingDevice:
         renew = None if self.renew is None else partial(self.renew, device)
         count = len(self.urls)
+        # A kiosk greets its customers in a language of the branch's, picked at random.
+        locales = self.fleet.locales if device.kind == DeviceKind.KIOSK else ()
+        locale = self.rng.choice(locales) if locales else None
         client = ReconnectingDevice(
             [self.urls[(index + step) % count] for step in range(count)],  # its own instance first
             device.token,
             renew=renew,
-            make_client=partial(SimClient, wants=wants),
+            make_client=partial(SimClient, wants=wants, locale=locale),
             counts=self.tally.connections,
             rng=random.Random(self.rng.random()),
         )
@@ -202,11 +206,12 @@ class Simulation:
         return True
 
     def _new_cart(self) -> dict[str, Any]:
-        """`cart.create` data: a random service mode and locale of those the branch offers."""
+        """`cart.create` data: a random service mode of those the branch offers; the cart's locale is its kiosk's
+        (said in its hello) unless the fleet knew none, then a random one the branch offers."""
         data: dict[str, Any] = {}
         if self.service_modes:
             data["service_mode"] = self.rng.choice(self.service_modes)
-        if self.locales:
+        if self.locales and not self.fleet.locales:
             data["locale"] = self.rng.choice(self.locales)
         return data
 

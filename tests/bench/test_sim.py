@@ -48,6 +48,7 @@ async def test_the_simulator_orders_pays_cooks_and_counts_what_the_server_did(se
     fleet = await provision(services.db, services.tokens, kiosks=2, kitchens=2, boards=1)
     again = await provision(services.db, services.tokens, kiosks=2, kitchens=2, boards=1)
     assert [k.id for k in again.kiosks] == [k.id for k in fleet.kiosks]  # devices are reused, not added again
+    assert fleet.locales == ("de", "en")
     async with live_server(services) as live:
         plan = Plan(
             urls=[live.ws],
