@@ -81,7 +81,7 @@ async def test_demo_branch_is_german_and_names_every_row_in_german_and_english(d
     await _seed(db)
     async with db.session() as session:
         [branch] = (await session.scalars(select(Branch))).all()
-        rows = [
+        rows: list[Category | OptionGroup | OptionChoice] = [
             *(await session.scalars(select(Category))).all(),
             *(await session.scalars(select(OptionGroup))).all(),
             *(await session.scalars(select(OptionChoice))).all(),
