@@ -67,18 +67,24 @@ class Fleet:
     boards: list[SimDevice]
     # A display of each kitchen station, by station code (none: the branch has no stations).
     stations: dict[str, SimDevice] = field(default_factory=dict)
+    # The languages the branch offers: each kiosk says one of them in its hello.
+    locales: tuple[str, ...] = ()
 
 
 async def _branch(session: AsyncSession) -> Branch:
     branch = await session.scalar(select(Branch).where(Branch.name == BRANCH_NAME))
     if branch is None:
-        # Money and the business day like the first branch's (the demo's), so totals read familiar.
+        # Money, the business day and the languages like the first branch's (the demo's), so totals read familiar
+        # and kiosks have languages to pick from.
         model = await session.scalar(select(Branch).order_by(Branch.id).limit(1))
         branch = Branch(
             name=BRANCH_NAME,
             currency=model.currency if model else "EUR",
             timezone=model.timezone if model else "UTC",
             tax_rate_bp=model.tax_rate_bp if model else 0,
+            default_locale=model.default_locale if model else "en",
+            locales=list(model.locales) if model else ["en"],
+            kitchen_locale=model.kitchen_locale if model else "en",
             address="load generator",
         )
         session.add(branch)
@@ -192,6 +198,8 @@ async def provision_in(root: Path, env: dict[str, str], *, kiosks: int, kitchens
         {int(terminal_id): device(row) for terminal_id, row in fleet["terminals"].items()},
         [device(row) for row in fleet["kitchens"]],
         [device(row) for row in fleet["boards"]],
+        {code: device(row) for code, row in fleet.get("stations", {}).items()},
+        tuple(fleet.get("locales", ())),
     )
 
 
@@ -229,6 +237,7 @@ async def provision(
             [signed(device) for device in kitchen_rows],
             [signed(device) for device in board_rows],
             {code: signed(device) for code, device in station_rows.items()},
+            tuple(branch.locales),
         )
 
 

@@ -48,6 +48,7 @@ from bench.sim_stations import StationDisplays, wants_tickets
 from bench.tally import Outcomes, Tally
 from channels.client import CommandFailed, HandshakeRefused
 from channels.reconnecting import ReconnectingDevice
+from persistence.enums import DeviceKind
 from server.cli import CommandError, load_settings
 
 FINAL = {"approved", "declined", "failed", "cancelled", "expired", "needs_refund"}
@@ -55,6 +56,8 @@ PAYMENT_TRIES = 3
 CONNECT_BATCH = 200
 DRAIN_S = 15.0
 REPLY_TIMEOUT_S = 30.0
+# The share of carts whose customer switches language before ordering (cart.set_locale).
+SWITCH_LOCALE = 0.2
 # What a kitchen display still has to do for a ticket, by the status the ticket shows.
 KITCHEN_STEPS = {
     "paid": ("order.start", "order.ready", "order.complete"),
@@ -134,6 +137,7 @@ class Simulation:
         self.menu: list[dict[str, Any]] = []
         # The branch's service modes: each cart is eaten in or taken away at random, as customers choose.
         self.service_modes: list[str] = []
+        self.locales: list[str] = []
         self.approved_at: dict[int, float] = {}
         self.ready_at: dict[int, float] = {}
         self.payments: dict[int, Outcomes] = {}
@@ -158,11 +162,14 @@ class Simulation:
     async def _connect(self, device: SimDevice, index: int, wants: Wants) -> ReconnectingDevice:
         renew = None if self.renew is None else partial(self.renew, device)
         count = len(self.urls)
+        # A kiosk greets its customers in a language of the branch's, picked at random.
+        locales = self.fleet.locales if device.kind == DeviceKind.KIOSK else ()
+        locale = self.rng.choice(locales) if locales else None
         client = ReconnectingDevice(
             [self.urls[(index + step) % count] for step in range(count)],  # its own instance first
             device.token,
             renew=renew,
-            make_client=partial(SimClient, wants=wants),
+            make_client=partial(SimClient, wants=wants, locale=locale),
             counts=self.tally.connections,
             rng=random.Random(self.rng.random()),
         )
@@ -211,6 +218,16 @@ class Simulation:
             return False
         return True
 
+    def _new_cart(self) -> dict[str, Any]:
+        """`cart.create` data: a random service mode of those the branch offers; the cart's locale is its kiosk's
+        (said in its hello) unless the fleet knew none, then a random one the branch offers."""
+        data: dict[str, Any] = {}
+        if self.service_modes:
+            data["service_mode"] = self.rng.choice(self.service_modes)
+        if self.locales and not self.fleet.locales:
+            data["locale"] = self.rng.choice(self.locales)
+        return data
+
     def _lines(self) -> list[dict[str, Any]]:
         lines = []
         for item in self.rng.sample(self.menu, k=min(len(self.menu), self.rng.randint(1, 3))):
@@ -251,10 +268,15 @@ class Simulation:
         while self._more_orders() and not client.closed.is_set():
             self.tally.placed += 1  # counted before the reply, so --orders is never overshot
             try:
-                mode = {"service_mode": self.rng.choice(self.service_modes)} if self.service_modes else {}
-                cart = await client.command("cart.create", mode, timeout=REPLY_TIMEOUT_S)
+                cart = await client.command("cart.create", self._new_cart(), timeout=REPLY_TIMEOUT_S)
                 for line in self._lines():
                     await client.command("cart.add", {"cart_id": cart["id"], **line}, timeout=REPLY_TIMEOUT_S)
+                if len(self.locales) > 1 and self.rng.random() < SWITCH_LOCALE:
+                    # The customer switches language half way.
+                    other = self.rng.choice([locale for locale in self.locales if locale != cart["locale"]])
+                    await client.command(
+                        "cart.set_locale", {"cart_id": cart["id"], "locale": other}, timeout=REPLY_TIMEOUT_S
+                    )
                 sent = time.monotonic()
                 order = await client.command("order.place", {"cart_id": cart["id"]}, timeout=REPLY_TIMEOUT_S)
                 self.tally.place_s.append(time.monotonic() - sent)
@@ -456,6 +478,7 @@ class Simulation:
         menu = await kiosks[0].command("menu.get")
         self.menu = [item for category in menu["categories"] for item in category["items"] if item["orderable"]]
         self.service_modes = list(menu["service_modes"])
+        self.locales = list(menu.get("locales", []))
         if not self.menu:
             raise CommandError("the simulator's branch sells nothing orderable")
         for kiosk, device in zip(kiosks, self.fleet.kiosks, strict=True):

@@ -56,8 +56,9 @@ class SimClient(DeviceClient):
         resume: dict[str, dict[str, Any]] | None = None,
         stream: asyncio.Queue[dict[str, Any]] | None = None,
         versions: Versions | None = None,
+        locale: str | None = None,
     ) -> None:
-        super().__init__(url, token, resume=resume, stream=stream, versions=versions)
+        super().__init__(url, token, resume=resume, stream=stream, versions=versions, locale=locale)
         self.wants = wants
 
     def skips(self, text: str | bytes) -> bool:

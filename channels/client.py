@@ -64,9 +64,12 @@ class DeviceClient:
         resume: dict[str, dict[str, Any]] | None = None,
         stream: asyncio.Queue[dict[str, Any]] | None = None,
         versions: Versions | None = None,
+        locale: str | None = None,
     ) -> None:
         self.url = url
         self.token = token
+        # The customer's language, said in every hello (docs/protocol.md "Languages"); None: the branch's default.
+        self.locale = locale
         self.welcome: dict[str, Any] = {}
         self.positions: dict[str, tuple[int, str]] = {
             channel: (int(place["seq"]), str(place["epoch"])) for channel, place in (resume or {}).items()
@@ -92,6 +95,8 @@ class DeviceClient:
         hello: dict[str, Any] = {"type": "hello", "token": self.token}
         if self._resume:
             hello["resume"] = self._resume
+        if self.locale is not None:
+            hello["locale"] = self.locale
         try:
             # A server that turns the socket away at once (1013, busy) may have closed it before the hello goes.
             await self._ws.send(json.dumps(hello))

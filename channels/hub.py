@@ -30,7 +30,8 @@ from channels.wire import wire_frame
 
 log = logging.getLogger("channels.hub")
 
-SnapshotSource = Callable[[ChannelName], Awaitable[Any]]
+# A channel's snapshot, in a locale (None: the channel's default): a kiosk reads its menu in its customer's language.
+SnapshotSource = Callable[[ChannelName, str | None], Awaitable[Any]]
 
 
 def close_message(
@@ -71,6 +72,8 @@ class Subscriber:
     principal: str
     transport: Transport
     session_id: str | None = None
+    # The locale its snapshots are read in (None: each channel's default); live events are the same for everyone.
+    locale: str | None = None
     # channel -> (epoch, last seq sent)
     positions: dict[str, tuple[str, int]] = field(default_factory=dict)
     # channel -> deliveries held back while the channel is being synced
@@ -153,7 +156,7 @@ class Hub:
         subscriber.pending.setdefault(channel, [])
         self._channels[channel].add(subscriber)
         try:
-            return await self._missed(channel, since)
+            return await self._missed(channel, since, subscriber.locale)
         except BaseException:
             await self.leave(subscriber, channel)
             raise
@@ -179,7 +182,7 @@ class Hub:
             del self._channels[channel]
             await self.broker.unsubscribe(channel)
 
-    async def _missed(self, channel: str, since: tuple[int, str] | None) -> _Prepared:
+    async def _missed(self, channel: str, since: tuple[int, str] | None, locale: str | None = None) -> _Prepared:
         seq, epoch, history = await self.broker.resume(channel, since)
         if since is not None and history is not None and len(history) <= self.max_replay:
             last = history[-1].seq if history else since[0]
@@ -188,9 +191,10 @@ class Hub:
         assert parsed is not None, channel
 
         async def read() -> str:
-            return frames.snapshot(channel, seq, epoch, await self._snapshots(parsed))
+            return frames.snapshot(channel, seq, epoch, await self._snapshots(parsed, locale))
 
-        frame = await self._shared.frame(channel, (seq, epoch), read)
+        # Shared only between subscribers of one locale.
+        frame = await self._shared.frame(channel if locale is None else f"{channel}@{locale}", (seq, epoch), read)
         return _Prepared(ChannelStatus(seq, epoch, False), [frame], seq)
 
     # -- fan-out -------------------------------------------------------------------------
@@ -228,7 +232,7 @@ class Hub:
         position = subscriber.positions.get(channel)
         since = (position[1], position[0]) if position else None
         try:
-            prepared = await self._missed(channel, since)
+            prepared = await self._missed(channel, since, subscriber.locale)
         except Exception:
             log.exception("could not resync %s for %s", channel, subscriber.connection_id)
             subscriber.close(frames.GOING_AWAY, "could not recover missed events; reconnect and resume")

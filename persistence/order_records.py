@@ -42,6 +42,10 @@ class OrderLineRecord:
     note: str | None
     components: list[dict[str, Any]]
     station: str | None = None
+    # In the order's locale; None: as `name` and `options`, which are in the kitchen's (persistence/tables/orders.py).
+    display_name: str | None = None
+    display_options: list[dict[str, Any]] | None = None
+    display_components: list[dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -59,6 +63,7 @@ class OrderRecord:
     status: OrderStatus
     currency: str
     service_mode: ServiceMode
+    locale: str | None
     subtotal: int
     tax: int
     total: int

@@ -2,13 +2,15 @@
 
 A branch with a small menu (burgers, sides, drinks, and breakfast sold 06:00-11:00 only, with
 a breakfast combo of a main, a side and a drink of any size; burger extras, fries dips and
-drink sizes as option groups; every item and choice with its allergens and calories), stock
-for every item (one running low, one unlimited), a kitchen of grill, fryer and drinks stations
-(burgers at the grill, sides at the fryer, drinks at drinks, breakfast at the default station,
-the grill; no expo: an order is ready when every station with lines of it has bumped it), one
-device of each kind with the kiosk paired to the terminal, a whole-kitchen display and the
-grill's and drinks' displays, and an admin. The admin password and the device secrets are
-generated here and returned once; only their hashes are stored.
+drink sizes as option groups; every item and choice with its allergens and calories, every row
+named in German and English, German the default and the kitchen's language,
+server/demo_texts.py), stock for every item (one running low, one unlimited), a kitchen of
+grill, fryer and drinks stations (burgers at the grill, sides at the fryer, drinks at drinks,
+breakfast at the default station, the grill; no expo: an order is ready when every station
+with lines of it has bumped it), one device of each kind with the kiosk paired to the
+terminal, a whole-kitchen display and the grill's and drinks' displays, and an admin. The
+admin password and the device secrets are generated here and returned once; only their
+hashes are stored.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from persistence.tables import (
 from server.auth.passwords import generate_secret, hash_secret
 from server.auth.permissions import ADMIN_ROLE
 from server.auth.roles import ensure_default_roles
+from server.demo_texts import DEMO_LOCALES, item_texts, name_texts
 
 ADMIN_USERNAME = "admin"
 
@@ -55,6 +58,7 @@ class DemoBranch:
     timezone: str = "Europe/Berlin"
     tax_rate_bp: int = 1900
     address: str = "1 Example Street, Berlin"
+    locales: tuple[str, ...] = DEMO_LOCALES  # the first its default and its kitchen's
 
 
 @dataclass(frozen=True)
@@ -279,6 +283,9 @@ async def seed_demo(db: Database, *, hasher: Callable[[str], Awaitable[str]] = h
             timezone=demo.timezone,
             tax_rate_bp=demo.tax_rate_bp,
             address=demo.address,
+            default_locale=demo.locales[0],
+            locales=list(demo.locales),
+            kitchen_locale=demo.locales[0],
         )
         session.add(branch)
         await session.flush()
@@ -335,6 +342,7 @@ async def _add_menu(session: AsyncSession, branch_id: int, tax_categories: dict[
             position=category_position,
             daypart_id=None if daypart is None else dayparts[daypart[0]].id,
             station=DEMO_CATEGORY_STATION.get(category_name),
+            translations=name_texts(category_name),
         )
         session.add(category)
         await session.flush()
@@ -348,6 +356,7 @@ async def _add_menu(session: AsyncSession, branch_id: int, tax_categories: dict[
                 allergens=_in_eu_order(demo_item.allergens),
                 calories=demo_item.calories,
                 position=item_position,
+                translations=item_texts(demo_item.name, demo_item.description),
                 option_groups=[_option_group(group, position) for position, group in enumerate(demo_item.groups)],
             )
             session.add(item)
@@ -386,6 +395,7 @@ def _option_group(group: DemoGroup, position: int) -> OptionGroup:
         min_select=group.min_select,
         max_select=group.max_select,
         position=position,
+        translations=name_texts(group.name),
         choices=[
             OptionChoice(
                 name=choice.name,
@@ -394,6 +404,7 @@ def _option_group(group: DemoGroup, position: int) -> OptionGroup:
                 allergens=_in_eu_order(choice.allergens),
                 calories=choice.calories,
                 position=choice_position,
+                translations=name_texts(choice.name),
             )
             for choice_position, choice in enumerate(group.choices)
         ],
@@ -457,7 +468,7 @@ def describe(result: DemoResult, base_url: str, api_prefix: str) -> str:
         "Demo data loaded.",
         "",
         f"  Branch     {branch.name} (id {result.branch_id}), {branch.currency}, {branch.timezone}, "
-        "eat in or take away",
+        f"eat in or take away, in {' and '.join(branch.locales)} (kitchen {branch.locales[0]})",
         f"  Tax        {_rates()}",
         f"  Menu       {result.categories} categories, {result.items} items; "
         f"{' and '.join(low)} running low ({LOW_STOCK} left), {' and '.join(unlimited)} unlimited; "

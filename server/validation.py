@@ -10,14 +10,34 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
+from server.domain.translations import InvalidLocale, normalize_locale
 from server.errors import ApiError
 
 # Ids, counts and amounts are 32-bit integers in the database; larger values are refused before they reach it.
 INT32_MAX = 2_147_483_647
 INT32_MIN = -INT32_MAX - 1
 RowId = Annotated[int, Field(ge=1, le=INT32_MAX)]
+
+
+def _locale(code: str) -> str:
+    try:
+        return normalize_locale(code)
+    except InvalidLocale as exc:
+        raise PydanticCustomError("locale", str(exc)) from None
+
+
+# A locale code (`de`, `pt-BR`), in canonical case; a malformed one is `invalid` with the error type `locale`.
+Locale = Annotated[str, Field(min_length=2, max_length=16, examples=["de", "pt-BR"]), AfterValidator(_locale)]
+
+
+def locale_not_offered(locale: str, offered: list[str], field: str = "locale") -> ApiError:
+    """`invalid` for a locale the branch does not offer (error type `locale_not_offered`), naming those it does."""
+    message = f"this branch offers {', '.join(offered)}, not {locale}"
+    error = {"field": field, "message": message, "type": "locale_not_offered"}
+    return ApiError("invalid", message, {"errors": [error], "locales": offered})
 
 
 def storable_problem(value: object) -> str | None:

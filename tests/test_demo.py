@@ -8,11 +8,9 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 import httpx
-import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
-from channels.unit_of_work import UnitOfWork
 from persistence.base import Base
 from persistence.database import Database
 from persistence.enums import DeviceKind
@@ -32,14 +30,9 @@ from persistence.tables import (
     User,
 )
 from server.auth.passwords import verify_secret
-from server.auth.principals import Principal
 from server.auth.roles import ensure_default_roles
-from server.commands.router import CommandContext
 from server.demo import ADMIN_USERNAME, LOW_STOCK, DemoResult, describe, seed_demo
-from server.errors import ApiError
 from server.payloads.menu import branch_menu
-from server.services import Services
-from tests.shop import COMMANDS
 from tests.world import PASSWORD_HASH, add_user
 
 # Real Argon2 hashes, with the cheapest parameters: verify_secret reads them from the hash.
@@ -85,6 +78,31 @@ async def test_demo_creates_a_branch_with_a_menu_in_display_order(db: Database) 
     assert all(item.price > 0 for item in items)
 
 
+async def test_demo_branch_is_german_and_names_every_row_in_german_and_english(db: Database) -> None:
+    """The branch offers de (its default and its kitchen's) and en; every category, item, option group and choice
+    has a German and an English name, and every item a description in both."""
+    await _seed(db)
+    async with db.session() as session:
+        [branch] = (await session.scalars(select(Branch))).all()
+        rows: list[Category | OptionGroup | OptionChoice] = [
+            *(await session.scalars(select(Category))).all(),
+            *(await session.scalars(select(OptionGroup))).all(),
+            *(await session.scalars(select(OptionChoice))).all(),
+        ]
+        items = (await session.scalars(select(Item))).all()
+    assert (branch.default_locale, branch.locales, branch.kitchen_locale) == ("de", ["de", "en"], "de")
+    for row in rows:
+        assert sorted(row.translations) == ["de", "en"], row.name
+        assert row.translations["en"]["name"] == row.name
+    for item in items:
+        assert {locale: set(texts) for locale, texts in item.translations.items()} == {
+            "de": {"name", "description"},
+            "en": {"name", "description"},
+        }, item.name
+    by_name = {item.name: item.translations["de"]["name"] for item in items}
+    assert (by_name["Fries"], by_name["Chicken Burger"]) == ("Pommes", "Hähnchenburger")
+
+
 async def test_demo_taxes_food_by_service_mode_and_drinks_at_one_rate(db: Database) -> None:
     """Burgers and sides are food (19 % eaten in, 7 % taken away), drinks are drinks (19 % either way), as in
     Germany; the branch offers both modes, eat-in first."""
@@ -111,8 +129,8 @@ async def test_demo_breakfast_is_sold_from_6_until_11_in_the_branchs_time(db: Da
     async with db.session() as session:
         [daypart] = (await session.scalars(select(Daypart))).all()
         in_daypart = (await session.scalars(select(Category.name).where(Category.daypart_id == daypart.id))).all()
-        morning = await branch_menu(session, result.branch_id, datetime(2026, 12, 7, 8, 0, tzinfo=UTC))
-        noon = await branch_menu(session, result.branch_id, datetime(2026, 12, 7, 10, 0, tzinfo=UTC))
+        morning = await branch_menu(session, result.branch_id, datetime(2026, 12, 7, 8, 0, tzinfo=UTC), locale="en")
+        noon = await branch_menu(session, result.branch_id, datetime(2026, 12, 7, 10, 0, tzinfo=UTC), locale="en")
     assert (daypart.name, daypart.starts_at, daypart.ends_at) == ("Breakfast", time(6), time(11))
     assert in_daypart == ["Breakfast"]
 
@@ -132,8 +150,8 @@ async def test_demo_breakfast_combo_has_a_main_a_side_and_a_drink_of_any_size_at
     it at 09:00 Berlin time, and not at 11:01; the printout names it."""
     result = await _seed(db)
     async with db.session() as session:
-        morning = await branch_menu(session, result.branch_id, datetime(2026, 12, 7, 8, 0, tzinfo=UTC))
-        late = await branch_menu(session, result.branch_id, datetime(2026, 12, 7, 10, 1, tzinfo=UTC))
+        morning = await branch_menu(session, result.branch_id, datetime(2026, 12, 7, 8, 0, tzinfo=UTC), locale="en")
+        late = await branch_menu(session, result.branch_id, datetime(2026, 12, 7, 10, 1, tzinfo=UTC), locale="en")
 
     def combo(menu: dict[str, Any]) -> dict[str, Any]:
         [item] = [i for c in menu["categories"] for i in c["items"] if i["name"] == "Breakfast Combo"]
@@ -328,43 +346,3 @@ async def test_printout_names_urls_login_every_secret_and_a_working_curl_line(db
     body = json.loads(curl.split(" -d ", 1)[1].strip("'"))
     kiosk = next(device for device in result.devices if device.kind == DeviceKind.KIOSK)
     assert body == {"device_id": kiosk.id, "secret": kiosk.secret}
-
-
-async def test_the_demo_kiosk_buys_a_breakfast_combo_with_a_large_drink_at_8_and_not_at_11_01(
-    services: Services,
-) -> None:
-    """At 08:00 Berlin time the demo's kiosk adds a Breakfast Combo with a Large Cola (790 + 110) and places it; at
-    11:01 the same combo is `out_of_stock` for the breakfast window."""
-    result = await _seed(services.db)
-    kiosk = next(device for device in result.devices if device.kind == DeviceKind.KIOSK)
-    principal = Principal(kind="device", id=kiosk.id, branch_id=result.branch_id, device_kind=DeviceKind.KIOSK)
-    eight, late = datetime(2026, 12, 7, 7, 0, tzinfo=UTC), datetime(2026, 12, 7, 10, 1, tzinfo=UTC)
-    async with services.db.session() as session:
-        menu = await branch_menu(session, result.branch_id, eight)
-    [combo] = [i for c in menu["categories"] for i in c["items"] if i["name"] == "Breakfast Combo"]
-    main, side, drink = combo["combo_slots"]
-    [cola] = [c for c in drink["choices"] if c["name"] == "Cola"]
-    [large] = [c for c in cola["option_groups"][0]["choices"] if c["name"] == "Large"]
-    components = [
-        {"slot_id": main["id"], "item_id": main["choices"][0]["item_id"]},
-        {"slot_id": side["id"], "item_id": side["choices"][0]["item_id"]},
-        {"slot_id": drink["id"], "item_id": cola["item_id"], "choice_ids": [large["id"]]},
-    ]
-
-    async def run(now: datetime, kind: str, data: dict[str, Any]) -> Any:
-        spec = COMMANDS.commands[kind]
-        async with UnitOfWork(services.db, services.relay) as uow:
-            ctx = CommandContext(principal, services.settings, services.presence, uow, "c", now=lambda: now)
-            return await spec.handler(ctx, spec.model.model_validate(data))
-
-    cart = await run(eight, "cart.create", {})
-    add = {"cart_id": cart["id"], "item_id": combo["id"], "components": components}
-    added = await run(eight, "cart.add", add)
-    assert (added["lines"][0]["unit_price"], added["total"]) == (900, 900)
-    order = await run(eight, "order.place", {"cart_id": cart["id"]})
-    assert [c["name"] for c in order["lines"][0]["components"]] == ["Breakfast Muffin", "Hash Brown", "Cola"]
-    later = await run(late, "cart.create", {})
-    with pytest.raises(ApiError) as refused:
-        await run(late, "cart.add", add | {"cart_id": later["id"]})
-    assert refused.value.code == "out_of_stock"
-    assert refused.value.details["items"][0]["reason"] == "daypart"

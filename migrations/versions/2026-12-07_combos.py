@@ -3,8 +3,8 @@
 A combo is an item with slots (`combo_slots`); each slot lists the items it may be filled with
 (`combo_slot_choices`, each with its upcharge over the combo's price). Both are catalogue tables: their changes
 raise `catalogue_version` by the same triggers as migrations 0005 and 0008. Cart lines keep the slots as the
-customer filled them, order lines the components as priced at placement (`components`, JSON lists); rows that
-exist get [] (not combos).
+customer filled them, order lines the components as priced at placement (`components`, JSON lists, in the
+kitchen's locale; `display_components` in the order's, where they differ); rows that exist get [] (not combos).
 
 Revision ID: 0011
 Revises: 0010
@@ -66,6 +66,8 @@ def upgrade() -> None:
     op.create_index(op.f("ix_combo_slot_choices_item_id"), "combo_slot_choices", ["item_id"], unique=False)
     for table in LINES:
         op.execute(f"ALTER TABLE {table} ADD COLUMN components JSON DEFAULT '[]' NOT NULL")
+    # The components in the order's locale, where they differ from the kitchen's (as `display_options`, 0009).
+    op.add_column("order_lines", sa.Column("display_components", sa.JSON(), nullable=True))
     # A combo's slots and choices are what the catalogue's copies price its lines by.
     postgresql = op.get_bind().dialect.name == "postgresql"
     for table in CATALOGUE:
@@ -83,6 +85,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_column("order_lines", "display_components")
     for table in reversed(LINES):
         op.drop_column(table, "components")
     # Dropping a table drops its triggers on both databases.

@@ -50,6 +50,8 @@ class Category(Timestamps, Base):
     daypart_id: Mapped[int | None] = mapped_column(ForeignKey("dayparts.id"), index=True)
     # The kitchen station code its items go to (`grill`), unless an item names its own; None: the default station.
     station: Mapped[str | None] = mapped_column(String(32))
+    # {locale: {"name"}}: its name in other languages (server/domain/translations.py).
+    translations: Mapped[dict[str, dict[str, str]]] = mapped_column(Json, default=dict)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
@@ -75,6 +77,8 @@ class Item(Timestamps, Base):
     # The kitchen station code it goes to; None: its category's.
     station: Mapped[str | None] = mapped_column(String(32))
     position: Mapped[int] = mapped_column(default=0)
+    # {locale: {"name", "description"}}: its texts in other languages (server/domain/translations.py).
+    translations: Mapped[dict[str, dict[str, str]]] = mapped_column(Json, default=dict)
     # Soft delete: orders keep pointing at removed items.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -102,6 +106,8 @@ class OptionGroup(Base):
     min_select: Mapped[int] = mapped_column(default=0)
     max_select: Mapped[int] = mapped_column(default=1)
     position: Mapped[int] = mapped_column(default=0)
+    # {locale: {"name"}}: its name in other languages (server/domain/translations.py).
+    translations: Mapped[dict[str, dict[str, str]]] = mapped_column(Json, default=dict)
 
     item: Mapped[Item] = relationship(back_populates="option_groups")
     choices: Mapped[list[OptionChoice]] = relationship(
@@ -133,6 +139,8 @@ class OptionChoice(Base):
     # kcal it adds to its item's: negative for one that takes something away ("no cheese"); None: not known.
     calories: Mapped[int | None]
     position: Mapped[int] = mapped_column(default=0)
+    # {locale: {"name"}}: its name in other languages (server/domain/translations.py).
+    translations: Mapped[dict[str, dict[str, str]]] = mapped_column(Json, default=dict)
 
     group: Mapped[OptionGroup] = relationship(back_populates="choices")
 

@@ -28,6 +28,8 @@ class Cart(Versioned, Timestamps, Base):
     customer_phone: Mapped[str | None] = mapped_column(String(20))
     status: Mapped[CartStatus] = mapped_column(str_enum(CartStatus, "cart_status"), default=CartStatus.OPEN)
     service_mode: Mapped[ServiceMode] = mapped_column(str_enum(ServiceMode, "service_mode"), default=ServiceMode.EAT_IN)
+    # The language the kiosk shows it in, one the branch offers; None: the branch's default.
+    locale: Mapped[str | None] = mapped_column(String(16))
 
     lines: Mapped[list[CartLine]] = relationship(order_by="CartLine.id", cascade="all, delete-orphan", lazy="selectin")
 
@@ -89,6 +91,8 @@ class Order(Versioned, Timestamps, Base):
     status: Mapped[OrderStatus] = mapped_column(str_enum(OrderStatus, "order_status"))
     currency: Mapped[str] = mapped_column(String(3))
     service_mode: Mapped[ServiceMode] = mapped_column(str_enum(ServiceMode, "service_mode"), default=ServiceMode.EAT_IN)
+    # The customer's language, its cart's at placement; None: placed before languages (its lines' names only).
+    locale: Mapped[str | None] = mapped_column(String(16))
     subtotal: Mapped[int]
     tax: Mapped[int]
     total: Mapped[int]
@@ -135,8 +139,15 @@ class OrderLine(Base):
     # A combo's components as priced at placement, in slot order: [{"slot_id", "slot", "item_id", "name",
     # "upcharge", "options"}], each naming its own item; [] for any other item.
     components: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+    # The components in the order's locale; None: as `components` (in the kitchen's).
+    display_components: Mapped[list[dict[str, Any]] | None] = mapped_column(Json)
     # The code of the kitchen station the line was routed to at placement; None in a branch without stations.
     station: Mapped[str | None] = mapped_column(String(32))
+    # `name` and `options` are in the branch's kitchen locale at placement (the ticket's); these, in the order's
+    # locale (the kiosk's and the receipt's). None: as `name` and `options` (the same in both, or from before
+    # languages).
+    display_name: Mapped[str | None] = mapped_column(String(120))
+    display_options: Mapped[list[dict[str, Any]] | None] = mapped_column(Json)
 
     __table_args__ = (CheckConstraint("qty > 0", name="qty_positive"),)
 

@@ -28,6 +28,11 @@ class Branch(Timestamps, Base):
     # [{"tax_category_id", "service_mode", "rate_bp"}]: the rate of each tax category in each mode; an item without
     # a category, or of one without a rate here, is taxed at `tax_rate_bp`.
     tax_rates: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+    # The language of its menu where a kiosk asks for none, the languages its kiosks offer (the default first), and
+    # the language of its kitchen's tickets (server/domain/translations.py).
+    default_locale: Mapped[str] = mapped_column(String(16), default="en")
+    locales: Mapped[list[str]] = mapped_column(Json, default=lambda: ["en"])
+    kitchen_locale: Mapped[str] = mapped_column(String(16), default="en")
     address: Mapped[str | None] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(default=True)
 

@@ -150,7 +150,9 @@ def hello_text(prefix: str, limits: SocketLimits) -> str:
     return (
         f"The token is an access token from `POST {prefix}/auth/device` (devices) or `POST {prefix}/auth/login` "
         "(users). `resume` maps a channel to the last `seq` seen and its `epoch`; only the channels the principal is "
-        f"subscribed to on hello are resumed. No hello within {limits.hello_timeout_s:g} s, a first frame that is "
+        "subscribed to on hello are resumed. `locale` (optional) is the customer's language: the welcome's `locale` "
+        "says it when the branch offers it, else null (the branch's default); it names the menu snapshot, "
+        f"`menu.get` and new carts. No hello within {limits.hello_timeout_s:g} s, a first frame that is "
         "not a hello, or a bad, expired or revoked token closes with 4001; a disabled device, user or branch with 4003."
     )
 

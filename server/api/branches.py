@@ -11,6 +11,10 @@ branch's rate for its item's tax category in the cart's mode (`tax_rates`, each 
 category and mode at most once), and an item without a category, or of a category with no
 rate for the mode, at the branch's default `tax_rate_bp`. A rate for a mode the branch does
 not offer is kept, and applies once it offers the mode again.
+
+A branch shows its menu in the `locales` its kiosks offer, `default_locale` (one of them) where
+a kiosk asks for none; its kitchen's tickets are in `kitchen_locale`, which its customers need
+not be offered. Texts missing in a locale fall back to the default's, then to the base names.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from server.api.routing import ApiRouter, Call
 from server.api.tax_categories import locked_missing
 from server.auth.permissions import Permission
 from server.errors import ApiError, not_found
-from server.validation import Input, RowId
+from server.validation import Input, Locale, RowId
 
 router = ApiRouter("branches")
 
@@ -76,6 +80,20 @@ ServiceModes = Annotated[
     Field(min_length=1, max_length=len(ServiceMode), description="the modes offered, the first a new cart's"),
     AfterValidator(_distinct_modes),
 ]
+
+
+def _distinct_locales(value: list[str]) -> list[str]:
+    twice = sorted({locale for n, locale in enumerate(value) if locale in value[:n]})
+    if twice:
+        raise PydanticCustomError("duplicate_locale", "listed twice: {locales}", {"locales": ", ".join(twice)})
+    return value
+
+
+Locales = Annotated[
+    list[Locale],
+    Field(min_length=1, max_length=20, description="the locales its kiosks offer, `default_locale` among them"),
+    AfterValidator(_distinct_locales),
+]
 # More than every pair of mode and category a chain could need, few enough to check at once.
 MAX_TAX_RATES = 500
 DEFAULT_SERVICE_MODES = (ServiceMode.EAT_IN, ServiceMode.TAKEAWAY)
@@ -117,6 +135,9 @@ class BranchOut(BaseModel):
     tax_rate_bp: int = Field(description="the default rate, in basis points")
     service_modes: list[ServiceMode] = Field(description="the modes offered, the first a new cart's")
     tax_rates: list[TaxRateOut] = Field(description="the rate of each tax category in each service mode")
+    default_locale: str = Field(description="the menu's locale where a kiosk asks for none")
+    locales: list[str] = Field(description="the locales its kiosks offer, the default among them")
+    kitchen_locale: str = Field(description="the locale of its kitchen's tickets")
     address: str | None
     is_active: bool
     created_at: datetime
@@ -134,6 +155,9 @@ class BranchCreate(Input):
     tax_rate_bp: DefaultTaxRate = 0
     service_modes: ServiceModes = Field(default_factory=lambda: list(DEFAULT_SERVICE_MODES))
     tax_rates: TaxRates = Field(default_factory=list)
+    default_locale: Locale | None = Field(default=None, description="one of `locales`; left out: the first of them")
+    locales: Locales = Field(default_factory=lambda: ["en"])
+    kitchen_locale: Locale | None = Field(default=None, description="left out: `default_locale`")
     address: Address | None = None
 
 
@@ -148,6 +172,9 @@ class BranchUpdate(PatchBody):
     tax_rate_bp: DefaultTaxRate | None = None
     service_modes: ServiceModes | None = None
     tax_rates: TaxRates | None = Field(default=None, description="the complete new list")
+    default_locale: Locale | None = Field(default=None, description="one of `locales` (as sent, or as they are)")
+    locales: Locales | None = Field(default=None, description="the complete new list")
+    kitchen_locale: Locale | None = None
     address: Address | None = None
     is_active: bool | None = None
 
@@ -177,6 +204,15 @@ async def _require_free_name(
     taken = await call.session.scalar(statement)
     if taken is not None:
         raise ApiError("conflict", f"a branch named {name} already exists", {"field": "name", "branch_id": taken})
+
+
+def _require_default_offered(default: str, locales: list[str]) -> None:
+    """`invalid` (type `locale_not_offered`) unless the branch offers its default locale."""
+    if default not in locales:
+        message = f"default_locale {default} is not one of locales ({', '.join(locales)})"
+        raise ApiError(
+            "invalid", "invalid body", {"errors": [field_error(("default_locale",), message, "locale_not_offered")]}
+        )
 
 
 async def _require_known_rates(call: Call[Any, None], rates: list[TaxRateIn]) -> None:
@@ -252,7 +288,11 @@ async def create_branch(call: Call[BranchCreate, None]) -> BranchOut:
     call.principal.require_branch(None)
     await _require_free_name(call, call.body.name)
     await _require_known_rates(call, call.body.tax_rates)
-    branch = Branch(**call.body.model_dump(mode="json"), is_active=True)
+    values = call.body.model_dump(mode="json")
+    values["default_locale"] = values["default_locale"] or values["locales"][0]
+    values["kitchen_locale"] = values["kitchen_locale"] or values["default_locale"]
+    _require_default_offered(values["default_locale"], values["locales"])
+    branch = Branch(**values, is_active=True)
     call.session.add(branch)
     await call.session.flush()
     return BranchOut.model_validate(branch)
@@ -285,6 +325,10 @@ async def update_branch(call: Call[BranchUpdate, None]) -> BranchOut:
                 "the branch has orders; changing its currency would change what their amounts mean",
                 {"field": "currency"},
             )
+    if "default_locale" in changes or "locales" in changes:
+        _require_default_offered(
+            changes.get("default_locale", branch.default_locale), changes.get("locales", branch.locales)
+        )
     if branch.is_active and changes.get("is_active") is False:
         await close_branch_sockets(call, branch.id)
     for field, value in changes.items():

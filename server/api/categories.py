@@ -4,7 +4,7 @@ Categories are the chain's catalogue, the same in every branch. Deleting one is 
 (`deleted_at`), and refused while it still holds items that are not deleted. Renaming or
 moving one, or giving it a daypart (`daypart_id`, server/api/dayparts.py: its items are sold
 only inside that window), sends `menu.item_updated` for each of its items to every branch
-offering it.
+offering it. `translations` are its name in other languages (server/api/translations.py).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.api.stations import StationCode
 from server.api.stock import announce_items
+from server.api.translations import NameTranslations, TranslationsOut
 from server.auth.permissions import Permission
 from server.errors import ApiError, not_found
 from server.validation import Input
@@ -40,6 +41,7 @@ class CategoryOut(BaseModel):
     position: int
     daypart_id: int | None
     station: str | None = Field(description="the kitchen station code its items go to; null: the default station")
+    translations: TranslationsOut
     deleted_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -54,6 +56,7 @@ class CategoryCreate(Input):
     position: Position = 0
     daypart_id: DaypartId | None = None
     station: StationCode | None = None
+    translations: NameTranslations = Field(default_factory=dict)
 
 
 class CategoryUpdate(PatchBody):
@@ -67,6 +70,7 @@ class CategoryUpdate(PatchBody):
     position: Position | None = None
     daypart_id: DaypartId | None = None
     station: StationCode | None = None
+    translations: NameTranslations | None = Field(default=None, description="the complete new map; {}: none")
 
 
 class CategoryQuery(PageQuery):
@@ -131,9 +135,8 @@ async def create_category(call: Call[CategoryCreate, None]) -> CategoryOut:
     errors = await daypart_errors(call, call.body.daypart_id)
     if errors:
         raise ApiError("invalid", "invalid body", {"errors": errors})
-    category = Category(
-        name=call.body.name, position=call.body.position, daypart_id=call.body.daypart_id, station=call.body.station
-    )
+    body = call.body.model_dump(mode="json")
+    category = Category(**body)
     call.session.add(category)
     await call.session.flush()
     return CategoryOut.model_validate(category)
@@ -152,7 +155,7 @@ async def update_category(call: Call[CategoryUpdate, None]) -> CategoryOut:
     category = await _load(call)
     if category.deleted_at is not None:
         raise ApiError("conflict", f"category {category.id} is deleted", {"category_id": category.id})
-    changes = call.body.model_dump(exclude_unset=True)
+    changes = call.body.model_dump(mode="json", exclude_unset=True)
     errors = await daypart_errors(call, changes["daypart_id"]) if "daypart_id" in changes else []
     if errors:
         raise ApiError("invalid", "invalid body", {"errors": errors})

@@ -14,6 +14,7 @@ is taxed at that branch's `tax_rate_bp`. `daypart_id` is its window of the day
 (server/api/dayparts.py): sold only inside it, and inside its category's.
 
 `allergens` and `calories` say what is in an item, and in each choice what it adds (server/api/nutrition.py).
+`translations` are its, its groups' and its choices' texts in other languages (server/api/translations.py).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from server.api.routing import ApiRouter, Call
 from server.api.stations import StationCode
 from server.api.stock import StockOut, announce_items, load_item
 from server.api.tax_categories import locked_missing
+from server.api.translations import ItemTranslations, NameTranslations, TranslationsOut
 from server.auth.permissions import Permission
 from server.domain.menu_rules import option_groups_breaches
 from server.errors import ApiError, not_found
@@ -62,6 +64,7 @@ class ChoiceOut(BaseModel):
     allergens: list[Allergen] = Field(description="the allergens it adds to its item's")
     calories: int | None = Field(description="the kcal it adds to its item's (may be negative); null: not known")
     position: int
+    translations: TranslationsOut
 
 
 class OptionGroupOut(BaseModel):
@@ -75,6 +78,7 @@ class OptionGroupOut(BaseModel):
     max_select: int
     position: int
     choices: list[ChoiceOut]
+    translations: TranslationsOut
 
 
 class ItemFields(BaseModel):
@@ -94,6 +98,7 @@ class ItemFields(BaseModel):
     daypart_id: int | None
     station: str | None = Field(description="the kitchen station code it goes to; null: its category's")
     position: int
+    translations: TranslationsOut
     deleted_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -124,6 +129,7 @@ class ChoiceIn(Input):
     allergens: Allergens = Field(default_factory=list)
     calories: CaloriesDelta | None = None
     position: Position = 0
+    translations: NameTranslations = Field(default_factory=dict)
 
 
 class OptionGroupIn(Input):
@@ -137,6 +143,7 @@ class OptionGroupIn(Input):
     max_select: Count = Field(default=1, description="the most choices the customer may pick")
     position: Position = 0
     choices: list[ChoiceIn] = Field(max_length=100)
+    translations: NameTranslations = Field(default_factory=dict)
 
 
 class ItemCreate(Input):
@@ -155,6 +162,7 @@ class ItemCreate(Input):
     daypart_id: DaypartId | None = None
     station: StationCode | None = None
     position: Position = 0
+    translations: ItemTranslations = Field(default_factory=dict)
     option_groups: list[OptionGroupIn] = Field(default_factory=list, max_length=50)
 
 
@@ -174,6 +182,7 @@ class ItemUpdate(PatchBody):
     daypart_id: DaypartId | None = None
     station: StationCode | None = None
     position: Position | None = None
+    translations: ItemTranslations | None = Field(default=None, description="the complete new map; {}: none")
     option_groups: list[OptionGroupIn] | None = Field(default=None, max_length=50)
 
 
@@ -346,6 +355,7 @@ async def create_item(call: Call[ItemCreate, None]) -> ItemDetailOut:
         daypart_id=body.daypart_id,
         station=body.station,
         position=body.position,
+        translations=body.model_dump(mode="json", include={"translations"}, exclude_none=True)["translations"],
     )
     errors = (
         await _category_errors(call, body.category_id)
@@ -377,6 +387,11 @@ async def update_item(call: Call[ItemUpdate, None]) -> ItemDetailOut:
         raise ApiError("conflict", f"item {item.id} is deleted", {"item_id": item.id})
     body = call.body
     changes = body.model_dump(mode="json", exclude_unset=True, exclude={"option_groups"})
+    if body.translations is not None:
+        # A description left out of a locale is none there, not null.
+        changes["translations"] = body.model_dump(mode="json", include={"translations"}, exclude_none=True)[
+            "translations"
+        ]
     errors: list[FieldError] = []
     if "category_id" in changes:
         errors += await _category_errors(call, changes["category_id"])

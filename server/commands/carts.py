@@ -27,7 +27,7 @@ from server.orders import cart_rows
 from server.orders.cart_pricing import Offer, offers, price_cart, quantities
 from server.orders.cart_rows import CartRecord
 from server.payloads.cart import CartView
-from server.validation import Input, RowId
+from server.validation import Input, Locale, RowId, locale_not_offered
 
 registry = CommandRegistry()
 
@@ -41,11 +41,19 @@ Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 
 
 class CreateCart(Input):
-    """`cart.create`: optionally the customer's phone (a known customer's) and the service mode (left out: the
-    branch's first)."""
+    """`cart.create`: optionally the customer's phone (a known customer's), the service mode (left out: the
+    branch's first) and the locale (left out: the connection's, else the branch's default)."""
 
     customer_phone: Phone | None = None
     service_mode: ServiceMode | None = None
+    locale: Locale | None = None
+
+
+class SetLocale(Input):
+    """`cart.set_locale`: the customer switched language, to one the branch offers; the cart is named in it."""
+
+    cart_id: RowId
+    locale: Locale
 
 
 class SetServiceMode(Input):
@@ -108,6 +116,7 @@ async def open_cart(
     adding: int | None = None,
     service_mode: ServiceMode | None = None,
     adding_components: list[int] | None = None,
+    locale: str | None = None,
 ) -> CartRecord:
     """The sender's cart `cart_id`, still open, locked with its lines; `not_found` for anyone else's, `conflict` once
     ordered or expired.
@@ -117,7 +126,14 @@ async def open_cart(
     item about to be added, whose level is read with the lines' items' (and `adding_components`, a combo's items).
     """
     cart = await cart_rows.lock_cart(
-        ctx.session, cart_id, ctx.now() if change else None, customer, adding, service_mode, adding_components or ()
+        ctx.session,
+        cart_id,
+        ctx.now() if change else None,
+        customer,
+        adding,
+        service_mode,
+        adding_components or (),
+        locale,
     )
     if cart is None or cart.device_id != ctx.principal.id:
         raise ApiError("not_found", f"no cart {cart_id}", {"cart_id": cart_id})
@@ -197,9 +213,20 @@ async def create_cart(ctx: CommandContext, data: CreateCart) -> dict[str, Any]:
         phone, customer = await _customer(ctx, data.customer_phone, "customer_phone")
         customer_id = customer.id
     mode = data.service_mode or ServiceMode.EAT_IN
+    # The connection's locale was one the branch offered at hello; the cart's own is checked once the branch is read.
+    locale = data.locale or ctx.locale
     cart = await cart_rows.create_cart(
-        ctx.session, ctx.principal.branch_id, ctx.principal.id, ctx.now(), customer_id, phone, service_mode=mode
+        ctx.session,
+        ctx.principal.branch_id,
+        ctx.principal.id,
+        ctx.now(),
+        customer_id,
+        phone,
+        service_mode=mode,
+        locale=locale,
     )
+    if data.locale is not None:
+        require_locale(cart, data.locale)
     if data.service_mode is not None:
         require_offered(cart, data.service_mode)
     elif cart.service_mode != cart.service_modes[0]:
@@ -221,6 +248,29 @@ async def set_service_mode(ctx: CommandContext, data: SetServiceMode) -> dict[st
     cart = await open_cart(ctx, data.cart_id, service_mode=data.service_mode)
     require_offered(cart, data.service_mode)
     return await changed(ctx, cart)
+
+
+@registry.command(
+    "cart.set_locale",
+    SetLocale,
+    who=KIOSKS,
+    summary="Switch a cart's language",
+    reply=CartView,
+    errors=("not_found", "conflict", "invalid"),
+)
+async def set_locale(ctx: CommandContext, data: SetLocale) -> dict[str, Any]:
+    """Set the cart's locale, one the branch offers (`invalid`, type `locale_not_offered`, otherwise): its lines and
+    options are named in it from now on, and so is the order placed from it (and its receipt)."""
+    cart = await open_cart(ctx, data.cart_id, locale=data.locale)
+    require_locale(cart, data.locale)
+    return await changed(ctx, cart)
+
+
+def require_locale(cart: CartRecord, locale: str) -> None:
+    """`invalid` (type `locale_not_offered`) unless the cart's branch offers `locale` (checked after the cart's
+    change: a refusal rolls it back)."""
+    if locale not in cart.locales:
+        raise locale_not_offered(locale, cart.locales)
 
 
 def require_offered(cart: CartRecord, mode: ServiceMode) -> None:

@@ -14,7 +14,7 @@ from server.auth.permissions import Permission
 from server.commands.router import CommandContext, CommandRegistry, Who
 from server.errors import ApiError, not_found
 from server.payloads.menu import MenuSnapshot, branch_menu, closed_now, stock_changed
-from server.validation import Input, RowId, invalid_field
+from server.validation import Input, Locale, RowId, invalid_field, locale_not_offered
 
 registry = CommandRegistry()
 
@@ -29,9 +29,12 @@ def _branch(ctx: CommandContext, branch_id: int | None) -> int:
 
 
 class GetMenu(Input):
-    """`menu.get`: nothing, or the branch (needed only by chain-wide users)."""
+    """`menu.get`: nothing, or the branch (needed only by chain-wide users) and the locale."""
 
     branch_id: RowId | None = Field(default=None, description="defaults to the sender's own branch")
+    locale: Locale | None = Field(
+        default=None, description="one the branch offers; defaults to the connection's, else the branch's default"
+    )
 
 
 @registry.command(
@@ -46,9 +49,12 @@ class GetMenu(Input):
 async def get_menu(ctx: CommandContext, data: GetMenu) -> dict[str, Any]:
     """The branch's menu, exactly as the `branch:{b}:menu` snapshot shows it: categories and items in display order."""
     branch_id = _branch(ctx, data.branch_id)
-    if await ctx.session.get(Branch, branch_id) is None:
+    branch = await ctx.session.get(Branch, branch_id)
+    if branch is None:
         raise not_found("branch", branch_id)
-    return await branch_menu(ctx.session, branch_id, ctx.now())
+    if data.locale is not None and data.locale not in branch.locales:
+        raise locale_not_offered(data.locale, branch.locales)
+    return await branch_menu(ctx.session, branch_id, ctx.now(), locale=data.locale or ctx.locale)
 
 
 class SetAvailable(Input):

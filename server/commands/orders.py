@@ -95,7 +95,7 @@ async def place_order(ctx: CommandContext, data: PlaceOrder) -> dict[str, Any]:
             stock_changed(cart.branch_id, level.item_id, level.available, level.stock),
         )
     announce(ctx.emit, order)
-    return order_data(order)
+    return order_data(order, customer=True)
 
 
 async def _validate(ctx: CommandContext, cart: CartRecord, expected_total: int | None) -> PricedCart:
@@ -174,6 +174,7 @@ async def _create(ctx: CommandContext, cart: CartRecord, priced: PricedCart) -> 
         "status": OrderStatus.AWAITING_PAYMENT,
         "currency": cart.currency,
         "service_mode": cart.service_mode,
+        "locale": cart.display_locale,
         "subtotal": totals.subtotal,
         "tax": totals.tax,
         "total": totals.total,
@@ -182,21 +183,30 @@ async def _create(ctx: CommandContext, cart: CartRecord, priced: PricedCart) -> 
         "cancel_reason": None,
     }
     station_of = await line_stations(ctx.session, cart, priced)
-    lines = [
-        NewLine(
-            line.line.item_id,
-            line.name,
-            line.line.qty,
-            line.unit_price,
-            line.options(),
-            line.line_total,
-            line.tax_rate_bp,
-            line.line.note,
-            [component | {"station": station_of(component["item_id"])} for component in line.component_data()],
-            station_of(line.line.item_id),
+    # The ticket's names in the kitchen's locale, the customer's in the cart's (as priced); the customer's are kept
+    # only where they differ (null: as the kitchen's).
+    kitchen = cart.chain(kitchen=True)
+    lines = []
+    for line in priced.lines:
+        name, options, components = line.named_in(kitchen)
+        shown, shown_components = line.options(), line.component_data()
+        lines.append(
+            NewLine(
+                line.line.item_id,
+                name,
+                line.line.qty,
+                line.unit_price,
+                options,
+                line.line_total,
+                line.tax_rate_bp,
+                line.line.note,
+                [component | {"station": station_of(component["item_id"])} for component in components],
+                station_of(line.line.item_id),
+                None if line.name == name else line.name,
+                None if shown == options else shown,
+                None if shown_components == components else shown_components,
+            )
         )
-        for line in priced.lines
-    ]
     due = now + timedelta(seconds=ctx.settings.ORDER_PAYMENT_TIMEOUT_S)
     placed = await order_inserts.place(ctx.session, cart, order, lines, business_date(now, cart.timezone), now, due)
     # The kiosk's cart is done: priced above, so it is announced from that pricing, not priced again.
@@ -222,7 +232,8 @@ async def cancel_order(ctx: CommandContext, data: OrderRef) -> dict[str, Any]:
     in_flight = await payment_in_flight(ctx.session, order.id)
     if in_flight is not None:
         raise conflict(order, f"payment {in_flight} is in progress; cancel it first")
-    return order_data(await move(ctx.session, order, OrderAction.CANCEL, ctx.emit, reason="cancelled_by_kiosk"))
+    cancelled = await move(ctx.session, order, OrderAction.CANCEL, ctx.emit, reason="cancelled_by_kiosk")
+    return order_data(cancelled, customer=True)
 
 
 @registry.command(

@@ -83,6 +83,8 @@ class CommandContext:
     command_id: str
     # The handler's "now", so that a test can move time without patching modules.
     now: Callable[[], datetime] = utcnow
+    # The locale the sender's connection chose in its hello, one its branch offers (None: the branch's default).
+    locale: str | None = None
 
     @property
     def session(self) -> AsyncSession:
@@ -168,9 +170,14 @@ def _error_reply(error: ApiError) -> dict[str, Any]:
 
 
 async def execute(
-    registry: CommandRegistry, services: Services, principal: Principal, frame: frames.ClientFrame
+    registry: CommandRegistry,
+    services: Services,
+    principal: Principal,
+    frame: frames.ClientFrame,
+    locale: str | None = None,
 ) -> tuple[str, str]:
-    """Run one command frame; returns the reply frame text and its outcome (`ok` or an error code)."""
+    """Run one command frame from a connection of `locale`; returns the reply frame text and its outcome (`ok` or an
+    error code)."""
     assert frame.id is not None
     spec = registry.commands.get(frame.type)
     if spec is None:
@@ -185,7 +192,7 @@ async def execute(
         return frames.reply_error(frame.id, error.code, error.message, error.details), "invalid"
 
     try:
-        reply = await _run(spec, services, principal, frame.id, data)
+        reply = await _run(spec, services, principal, frame.id, data, locale)
     except Exception as exc:
         context = {"command_id": frame.id, "principal": principal.key}
         if is_unavailable(exc):
@@ -199,19 +206,28 @@ async def execute(
 
 
 async def _run(
-    spec: CommandSpec, services: Services, principal: Principal, command_id: str, data: BaseModel
+    spec: CommandSpec,
+    services: Services,
+    principal: Principal,
+    command_id: str,
+    data: BaseModel,
+    locale: str | None = None,
 ) -> dict[str, Any]:
     """The command's reply, its effect and events committed (and published) with it, or refused."""
     if spec.read_only:
         try:
             async with UnitOfWork(services.db, services.relay) as uow:
-                ctx = CommandContext(principal, services.settings, services.presence, uow, command_id, services.clock)
+                ctx = CommandContext(
+                    principal, services.settings, services.presence, uow, command_id, services.clock, locale=locale
+                )
                 return {"ok": True, "data": _as_data(await spec.handler(ctx, data))}
         except ApiError as error:
             return _error_reply(error)
     try:
         async with UnitOfWork(services.db, services.relay) as uow:
-            ctx = CommandContext(principal, services.settings, services.presence, uow, command_id, services.clock)
+            ctx = CommandContext(
+                principal, services.settings, services.presence, uow, command_id, services.clock, locale=locale
+            )
             reply = {"ok": True, "data": _as_data(await spec.handler(ctx, data))}
             uow.log(command_log.Entry(principal.key, command_id, spec.name, reply))
         return reply

@@ -11,7 +11,7 @@ that problem, naming the component.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -55,6 +55,8 @@ class Offer:
     closed: Window | None = None
     # A combo's slots; () for any other item.
     slots: tuple[Slot, ...] = ()
+    # The catalogue's item, its names in every locale (the offer's own are in the cart's locale).
+    source: CatalogueItem | None = None
 
 
 @dataclass(frozen=True)
@@ -82,12 +84,27 @@ def _chosen_options(chosen: Iterable[Chosen]) -> list[ChosenOption]:
     ]
 
 
+def _renamed(options: list[ChosenOption], item: CatalogueItem) -> list[ChosenOption]:
+    """The options with their groups' and choices' names as `item` (the catalogue's, in some locale) has them."""
+    groups = {group.id: group for group in item.groups}
+    renamed = []
+    for option in options:
+        group = groups.get(option.group_id)
+        choice = next((c for c in group.choices if c.id == option.choice_id), None) if group else None
+        if group is not None and choice is not None:
+            option = option.model_copy(update={"group": group.name, "name": choice.name})
+        renamed.append(option)
+    return renamed
+
+
 @dataclass(frozen=True)
 class PricedComponent:
     """A filled slot of a combo line: its item's name as the menu has it now, its upcharge and its options."""
 
     component: Component
     name: str
+    # The catalogue's item, for its names in another locale (None: not offered).
+    source: CatalogueItem | None = None
 
     def view(self) -> LineComponent:
         """The component as kiosks, kitchens and receipts show it."""
@@ -100,6 +117,15 @@ class PricedComponent:
             upcharge=c.choice.upcharge,
             options=_chosen_options(c.chosen),
         )
+
+    def named_in(self, chain: Sequence[str]) -> dict[str, Any]:
+        """The component as order lines keep it, its item and options named in the first locale of `chain` that has
+        each text."""
+        view = self.view()
+        if self.source is not None:
+            item = self.source.in_locale(chain)
+            view.name, view.options = item.name, _renamed(view.options, item)
+        return view.model_dump(mode="json")
 
 
 @dataclass(frozen=True)
@@ -117,6 +143,18 @@ class PricedLine:
     tax_rate_bp: int = 0
     # A combo's filled slots, in slot order; [] for any other item.
     components: tuple[PricedComponent, ...] = ()
+    # The catalogue's item, for its names in another locale (None: the item row is gone).
+    source: CatalogueItem | None = None
+
+    def named_in(self, chain: Sequence[str]) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+        """The line's name, its options and its components as order lines keep them, in the first locale of `chain`
+        that has each text (the kitchen's, for the ticket)."""
+        components = [component.named_in(chain) for component in self.components]
+        if self.source is None:
+            return self.name, self.options(), components
+        item = self.source.in_locale(chain)
+        options = [option.model_dump(mode="json") for option in _renamed(self.chosen_options(), item)]
+        return item.name, options, components
 
     def chosen_options(self) -> list[ChosenOption]:
         """The chosen options, in the order they were picked."""
@@ -159,25 +197,28 @@ async def offers(
     """
     items = await catalogue_of(session).items(session, cart.catalogue_version, item_ids)
     moment = now or utcnow()
+    chain = cart.chain()
     return {
-        item_id: _offer(item, cart.levels.get(item_id), all_open(item.windows, moment, cart.timezone))
+        item_id: _offer(item, cart.levels.get(item_id), all_open(item.windows, moment, cart.timezone), chain)
         for item_id, item in items.items()
     }
 
 
-def _offer(item: CatalogueItem, level: Level | None, closed: Window | None = None) -> Offer:
+def _offer(item: CatalogueItem, level: Level | None, closed: Window | None, chain: Sequence[str]) -> Offer:
     offered = level is not None and item.on_menu
+    shown = item.in_locale(chain)
     return Offer(
         item.item_id,
-        item.name,
+        shown.name,
         item.price,
-        item.groups,
+        shown.groups,
         offered,
         offered and level is not None and level.available,
         None if level is None else level.stock,
         item.tax_category_id,
         closed,
         item.slots,
+        item,
     )
 
 
@@ -219,7 +260,8 @@ def _components(
     problem: LineProblem | None = None
     for component in filled:
         item_offer = found.get(component.choice.item_id)
-        priced.append(PricedComponent(component, item_offer.name if item_offer else f"item {component.choice.item_id}"))
+        name = item_offer.name if item_offer else f"item {component.choice.item_id}"
+        priced.append(PricedComponent(component, name, item_offer.source if item_offer else None))
         item_id = component.choice.item_id
         problem = problem or sale_problem(item_offer, wanted.get(item_id, line.qty), component=True)
     return tuple(priced), problem
@@ -262,7 +304,9 @@ def price_line(
     elif problem is None:
         problem = component_problem
     total = pricing.line_total(unit, line.qty)
-    return PricedLine(line, offer.name, offer.price, chosen, unit, total, problem, tax_rate_bp, components)
+    return PricedLine(
+        line, offer.name, offer.price, chosen, unit, total, problem, tax_rate_bp, components, offer.source
+    )
 
 
 @dataclass(frozen=True)
@@ -291,6 +335,7 @@ class PricedCart:
             device_id=cart.device_id,
             currency=cart.currency,
             service_mode=cart.service_mode,
+            locale=cart.display_locale,
             customer_phone=cart.customer_phone,
             customer=(
                 None

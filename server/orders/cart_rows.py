@@ -27,6 +27,7 @@ from persistence.enums import CartStatus, ServiceMode
 from persistence.prepared import Prepared
 from persistence.stock import Level, levels_of
 from persistence.tables import Branch, Cart, CartLine, ItemAvailability, KnownCustomer
+from server.domain.translations import fallback_chain
 from server.orders import catalogue
 
 CARTS, _LINES, _OFFERS = table(Cart), table(CartLine), table(ItemAvailability)
@@ -76,6 +77,20 @@ class CartRecord:
     # How the branch offers the lines' items (and the item a command is about to add): an item it does not offer
     # has no level.
     levels: dict[int, Level]
+    locale: str | None = None  # the cart's own; None: the branch's default
+    default_locale: str = "en"  # the branch's
+    locales: list[str] = field(default_factory=lambda: ["en"])  # the branch's, its default first
+    kitchen_locale: str = "en"  # the branch's
+
+    @property
+    def display_locale(self) -> str:
+        """The locale the kiosk shows the cart in: its own, or the branch's default."""
+        return self.locale or self.default_locale
+
+    def chain(self, kitchen: bool = False) -> tuple[str, ...]:
+        """Where its names are looked up (`fallback_chain`): in the cart's locale, or with `kitchen` the branch's
+        kitchen locale, then the branch's default."""
+        return fallback_chain(self.kitchen_locale if kitchen else self.display_locale, self.default_locale)
 
     def tax_rate_of(self, tax_category_id: int | None) -> int:
         """The rate (basis points) of an item of this tax category in the cart's service mode: the branch's rate
@@ -114,6 +129,10 @@ CART_COLUMNS: tuple[ColumnElement[Any], ...] = (
     _looked_up(_BRANCH.timezone, "branch_id", "timezone"),
     _looked_up(_CUSTOMER.name, "customer_id", "customer_name"),
     catalogue.CURRENT_VERSION,
+    _CART.locale,
+    _looked_up(_BRANCH.default_locale, "branch_id", "default_locale"),
+    _looked_up(_BRANCH.locales, "branch_id", "locales"),
+    _looked_up(_BRANCH.kitchen_locale, "branch_id", "kitchen_locale"),
 )
 _BY_ID = _CART.id == bindparam("cart_id")
 
@@ -125,6 +144,7 @@ _CREATE = Prepared(
         customer_id=bindparam("customer_id"),
         customer_phone=bindparam("customer_phone"),
         service_mode=bindparam("service_mode"),
+        locale=bindparam("locale"),
         status=CartStatus.OPEN,
         version=1,
         created_at=bindparam("now"),
@@ -142,6 +162,9 @@ _TOUCH_MODE = Prepared(
     .where(_BY_ID)
     .values(updated_at=bindparam("now"), service_mode=bindparam("service_mode"))
     .returning(*CART_COLUMNS)
+)
+_TOUCH_LOCALE = Prepared(
+    update(CARTS).where(_BY_ID).values(updated_at=bindparam("now"), locale=bindparam("locale")).returning(*CART_COLUMNS)
 )
 _TOUCH_CUSTOMER = Prepared(
     update(CARTS)
@@ -231,6 +254,10 @@ def _record(row: Any, lines: list[CartLineRecord], levels: dict[int, Level]) -> 
         row.catalogue_version,
         lines,
         levels,
+        row.locale,
+        row.default_locale,
+        row.locales,
+        row.kitchen_locale,
     )
 
 
@@ -243,8 +270,9 @@ async def create_cart(
     customer_phone: str | None = None,
     *,
     service_mode: ServiceMode = ServiceMode.EAT_IN,
+    locale: str | None = None,
 ) -> CartRecord:
-    """A new open cart without lines."""
+    """A new open cart without lines, shown in `locale` (None: the branch's default)."""
     row = await _CREATE.first(
         session,
         {
@@ -253,6 +281,7 @@ async def create_cart(
             "customer_id": customer_id,
             "customer_phone": customer_phone,
             "service_mode": service_mode,
+            "locale": locale,
             "now": now,
         },
     )
@@ -271,20 +300,24 @@ async def lock_cart(
     also: int | None = None,
     service_mode: ServiceMode | None = None,
     also_components: Sequence[int] = (),
+    locale: str | None = None,
 ) -> CartRecord | None:
     """The cart with its lines and their items' levels (and item `also`'s), locked until commit; None when there is
     no such cart.
 
     With `now`, the lock is the cart's change: `updated_at` set to it (and, with `customer`, its id and phone
-    attached, or taken off with `NO_CUSTOMER`; or, with `service_mode`, that mode set), its version raised.
-    `also_components`: the items of a combo about to be added, whose levels are read with the lines' components'. The
-    lines are read after the lock, in a statement of their own: on PostgreSQL a read that waited for the lock sees
-    the cart as committed but, in the same statement, the lines as they were before it waited.
+    attached, or taken off with `NO_CUSTOMER`; or, with `service_mode`, that mode set; or, with `locale`, that
+    locale), its version raised. `also_components`: the items of a combo about to be added, whose levels are read
+    with the lines' components'. The lines are read after the lock, in a statement of their own: on PostgreSQL a
+    read that waited for the lock sees the cart as committed but, in the same statement, the lines as they were
+    before it waited.
     """
     if now is None:
         row = await _LOCK.first(session, {"cart_id": cart_id})
     elif service_mode is not None:
         row = await _TOUCH_MODE.first(session, {"cart_id": cart_id, "now": now, "service_mode": service_mode})
+    elif locale is not None:
+        row = await _TOUCH_LOCALE.first(session, {"cart_id": cart_id, "now": now, "locale": locale})
     elif customer is None:
         row = await _TOUCH.first(session, {"cart_id": cart_id, "now": now})
     else:

@@ -14,8 +14,8 @@ are read with the cart's lines (server/orders/cart_rows.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from functools import cache
 from itertools import groupby
 from typing import Any
@@ -41,6 +41,7 @@ from server.domain.combos import Slot, SlotChoice
 from server.domain.dayparts import Window
 from server.domain.options import Choice, Group
 from server.domain.stations import Kitchen, KitchenStation, catalogue_code
+from server.domain.translations import Translations, pick
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,32 @@ class CatalogueItem:
     slots: tuple[Slot, ...] = ()
     # The kitchen station code its lines go to: its own, else its category's (None: the branch's default station).
     station: str | None = None
+    # Its name's, its groups' and its choices' (by id) in other languages (server/domain/translations.py).
+    translations: Translations = field(default_factory=dict, compare=False, hash=False)
+    group_translations: Mapping[int, Translations] = field(default_factory=dict, compare=False, hash=False)
+    choice_translations: Mapping[int, Translations] = field(default_factory=dict, compare=False, hash=False)
+
+    def in_locale(self, chain: Sequence[str]) -> CatalogueItem:
+        """The item with its name and its groups' and choices' names in the first locale of `chain` that has each
+        (`fallback_chain`), the base names otherwise."""
+        if not chain or not (self.translations or self.group_translations or self.choice_translations):
+            return self
+        groups = tuple(
+            replace(
+                group,
+                name=_named(self.group_translations.get(group.id), chain, group.name),
+                choices=tuple(
+                    replace(choice, name=_named(self.choice_translations.get(choice.id), chain, choice.name))
+                    for choice in group.choices
+                ),
+            )
+            for group in self.groups
+        )
+        return replace(self, name=_named(self.translations, chain, self.name), groups=groups)
+
+
+def _named(translations: Translations | None, chain: Sequence[str], base: str) -> str:
+    return pick(translations, "name", chain, base) or base
 
 
 # The version as a column of the statements that read a cart (0 before the first change). Written out, like the
@@ -106,6 +133,7 @@ def _read(count: int) -> Prepared:
         select(
             _ITEM.id,
             _ITEM.name,
+            _ITEM.translations,
             _ITEM.price,
             _ITEM.tax_category_id,
             _ITEM.deleted_at,
@@ -120,10 +148,12 @@ def _read(count: int) -> Prepared:
             _CATEGORY_PART.ends_at.label("category_ends_at"),
             _GROUP.id.label("group_id"),
             _GROUP.name.label("group_name"),
+            _GROUP.translations.label("group_translations"),
             _GROUP.min_select,
             _GROUP.max_select,
             _CHOICE.id.label("choice_id"),
             _CHOICE.name.label("choice_name"),
+            _CHOICE.translations.label("choice_translations"),
             _CHOICE.price_delta,
             _CHOICE.is_default,
             _IS_COMBO,
@@ -153,13 +183,19 @@ async def read_items(session: AsyncSession, item_ids: Iterable[int]) -> dict[int
         first = item_rows[0]
         choices: dict[int, list[Choice]] = {}
         groups: dict[int, Any] = {}  # group id -> its first row
+        group_texts: dict[int, Translations] = {}
+        choice_texts: dict[int, Translations] = {}
         for row in item_rows:
             if row.group_id is None:
                 continue
             groups.setdefault(row.group_id, row)
+            if row.group_translations:
+                group_texts[row.group_id] = row.group_translations
             group_choices = choices.setdefault(row.group_id, [])
             if row.choice_id is not None:
                 group_choices.append(Choice(row.choice_id, row.choice_name, row.price_delta, row.is_default))
+                if row.choice_translations:
+                    choice_texts[row.choice_id] = row.choice_translations
         found[item_id] = CatalogueItem(
             item_id,
             first.name,
@@ -173,6 +209,9 @@ async def read_items(session: AsyncSession, item_ids: Iterable[int]) -> dict[int
             _windows(first),
             slots.get(item_id, ()),
             catalogue_code(first.station, first.category_station),
+            first.translations or {},
+            group_texts,
+            choice_texts,
         )
     return found
 

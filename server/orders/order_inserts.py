@@ -53,6 +53,9 @@ _LINE_NAMES = (
     "note",
     "components",
     "station",
+    "display_name",
+    "display_options",
+    "display_components",
 )
 _LINE_COLUMNS = tuple(_LINES.c[f.name] for f in fields(OrderLineRecord))
 
@@ -72,6 +75,10 @@ class NewLine:
     # A combo's components as priced (server/payloads/cart.py, `LineComponent`); [] for any other item.
     components: list[dict[str, Any]]
     station: str | None = None
+    # The name and options in the order's locale (`name` and `options` are in the kitchen's).
+    display_name: str | None = None
+    display_options: list[dict[str, Any]] | None = None
+    display_components: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """A cart as its kiosk sees it: the reply of every cart command, `cart.updated`, and the `device:{d}` snapshot.
 
-Built from a priced cart (server/orders/cart_pricing.py, `PricedCart.data`), never by hand.
+Built from a priced cart (server/orders/cart_pricing.py, `PricedCart.data`), never by hand; its names are in the
+cart's locale, falling back to the branch's default, then to the base names.
 """
 
 from __future__ import annotations
@@ -97,6 +98,10 @@ class CartView(BaseModel):
     device_id: int
     currency: str
     service_mode: ServiceMode = Field(description="eat in or take away: decides the lines' tax rates")
+    locale: str = Field(
+        default="en",
+        description="the language its lines' and options' names are in: the cart's, else the branch's default",
+    )
     customer_phone: str | None = Field(description="the phone attached to the cart, normalised")
     customer: CartCustomer | None
     lines: list[CartLineView]

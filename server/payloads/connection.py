@@ -63,6 +63,13 @@ class WelcomeData(BaseModel):
     server_time: datetime
     heartbeat_s: float = Field(description="seconds between the server's WebSocket pings")
     channels: dict[str, ChannelPosition] = Field(description="each channel subscribed on hello, by name")
+    locale: str | None = Field(
+        default=None,
+        description=(
+            "the hello's locale when the branch offers it: the connection's menu snapshot, `menu.get` and new carts "
+            "are in it; null: the branch's default (no locale asked, or one the branch does not offer)"
+        ),
+    )
 
 
 class SubscribeReply(ChannelPosition):

@@ -12,11 +12,17 @@ out a line's from the item and the choices picked, and may filter the menu by th
 slots with their choices of items, each with its upcharge, its own allergens, calories and options, and whether
 the branch sells it now (server/payloads/menu_combos.py): a combo line's allergens and calories are its
 components' and their options'.
+
+Names and descriptions are in a locale: the snapshot's and `menu.get`'s in the one asked for (the
+connection's, falling back to the branch's default, then to the base names), the events'
+(published once to every device of the branch) in the branch's default. Categories, items,
+groups and choices also carry `translations`, all their texts by locale, so that a device
+showing another locale renders an event's item in it (server/domain/translations.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +34,20 @@ from persistence.base import utcnow
 from persistence.enums import Allergen, ServiceMode
 from persistence.tables import Branch, Category, ComboSlot, Daypart, Item, ItemAvailability
 from server.domain.dayparts import Window, all_open
+from server.domain.translations import fallback_chain, pick
 from server.payloads.menu_combos import component_ids, fillable, read_slots, slots_data
+
+
+class MenuTexts(BaseModel):
+    """A row's texts in one locale: its name, and an item's description where it has one there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str | None = None
+
+
+TRANSLATIONS_DESCRIPTION = "its texts by locale code (`de`, `pt-BR`): pick the device's locale, then its language"
 
 
 class MenuChoice(BaseModel):
@@ -42,6 +61,7 @@ class MenuChoice(BaseModel):
     is_default: bool
     allergens: list[Allergen] = Field(description="the allergens it adds to its item's, in the EU's order")
     calories: int | None = Field(description="the kcal it adds to its item's (may be negative); null: not known")
+    translations: dict[str, MenuTexts] = Field(default_factory=dict, description=TRANSLATIONS_DESCRIPTION)
 
 
 class MenuOptionGroup(BaseModel):
@@ -54,6 +74,7 @@ class MenuOptionGroup(BaseModel):
     min_select: int
     max_select: int
     choices: list[MenuChoice]
+    translations: dict[str, MenuTexts] = Field(default_factory=dict, description=TRANSLATIONS_DESCRIPTION)
 
 
 class MenuComboChoice(BaseModel):
@@ -72,6 +93,7 @@ class MenuComboChoice(BaseModel):
     allergens: list[Allergen] = Field(description="the item's allergens, without its choices'")
     calories: int | None = Field(description="kcal of the item, without its choices; null: not known")
     option_groups: list[MenuOptionGroup] = Field(description="the item's option groups (drink sizes)")
+    translations: dict[str, MenuTexts] = Field(default_factory=dict, description=TRANSLATIONS_DESCRIPTION)
 
 
 class MenuComboSlot(BaseModel):
@@ -123,6 +145,7 @@ class MenuItem(BaseModel):
         description="a combo's slots, each filled by one of its choices; empty for any other item. A combo is "
         "orderable only while every slot has an available choice",
     )
+    translations: dict[str, MenuTexts] = Field(default_factory=dict, description=TRANSLATIONS_DESCRIPTION)
 
 
 class MenuCategory(BaseModel):
@@ -134,6 +157,7 @@ class MenuCategory(BaseModel):
     name: str
     position: int
     items: list[MenuItem]
+    translations: dict[str, MenuTexts] = Field(default_factory=dict, description=TRANSLATIONS_DESCRIPTION)
 
 
 class MenuSnapshot(BaseModel):
@@ -144,6 +168,9 @@ class MenuSnapshot(BaseModel):
     branch_id: int
     currency: str | None
     service_modes: list[ServiceMode] = Field(description="eat in, take away: what the branch offers, default first")
+    locale: str = Field(default="en", description="the locale its names and descriptions are in")
+    default_locale: str = Field(default="en", description="the branch's: the locale of the menu's events' names")
+    locales: list[str] = Field(default_factory=lambda: ["en"], description="what the branch's kiosks offer")
     categories: list[MenuCategory]
 
 
@@ -236,11 +263,23 @@ async def _clock(session: AsyncSession, branch: Branch | None, now: datetime | N
     return _Clock(await windows(session), branch.timezone if branch else "UTC", now or utcnow())
 
 
-async def branch_menu(session: AsyncSession, branch_id: int, now: datetime | None = None) -> dict[str, Any]:
-    """The menu of one branch at `now` (the present by default): only items it offers and that are not deleted, each
-    with its availability."""
+def menu_locale(branch: Branch | None, locale: str | None) -> str:
+    """The locale a menu of the branch is shown in for one asking for `locale`: it, when the branch offers it, else
+    the branch's default."""
+    if branch is None:
+        return locale or "en"
+    return locale if locale is not None and locale in branch.locales else branch.default_locale
+
+
+async def branch_menu(
+    session: AsyncSession, branch_id: int, now: datetime | None = None, *, locale: str | None = None
+) -> dict[str, Any]:
+    """The menu of one branch at `now` (the present by default), its texts in `locale` (None, or one the branch does
+    not offer: its default): only items it offers and that are not deleted, each with its availability."""
     branch = await session.get(Branch, branch_id)
     clock = await _clock(session, branch, now)
+    shown = menu_locale(branch, locale)
+    chain = fallback_chain(shown, branch.default_locale if branch else None)
     statement = _offered(branch_id).order_by(Category.position, Category.id, Item.position, Item.id)
     rows = (await session.execute(statement)).all()
     categories = (
@@ -253,14 +292,23 @@ async def branch_menu(session: AsyncSession, branch_id: int, now: datetime | Non
     # A component the branch does not offer on its own is not sold in a combo either.
     items_by_category: dict[int, list[dict[str, Any]]] = {}
     for item, offer, category_daypart in rows:
-        entry = _item(item, offer, category_daypart, clock, slots.get(item.id, []), sold)
+        entry = _item(item, offer, category_daypart, clock, slots.get(item.id, []), sold, chain)
         items_by_category.setdefault(item.category_id, []).append(entry)
     return {
         "branch_id": branch_id,
         "currency": branch.currency if branch else None,
         "service_modes": branch.service_modes if branch else [],
+        "locale": shown,
+        "default_locale": branch.default_locale if branch else shown,
+        "locales": branch.locales if branch else [shown],
         "categories": [
-            {"id": c.id, "name": c.name, "position": c.position, "items": items_by_category[c.id]}
+            {
+                "id": c.id,
+                "name": pick(c.translations, "name", chain, c.name),
+                "position": c.position,
+                "items": items_by_category[c.id],
+                "translations": c.translations,
+            }
             for c in categories
             if c.id in items_by_category
         ],
@@ -270,21 +318,23 @@ async def branch_menu(session: AsyncSession, branch_id: int, now: datetime | Non
 async def branch_item(
     session: AsyncSession, branch_id: int, item_id: int, now: datetime | None = None
 ) -> dict[str, Any] | None:
-    """One item exactly as the branch's menu shows it at `now` (the present by default); None when it is not on that
-    menu."""
+    """One item exactly as the branch's menu shows it at `now` (the present by default), named in the branch's default
+    locale (as events carry it); None when it is not on that menu."""
     # populate_existing: within a transaction that just changed the item, read what was written
     # (option groups in display order, the stock the UPDATE left) rather than the objects as they were built.
     statement = _offered(branch_id).where(Item.id == item_id).execution_options(populate_existing=True)
     row = (await session.execute(statement)).one_or_none()
     if row is None:
         return None
-    clock = await _clock(session, await session.get(Branch, branch_id), now)
+    branch = await session.get(Branch, branch_id)
+    clock = await _clock(session, branch, now)
+    chain = fallback_chain(branch.default_locale if branch else None, None)
     slots = await read_slots(session, [item_id])
     sold: dict[int, bool] = {}
     if slots:
         components = (await session.execute(_offered(branch_id).where(Item.id.in_(component_ids(slots))))).all()
         sold = {item.id: _sold(item, offer, category_daypart, clock) for item, offer, category_daypart in components}
-    return _item(row[0], row[1], row[2], clock, slots.get(item_id, []), sold)
+    return _item(row[0], row[1], row[2], clock, slots.get(item_id, []), sold, chain)
 
 
 def _sold(item: Item, offer: ItemAvailability, category_daypart: int | None, clock: _Clock) -> bool:
@@ -299,14 +349,15 @@ def _item(
     clock: _Clock,
     slots: list[ComboSlot],
     sold: dict[int, bool],
+    chain: tuple[str, ...],
 ) -> dict[str, Any]:
     windows = clock.windows(item, category_daypart)
-    combo = slots_data(slots, sold, _groups)
+    combo = slots_data(slots, sold, lambda component: _groups(component, chain), chain)
     return {
         "id": item.id,
         "category_id": item.category_id,
-        "name": item.name,
-        "description": item.description,
+        "name": pick(item.translations, "name", chain, item.name),
+        "description": pick(item.translations, "description", chain, item.description),
         "image_url": item.image_url,
         "price": item.price,
         "allergens": item.allergens,
@@ -316,30 +367,33 @@ def _item(
         "stock": offer.stock,
         "orderable": is_orderable(offer.available, offer.stock) and clock.inside(windows) and fillable(combo),
         "dayparts": [window.data() for window in windows],
-        "option_groups": _groups(item),
+        "option_groups": _groups(item, chain),
         "combo_slots": combo,
+        "translations": item.translations,
     }
 
 
-def _groups(item: Item) -> list[dict[str, Any]]:
-    """The item's option groups as menu data."""
+def _groups(item: Item, chain: Sequence[str]) -> list[dict[str, Any]]:
+    """The item's option groups as menu data, named in the first locale of `chain` that has each name."""
     return [
         {
             "id": group.id,
-            "name": group.name,
+            "name": pick(group.translations, "name", chain, group.name),
             "min_select": group.min_select,
             "max_select": group.max_select,
             "choices": [
                 {
                     "id": c.id,
-                    "name": c.name,
+                    "name": pick(c.translations, "name", chain, c.name),
                     "price_delta": c.price_delta,
                     "is_default": c.is_default,
                     "allergens": c.allergens,
                     "calories": c.calories,
+                    "translations": c.translations,
                 }
                 for c in group.choices
             ],
+            "translations": group.translations,
         }
         for group in item.option_groups
     ]

@@ -8,13 +8,14 @@ events tell a kiosk when a choice comes and goes: the choice names its `item_id`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.tables import ComboSlot, Item
+from server.domain.translations import pick
 
 
 async def read_slots(session: AsyncSession, item_ids: Iterable[int]) -> dict[int, list[ComboSlot]]:
@@ -39,10 +40,14 @@ def component_ids(slots: Mapping[int, list[ComboSlot]]) -> set[int]:
 
 
 def slots_data(
-    slots: list[ComboSlot], orderable: Mapping[int, bool], groups: Callable[[Item], list[dict[str, Any]]]
+    slots: list[ComboSlot],
+    orderable: Mapping[int, bool],
+    groups: Callable[[Item], list[dict[str, Any]]],
+    chain: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """The slots of one combo as menu data; `orderable`: which items the branch sells now (an item missing from it
-    is not sold), `groups`: an item's option groups as menu data."""
+    is not sold), `groups`: an item's option groups as menu data, `chain`: the locales its items are named in
+    (`fallback_chain`; a slot's own name is not translated)."""
     return [
         {
             "id": slot.id,
@@ -50,13 +55,14 @@ def slots_data(
             "choices": [
                 {
                     "item_id": choice.item_id,
-                    "name": choice.item.name,
+                    "name": pick(choice.item.translations, "name", chain, choice.item.name),
                     "upcharge": choice.upcharge,
                     "is_default": choice.is_default,
                     "available": orderable.get(choice.item_id, False),
                     "allergens": choice.item.allergens,
                     "calories": choice.item.calories,
                     "option_groups": groups(choice.item),
+                    "translations": choice.item.translations,
                 }
                 for choice in slot.choices
             ],

@@ -11,10 +11,15 @@ hears what (PROTOCOL.md "Channels"):
   paid order and `order.cancelled` for one taken back (refunded);
 - the order board (`branch:{b}:board`): `board.updated` whenever the order's number moves
   between its columns: `preparing` from payment until ready, `ready`, then off (null).
+
+Its lines' names and options are in the order's `locale` for the customer (the kiosk's
+`device:{d}` events, snapshot and replies, the receipt) and in the branch's kitchen locale
+for everyone else (kitchen, staff, POS), both frozen at placement.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any, Literal
 
@@ -24,8 +29,8 @@ from channels import names
 from channels.unit_of_work import Emit
 from persistence.base import flushed
 from persistence.enums import OrderStatus, ServiceMode
-from persistence.order_records import OrderRecord
-from persistence.tables import Order
+from persistence.order_records import OrderLineRecord, OrderRecord
+from persistence.tables import Order, OrderLine
 from server.payloads.cart import ChosenOption, LineComponent
 from server.payloads.moment import Moment
 from server.payloads.taxes import RateTaxView
@@ -82,6 +87,13 @@ class OrderView(BaseModel):
     customer_name: str | None
     currency: str
     service_mode: ServiceMode = Field(description="eat in or take away, as the cart was placed")
+    locale: str | None = Field(
+        default=None,
+        description=(
+            "the customer's language, the cart's at placement: the kiosk's payloads and the receipt name the lines "
+            "in it, the kitchen's, staff's and POS's in the branch's kitchen locale; null: placed before languages"
+        ),
+    )
     subtotal: int
     tax: int
     taxes: list[RateTaxView] = Field(description="the tax per rate, lowest rate first")
@@ -146,9 +158,31 @@ _EVENT: dict[OrderStatus, str] = {
 _KITCHEN_EVENT: dict[OrderStatus, str] = {OrderStatus.PAID: "order.queued", OrderStatus.REFUNDED: "order.cancelled"}
 
 
-def order_data(order: AnyOrder) -> dict[str, Any]:
-    """The order with its frozen lines and the moments it changed state, as JSON data."""
-    return OrderView.model_validate(flushed(order)).model_dump(mode="json")
+def order_data(order: AnyOrder, *, customer: bool = False) -> dict[str, Any]:
+    """The order with its frozen lines and the moments it changed state, as JSON data: its lines named in the
+    kitchen's locale, or with `customer` in the order's (the kiosk's, the receipt's)."""
+    view = OrderView.model_validate(flushed(order))
+    if customer:
+        rows: Sequence[OrderLine | OrderLineRecord] = order.lines
+        for line, row in zip(view.lines, rows, strict=True):
+            if row.display_name is not None:
+                line.name = row.display_name
+            if row.display_options is not None:
+                line.options = [ChosenOption.model_validate(option) for option in row.display_options]
+            if row.display_components is not None:
+                line.components = [OrderComponent.model_validate(part) for part in row.display_components]
+    return view.model_dump(mode="json")
+
+
+def _bilingual(order: AnyOrder) -> bool:
+    """Whether a line of the order has names for the customer other than the kitchen's."""
+    lines: Sequence[OrderLine | OrderLineRecord] = order.lines
+    return any(
+        (line.display_name is not None and line.display_name != line.name)
+        or (line.display_options is not None and line.display_options != line.options)
+        or line.display_components is not None
+        for line in lines
+    )
 
 
 def board_place(order: AnyOrder) -> dict[str, Any]:
@@ -180,7 +214,8 @@ def announce(emit: Emit, order: AnyOrder, *, recalled: bool = False, previous: O
     event = "order.recalled" if recalled else _EVENT[order.status]
     emit(names.branch_orders(order.branch_id), event, data)
     if order.device_id is not None:
-        emit(names.device(order.device_id), event, data)
+        # Built again only when the customer's names differ from the kitchen's (a kiosk in another language).
+        emit(names.device(order.device_id), event, order_data(order, customer=True) if _bilingual(order) else data)
     in_kitchen = kitchen_event(order, recalled=recalled)
     if in_kitchen is not None:
         emit(names.branch_kitchen(order.branch_id), in_kitchen, data)

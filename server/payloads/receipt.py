@@ -3,8 +3,9 @@
 One shape for both, built in one place (`order_receipt`): the branch, the order's number and
 business day, its service mode, its frozen lines with their options and tax rates, the tax per
 rate, the totals, and the payment that paid it with the terminal's or payment API's reference.
-Money is in minor units of `currency`. Names are the menu's, as the order froze them: the
-branch's language, as there are no translations yet. Printing it is the device's business.
+Money is in minor units of `currency`. Names are the menu's, as the order froze them, in the
+order's `locale` (the customer's; the kitchen's names for orders from before languages). Printing
+it is the device's business.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ class ReceiptView(BaseModel):
     number: int = Field(description="the order number called out at the counter")
     business_date: date = Field(description="the branch's business day the order was placed on")
     service_mode: ServiceMode
+    locale: str | None = Field(
+        default=None, description="the customer's language, that the lines' names are in; null: from before languages"
+    )
     status: OrderStatus
     currency: str = Field(description="the order's currency, which its money is in")
     lines: list[ReceiptLine]
@@ -103,20 +107,24 @@ def build_receipt(order: AnyOrder, payment: PaymentLike | None, branch: Branch) 
         number=order.number,
         business_date=order.business_date,
         service_mode=order.service_mode,
+        locale=order.locale,
         status=order.status,
         currency=order.currency,
         lines=[
             ReceiptLine(
-                name=line.name,
+                name=line.display_name or line.name,
                 qty=line.qty,
                 unit_price=line.unit_price,
-                options=[ChosenOption.model_validate(option) for option in line.options],
+                options=[
+                    ChosenOption.model_validate(option)
+                    for option in (line.options if line.display_options is None else line.display_options)
+                ],
                 line_total=line.line_total,
                 tax_rate_bp=line.tax_rate_bp,
                 # The kitchen's station is no business of the customer's receipt.
                 components=[
                     LineComponent.model_validate({k: v for k, v in component.items() if k != "station"})
-                    for component in line.components
+                    for component in (line.components if line.display_components is None else line.display_components)
                 ],
             )
             for line in order.lines

@@ -15,7 +15,8 @@ import time
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from sqlalchemy import select
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from channels import frames, names
@@ -23,9 +24,11 @@ from channels.hub import ChannelStatus, Subscriber
 from channels.rules import auto_channels, may_subscribe
 from persistence.base import rfc3339, utcnow
 from persistence.outages import is_unavailable
+from persistence.tables import Branch
 from server.auth.principals import Principal
 from server.auth.tokens import TokenClaims
 from server.commands.router import CommandRegistry, execute
+from server.domain.translations import MAX_LOCALE_LENGTH, InvalidLocale, normalize_locale
 from server.errors import ApiError
 from server.realtime.limits import Allowance, SocketLimits
 from server.realtime.transport import SocketTransport
@@ -51,6 +54,18 @@ class Hello(BaseModel):
     type: str
     token: str = Field(min_length=1)
     resume: dict[str, Resume] = Field(default_factory=dict)
+    # The customer's language; one the branch does not offer (or no code at all) is not refused: the welcome says
+    # which the connection uses.
+    locale: str | None = Field(
+        default=None,
+        description="the customer's language (`de`, `pt-BR`): the menu snapshot's, `menu.get`'s and new carts'",
+    )
+
+    @field_validator("locale", mode="before")
+    @classmethod
+    def _any_locale(cls, value: object) -> object:
+        # Anything but a locale code's length of text is no locale asked: the hello stands.
+        return value if isinstance(value, str) and len(value) <= MAX_LOCALE_LENGTH else None
 
 
 class SubscribeData(BaseModel):
@@ -138,6 +153,13 @@ class Connection:
 
         self.principal = principal
         self.subscriber = Subscriber(self.id, principal.key, self.transport, principal.session_id)
+        try:
+            self.subscriber.locale = await self._locale(principal, hello.locale)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            await self.ws.close(1011, "the server cannot reach its database; retry shortly")
+            return False
         self._expire_at(claims)
         hub = self.services.hub
         hub.attach(self.subscriber)
@@ -176,6 +198,7 @@ class Connection:
                     "server_time": rfc3339(utcnow()),
                     "heartbeat_s": _number(self.services.settings.WS_HEARTBEAT_S),
                     "channels": {channel: status.public() for channel, status in statuses.items()},
+                    "locale": self.subscriber.locale,
                 }
             )
         )
@@ -183,6 +206,19 @@ class Connection:
             hub.complete(self.subscriber, channel, ready)
         self.transport.command_done()
         return True
+
+    async def _locale(self, principal: Principal, asked: str | None) -> str | None:
+        """The locale the connection uses for `asked` (the hello's): it when the principal's branch offers it, else
+        None (the branch's default); no read when nothing was asked."""
+        if asked is None or principal.branch_id is None:
+            return None
+        try:
+            locale = normalize_locale(asked)
+        except InvalidLocale:
+            return None
+        async with self.services.db.session() as session:
+            offered = await session.scalar(select(Branch.locales).where(Branch.id == principal.branch_id))
+        return locale if offered and locale in offered else None
 
     def _expire_at(self, claims: TokenClaims) -> None:
         # A token that expires without an `auth.refresh` ends the connection with 4001 (a timer, not a task:
@@ -277,7 +313,8 @@ class Connection:
             log.warning("%s: database or Redis unavailable: %s", frame.type, exc)
             message = "the database or Redis is unavailable; nothing was changed, try again"
             return frames.reply_error(frame.id, "unavailable", message), "unavailable"
-        return await execute(self.commands, self.services, self.principal, frame)
+        locale = self.subscriber.locale if self.subscriber is not None else None
+        return await execute(self.commands, self.services, self.principal, frame, locale)
 
     async def _subscribe(self, frame_id: str, data: SubscribeData) -> None:
         assert self.principal is not None and self.subscriber is not None

@@ -31,7 +31,9 @@ from server.payloads.payment import payment_data
 from server.payloads.station import station_tickets
 from server.settings import Settings
 
-Provider = Callable[[AsyncSession, ChannelName], Awaitable[Any]]
+# A channel's snapshot in a locale (None: its default); only the menu's depends on it, carts and orders being in their
+# own locales.
+Provider = Callable[[AsyncSession, ChannelName, str | None], Awaitable[Any]]
 
 OPEN_TICKETS = (OrderStatus.PAID, OrderStatus.PREPARING, OrderStatus.READY)
 ON_BOARD = tuple(status for status, column in BOARD_COLUMN.items() if column is not None)
@@ -78,12 +80,12 @@ class Snapshots:
         """Replace the provider of a channel kind (`branch:menu`, `device`, ...)."""
         self._providers[kind] = provider
 
-    async def snapshot(self, channel: ChannelName) -> Any:
-        """The current state of `channel`."""
+    async def snapshot(self, channel: ChannelName, locale: str | None = None) -> Any:
+        """The current state of `channel`, its texts in `locale` where it has any (None: the branch's default)."""
         async with self._db.session() as session:
-            return await self._providers[channel.kind](session, channel)
+            return await self._providers[channel.kind](session, channel, locale)
 
-    async def _devices(self, session: AsyncSession, channel: ChannelName) -> Any:
+    async def _devices(self, session: AsyncSession, channel: ChannelName, locale: str | None = None) -> Any:
         assert channel.branch_id is not None
         devices = (
             await session.scalars(select(Device).where(Device.branch_id == channel.branch_id).order_by(Device.id))
@@ -96,7 +98,7 @@ class Snapshots:
             ]
         }
 
-    async def _kitchen(self, session: AsyncSession, channel: ChannelName) -> Any:
+    async def _kitchen(self, session: AsyncSession, channel: ChannelName, locale: str | None = None) -> Any:
         statement = (
             select(Order)
             .where(Order.branch_id == channel.branch_id, Order.status.in_(OPEN_TICKETS))
@@ -104,7 +106,7 @@ class Snapshots:
         )
         return {"tickets": [order_data(order) for order in (await session.scalars(statement)).all()]}
 
-    async def _station(self, session: AsyncSession, channel: ChannelName) -> Any:
+    async def _station(self, session: AsyncSession, channel: ChannelName, locale: str | None = None) -> Any:
         assert channel.branch_id is not None and channel.station is not None
         kitchen = await read_kitchen(session, channel.branch_id)
         if kitchen.by_code(channel.station) is None:
@@ -119,7 +121,7 @@ class Snapshots:
         tickets = (station_tickets(order, kitchen, bumps.get(order.id, {})).get(channel.station) for order in orders)
         return {"tickets": [ticket for ticket in tickets if ticket is not None]}
 
-    async def _board(self, session: AsyncSession, channel: ChannelName) -> Any:
+    async def _board(self, session: AsyncSession, channel: ChannelName, locale: str | None = None) -> Any:
         statement = (
             select(Order)
             .where(Order.branch_id == channel.branch_id, Order.status.in_(ON_BOARD))
@@ -132,7 +134,7 @@ class Snapshots:
             columns[column].append(board_place(order))
         return columns
 
-    async def _orders(self, session: AsyncSession, channel: ChannelName) -> Any:
+    async def _orders(self, session: AsyncSession, channel: ChannelName, locale: str | None = None) -> Any:
         since = utcnow() - timedelta(days=1)
         statement = (
             select(Order)
@@ -145,11 +147,11 @@ class Snapshots:
         )
         return {"orders": [order_data(order) for order in (await session.scalars(statement)).all()]}
 
-    async def _menu(self, session: AsyncSession, channel: ChannelName) -> Any:
+    async def _menu(self, session: AsyncSession, channel: ChannelName, locale: str | None = None) -> Any:
         assert channel.branch_id is not None
-        return await branch_menu(session, channel.branch_id, self._clock())
+        return await branch_menu(session, channel.branch_id, self._clock(), locale=locale)
 
-    async def _device(self, session: AsyncSession, channel: ChannelName) -> Any:
+    async def _device(self, session: AsyncSession, channel: ChannelName, locale: str | None = None) -> Any:
         device_id = channel.device_id
         # Most devices have nothing open when they connect: one statement says which reads are needed at all.
         held = await _DEVICE_HOLDS.first(session, {"device_id": device_id})
@@ -179,6 +181,6 @@ class Snapshots:
             payments = (await session.scalars(in_flight, {"device_id": device_id})).all()
         return {
             "carts": [(await price_cart(session, cart)).data(self._cart_idle) for cart in carts],
-            "orders": [order_data(order) for order in orders],
+            "orders": [order_data(order, customer=True) for order in orders],
             "payments": [payment_data(payment) for payment in payments],
         }

@@ -166,6 +166,7 @@ async def test_an_item_change_reaches_every_branch_offering_it(
         "is_default": False,
         "allergens": [],
         "calories": None,
+        "translations": {},
     }
 
 
@@ -224,6 +225,7 @@ async def test_option_groups_are_announced_as_stored_in_display_order(
             "is_default": True,
             "allergens": [],
             "calories": None,
+            "translations": {},
         }
     ]
     assert [(c["name"], c["price_delta"], c["allergens"], c["calories"]) for c in announced[1]["choices"]] == [

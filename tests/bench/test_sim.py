@@ -43,10 +43,14 @@ class Recorder:
 
 
 async def test_the_simulator_orders_pays_cooks_and_counts_what_the_server_did(services: Services, shop: Shop) -> None:
-    """Six orders with half the charges declined: every paid order is completed, and the tally matches the database."""
+    """Six orders with half the charges declined: every paid order is completed, and the tally matches the database;
+    the kiosks' carts are in the languages the branch offers (copied from the first branch's)."""
+    async with services.db.session() as session:
+        await session.execute(update(Branch).values(default_locale="de", locales=["de", "en"], kitchen_locale="de"))
     fleet = await provision(services.db, services.tokens, kiosks=2, kitchens=2, boards=1)
     again = await provision(services.db, services.tokens, kiosks=2, kitchens=2, boards=1)
     assert [k.id for k in again.kiosks] == [k.id for k in fleet.kiosks]  # devices are reused, not added again
+    assert fleet.locales == ("de", "en")
     async with live_server(services) as live:
         plan = Plan(
             urls=[live.ws],
@@ -83,9 +87,11 @@ async def test_the_simulator_orders_pays_cooks_and_counts_what_the_server_did(se
             ).all()
         )
         devices = await session.scalar(select(func.count()).select_from(Device).where(Device.branch_id == branch_id))
+        locales = set((await session.scalars(select(Order.locale).where(Order.branch_id == branch_id))).all())
     assert statuses.get(OrderStatus.COMPLETED, 0) == tally.completed
     assert statuses.get(OrderStatus.CANCELLED, 0) == 6 - tally.paid  # three declines in a row: cancelled
     assert devices == 2 + 2 + 2 + 1
+    assert locales and locales <= {"de", "en"}
     report = tally.report()
     assert "| placed | 6 |" in report and "order.place reply" in report
 

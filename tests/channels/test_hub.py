@@ -154,8 +154,8 @@ class Snapshots:
     def __init__(self) -> None:
         self.asked: list[str] = []
 
-    async def __call__(self, channel: ChannelName) -> Any:
-        self.asked.append(channel.name)
+    async def __call__(self, channel: ChannelName, locale: str | None = None) -> Any:
+        self.asked.append(channel.name if locale is None else f"{channel.name}@{locale}")
         return {"state": len(self.asked)}
 
 

@@ -202,6 +202,7 @@ async def test_menu_get_answers_the_menu_snapshot(services: Services, world: Wor
         "dayparts": [],
         "option_groups": [],
         "combo_slots": [],
+        "translations": {},
     }
     kiosk = Principal(kind="device", id=7, branch_id=world.branch_a, device_kind=DeviceKind.KIOSK)
     kitchen = Principal(kind="device", id=8, branch_id=world.branch_a, device_kind=DeviceKind.KITCHEN_DISPLAY)
@@ -242,6 +243,9 @@ async def test_menu_get_names_the_branch_only_for_chain_wide_users(
         "branch_id": world.branch_b,
         "currency": "USD",
         "service_modes": ["eat_in", "takeaway"],
+        "locale": "en",
+        "default_locale": "en",
+        "locales": ["en"],
         "categories": [],
     }
     assert reply["data"] == expected

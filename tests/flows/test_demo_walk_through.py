@@ -1,7 +1,8 @@
-"""The demo branch as a customer meets it, through the device protocol alone and real sockets: a kiosk chooses take
-away, buys the breakfast combo with a large drink at 08:00 branch time (and the same is refused at 11:01), sees
-allergens, pays at its terminal and prints a receipt with the take-away tax, while the grill and the drinks displays
-each see and bump only their part and the board shows the order ready once both are done."""
+"""The demo branch as a customer meets it, through the device protocol alone and real sockets: a kiosk switches
+from German to English, chooses take away, buys the breakfast combo with a large drink at 08:00 branch time (and the
+same is refused at 11:01), sees allergens, pays at its terminal and prints a receipt with the take-away tax, while
+the grill and the drinks displays each see and bump only their part, in the kitchen's German, and the board shows
+the order ready once both are done."""
 
 from __future__ import annotations
 
@@ -83,7 +84,11 @@ async def test_a_kiosk_buys_a_takeaway_breakfast_combo_and_the_stations_and_the_
             DeviceClient(live.ws, token(services, demo, DeviceKind.ORDER_BOARD)) as board,
         ):
             kiosk_channel = names.device(kiosk.welcome["principal"]["id"])
-            menu = await snapshot_of(kiosk, names.branch_menu(branch))
+            # The kiosk starts in the branch's language, German; the customer switches to English.
+            german = await snapshot_of(kiosk, names.branch_menu(branch))
+            assert (german["locale"], german["locales"]) == ("de", ["de", "en"])
+            assert menu_item(german, "Frühstücksmenü")["orderable"] is True
+            menu = await kiosk.command("menu.get", {"locale": "en"})
             assert menu["service_modes"] == ["eat_in", "takeaway"]
             combo = menu_item(menu, "Breakfast Combo")
             assert combo["orderable"] is True
@@ -98,7 +103,14 @@ async def test_a_kiosk_buys_a_takeaway_breakfast_combo_and_the_stations_and_the_
             cart = await kiosk.command(
                 "cart.add", {"cart_id": cart["id"], "item_id": combo["id"], "components": components}
             )
-            assert (cart["service_mode"], cart["total"]) == ("takeaway", 900)
+            assert (cart["service_mode"], cart["total"], cart["lines"][0]["name"]) == (
+                "takeaway",
+                900,
+                "Frühstücksmenü",
+            )
+            cart = await kiosk.command("cart.set_locale", {"cart_id": cart["id"], "locale": "en"})
+            assert [c["name"] for c in cart["lines"][0]["components"]] == ["Breakfast Muffin", "Hash Brown", "Cola"]
+            assert (cart["locale"], cart["lines"][0]["name"], cart["total"]) == ("en", "Breakfast Combo", 900)
             # A second customer's same combo, in a cart made at 08:00 too, is placed only at 11:01 below.
             late = await kiosk.command("cart.create", {"service_mode": "takeaway"})
             await kiosk.command("cart.add", {"cart_id": late["id"], "item_id": combo["id"], "components": components})
@@ -110,9 +122,10 @@ async def test_a_kiosk_buys_a_takeaway_breakfast_combo_and_the_stations_and_the_
             await terminal.command(
                 "payment.result", {"payment_id": payment["id"], "status": "approved", "provider_ref": "ACQ-0800"}
             )
-            await kiosk.next_event(kiosk_channel, "order.paid")
+            paid = await kiosk.next_event(kiosk_channel, "order.paid")
+            assert [c["name"] for c in paid["data"]["lines"][0]["components"]][0] == "Breakfast Muffin"
 
-            # Each station sees the combo's line with only its own components.
+            # Each station sees the combo's line with only its own components, in the kitchen's German.
             grill_channel, drinks_channel = (
                 names.branch_station(branch, "grill"),
                 names.branch_station(branch, "drinks"),
@@ -120,10 +133,10 @@ async def test_a_kiosk_buys_a_takeaway_breakfast_combo_and_the_stations_and_the_
             grill_ticket = (await grill.next_event(grill_channel, "order.queued"))["data"]
             drinks_ticket = (await drinks.next_event(drinks_channel, "order.queued"))["data"]
             assert [[c["name"] for c in line["components"]] for line in grill_ticket["lines"]] == [
-                ["Breakfast Muffin", "Hash Brown"]
+                ["Frühstücksmuffin", "Rösti"]
             ]
             assert [[c["name"] for c in line["components"]] for line in drinks_ticket["lines"]] == [["Cola"]]
-            assert [o["name"] for o in drinks_ticket["lines"][0]["components"][0]["options"]] == ["Large"]
+            assert [o["name"] for o in drinks_ticket["lines"][0]["components"][0]["options"]] == ["Groß"]
 
             preparing = await board.next_event(names.branch_board(branch), "board.updated")
             assert (preparing["data"]["number"], preparing["data"]["column"]) == (order["number"], "preparing")
@@ -137,11 +150,14 @@ async def test_a_kiosk_buys_a_takeaway_breakfast_combo_and_the_stations_and_the_
                 assert shown["data"]["column"] == "preparing"
             assert shown["data"]["order_id"] == order["id"]
 
-            # The receipt: the combo with its parts, the take-away rate of food (7 %), the terminal's payment.
+            # The receipt, in English: the combo with its parts, the take-away rate of food (7 %), the terminal's
+            # payment.
             receipt = await kiosk.command("order.receipt", {"order_id": order["id"]})
             assert (receipt["service_mode"], receipt["total"], receipt["number"]) == ("takeaway", 900, order["number"])
             assert [(t["rate_bp"], t["total"]) for t in receipt["taxes"]] == [(700, 900)]
+            assert receipt["lines"][0]["name"] == "Breakfast Combo"
             assert [c["name"] for c in receipt["lines"][0]["components"]] == ["Breakfast Muffin", "Hash Brown", "Cola"]
+            assert [o["name"] for o in receipt["lines"][0]["components"][2]["options"]] == ["Large"]
             assert (receipt["payment"]["method"], receipt["payment"]["provider_ref"]) == ("terminal", "ACQ-0800")
             assert receipt["branch"]["name"] == "Demo Diner"
 
@@ -150,4 +166,4 @@ async def test_a_kiosk_buys_a_takeaway_breakfast_combo_and_the_stations_and_the_
             refused = await kiosk.request("order.place", {"cart_id": late["id"]})
             assert refused["error"]["code"] == "out_of_stock"
             assert {entry["reason"] for entry in refused["error"]["details"]["items"]} == {"daypart"}
-            assert menu_item(await kiosk.command("menu.get"), "Breakfast Combo")["orderable"] is False
+            assert menu_item(await kiosk.command("menu.get"), "Frühstücksmenü")["orderable"] is False

@@ -391,6 +391,67 @@ async def test_at_0008_existing_items_have_no_daypart_and_a_dayparts_change_rais
         await engine.dispose()
 
 
+async def test_at_0009_existing_rows_are_english_only_and_a_translation_raises_the_catalogue_version(
+    fresh_url: str,
+) -> None:
+    """Made at 0008: the branch offers only en (default and kitchen), the catalogue's rows have no translations, the
+    cart and order no locale and the order line no names of the customer's; a translation raises the catalogue's
+    version (the columns were added in place, the triggers kept); back at 0008 the rows stay."""
+    await migrate.upgrade(fresh_url, "0008")
+    version = sa.table("catalogue_version", sa.column("version"))
+    made_at_0008 = (
+        "INSERT INTO branches (id, name, currency, timezone, tax_rate_bp, is_active)"
+        " VALUES (1, 'Mitte', 'EUR', 'UTC', 1900, true)",
+        "INSERT INTO devices (id, branch_id, kind, name, secret_hash, secret_version, is_active, info)"
+        " VALUES (1, 1, 'kiosk', 'k', 'x', 1, true, '{}')",
+        "INSERT INTO categories (id, name, position) VALUES (1, 'Mains', 0)",
+        "INSERT INTO items_live (id, category_id, name, price, position) VALUES (1, 1, 'Burger', 900, 0)",
+        "INSERT INTO option_groups (id, item_id, name, min_select, max_select, position)"
+        " VALUES (1, 1, 'Extras', 0, 1, 0)",
+        "INSERT INTO option_choices (id, group_id, name, price_delta, is_default, position)"
+        " VALUES (1, 1, 'Cheese', 80, false, 0)",
+        "INSERT INTO carts (id, branch_id, device_id, status, version) VALUES (1, 1, 1, 'open', 1)",
+        "INSERT INTO orders (id, branch_id, number, business_date, status, currency, subtotal, tax, total)"
+        " VALUES (1, 1, 1, '2026-12-07', 'paid', 'EUR', 756, 144, 900)",
+        "INSERT INTO order_lines (id, order_id, item_id, name, qty, unit_price, options, line_total)"
+        " VALUES (1, 1, 1, 'Burger', 1, 900, '[]', 900)",
+    )
+    engine = create_engine(fresh_url)
+    try:
+        async with engine.begin() as connection:
+            for statement in made_at_0008:
+                await connection.execute(sa.text(statement))
+        await migrate.upgrade(fresh_url, "0009")
+        async with engine.begin() as connection:
+            branch = (
+                await connection.execute(sa.text("SELECT default_locale, locales, kitchen_locale FROM branches"))
+            ).one()
+            assert (branch[0], _json(branch[1]), branch[2]) == ("en", ["en"], "en")
+            for table in ("categories", "items_live", "option_groups", "option_choices"):
+                texts = (await connection.execute(sa.text(f"SELECT translations FROM {table}"))).scalar_one()
+                assert _json(texts) == {}, table
+            for table in ("carts", "orders"):
+                assert (await connection.execute(sa.text(f"SELECT locale FROM {table}"))).scalars().all() == [None]
+            line = (await connection.execute(sa.text("SELECT display_name, display_options FROM order_lines"))).one()
+            assert tuple(line) == (None, None)
+            for table in ("categories", "items_live", "option_groups", "option_choices"):
+                before = (await connection.execute(sa.select(version.c.version))).scalar_one()
+                await connection.execute(sa.text(f"""UPDATE {table} SET translations = '{{"de": {{"name": "x"}}}}'"""))
+                assert (await connection.execute(sa.select(version.c.version))).scalar_one() == before + 1, table
+        await migrate.downgrade(fresh_url, "0008")
+        async with engine.connect() as connection:
+            for table, name in (("items_live", "Burger"), ("option_choices", "Cheese"), ("order_lines", "Burger")):
+                assert (await connection.execute(sa.text(f"SELECT name FROM {table}"))).scalars().all() == [name]
+            columns = await connection.run_sync(lambda sync: {c["name"] for c in inspect(sync).get_columns("branches")})
+            assert "locales" not in columns
+            version_now = (await connection.execute(sa.select(version.c.version))).scalar_one()
+        async with engine.begin() as connection:
+            await connection.execute(sa.text("UPDATE items_live SET name = 'Cheeseburger'"))
+            assert (await connection.execute(sa.select(version.c.version))).scalar_one() == version_now + 1
+    finally:
+        await engine.dispose()
+
+
 async def test_at_0010_existing_rows_have_no_station_and_a_stations_change_raises_the_catalogue_version(
     fresh_url: str,
 ) -> None:

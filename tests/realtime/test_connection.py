@@ -246,7 +246,8 @@ async def test_welcome_has_the_shape_of_the_protocol(services: Services, world: 
         welcome = await say_hello(ws, token)
     assert set(welcome) == {"type", "data"}
     data = welcome["data"]
-    assert set(data) == {"connection_id", "principal", "server_time", "heartbeat_s", "channels"}
+    assert set(data) == {"connection_id", "principal", "server_time", "heartbeat_s", "channels", "locale"}
+    assert data["locale"] is None  # none asked: the branch's default
     assert isinstance(data["connection_id"], str) and data["connection_id"]
     assert data["principal"] == {"kind": "device", "id": device_id, "device_kind": "kiosk", "branch_id": world.branch_a}
     assert data["server_time"].endswith("Z")
