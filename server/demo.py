@@ -378,6 +378,7 @@ async def _add_combos(session: AsyncSession, item_ids: dict[str, int]) -> None:
                 item_id=item_ids[combo],
                 name=name,
                 position=position,
+                translations=name_texts(name),
                 choices=[
                     ComboSlotChoice(item_id=item_ids[item], upcharge=upcharge, is_default=default, position=n)
                     for n, (item, upcharge, default) in enumerate(choices)

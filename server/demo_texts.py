@@ -7,7 +7,7 @@ every row in either.
 
 from __future__ import annotations
 
-# English name -> German name, for categories, option groups and choices.
+# English name -> German name, for categories, option groups and choices, and combo slots.
 GERMAN_NAMES = {
     "Burgers": "Burger",
     "Sides": "Beilagen",
@@ -27,6 +27,9 @@ GERMAN_NAMES = {
     "Small": "Klein",
     "Medium": "Mittel",
     "Large": "Groß",
+    "Main": "Hauptgericht",
+    "Side": "Beilage",
+    "Drink": "Getränk",
 }
 # English name -> German name and description, for items.
 GERMAN_ITEMS = {

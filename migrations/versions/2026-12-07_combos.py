@@ -40,6 +40,8 @@ def upgrade() -> None:
         sa.Column("item_id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=120), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
+        # Its name in other languages, as 0009 gave the other catalogue rows.
+        sa.Column("translations", sa.JSON(), server_default=sa.text("'{}'"), nullable=False),
         sa.ForeignKeyConstraint(
             ["item_id"], ["items_live.id"], name=op.f("fk_combo_slots_item_id_items_live"), ondelete="CASCADE"
         ),

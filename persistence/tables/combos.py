@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from persistence.base import Base
+from persistence.base import Base, Json
 from persistence.tables.menu import Item
 
 
@@ -24,6 +24,8 @@ class ComboSlot(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items_live.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(120))
     position: Mapped[int] = mapped_column(default=0)
+    # {locale: {"name"}}: its name in other languages (server/domain/translations.py), as the menu's rows have.
+    translations: Mapped[dict[str, dict[str, str]]] = mapped_column(Json, default=dict)
 
     choices: Mapped[list[ComboSlotChoice]] = relationship(
         back_populates="slot",

@@ -50,24 +50,20 @@ _ORDER_EVENTS = (
     "order.refunded",
 )
 _PAYMENT_EVENTS = tuple(f"payment.{status.value}" for status in PaymentStatus)
+_KITCHEN_EVENTS = (
+    "order.queued",
+    "order.preparing",
+    "order.ready",
+    "order.recalled",
+    "order.completed",
+    "order.cancelled",
+)
 # Channel kind (as `ChannelName.kind` spells it) -> the events the server sends on it.
 CHANNEL_EVENTS: dict[str, tuple[str, ...]] = {
     "branch:menu": ("menu.item_updated", "menu.item_removed", "stock.changed"),
-    "branch:kitchen": (
-        "order.queued",
-        "order.preparing",
-        "order.ready",
-        "order.recalled",
-        "order.completed",
-        "order.cancelled",
-    ),
+    "branch:kitchen": _KITCHEN_EVENTS,
     "branch:station": (
-        "order.queued",
-        "order.preparing",
-        "order.ready",
-        "order.recalled",
-        "order.completed",
-        "order.cancelled",
+        *_KITCHEN_EVENTS,
         "station.bumped",
         "station.recalled",
     ),

@@ -26,6 +26,7 @@ from persistence.tables import ComboSlot, ComboSlotChoice, Item
 from server.api.fields import FieldError, field_error
 from server.api.routing import ApiRouter, Call
 from server.api.stock import announce_items, load_item
+from server.api.translations import NameTranslations, TranslationsOut
 from server.auth.permissions import Permission
 from server.errors import ApiError
 from server.validation import INT32_MAX, Input, RowId
@@ -54,6 +55,7 @@ class SlotOut(BaseModel):
     id: int
     name: str
     position: int
+    translations: TranslationsOut
     choices: list[SlotChoiceOut]
 
 
@@ -77,6 +79,7 @@ class SlotIn(Input):
 
     id: RowId | None = None
     name: SlotName
+    translations: NameTranslations = Field(default_factory=dict)
     choices: list[SlotChoiceIn] = Field(min_length=1, max_length=MAX_CHOICES)
 
 
@@ -105,6 +108,7 @@ async def _out(call: Call[Any, Any], item_id: int) -> ComboOut:
                 id=slot.id,
                 name=slot.name,
                 position=slot.position,
+                translations=slot.translations,
                 choices=[
                     SlotChoiceOut(
                         item_id=c.item_id,
@@ -195,6 +199,7 @@ async def put_combo(call: Call[ComboIn, None]) -> ComboOut:
     for position, slot_in in enumerate(call.body.slots):
         slot = kept[slot_in.id] if slot_in.id is not None else ComboSlot(item_id=item.id, choices=[])
         slot.name, slot.position = slot_in.name.strip(), position
+        slot.translations = slot_in.model_dump(mode="json")["translations"]
         # The old choices go first: a slot holds an item once, and a flush inserts before it deletes.
         slot.choices.clear()
         call.session.add(slot)

@@ -12,7 +12,7 @@ options and of every component's options (domain/pricing.py, `unit_price`, never
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from server.domain.options import Chosen, Group, InvalidOptions, choose
 
@@ -33,6 +33,8 @@ class Slot:
     id: int
     name: str
     choices: tuple[SlotChoice, ...]
+    # Its name in other languages (server/domain/translations.py); not part of what it is.
+    translations: Mapping[str, Mapping[str, str]] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)

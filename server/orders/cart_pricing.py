@@ -118,10 +118,11 @@ class PricedComponent:
             options=_chosen_options(c.chosen),
         )
 
-    def named_in(self, chain: Sequence[str]) -> dict[str, Any]:
+    def named_in(self, chain: Sequence[str], slot_names: Mapping[int, str]) -> dict[str, Any]:
         """The component as order lines keep it, its item and options named in the first locale of `chain` that has
-        each text."""
+        each text (and its slot as `slot_names`, the combo's in that locale, say)."""
         view = self.view()
+        view.slot = slot_names.get(view.slot_id, view.slot)
         if self.source is not None:
             item = self.source.in_locale(chain)
             view.name, view.options = item.name, _renamed(view.options, item)
@@ -149,10 +150,11 @@ class PricedLine:
     def named_in(self, chain: Sequence[str]) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
         """The line's name, its options and its components as order lines keep them, in the first locale of `chain`
         that has each text (the kitchen's, for the ticket)."""
-        components = [component.named_in(chain) for component in self.components]
         if self.source is None:
-            return self.name, self.options(), components
+            return self.name, self.options(), [component.named_in(chain, {}) for component in self.components]
         item = self.source.in_locale(chain)
+        slot_names = {slot.id: slot.name for slot in item.slots}
+        components = [component.named_in(chain, slot_names) for component in self.components]
         options = [option.model_dump(mode="json") for option in _renamed(self.chosen_options(), item)]
         return item.name, options, components
 
@@ -217,7 +219,7 @@ def _offer(item: CatalogueItem, level: Level | None, closed: Window | None, chai
         None if level is None else level.stock,
         item.tax_category_id,
         closed,
-        item.slots,
+        shown.slots,
         item,
     )
 

@@ -69,7 +69,8 @@ class CatalogueItem:
     def in_locale(self, chain: Sequence[str]) -> CatalogueItem:
         """The item with its name and its groups' and choices' names in the first locale of `chain` that has each
         (`fallback_chain`), the base names otherwise."""
-        if not chain or not (self.translations or self.group_translations or self.choice_translations):
+        texts = self.translations or self.group_translations or self.choice_translations
+        if not chain or not (texts or any(slot.translations for slot in self.slots)):
             return self
         groups = tuple(
             replace(
@@ -82,7 +83,8 @@ class CatalogueItem:
             )
             for group in self.groups
         )
-        return replace(self, name=_named(self.translations, chain, self.name), groups=groups)
+        slots = tuple(replace(slot, name=_named(slot.translations, chain, slot.name)) for slot in self.slots)
+        return replace(self, name=_named(self.translations, chain, self.name), groups=groups, slots=slots)
 
 
 def _named(translations: Translations | None, chain: Sequence[str], base: str) -> str:
@@ -105,7 +107,7 @@ _SLOT, _SLOT_CHOICE = _SLOTS.c, _SLOT_CHOICES.c
 _IS_COMBO = exists().where(_SLOT.item_id == _ITEM.id).label("is_combo")
 _READ_SLOTS = (
     select(_SLOT.item_id, _SLOT.id, _SLOT.name, _SLOT_CHOICE.item_id.label("choice_item_id"), _SLOT_CHOICE.upcharge)
-    .add_columns(_SLOT_CHOICE.is_default)
+    .add_columns(_SLOT_CHOICE.is_default, _SLOT.translations)
     .join_from(_SLOTS, _SLOT_CHOICES, _SLOT_CHOICE.slot_id == _SLOT.id)
     .where(_SLOT.item_id.in_(bindparam("item_ids", expanding=True)))
     .order_by(_SLOT.item_id, _SLOT.position, _SLOT.id, _SLOT_CHOICE.position, _SLOT_CHOICE.id)
@@ -220,11 +222,15 @@ async def _read_slots(session: AsyncSession, combo_ids: list[int]) -> dict[int, 
     """The slots of these combos, with their choices, in display order (a slot without choices is left out: it
     could never be filled, and the REST API never leaves one so)."""
     slots: dict[int, dict[int, tuple[str, list[SlotChoice]]]] = {}
+    texts: dict[int, Translations] = {}
     for row in await session.execute(_READ_SLOTS, {"item_ids": combo_ids}):
         _, choices = slots.setdefault(row.item_id, {}).setdefault(row.id, (row.name, []))
         choices.append(SlotChoice(row.choice_item_id, row.upcharge, row.is_default))
+        texts[row.id] = row.translations or {}
     return {
-        item_id: tuple(Slot(slot_id, name, tuple(choices)) for slot_id, (name, choices) in item_slots.items())
+        item_id: tuple(
+            Slot(slot_id, name, tuple(choices), texts[slot_id]) for slot_id, (name, choices) in item_slots.items()
+        )
         for item_id, item_slots in slots.items()
     }
 

@@ -104,6 +104,7 @@ class MenuComboSlot(BaseModel):
     id: int
     name: str
     choices: list[MenuComboChoice]
+    translations: dict[str, MenuTexts] = Field(default_factory=dict, description=TRANSLATIONS_DESCRIPTION)
 
 
 class MenuWindow(BaseModel):

@@ -47,11 +47,12 @@ def slots_data(
 ) -> list[dict[str, Any]]:
     """The slots of one combo as menu data; `orderable`: which items the branch sells now (an item missing from it
     is not sold), `groups`: an item's option groups as menu data, `chain`: the locales its items are named in
-    (`fallback_chain`; a slot's own name is not translated)."""
+    (`fallback_chain`), as are the slots."""
     return [
         {
             "id": slot.id,
-            "name": slot.name,
+            "name": pick(slot.translations, "name", chain, slot.name),
+            "translations": slot.translations,
             "choices": [
                 {
                     "item_id": choice.item_id,

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from persistence.tables import Category, Item, ItemAvailability, OutboxEvent
+from persistence.tables import Branch, Category, Item, ItemAvailability, OutboxEvent
+from server.payloads.menu import branch_menu
 from tests.shop import Shop
 from tests.world import World
 
@@ -108,3 +109,34 @@ async def test_bad_slots_are_named_field_by_field_and_combos_do_not_nest(
     response = await client.put(f"/api/v1/items/{shop.burger}/combo", json=nested, headers=headers)
     assert "nested_combo" in [e["type"] for e in response.json()["error"]["details"]["errors"]]
     assert (await client.get("/api/v1/items/999999/combo", headers=headers)).status_code == 404
+
+
+async def test_a_slot_is_named_in_other_languages_and_the_menu_shows_it_in_the_one_asked_for(
+    client: httpx.AsyncClient, shop: Shop, world: World
+) -> None:
+    """A slot's `translations` are written and read back; a branch offering German shows the slot as Hauptgericht
+    in a German menu and as Main in an English one (a locale without a name for it)."""
+    combo = await _combo_item(shop)
+    body = _body(shop)
+    body["slots"][0]["translations"] = {"de": {"name": "Hauptgericht"}}
+    put = await client.put(f"/api/v1/items/{combo}/combo", json=body, headers=world.admin.headers)
+    assert put.status_code == 200, put.text
+    assert [slot["translations"] for slot in put.json()["slots"]] == [
+        {"de": {"name": "Hauptgericht", "description": None}},
+        {},
+    ]
+    async with shop.services.db.session() as session:
+        await session.execute(update(Branch).where(Branch.id == shop.branch_id).values(locales=["en", "de"]))
+    async with shop.services.db.session() as session:
+        menus = {locale: await branch_menu(session, shop.branch_id, locale=locale) for locale in ("de", "en")}
+    shown = {
+        locale: [
+            slot["name"]
+            for c in menu["categories"]
+            for i in c["items"]
+            if i["id"] == combo
+            for slot in i["combo_slots"]
+        ]
+        for locale, menu in menus.items()
+    }
+    assert shown == {"de": ["Hauptgericht", "Drink"], "en": ["Main", "Drink"]}

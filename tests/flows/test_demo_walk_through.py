@@ -87,7 +87,9 @@ async def test_a_kiosk_buys_a_takeaway_breakfast_combo_and_the_stations_and_the_
             # The kiosk starts in the branch's language, German; the customer switches to English.
             german = await snapshot_of(kiosk, names.branch_menu(branch))
             assert (german["locale"], german["locales"]) == ("de", ["de", "en"])
-            assert menu_item(german, "Frühstücksmenü")["orderable"] is True
+            german_combo = menu_item(german, "Frühstücksmenü")
+            assert german_combo["orderable"] is True
+            assert [slot["name"] for slot in german_combo["combo_slots"]] == ["Hauptgericht", "Beilage", "Getränk"]
             menu = await kiosk.command("menu.get", {"locale": "en"})
             assert menu["service_modes"] == ["eat_in", "takeaway"]
             combo = menu_item(menu, "Breakfast Combo")
@@ -135,6 +137,7 @@ async def test_a_kiosk_buys_a_takeaway_breakfast_combo_and_the_stations_and_the_
             assert [[c["name"] for c in line["components"]] for line in grill_ticket["lines"]] == [
                 ["Frühstücksmuffin", "Rösti"]
             ]
+            assert [c["slot"] for c in grill_ticket["lines"][0]["components"]] == ["Hauptgericht", "Beilage"]
             assert [[c["name"] for c in line["components"]] for line in drinks_ticket["lines"]] == [["Cola"]]
             assert [o["name"] for o in drinks_ticket["lines"][0]["components"][0]["options"]] == ["Groß"]
 
@@ -158,6 +161,7 @@ async def test_a_kiosk_buys_a_takeaway_breakfast_combo_and_the_stations_and_the_
             assert receipt["lines"][0]["name"] == "Breakfast Combo"
             assert [c["name"] for c in receipt["lines"][0]["components"]] == ["Breakfast Muffin", "Hash Brown", "Cola"]
             assert [o["name"] for o in receipt["lines"][0]["components"][2]["options"]] == ["Large"]
+            assert [c["slot"] for c in receipt["lines"][0]["components"]] == ["Main", "Side", "Drink"]
             assert (receipt["payment"]["method"], receipt["payment"]["provider_ref"]) == ("terminal", "ACQ-0800")
             assert receipt["branch"]["name"] == "Demo Diner"
 
