@@ -25,7 +25,7 @@ from server.domain.phones import InvalidPhoneError, normalise_phone
 from server.errors import ApiError
 from server.orders import cart_rows
 from server.orders.cart_pricing import Offer, offers, price_cart, quantities
-from server.orders.cart_rows import CartRecord
+from server.orders.cart_records import CartRecord
 from server.payloads.cart import CartView
 from server.validation import Input, Locale, RowId, locale_not_offered
 

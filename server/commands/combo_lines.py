@@ -15,7 +15,7 @@ from server.commands.router import CommandContext
 from server.domain.combos import Component, InvalidComponents, Pick, default_picks, fill
 from server.errors import ApiError
 from server.orders.cart_pricing import Offer, offers, quantities, sale_problem
-from server.orders.cart_rows import CartRecord
+from server.orders.cart_records import CartRecord
 
 
 def not_a_combo(item_id: int) -> ApiError:

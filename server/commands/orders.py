@@ -29,7 +29,7 @@ from server.domain.order_states import OrderAction
 from server.errors import ApiError
 from server.orders import order_inserts
 from server.orders.cart_pricing import PricedCart, PricedLine, price_cart, quantities
-from server.orders.cart_rows import CartRecord
+from server.orders.cart_records import CartRecord
 from server.orders.line_stations import line_stations
 from server.orders.order_changes import conflict, lock_order, mark_order_paid, move, payment_in_flight
 from server.orders.order_inserts import NewLine

@@ -25,7 +25,7 @@ from server.domain import pricing
 from server.domain.combos import Component, InvalidComponents, Pick, Slot, fill, price_deltas
 from server.domain.dayparts import Window, all_open
 from server.domain.options import Chosen, Group, InvalidOptions, choose
-from server.orders.cart_rows import CartLineRecord, CartRecord
+from server.orders.cart_records import CartLineRecord, CartRecord
 from server.orders.catalogue import CatalogueItem, catalogue_of
 from server.payloads.cart import (
     CartCustomer,

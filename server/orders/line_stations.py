@@ -12,7 +12,7 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.orders.cart_pricing import PricedCart
-from server.orders.cart_rows import CartRecord
+from server.orders.cart_records import CartRecord
 from server.orders.catalogue import catalogue_of
 
 

@@ -36,7 +36,7 @@ from persistence.order_records import OrderLineRecord, OrderRecord
 from persistence.prepared import Prepared
 from persistence.tables import Deadline, Order, OrderLine
 from server.orders import cart_rows
-from server.orders.cart_rows import CartRecord
+from server.orders.cart_records import CartRecord
 
 _ORDERS, _LINES, _DEADLINES = table(Order), table(OrderLine), table(Deadline)
 _ORDER_NAMES = tuple(f.name for f in fields(OrderRecord) if f.name != "lines")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from server.domain.options import Choice, Group
 from server.orders.cart_pricing import Offer, price_line
-from server.orders.cart_rows import CartLineRecord
+from server.orders.cart_records import CartLineRecord
 
 SIZE = Group(1, "Size", 1, 1, (Choice(10, "Small", 0, is_default=True), Choice(11, "Large", 100)))
 
