@@ -22,63 +22,39 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, UrlConstraints
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints
 from sqlalchemy import select
 
 from persistence.base import utcnow
 from persistence.enums import Allergen
-from persistence.tables import Category, Item, ItemAvailability, OptionChoice, OptionGroup
+from persistence.tables import Category, Item, ItemAvailability
 from server.api.dayparts import DaypartId, daypart_errors
-from server.api.fields import Count, FieldError, PatchBody, Position, field_error
-from server.api.nutrition import Allergens, Calories, CaloriesDelta
+from server.api.fields import FieldError, PatchBody, Position, field_error
+from server.api.nutrition import Allergens, Calories
+from server.api.option_groups import (
+    Name,
+    OptionGroupIn,
+    OptionGroupOut,
+    id_errors,
+    replace_option_groups,
+    rule_errors,
+)
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
 from server.api.stations import StationCode
 from server.api.stock import StockOut, announce_items, load_item
 from server.api.tax_categories import locked_missing
-from server.api.translations import ItemTranslations, NameTranslations, TranslationsOut
+from server.api.translations import ItemTranslations, TranslationsOut
 from server.auth.permissions import Permission
-from server.domain.menu_rules import option_groups_breaches
 from server.errors import ApiError, not_found
 from server.validation import INT32_MAX, Input, RowId
 
 router = ApiRouter("items")
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 # Money is whole minor units (cents): strict, so 6.5 or "650" is refused rather than converted.
 Price = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX, description="minor units (cents)")]
-PriceDelta = Annotated[int, Field(strict=True, ge=-INT32_MAX, le=INT32_MAX, description="minor units, may be negative")]
 ImageUrl = Annotated[HttpUrl, UrlConstraints(max_length=1000)]
 TaxCategoryId = Annotated[RowId, Field(description="its tax category; null: taxed at the branch's default rate")]
-
-
-class ChoiceOut(BaseModel):
-    """One answer of an option group; `price_delta` is added to the item's price."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    name: str
-    price_delta: int
-    is_default: bool
-    allergens: list[Allergen] = Field(description="the allergens it adds to its item's")
-    calories: int | None = Field(description="the kcal it adds to its item's (may be negative); null: not known")
-    position: int
-    translations: TranslationsOut
-
-
-class OptionGroupOut(BaseModel):
-    """A choice the customer makes about an item: pick `min_select` to `max_select` of `choices`."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    name: str
-    min_select: int
-    max_select: int
-    position: int
-    choices: list[ChoiceOut]
-    translations: TranslationsOut
 
 
 class ItemFields(BaseModel):
@@ -115,35 +91,6 @@ class ItemDetailOut(ItemFields):
     """One item, with its availability in every branch the caller may see."""
 
     availability: list[StockOut]
-
-
-class ChoiceIn(Input):
-    """A choice as written: with the `id` of an existing choice of this item to keep it, without to add one."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: RowId | None = None
-    name: Name
-    price_delta: PriceDelta = 0
-    is_default: bool = False
-    allergens: Allergens = Field(default_factory=list)
-    calories: CaloriesDelta | None = None
-    position: Position = 0
-    translations: NameTranslations = Field(default_factory=dict)
-
-
-class OptionGroupIn(Input):
-    """An option group as written: with the `id` of an existing group of this item to keep it, without to add one."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: RowId | None = None
-    name: Name
-    min_select: Count = Field(default=0, description="the fewest choices the customer must pick")
-    max_select: Count = Field(default=1, description="the most choices the customer may pick")
-    position: Position = 0
-    choices: list[ChoiceIn] = Field(max_length=100)
-    translations: NameTranslations = Field(default_factory=dict)
 
 
 class ItemCreate(Input):
@@ -197,13 +144,6 @@ class ItemQuery(PageQuery):
     )
 
 
-def _rule_errors(groups: list[OptionGroupIn]) -> list[FieldError]:
-    return [
-        field_error(("option_groups", *breach.path), breach.message, breach.rule)
-        for breach in option_groups_breaches(groups)
-    ]
-
-
 async def _category_errors(call: Call[Any, Any], category_id: int) -> list[FieldError]:
     category = await call.session.get(Category, category_id)
     if category is None:
@@ -217,50 +157,6 @@ async def _tax_category_errors(call: Call[Any, Any], tax_category_id: int | None
     if tax_category_id is None or not await locked_missing(call, [tax_category_id]):
         return []
     return [field_error(("tax_category_id",), f"tax category {tax_category_id} does not exist", "unknown_tax_category")]
-
-
-def _id_errors(item: Item, groups: list[OptionGroupIn]) -> list[FieldError]:
-    """Group and choice ids that are not this item's, or that are sent twice."""
-    own_groups = {group.id for group in item.option_groups}
-    own_choices = {choice.id for group in item.option_groups for choice in group.choices}
-    seen: set[tuple[str, int]] = set()
-    errors: list[FieldError] = []
-
-    def check(kind: str, ident: int | None, own: set[int], path: tuple[int | str, ...]) -> None:
-        if ident is None:
-            return
-        if ident not in own:
-            errors.append(field_error(path, f"{kind} {ident} is not one of this item's", "unknown_id"))
-        elif (kind, ident) in seen:
-            errors.append(field_error(path, f"{kind} {ident} is sent twice", "duplicate_id"))
-        seen.add((kind, ident))
-
-    for g, group in enumerate(groups):
-        check("option group", group.id, own_groups, ("option_groups", g, "id"))
-        for c, choice in enumerate(group.choices):
-            check("choice", choice.id, own_choices, ("option_groups", g, "choices", c, "id"))
-    return errors
-
-
-def _replace_option_groups(item: Item, groups: list[OptionGroupIn]) -> None:
-    """Make the item's groups exactly `groups` (ids already checked by `_id_errors`)."""
-    old_groups = {group.id: group for group in item.option_groups}
-    old_choices = {choice.id: choice for group in item.option_groups for choice in group.choices}
-    new_groups: list[OptionGroup] = []
-    for group_in in groups:
-        group = old_groups[group_in.id] if group_in.id is not None else OptionGroup()
-        for name, value in group_in.model_dump(mode="json", exclude={"id", "choices"}).items():
-            setattr(group, name, value)
-        new_choices: list[OptionChoice] = []
-        for choice_in in group_in.choices:
-            # A kept choice may move to another group of the item; its id goes with it.
-            choice = old_choices[choice_in.id] if choice_in.id is not None else OptionChoice()
-            for name, value in choice_in.model_dump(mode="json", exclude={"id"}).items():
-                setattr(choice, name, value)
-            new_choices.append(choice)
-        group.choices = new_choices
-        new_groups.append(group)
-    item.option_groups = new_groups
 
 
 async def _detail(call: Call[Any, Any], item_id: int) -> ItemDetailOut:
@@ -361,12 +257,12 @@ async def create_item(call: Call[ItemCreate, None]) -> ItemDetailOut:
         await _category_errors(call, body.category_id)
         + await _tax_category_errors(call, body.tax_category_id)
         + await daypart_errors(call, body.daypart_id)
-        + _rule_errors(body.option_groups)
-        + _id_errors(item, body.option_groups)
+        + rule_errors(body.option_groups)
+        + id_errors(item, body.option_groups)
     )
     if errors:
         raise ApiError("invalid", "invalid body", {"errors": errors})
-    _replace_option_groups(item, body.option_groups)
+    replace_option_groups(item, body.option_groups)
     call.session.add(item)
     await call.session.flush()
     return await _detail(call, item.id)
@@ -400,13 +296,13 @@ async def update_item(call: Call[ItemUpdate, None]) -> ItemDetailOut:
     if "daypart_id" in changes:
         errors += await daypart_errors(call, changes["daypart_id"])
     if body.option_groups is not None:
-        errors += _rule_errors(body.option_groups) + _id_errors(item, body.option_groups)
+        errors += rule_errors(body.option_groups) + id_errors(item, body.option_groups)
     if errors:
         raise ApiError("invalid", "invalid body", {"errors": errors})
     for name, value in changes.items():
         setattr(item, name, value)
     if body.option_groups is not None:
-        _replace_option_groups(item, body.option_groups)
+        replace_option_groups(item, body.option_groups)
     # Group changes alone leave the item's row untouched; clients still need to see it changed.
     item.updated_at = utcnow()
     await call.session.flush()
