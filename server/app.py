@@ -21,6 +21,7 @@ from channels.relay import Relay
 from persistence.base import utcnow
 from persistence.database import Database
 from server.api import (
+    apps,
     asyncapi,
     auth,
     branches,
@@ -174,6 +175,7 @@ def create_app(
         *system.routes(settings),
         *docs.routes(settings, API_ROUTERS),
         *asyncapi.routes(settings, commands),
+        *apps.routes(),
     ]
     for router in API_ROUTERS:
         routes.extend(router.routes(prefix))
