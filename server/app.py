@@ -21,6 +21,7 @@ from channels.relay import Relay
 from persistence.base import utcnow
 from persistence.database import Database
 from server.api import (
+    apps,
     asyncapi,
     auth,
     branches,
@@ -32,6 +33,7 @@ from server.api import (
     docs,
     items,
     orders,
+    pairing_codes,
     payment_webhook,
     payments,
     pos_deliveries,
@@ -71,6 +73,7 @@ API_ROUTERS: list[ApiRouter] = [
     roles.router,
     branches.router,
     devices.router,
+    pairing_codes.router,
     stations.router,
     categories.router,
     dayparts.router,
@@ -174,6 +177,7 @@ def create_app(
         *system.routes(settings),
         *docs.routes(settings, API_ROUTERS),
         *asyncapi.routes(settings, commands),
+        *apps.routes(),
     ]
     for router in API_ROUTERS:
         routes.extend(router.routes(prefix))
