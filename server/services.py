@@ -56,8 +56,9 @@ class Services:
     gateway_worker: GatewayWorker | None = None
     # Every socket's frames of one event-loop turn, written together (channels/wire.py).
     frames_out: Coalescer = field(default_factory=Coalescer)
-    # The moment commands, menus and daypart boundaries see; a test sets the branch's time of day with it (tokens,
-    # deadlines and the database keep the real time).
+    # The moment the menu's dayparts are read at (commands' sale checks, menu snapshots, the daypart worker); a test
+    # sets the branch's time of day with it. Rows, deadlines and tokens keep the real time, which the workers
+    # compare them with.
     clock: Callable[[], datetime] = utcnow
 
     @property

@@ -161,7 +161,7 @@ async def _customer(ctx: CommandContext, raw_phone: str, field: str) -> tuple[st
 async def changed(ctx: CommandContext, cart: CartRecord, loaded: dict[int, Offer] | None = None) -> dict[str, Any]:
     """Price the cart after a change (`loaded`: offers already read), emit `cart.updated` to its kiosk and return
     its data."""
-    priced = await price_cart(ctx.session, cart, loaded, ctx.now())
+    priced = await price_cart(ctx.session, cart, loaded, ctx.menu_now())
     data = priced.data(ctx.settings.cart_idle_timeout)
     ctx.emit(names.device(cart.device_id), "cart.updated", data)
     return data
@@ -179,7 +179,7 @@ async def cart_offers(
     """The branch's offers of the cart's items (a combo's components too), of `item_id` and of `components`, read at
     once (to check and then price)."""
     wanted = quantities(cart.lines).keys() | {item_id} | set(components or ())
-    return await offers(ctx.session, cart, wanted, ctx.now())
+    return await offers(ctx.session, cart, wanted, ctx.menu_now())
 
 
 def check_stock(loaded: dict[int, Offer], item_id: int, requested: int) -> Offer:

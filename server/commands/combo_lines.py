@@ -36,7 +36,7 @@ async def fill_combo(
         # The defaults' items, which the kiosk did not name: one statement more for their levels.
         read = {line.item_id for line in cart.lines} | {i for line in cart.lines for i in line.component_items}
         cart.levels.update(await levels_of(ctx.session, cart.branch_id, sorted(unread - read)))
-        loaded.update(await offers(ctx.session, cart, unread, ctx.now()))
+        loaded.update(await offers(ctx.session, cart, unread, ctx.menu_now()))
     groups = {item_id: o.groups for item_id, o in loaded.items()}
     try:
         return fill(offer.slots, wanted if picks is not None else None, groups)

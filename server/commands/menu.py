@@ -54,7 +54,7 @@ async def get_menu(ctx: CommandContext, data: GetMenu) -> dict[str, Any]:
         raise not_found("branch", branch_id)
     if data.locale is not None and data.locale not in branch.locales:
         raise locale_not_offered(data.locale, branch.locales)
-    return await branch_menu(ctx.session, branch_id, ctx.now(), locale=data.locale or ctx.locale)
+    return await branch_menu(ctx.session, branch_id, ctx.menu_now(), locale=data.locale or ctx.locale)
 
 
 class SetAvailable(Input):
@@ -101,7 +101,7 @@ async def set_available(ctx: CommandContext, data: SetAvailable) -> Availability
     stock = result.one_or_none()
     if stock is None:
         raise ApiError("not_found", f"branch {branch_id} does not offer item {data.item_id}", {"item_id": data.item_id})
-    in_window = data.item_id not in await closed_now(ctx.session, branch_id, [data.item_id], ctx.now())
+    in_window = data.item_id not in await closed_now(ctx.session, branch_id, [data.item_id], ctx.menu_now())
     changed = stock_changed(branch_id, data.item_id, data.available, stock[0], in_window)
     ctx.emit(names.branch_menu(branch_id), "stock.changed", changed)
     return Availability(**changed)

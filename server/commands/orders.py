@@ -104,7 +104,7 @@ async def _validate(ctx: CommandContext, cart: CartRecord, expected_total: int |
         raise ApiError("invalid", "the cart is empty", {"cart_id": cart.id})
     # The branch may have stopped offering the cart's mode since it was chosen: the customer chooses again.
     require_offered(cart, cart.service_mode)
-    priced = await price_cart(ctx.session, cart, now=ctx.now())
+    priced = await price_cart(ctx.session, cart, now=ctx.menu_now())
 
     # Lines that cannot be ordered as they are: gone or off the menu first, then bad options.
     gone = [line for line in priced.problems if line.problem and line.problem.code in ("removed", "unavailable")]

@@ -81,10 +81,18 @@ class CommandContext:
     presence: Presence
     uow: UnitOfWork
     command_id: str
-    # The handler's "now", so that a test can move time without patching modules.
+    # The handler's "now", what it stamps rows and deadlines with, so that a test can move time without patching
+    # modules.
     now: Callable[[], datetime] = utcnow
     # The locale the sender's connection chose in its hello, one its branch offers (None: the branch's default).
     locale: str | None = None
+    # The moment dayparts are read at (Services.clock); None: `now`. Only the menu's time of day follows it, so
+    # that rows and deadlines stay in the time the workers compare them with.
+    menu_clock: Callable[[], datetime] | None = None
+
+    def menu_now(self) -> datetime:
+        """The moment the branch's dayparts are read at: which items are sold now."""
+        return (self.menu_clock or self.now)()
 
     @property
     def session(self) -> AsyncSession:
@@ -205,6 +213,16 @@ async def execute(
     return _reply_frame(frame.id, reply), outcome
 
 
+def _context(
+    services: Services, principal: Principal, uow: UnitOfWork, command_id: str, locale: str | None
+) -> CommandContext:
+    """The context a handler of the sender's command runs in: real time for its rows, the services' clock for the
+    menu's dayparts."""
+    return CommandContext(
+        principal, services.settings, services.presence, uow, command_id, locale=locale, menu_clock=services.clock
+    )
+
+
 async def _run(
     spec: CommandSpec,
     services: Services,
@@ -217,17 +235,13 @@ async def _run(
     if spec.read_only:
         try:
             async with UnitOfWork(services.db, services.relay) as uow:
-                ctx = CommandContext(
-                    principal, services.settings, services.presence, uow, command_id, services.clock, locale=locale
-                )
+                ctx = _context(services, principal, uow, command_id, locale)
                 return {"ok": True, "data": _as_data(await spec.handler(ctx, data))}
         except ApiError as error:
             return _error_reply(error)
     try:
         async with UnitOfWork(services.db, services.relay) as uow:
-            ctx = CommandContext(
-                principal, services.settings, services.presence, uow, command_id, services.clock, locale=locale
-            )
+            ctx = _context(services, principal, uow, command_id, locale)
             reply = {"ok": True, "data": _as_data(await spec.handler(ctx, data))}
             uow.log(command_log.Entry(principal.key, command_id, spec.name, reply))
         return reply
