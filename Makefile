@@ -12,7 +12,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SERVER := $(BIN)/python -m server
 
-.PHONY: run test lint fmt reset lock upgrade outdated
+.PHONY: run test lint fmt reset lock upgrade outdated screenshots
 
 run: $(VENV)/.installed
 	$(SERVER) migrate
@@ -30,6 +30,10 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The README's pictures of the apps, taken by the browser tests (which otherwise save them in var/screenshots/).
+screenshots: $(VENV)/.installed-dev
+	SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -n 2 tests/browser -k sqlite
 
 fmt: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .

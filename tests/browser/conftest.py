@@ -5,7 +5,8 @@ Fixtures:
   business clock reads 08:00 in Berlin (`now[0]` in `clock` moves it);
 - `browser`: one headless Chromium per module (Debian's /usr/bin/chromium; Playwright never downloads one);
 - `page`: a fresh page (its own storage) whose test FAILS on any console error or uncaught page error;
-- `screenshot(page, name)`: saves docs/screenshots/<name>.png, for the README.
+- `screenshot(page, name)`: saves <name>.png in var/screenshots/ (ignored by git), or in $SCREENSHOTS_DIR:
+  `make screenshots` refreshes the README's, docs/screenshots/.
 
 The apps are backend-independent JavaScript, but the server under them is not: like every other test they run on
 SQLite and on PostgreSQL with Redis.
@@ -31,7 +32,8 @@ from tests.live import Live, live_server
 from tests.test_demo import cheap_hash
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# A test run leaves the committed pictures alone: only `make screenshots` writes docs/screenshots/.
+SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or Path(__file__).resolve().parents[2] / "var" / "screenshots")
 # Every wait in a browser test is bounded by this (milliseconds): the apps answer within well under a second.
 WAIT_MS = 10_000
 
@@ -103,8 +105,7 @@ async def page(browser: Browser, live: Live) -> AsyncIterator[Page]:
 
 
 async def screenshot(page: Page, name: str) -> Path:
-    """Save the page as docs/screenshots/<name>.png and return the path."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    """Save the page as <name>.png in the screenshots folder and return the path."""
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=str(path))
     return path
