@@ -1,6 +1,7 @@
 """Every mapped table, imported here so that `Base.metadata` knows them all."""
 
 from persistence.tables.combos import ComboSlot, ComboSlotChoice
+from persistence.tables.enrolment import PairingCode
 from persistence.tables.kitchen import OrderStation, Station
 from persistence.tables.menu import (
     CatalogueVersion,
@@ -38,6 +39,7 @@ __all__ = [
     "OrderNumber",
     "OrderStation",
     "OutboxEvent",
+    "PairingCode",
     "Payment",
     "PosDelivery",
     "Role",

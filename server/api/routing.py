@@ -58,6 +58,8 @@ class Call(Generic[B, Q]):
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # The error to answer with although the transaction commits (`refuse`).
     refusal: ApiError | None = None
+    # Another success status than the route's own, for this answer only (e.g. 202 while something is pending).
+    status_code: int | None = None
 
     @property
     def session(self) -> AsyncSession:
@@ -234,7 +236,7 @@ def _endpoint(op: Operation, prefix: str) -> Callable[[Request], Awaitable[Respo
             return error_response(ApiError("internal", "internal error"))
         if result is None:
             return Response(status_code=204 if op.status_code == 200 else op.status_code)
-        return JSONResponse(result.model_dump(mode="json"), status_code=op.status_code)
+        return JSONResponse(result.model_dump(mode="json"), status_code=call.status_code or op.status_code)
 
     endpoint.__name__ = op.handler.__name__
     return endpoint

@@ -580,3 +580,41 @@ async def test_at_0011_existing_lines_are_no_combos_and_slot_changes_raise_the_c
             assert (await connection.execute(sa.text("SELECT name FROM order_lines"))).scalars().all() == ["Burger"]
     finally:
         await engine.dispose()
+
+
+async def test_at_0012_pairing_codes_are_unique_go_with_their_device_and_leave_devices_alone_down_again(
+    fresh_url: str,
+) -> None:
+    """At 0012 a pairing code is unique and is deleted with its device; back at 0011 the table goes, devices stay."""
+    await migrate.upgrade(fresh_url, "0012")
+    engine = create_engine(fresh_url)
+    try:
+        async with engine.begin() as connection:
+            for statement in (
+                "INSERT INTO branches (id, name, currency, timezone, tax_rate_bp, is_active)"
+                " VALUES (1, 'Mitte', 'EUR', 'UTC', 1900, true)",
+                "INSERT INTO devices (id, branch_id, kind, name, secret_hash, secret_version, is_active, info)"
+                " VALUES (1, 1, 'kiosk', 'k', 'x', 1, true, '{}'), (2, 1, 'kiosk', 'k2', 'x', 1, true, '{}')",
+                "INSERT INTO pairing_codes (id, code, poll_token_hash, device_id, expires_at)"
+                " VALUES (1, '123456', 'a', 1, '2026-12-07 10:00:00+00'), (2, NULL, 'b', 2, '2026-12-07 10:00:00+00'),"
+                " (3, NULL, 'c', NULL, '2026-12-07 10:00:00+00')",
+            ):
+                await connection.execute(sa.text(statement))
+        with pytest.raises(sa.exc.IntegrityError):
+            async with engine.begin() as connection:
+                await connection.execute(
+                    sa.text(
+                        "INSERT INTO pairing_codes (code, poll_token_hash, expires_at)"
+                        " VALUES ('123456', 'd', '2026-12-07 10:00:00+00')"
+                    )
+                )
+        async with engine.begin() as connection:
+            await connection.execute(sa.text("DELETE FROM devices WHERE id = 1"))
+            ids = (await connection.execute(sa.text("SELECT id FROM pairing_codes ORDER BY id"))).scalars().all()
+            assert ids == [2, 3]
+        await migrate.downgrade(fresh_url, "0011")
+        async with engine.connect() as connection:
+            assert "pairing_codes" not in await connection.run_sync(_tables)
+            assert (await connection.execute(sa.text("SELECT id FROM devices"))).scalars().all() == [2]
+    finally:
+        await engine.dispose()
