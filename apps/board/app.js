@@ -16,6 +16,7 @@ const $ = (id) => document.getElementById(id);
 const entries = new BoardEntries();
 const highlighted = new Map(); // order id -> when its highlight ends (ms)
 let channel = null;
+let seenSnapshot = false; // numbers ready on the first snapshot are not news; ones that turned ready while away are
 
 function highlight(ids) {
   const until = Date.now() + highlightS * 1000;
@@ -45,11 +46,9 @@ function onWelcome(welcome) {
 
 function onSnapshot(name, data) {
   if (name !== channel) return;
-  // Numbers ready on the first snapshot are not news; ones that turned ready while the board was away are.
-  const first = entries.entries.size === 0 && !onSnapshot.seen;
   const newlyReady = entries.replace(data);
-  onSnapshot.seen = true;
-  if (!first) highlight(newlyReady);
+  if (seenSnapshot) highlight(newlyReady);
+  seenSnapshot = true;
   render();
 }
 
