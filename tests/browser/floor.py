@@ -1,0 +1,77 @@
+"""Orders for the kitchen display's and the order board's browser tests, made through the device protocol alone: a
+kiosk places them over a real socket and a member of staff marks them paid in cash (`order.mark_paid`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from channels.client import DeviceClient
+from persistence.enums import DeviceKind
+from server.demo import DemoResult
+from server.services import Services
+
+
+def device_token(services: Services, demo: DemoResult, kind: DeviceKind, station: str | None = None) -> str:
+    """An access token of the demo's device of this kind (and station)."""
+    device = next(d for d in demo.devices if d.kind == kind and d.station == station)
+    return services.tokens.issue("device", device.id, secret_version=1)[0]
+
+
+def menu_item(menu: dict[str, Any], name: str) -> dict[str, Any]:
+    """The menu's item of this name (in the menu's language)."""
+    return next(item for category in menu["categories"] for item in category["items"] if item["name"] == name)
+
+
+async def staff_token(http: str, prefix: str, demo: DemoResult) -> str:
+    """The demo admin's access token, by REST login."""
+    async with httpx.AsyncClient(base_url=http) as client:
+        answer = await client.post(
+            f"{prefix}/auth/login", json={"username": demo.admin_username, "password": demo.admin_password}
+        )
+    answer.raise_for_status()
+    token: str = answer.json()["access_token"]
+    return token
+
+
+class Orders:
+    """A kiosk that places orders of the demo's menu (in English) and a member of staff who marks them paid."""
+
+    def __init__(self, kiosk: DeviceClient, staff: DeviceClient) -> None:
+        self.kiosk = kiosk
+        self.staff = staff
+        self.menu: dict[str, Any] = {}
+
+    async def paid(self, *lines: dict[str, Any]) -> dict[str, Any]:
+        """Place an order of `lines` and mark it paid; the paid order.
+
+        Each line: `item` (an English name), optionally `qty`, `note`, `options` (choice names) and, for a combo,
+        `components` ({slot name: item name}, each with its default options).
+        """
+        if not self.menu:
+            self.menu = await self.kiosk.command("menu.get", {"locale": "en"})
+        cart = await self.kiosk.command("cart.create", {"service_mode": "takeaway"})
+        await self.kiosk.command("cart.set_locale", {"cart_id": cart["id"], "locale": "en"})
+        for line in lines:
+            item = menu_item(self.menu, line["item"])
+            data: dict[str, Any] = {"cart_id": cart["id"], "item_id": item["id"], "qty": line.get("qty", 1)}
+            if "note" in line:
+                data["note"] = line["note"]
+            if "options" in line:
+                choices = [c for group in item["option_groups"] for c in group["choices"]]
+                data["options"] = [c["id"] for c in choices if c["name"] in line["options"]]
+            if "components" in line:
+                data["components"] = [
+                    {
+                        "slot_id": slot["id"],
+                        "item_id": next(
+                            c["item_id"] for c in slot["choices"] if c["name"] == line["components"][slot["name"]]
+                        ),
+                    }
+                    for slot in item["combo_slots"]
+                ]
+            await self.kiosk.command("cart.add", data)
+        order = await self.kiosk.command("order.place", {"cart_id": cart["id"]})
+        paid: dict[str, Any] = await self.staff.command("order.mark_paid", {"order_id": order["id"]})
+        return paid
