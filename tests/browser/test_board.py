@@ -3,7 +3,6 @@ highlighted for a few seconds, and leaves the board when the order is collected.
 
 from __future__ import annotations
 
-import json
 import re
 
 from playwright.async_api import expect
@@ -13,7 +12,7 @@ from persistence.database import Database
 from persistence.enums import DeviceKind
 from server.settings import Settings
 from tests.browser.floor import Orders, device_token, staff_token
-from tests.browser.floor_harness import browser_page, demo_live
+from tests.browser.floor_harness import browser_page, demo_live, enrol_link, screenshot
 
 
 async def test_the_board_shows_a_number_preparing_then_ready_highlighted(db: Database, settings: Settings) -> None:
@@ -30,10 +29,8 @@ async def test_the_board_shows_a_number_preparing_then_ready_highlighted(db: Dat
             await kitchen.command("order.start", {"order_id": earlier["id"]})
             await kitchen.command("order.ready", {"order_id": earlier["id"]})
 
-            board = next(d for d in demo.devices if d.kind == DeviceKind.ORDER_BOARD)
-            credentials = json.dumps({"device_id": board.id, "secret": board.secret})
-            await page.add_init_script(f"localStorage.setItem('kiosk-device:board', {json.dumps(credentials)})")
-            await page.goto(f"{live.http}/apps/board/?lang=en&highlight=3")
+            path, fragment = (await enrol_link(live.services, demo, DeviceKind.ORDER_BOARD)).split("#")
+            await page.goto(f"{live.http}{path}?lang=en&highlight=3#{fragment}")
             await expect(page.locator("#ready-title")).to_have_text("Ready")
             number = page.locator('#ready .number[data-order="{}"]'.format(earlier["id"]))
             await expect(number).to_have_text(str(earlier["number"]))
@@ -48,7 +45,7 @@ async def test_the_board_shows_a_number_preparing_then_ready_highlighted(db: Dat
             ready = page.locator(f'#ready .number[data-order="{order["id"]}"]')
             await expect(ready).to_have_class(re.compile(r"\bfresh\b"))
             await expect(preparing).to_have_count(0)
-            await page.screenshot(path="/tmp/board-floor.png")
+            await screenshot(page, "board")
             # The highlight fades after its few seconds; collected, the number leaves the board.
             await expect(ready).not_to_have_class(re.compile(r"\bfresh\b"), timeout=6000)
             await kitchen.command("order.complete", {"order_id": order["id"]})

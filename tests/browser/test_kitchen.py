@@ -4,7 +4,6 @@ whole-kitchen display starts and readies orders by tap and narrows to a station 
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -17,7 +16,7 @@ from persistence.enums import DeviceKind
 from server.demo import DemoResult
 from server.settings import Settings
 from tests.browser.floor import Orders, device_token, staff_token
-from tests.browser.floor_harness import browser_page, demo_live
+from tests.browser.floor_harness import browser_page, demo_live, enrol_link, screenshot
 
 # Counts the tones the page starts (the beep is two), without a sound card.
 COUNT_TONES = """
@@ -28,11 +27,12 @@ AudioContext.prototype.createOscillator = function () { window.tones += 1; retur
 
 
 async def open_display(page: Page, live: Any, demo: DemoResult, station: str | None, query: str = "") -> None:
-    device = next(d for d in demo.devices if d.kind == DeviceKind.KITCHEN_DISPLAY and d.station == station)
-    credentials = json.dumps({"device_id": device.id, "secret": device.secret})
-    await page.add_init_script(f"localStorage.setItem('kiosk-device:kitchen', {json.dumps(credentials)})")
+    """Enrol the demo's display of `station` (None: the whole kitchen) by its link and wait until it is online."""
+    link = await enrol_link(live.services, demo, DeviceKind.KITCHEN_DISPLAY, station)
     await page.add_init_script(COUNT_TONES)
-    await page.goto(f"{live.http}/apps/kitchen/?lang=en{query}")
+    path, fragment = link.split("#")
+    await page.goto(f"{live.http}{path}?lang=en{query}#{fragment}")
+    await expect(page.locator("#display")).to_be_visible()
     await expect(page.locator("#status")).to_be_hidden()
 
 
@@ -143,7 +143,7 @@ async def test_the_whole_kitchen_display_starts_and_readies_by_tap_and_filters_b
             await expect(ticket(page, third)).to_have_attribute("data-age", "warn")
             await expect(ticket(page, third)).to_have_attribute("data-age", "late", timeout=8000)
             await expect(card).to_have_attribute("data-age", "done")
-            await page.screenshot(path="/tmp/kitchen-floor.png")
+            await screenshot(page, "kitchen")
             assert (await staff.command("order.complete", {"order_id": first["id"]}))["status"] == "completed"
             await expect(card).to_have_count(0)
 
