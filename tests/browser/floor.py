@@ -8,20 +8,23 @@ from typing import Any
 import httpx
 
 from channels.client import DeviceClient
+from persistence.base import utcnow
 from persistence.enums import DeviceKind
+from persistence.tables import Device
+from server.auth.enrolment import APP_OF_KIND, issue_link
 from server.demo import DemoResult
-from server.services import Services
+from tests.flows.test_demo_walk_through import menu_item
+from tests.live import Live
 
 
-def device_token(services: Services, demo: DemoResult, kind: DeviceKind, station: str | None = None) -> str:
-    """An access token of the demo's device of this kind (and station)."""
-    device = next(d for d in demo.devices if d.kind == kind and d.station == station)
-    return services.tokens.issue("device", device.id, secret_version=1)[0]
-
-
-def menu_item(menu: dict[str, Any], name: str) -> dict[str, Any]:
-    """The menu's item of this name (in the menu's language)."""
-    return next(item for category in menu["categories"] for item in category["items"] if item["name"] == name)
+async def enrol_link(live: Live, demo: DemoResult, kind: DeviceKind, station: str | None = None) -> tuple[str, str]:
+    """The one-step enrolment link of the demo's device of this kind (and station): its path and its fragment."""
+    wanted = next(d for d in demo.devices if d.kind == kind and d.station == station)
+    async with live.services.db.session() as session:
+        device = await session.get(Device, wanted.id)
+        assert device is not None
+        issued = await issue_link(session, device, utcnow())
+    return f"/apps/{APP_OF_KIND[kind]}/", f"#enrol={issued.token}"
 
 
 async def staff_token(http: str, prefix: str, demo: DemoResult) -> str:

@@ -11,12 +11,12 @@ from playwright.async_api import Page, expect
 
 from channels import names
 from channels.client import DeviceClient
-from persistence.database import Database
 from persistence.enums import DeviceKind
 from server.demo import DemoResult
-from server.settings import Settings
-from tests.browser.floor import Orders, device_token, staff_token
-from tests.browser.floor_harness import browser_page, demo_live, enrol_link, screenshot
+from tests.browser.conftest import screenshot
+from tests.browser.floor import Orders, enrol_link, staff_token
+from tests.flows.test_demo_walk_through import token
+from tests.live import Live
 
 # Counts the tones the page starts (the beep is two), without a sound card.
 COUNT_TONES = """
@@ -26,12 +26,12 @@ AudioContext.prototype.createOscillator = function () { window.tones += 1; retur
 """
 
 
-async def open_display(page: Page, live: Any, demo: DemoResult, station: str | None, query: str = "") -> None:
+async def open_display(page: Page, live: Live, demo: DemoResult, station: str | None, query: str = "") -> None:
     """Enrol the demo's display of `station` (None: the whole kitchen) by its link and wait until it is online."""
-    link = await enrol_link(live.services, demo, DeviceKind.KITCHEN_DISPLAY, station)
+    path, fragment = await enrol_link(live, demo, DeviceKind.KITCHEN_DISPLAY, station)
+    await page.set_viewport_size({"width": 1280, "height": 800})  # a landscape kitchen screen
     await page.add_init_script(COUNT_TONES)
-    path, fragment = link.split("#")
-    await page.goto(f"{live.http}{path}?lang=en{query}#{fragment}")
+    await page.goto(f"{path}?{query}{fragment}")
     await expect(page.locator("#display")).to_be_visible()
     await expect(page.locator("#status")).to_be_hidden()
 
@@ -40,119 +40,113 @@ def ticket(page: Page, order: dict[str, Any]) -> Any:
     return page.locator(f'.ticket[data-order="{order["id"]}"]')
 
 
-async def test_the_grill_display_shows_its_part_and_bumps_by_tap_and_by_key(db: Database, settings: Settings) -> None:
-    async with demo_live(settings, db) as (demo, live), browser_page() as page:
-        prefix = live.services.settings.API_V1_STR
-        async with (
-            DeviceClient(live.ws, device_token(live.services, demo, DeviceKind.KIOSK)) as kiosk,
-            DeviceClient(live.ws, await staff_token(live.http, prefix, demo)) as staff,
-        ):
-            orders = Orders(kiosk, staff)
-            await open_display(page, live, demo, "grill")
-            await expect(page.locator("#title")).to_have_text("Grill")
-            # The browser lets the page make a sound once it was touched.
-            await page.locator("#title").click()
-            await expect(page.locator("#sound-hint")).to_be_hidden()
-            first = await orders.paid(
-                {"item": "Cheeseburger", "options": ["Bacon"], "note": "no sesame, allergy"},
-                {
-                    "item": "Breakfast Combo",
-                    "components": {"Main": "Breakfast Muffin", "Side": "Hash Brown", "Drink": "Cola"},
-                },
-                {"item": "Cola"},
-            )
-            card = ticket(page, first)
-            await expect(card).to_be_visible()
-            # A new ticket beeps.
-            await page.wait_for_function("window.tones === 2")
-            # Only the grill's lines, in the kitchen's German: the combo with its muffin and hash brown, no cola.
-            await expect(card.locator(".line > .line-head .name")).to_have_text(["Cheeseburger", "Frühstücksmenü"])
-            await expect(card.locator(".component .name")).to_have_text(["Frühstücksmuffin", "Rösti"])
-            await expect(card.locator(".line.has-note .note")).to_contain_text("no sesame, allergy")
-            await expect(card.locator(".option")).to_have_text(["+ Bacon"])
-            await expect(card.locator(".waiting")).to_contain_text("drinks")
+async def test_the_grill_display_shows_its_part_and_bumps_by_tap_and_by_key(
+    page: Page, live: Live, demo: DemoResult
+) -> None:
+    prefix = live.services.settings.API_V1_STR
+    async with (
+        DeviceClient(live.ws, token(live.services, demo, DeviceKind.KIOSK)) as kiosk,
+        DeviceClient(live.ws, await staff_token(live.http, prefix, demo)) as staff,
+    ):
+        orders = Orders(kiosk, staff)
+        await open_display(page, live, demo, "grill")
+        await expect(page.locator("#title")).to_have_text("Grill")
+        # The browser lets the page make a sound once it was touched.
+        await page.locator("#title").click()
+        await expect(page.locator("#sound-hint")).to_be_hidden()
+        first = await orders.paid(
+            {"item": "Cheeseburger", "options": ["Bacon"], "note": "no sesame, allergy"},
+            {
+                "item": "Breakfast Combo",
+                "components": {"Main": "Breakfast Muffin", "Side": "Hash Brown", "Drink": "Cola"},
+            },
+            {"item": "Cola"},
+        )
+        card = ticket(page, first)
+        await expect(card).to_be_visible()
+        # A new ticket beeps.
+        await page.wait_for_function("window.tones === 2")
+        # Only the grill's lines, in the kitchen's German: the combo with its muffin and hash brown, no cola.
+        await expect(card.locator(".line > .line-head .name")).to_have_text(["Cheeseburger", "Frühstücksmenü"])
+        await expect(card.locator(".component .name")).to_have_text(["Frühstücksmuffin", "Rösti"])
+        await expect(card.locator(".line.has-note .note")).to_contain_text("no sesame, allergy")
+        await expect(card.locator(".option")).to_have_text(["+ Bacon"])
+        await expect(card.locator(".waiting")).to_contain_text("drinks")
 
-            # Bumped by tap: the grill's part is done, the order waits for the drinks station.
-            await card.locator('button[data-action="bump"]').click()
-            await expect(card).to_have_class(re.compile(r"\bdone\b"))
-            # Recalled by key (1 selects it, U recalls) and bumped again by Enter.
-            await page.keyboard.press("1")
-            await expect(card).to_have_class(re.compile(r"\bselected\b"))
-            await page.keyboard.press("u")
-            await expect(card).not_to_have_class(re.compile(r"\bdone\b"))
-            await expect(card.locator('button[data-action="bump"]')).to_be_visible()
+        # Bumped by tap: the grill's part is done, the order waits for the drinks station.
+        await card.locator('button[data-action="bump"]').click()
+        await expect(card).to_have_class(re.compile(r"\bdone\b"))
+        # Recalled by key (1 selects it, U recalls) and bumped again by Enter.
+        await page.keyboard.press("1")
+        await expect(card).to_have_class(re.compile(r"\bselected\b"))
+        await page.keyboard.press("u")
+        await expect(card).not_to_have_class(re.compile(r"\bdone\b"))
+        await expect(card.locator('button[data-action="bump"]')).to_be_visible()
 
-            # A second order, all grill, comes in silently once muted (M); bumped by key it is ready for the branch.
-            await page.keyboard.press("m")
-            await expect(page.locator("#mute")).to_have_attribute("aria-pressed", "true")
-            second = await orders.paid({"item": "Classic Burger", "qty": 2})
-            await expect(ticket(page, second)).to_be_visible()
-            assert await page.evaluate("window.tones") == 2
-            await page.keyboard.press("2")
-            await page.keyboard.press("b")
-            kiosk_channel = names.device(kiosk.welcome["principal"]["id"])
-            ready = await kiosk.next_event(kiosk_channel, "order.ready")
-            assert ready["data"]["id"] == second["id"]
-            await expect(ticket(page, second)).to_have_class(re.compile(r"\bdone\b"))
+        # A second order, all grill, comes in silently once muted (M); bumped by key it is ready for the branch.
+        await page.keyboard.press("m")
+        await expect(page.locator("#mute")).to_have_attribute("aria-pressed", "true")
+        second = await orders.paid({"item": "Classic Burger", "qty": 2})
+        await expect(ticket(page, second)).to_be_visible()
+        assert await page.evaluate("window.tones") == 2
+        await page.keyboard.press("2")
+        await page.keyboard.press("b")
+        kiosk_channel = names.device(kiosk.welcome["principal"]["id"])
+        ready = await kiosk.next_event(kiosk_channel, "order.ready")
+        assert ready["data"]["id"] == second["id"]
+        await expect(ticket(page, second)).to_have_class(re.compile(r"\bdone\b"))
 
 
 async def test_the_whole_kitchen_display_starts_and_readies_by_tap_and_filters_by_station(
-    db: Database, settings: Settings
+    page: Page, live: Live, demo: DemoResult
 ) -> None:
-    async with demo_live(settings, db) as (demo, live), browser_page() as page:
-        prefix = live.services.settings.API_V1_STR
-        async with (
-            DeviceClient(live.ws, device_token(live.services, demo, DeviceKind.KIOSK)) as kiosk,
-            DeviceClient(live.ws, await staff_token(live.http, prefix, demo)) as staff,
-        ):
-            orders = Orders(kiosk, staff)
-            # Amber after 3 s, red after 6 s.
-            await open_display(page, live, demo, None, "&warn=0.05&late=0.1")
-            await expect(page.locator("#title")).to_have_text("Kitchen")
-            first = await orders.paid({"item": "Cheeseburger", "note": "peanut allergy"}, {"item": "Fries"})
-            second = await orders.paid(
-                {"item": "Breakfast Combo", "components": {"Main": "Pancakes", "Side": "Hash Brown", "Drink": "Cola"}},
-                {"item": "Cola", "options": ["Large"]},
-            )
-            third = await orders.paid({"item": "Classic Burger", "options": ["Extra patty"]})
-            # Oldest first, every line of every station.
-            await expect(page.locator(".ticket")).to_have_count(3)
-            assert await page.locator(".ticket").evaluate_all(
-                "(nodes) => nodes.map((n) => Number(n.dataset.order))"
-            ) == [
-                first["id"],
-                second["id"],
-                third["id"],
-            ]
-            await expect(ticket(page, first).locator(".line > .line-head .name")).to_have_text(
-                ["Cheeseburger", "Pommes"]
-            )
-            await expect(ticket(page, first)).to_have_class(re.compile(r"\bflagged\b"))
+    prefix = live.services.settings.API_V1_STR
+    async with (
+        DeviceClient(live.ws, token(live.services, demo, DeviceKind.KIOSK)) as kiosk,
+        DeviceClient(live.ws, await staff_token(live.http, prefix, demo)) as staff,
+    ):
+        orders = Orders(kiosk, staff)
+        # Amber after 3 s, red after 6 s.
+        await open_display(page, live, demo, None, "warn=0.05&late=0.1")
+        await expect(page.locator("#title")).to_have_text("Küche")
+        first = await orders.paid({"item": "Cheeseburger", "note": "peanut allergy"}, {"item": "Fries"})
+        second = await orders.paid(
+            {"item": "Breakfast Combo", "components": {"Main": "Pancakes", "Side": "Hash Brown", "Drink": "Cola"}},
+            {"item": "Cola", "options": ["Large"]},
+        )
+        third = await orders.paid({"item": "Classic Burger", "options": ["Extra patty"]})
+        # Oldest first, every line of every station.
+        await expect(page.locator(".ticket")).to_have_count(3)
+        assert await page.locator(".ticket").evaluate_all("(nodes) => nodes.map((n) => Number(n.dataset.order))") == [
+            first["id"],
+            second["id"],
+            third["id"],
+        ]
+        await expect(ticket(page, first).locator(".line > .line-head .name")).to_have_text(["Cheeseburger", "Pommes"])
+        await expect(ticket(page, first)).to_have_class(re.compile(r"\bflagged\b"))
 
-            # Start and ready by tap: the whole order moves, as the staff's orders channel hears.
-            orders_channel = names.branch_orders(demo.branch_id)
-            await staff.command("subscribe", {"channel": orders_channel})
-            card = ticket(page, first)
-            await card.locator('button[data-action="start"]').click()
-            await expect(card).to_have_attribute("data-status", "preparing")
-            assert (await staff.next_event(orders_channel, "order.preparing"))["data"]["id"] == first["id"]
-            await card.locator('button[data-action="ready"]').click()
-            await expect(card).to_have_attribute("data-status", "ready")
-            assert (await staff.next_event(orders_channel, "order.ready"))["data"]["id"] == first["id"]
-            # The waiting tickets' timers turn amber, then red; a ready one is done.
-            await expect(ticket(page, third)).to_have_attribute("data-age", "warn")
-            await expect(ticket(page, third)).to_have_attribute("data-age", "late", timeout=8000)
-            await expect(card).to_have_attribute("data-age", "done")
-            await screenshot(page, "kitchen")
-            assert (await staff.command("order.complete", {"order_id": first["id"]}))["status"] == "completed"
-            await expect(card).to_have_count(0)
+        # Start and ready by tap: the whole order moves, as the staff's orders channel hears.
+        orders_channel = names.branch_orders(demo.branch_id)
+        await staff.command("subscribe", {"channel": orders_channel})
+        card = ticket(page, first)
+        await card.locator('button[data-action="start"]').click()
+        await expect(card).to_have_attribute("data-status", "preparing")
+        assert (await staff.next_event(orders_channel, "order.preparing"))["data"]["id"] == first["id"]
+        await card.locator('button[data-action="ready"]').click()
+        await expect(card).to_have_attribute("data-status", "ready")
+        assert (await staff.next_event(orders_channel, "order.ready"))["data"]["id"] == first["id"]
+        # The waiting tickets' timers turn amber, then red; a ready one is done.
+        await expect(ticket(page, third)).to_have_attribute("data-age", "warn")
+        await expect(ticket(page, third)).to_have_attribute("data-age", "late", timeout=8000)
+        await expect(card).to_have_attribute("data-age", "done")
+        await screenshot(page, "kitchen")
+        assert (await staff.command("order.complete", {"order_id": first["id"]}))["status"] == "completed"
+        await expect(card).to_have_count(0)
 
-            # The station filter narrows the tickets to a station's lines: the drinks of the combo and the cola.
-            await page.locator("#filter").select_option("drinks")
-            await expect(page.locator(".ticket")).to_have_count(1)
-            await expect(ticket(page, second).locator(".line > .line-head .name")).to_have_text(
-                ["Frühstücksmenü", "Cola"]
-            )
-            await expect(ticket(page, second).locator(".component .name")).to_have_text(["Cola"])
-            await page.locator("#filter").select_option("")
-            await expect(page.locator(".ticket")).to_have_count(2)
+        # The station filter narrows the tickets to a station's lines: the drinks of the combo and the cola.
+        await page.locator("#filter").select_option("drinks")
+        await expect(page.locator(".ticket")).to_have_count(1)
+        await expect(ticket(page, second).locator(".line > .line-head .name")).to_have_text(["Frühstücksmenü", "Cola"])
+        await expect(ticket(page, second).locator(".component .name")).to_have_text(["Cola"])
+        await page.locator("#filter").select_option("")
+        await expect(page.locator(".ticket")).to_have_count(2)
