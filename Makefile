@@ -1,4 +1,5 @@
-# make run       set up .venv, migrate the local SQLite database, load the demo, serve on http://127.0.0.1:8000
+# make run       set up .venv, migrate the local SQLite database, load the demo, print each device's enrolment
+#                link, serve on http://127.0.0.1:8000
 # make test      check the lock, lint, type-check and run the whole suite with branch coverage (needs PostgreSQL and Redis)
 # make lock      after editing the dependencies in pyproject.toml: bring requirements*.txt in line, keeping other pins
 # make upgrade   move every pin (or PACKAGE=name's) to the newest release pyproject.toml allows; then make test
@@ -16,6 +17,7 @@ SERVER := $(BIN)/python -m server
 run: $(VENV)/.installed
 	$(SERVER) migrate
 	$(SERVER) seed-demo
+	$(SERVER) enrol-links
 	$(SERVER) serve
 
 # pytest exits 5 when it collects no tests; like any other non-zero status, that fails `make test`.

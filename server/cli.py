@@ -4,6 +4,7 @@
     migrate       bring the database schema up to date (Alembic)
     seed-demo     load a demo branch, menu, devices and admin into an empty database
     create-admin  add an admin user
+    enrol-links   print a one-step enrolment link for every device (the browser apps)
 
 Settings come from the environment and `.env` (server/settings.py). An expected failure
 (bad settings, database out of reach, schema not migrated, a taken username) prints one
@@ -28,12 +29,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from persistence import migrate
+from persistence.base import utcnow
 from persistence.database import Database
 from persistence.database_url import DEFAULT_SQLITE_URL
 from persistence.tables import User
 from server import __version__
 from server.api.users import Password, Username
 from server.app import create_app
+from server.auth.enrolment import LINK_TTL, enrolment_links
 from server.auth.passwords import generate_secret, hash_secret
 from server.auth.permissions import ADMIN_ROLE
 from server.auth.roles import ensure_default_roles
@@ -214,6 +217,29 @@ def create_admin(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def print_enrol_links(args: argparse.Namespace, settings: Settings) -> int:
+    """Print a one-step enrolment link per active device; opening one enrols that browser as the device."""
+    url = settings.database_url
+
+    async def issue() -> list[str]:
+        await require_migrated(url)
+        db = Database.from_url(url)
+        try:
+            async with db.session() as session:
+                links = await enrolment_links(session, args.base_url, utcnow())
+                return [f"    {link.kind:<16} {link.name:<20} {link.url}" for link in links]
+        finally:
+            await db.dispose()
+
+    lines = run_async(url, issue)
+    hours = int(LINK_TTL.total_seconds() // 3600)
+    print(f"Open a link in a browser to make it that device (each works once, for {hours} hours; it gives the device")
+    print("a new secret, so the one printed before stops working). New screens enrol by pairing code instead.")
+    print("\n".join(lines) if lines else "    (no active devices)")
+    print(f"    staff            ops page             {args.base_url.rstrip('/')}/apps/ops/")
+    return 0
+
+
 def _port(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
@@ -294,6 +320,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the server will be reached, for the printed URLs (default: %(default)s)",
     )
     seed_parser.set_defaults(handler=load_demo)
+
+    links_parser = commands.add_parser(
+        "enrol-links",
+        help="print a one-step enrolment link for every device",
+        description="Print, for every active device, a link that enrols a browser as that device in one step "
+        "(/apps/<app>/#enrol=<token>). Each link works once, for 12 hours, and gives the device a new secret. "
+        "Needs a migrated database.",
+    )
+    links_parser.add_argument(
+        "--base-url",
+        default=f"http://127.0.0.1:{default_port}",
+        help="where the server will be reached, for the printed links (default: %(default)s)",
+    )
+    links_parser.set_defaults(handler=print_enrol_links)
 
     admin_parser = commands.add_parser(
         "create-admin",

@@ -115,10 +115,10 @@ def assert_one_clean_line(text: str) -> None:
 
 
 async def test_help_lists_every_command(tmp_path: Path) -> None:
-    """`python -m server --help` names the four commands."""
+    """`python -m server --help` names the five commands."""
     finished = await cli("--help", cwd=tmp_path)
     assert finished.returncode == 0, finished.stderr
-    for command in ("serve", "migrate", "seed-demo", "create-admin"):
+    for command in ("serve", "migrate", "seed-demo", "create-admin", "enrol-links"):
         assert command in finished.stdout
 
 
@@ -128,6 +128,7 @@ async def test_help_lists_every_command(tmp_path: Path) -> None:
         ("serve", ["--host", "--port", "FORWARDED_ALLOW_IPS"]),
         ("migrate", ["--revision"]),
         ("seed-demo", ["--base-url"]),
+        ("enrol-links", ["--base-url"]),
         ("create-admin", ["--username", "--password"]),
     ],
 )
@@ -185,6 +186,12 @@ async def test_migrate_then_seed_demo_twice_on_the_default_sqlite_file(tmp_path:
     assert "already holds data" in second.stdout
     assert "make reset" in second.stdout
     assert await row_counts(url) == loaded
+
+    links = await cli("enrol-links", "--base-url", "http://kiosk.test:8000", cwd=tmp_path)
+    assert links.returncode == 0, links.stderr
+    apps = re.findall(r"http://kiosk\.test:8000/apps/(\w+)/#enrol=[\w-]{40,}", links.stdout)
+    assert sorted(apps) == ["board", "kiosk", "kitchen", "kitchen", "kitchen", "terminal"]
+    assert (await row_counts(url))["pairing_codes"] == 6
 
 
 async def test_seed_demo_refuses_an_unmigrated_database(tmp_path: Path) -> None:

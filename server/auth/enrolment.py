@@ -146,3 +146,24 @@ async def pick_up(session: AsyncSession, token: str, now: datetime) -> Credentia
     device.secret_version += 1
     row.used_at = now
     return Credentials(device, secret)
+
+
+@dataclass(frozen=True)
+class EnrolmentLink:
+    """A device and the link that enrols a browser as it, in one step."""
+
+    device_id: int
+    kind: DeviceKind
+    name: str
+    url: str
+
+
+async def enrolment_links(session: AsyncSession, base_url: str, now: datetime) -> list[EnrolmentLink]:
+    """A one-step link for every active device, by id: `<base_url>/apps/<app>/#enrol=<token>`, valid LINK_TTL."""
+    devices = (await session.scalars(select(Device).where(Device.is_active).order_by(Device.id))).all()
+    links = []
+    for device in devices:
+        issued = await issue_link(session, device, now)
+        url = f"{base_url.rstrip('/')}/apps/{APP_OF_KIND[device.kind]}/#enrol={issued.token}"
+        links.append(EnrolmentLink(device.id, device.kind, device.name, url))
+    return links
