@@ -43,7 +43,10 @@ function kitchenChannel(welcome) {
 
 function onWelcome(welcome) {
   state.station = welcome.principal.station || null;
-  state.channel = kitchenChannel(welcome);
+  const channel = kitchenChannel(welcome);
+  // A display moved to another station says hello again: its old tickets go until the new channel's snapshot.
+  if (state.channel && channel !== state.channel) store.replace([]);
+  state.channel = channel;
   const serverTime = Date.parse(welcome.server_time);
   if (serverTime) state.clockOffset = serverTime - Date.now();
   document.body.dataset.station = state.station || "";

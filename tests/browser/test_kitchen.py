@@ -7,11 +7,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
 from playwright.async_api import Page, expect
+from sqlalchemy import select
 
 from channels import names
 from channels.client import DeviceClient
 from persistence.enums import DeviceKind
+from persistence.tables import Station
 from server.demo import DemoResult
 from tests.browser.conftest import screenshot
 from tests.browser.floor import Orders, enrol_link, staff_token
@@ -150,3 +153,36 @@ async def test_the_whole_kitchen_display_starts_and_readies_by_tap_and_filters_b
         await expect(ticket(page, second).locator(".component .name")).to_have_text(["Cola"])
         await page.locator("#filter").select_option("")
         await expect(page.locator(".ticket")).to_have_count(2)
+
+
+async def test_a_display_moved_to_another_station_reconnects_and_shows_that_stations_part(
+    page: Page, live: Live, demo: DemoResult
+) -> None:
+    prefix = live.services.settings.API_V1_STR
+    admin = await staff_token(live.http, prefix, demo)
+    async with (
+        DeviceClient(live.ws, token(live.services, demo, DeviceKind.KIOSK)) as kiosk,
+        DeviceClient(live.ws, admin) as staff,
+    ):
+        orders = Orders(kiosk, staff)
+        order = await orders.paid({"item": "Cheeseburger"}, {"item": "Lemonade"})
+        await open_display(page, live, demo, "grill")
+        await expect(ticket(page, order).locator(".line-head .name")).to_have_text(["Cheeseburger"])
+        await page.evaluate(
+            """() => { window.banners = [];
+                new MutationObserver(() => window.banners.push(document.querySelector('#status').dataset.status))
+                  .observe(document.querySelector('#status'), {attributes: true}); }"""
+        )
+
+        # The server closes the display's socket (1001, station changed); the shared client says hello again.
+        grill = next(d for d in demo.devices if d.kind == DeviceKind.KITCHEN_DISPLAY and d.station == "grill")
+        async with live.services.db.session() as session:
+            drinks = await session.scalar(select(Station.id).where(Station.code == "drinks"))
+        async with httpx.AsyncClient(base_url=live.http, headers={"Authorization": f"Bearer {admin}"}) as http:
+            moved = await http.patch(f"{prefix}/devices/{grill.id}", json={"station_id": drinks})
+        assert moved.status_code == 200, moved.text
+        await expect(page.locator("#title")).to_have_text("Drinks")
+        await expect(ticket(page, order).locator(".line-head .name")).to_have_text(["Limonade"])
+        await expect(page.locator("#status")).to_be_hidden()
+        # The offline banner showed while it was away.
+        assert {"offline", "connecting"} & set(await page.evaluate("window.banners"))
