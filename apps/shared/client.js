@@ -242,9 +242,8 @@ export class DeviceConnection {
   _welcomed(data) {
     this.welcome = data;
     this._openedAt = performance.now();
-    for (const [channel, { seq, epoch }] of Object.entries(data.channels ?? {})) {
-      this.channels.set(channel, { seq, epoch });
-    }
+    // The welcome's seq is where the channel will be once the missed events (or the snapshot) have come: the
+    // position kept moves with those frames themselves, or a replayed event would look seen already.
     this._setStatus("online");
     this.onWelcome(data);
     // Channels the app subscribed to itself, then every command still without a reply (same ids).

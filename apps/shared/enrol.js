@@ -143,7 +143,8 @@ async function enrol(app, container) {
   let credentials = null;
   if (linkToken) {
     dropEnrolLink();
-    credentials = await redeemLink(linkToken, view);
+    // A link used up or expired leaves the credentials this browser already holds, if any, in place.
+    credentials = (await redeemLink(linkToken, view)) ?? storedCredentials(app);
   }
   credentials = credentials ?? (await pairByCode(view));
   keep(app, credentials);

@@ -165,6 +165,7 @@ def _models(op: Operation) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
         (op.body, "validation"),
         (op.query, "validation"),
         (op.response, "serialization"),
+        *((model, "serialization") for model in op.also.values()),
     ]
     return [(model, mode) for model, mode in uses if model is not None]
 
@@ -251,12 +252,13 @@ def _success(op: Operation, schemas: _Schemas) -> dict[str, Any]:
         # The handler returns nothing: routing answers 204 unless the route names another status.
         status = 204 if op.status_code == 200 else op.status_code
         return {str(status): {"description": HTTPStatus(status).phrase}}
-    schema = {"$ref": schemas.ref(op.response, "serialization")}
+    answers = {op.status_code: op.response, **op.also}
     return {
-        str(op.status_code): {
-            "description": HTTPStatus(op.status_code).phrase,
-            "content": {"application/json": {"schema": schema}},
+        str(status): {
+            "description": HTTPStatus(status).phrase,
+            "content": {"application/json": {"schema": {"$ref": schemas.ref(model, "serialization")}}},
         }
+        for status, model in sorted(answers.items())
     }
 
 

@@ -143,6 +143,7 @@ async def create_pairing_code(call: Call[None, None]) -> PairingCodeOut:
     public=True,
     body=PollIn,
     response=CredentialsOut,
+    also={202: PendingOut},
     errors=("not_found", "conflict"),
 )
 async def poll_pairing_code(call: Call[PollIn, None]) -> CredentialsOut | PendingOut:

@@ -139,6 +139,8 @@ class Operation:
     status_code: int
     form: bool
     errors: tuple[str, ...] = field(default_factory=tuple)
+    # Other success answers a route may give (set per call with `Call.status_code`), by status.
+    also: dict[int, type[BaseModel]] = field(default_factory=dict)
 
     @property
     def description(self) -> str:
@@ -263,6 +265,7 @@ class ApiRouter:
         status_code: int = 200,
         form: bool = False,
         errors: tuple[str, ...] = (),
+        also: dict[int, type[BaseModel]] | None = None,
     ) -> Callable[[Callable[[Call[Any, Any]], Awaitable[Any]]], Handler]:
         """Declare a route; `public` routes take no token, all others need one."""
 
@@ -283,6 +286,7 @@ class ApiRouter:
                     status_code=status_code,
                     form=form,
                     errors=errors,
+                    also=also or {},
                 )
             )
             return typed

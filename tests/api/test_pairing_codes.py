@@ -159,3 +159,12 @@ async def test_an_enrolment_link_is_redeemed_once_for_its_device(
     pending = await _new_code(client)
     refused = await client.post(f"{CODES}/redeem", json={"token": pending["poll_token"]})
     assert refused.status_code == 409 and refused.json()["error"]["details"]["reason"] == "pending"
+
+
+async def test_the_openapi_document_lists_the_pending_answer_of_a_poll(client: httpx.AsyncClient) -> None:
+    """The poll's 202 `pending` is documented beside its 200 credentials."""
+    document = (await client.get("/api/v1/openapi.json")).json()
+    answers = document["paths"]["/api/v1/pairing-codes/poll"]["post"]["responses"]
+    assert answers["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/CredentialsOut")
+    assert answers["202"]["content"]["application/json"]["schema"]["$ref"].endswith("/PendingOut")
+    assert "/api/v1/pairing-codes/{code}/claim" in document["paths"]
