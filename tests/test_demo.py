@@ -31,7 +31,8 @@ from persistence.tables import (
 )
 from server.auth.passwords import verify_secret
 from server.auth.roles import ensure_default_roles
-from server.demo import ADMIN_USERNAME, LOW_STOCK, DemoResult, describe, seed_demo
+from server.demo import ADMIN_USERNAME, DemoResult, describe, seed_demo
+from server.demo_menu import LOW_STOCK
 from server.payloads.menu import branch_menu
 from tests.world import PASSWORD_HASH, add_user
 
