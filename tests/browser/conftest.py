@@ -4,7 +4,8 @@ Fixtures:
 - `demo`: the demo loaded into the test's database (cheap hashes); `live`: a server over it on a free port, whose
   business clock reads 08:00 in Berlin (`now[0]` in `clock` moves it);
 - `browser`: one headless Chromium per module (Debian's /usr/bin/chromium; Playwright never downloads one);
-- `page`: a fresh page (its own storage) whose test FAILS on any console error or uncaught page error;
+- `page`: a fresh page (its own storage) whose test FAILS on any console error or uncaught page error; `open_page`
+  opens more such pages, each in its own context;
 - `screenshot(page, name)`: saves <name>.png in var/screenshots/ (ignored by git), or in $SCREENSHOTS_DIR:
   `make screenshots` refreshes the README's, docs/screenshots/.
 
@@ -16,12 +17,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Error, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Error, Page, async_playwright
 
 from persistence.database import Database
 from server.app import build_services
@@ -89,19 +90,40 @@ class PageProblems:
         self.found.append(f"page error: {error}")
 
 
+PageOpener = Callable[..., Awaitable[Page]]
+
+
 @pytest.fixture
-async def page(browser: Browser, live: Live) -> AsyncIterator[Page]:
-    """A page of a fresh browser context (its own localStorage) on the live server, German first."""
-    context = await browser.new_context(base_url=live.http, locale="de-DE", viewport={"width": 1024, "height": 700})
-    context.set_default_timeout(WAIT_MS)
-    opened = await context.new_page()
+async def open_page(browser: Browser, live: Live) -> AsyncIterator[PageOpener]:
+    """Opens pages on the live server, each in a fresh browser context (its own localStorage), German first.
+
+    `await open_page(width=..., height=...)`. The test FAILS if any of them reported a console or page error.
+    """
+    contexts: list[BrowserContext] = []
     problems = PageProblems()
-    opened.on("console", problems.console)
-    opened.on("pageerror", problems.page_error)
-    yield opened
-    await context.close()
+
+    async def opener(width: int = 1024, height: int = 700) -> Page:
+        context = await browser.new_context(
+            base_url=live.http, locale="de-DE", viewport={"width": width, "height": height}
+        )
+        context.set_default_timeout(WAIT_MS)
+        contexts.append(context)
+        opened = await context.new_page()
+        opened.on("console", problems.console)
+        opened.on("pageerror", problems.page_error)
+        return opened
+
+    yield opener
+    for context in contexts:
+        await context.close()
     if problems.found:
-        pytest.fail("the page reported errors:\n" + "\n".join(problems.found))
+        pytest.fail("the pages reported errors:\n" + "\n".join(problems.found))
+
+
+@pytest.fixture
+async def page(open_page: PageOpener) -> Page:
+    """A page of a fresh browser context on the live server, German first, 1024×700."""
+    return await open_page()
 
 
 async def screenshot(page: Page, name: str) -> Path:
