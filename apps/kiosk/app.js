@@ -14,6 +14,7 @@ import { ItemDialog } from "./dialog.js";
 import { el } from "./dom.js";
 import { IdleWatch } from "./idle.js";
 import { MenuStore } from "./menu.js";
+import { StockNotice, showPriceChanged } from "./notices.js";
 import { PayFlow } from "./pay.js";
 import { renderCategories, renderItems, renderStart } from "./render.js";
 import { languageName, wordsFor } from "./strings.js";
@@ -32,6 +33,7 @@ const state = { connection: null, menuChannel: null, deviceChannel: null, screen
 const command = (type, data) => state.connection.command(type, data);
 const pay = new PayFlow(command, renderPay);
 const itemDialog = new ItemDialog($("item-dialog"), view, (data) => addToCart(data));
+const stockNotice = new StockNotice($("stock-dialog"), view, (line) => setQty(line, 0));
 const idle = new IdleWatch({ seconds: IDLE_S, onWarn: warnIdle, onExpire: () => startOver() });
 let doneTimer = null;
 let toastTimer = null;
@@ -161,30 +163,10 @@ async function setQty(line, qty) {
     failed(error);
   }
   renderCartBox();
-  renderStock();
+  stockNotice.render(state.cart);
 }
 
 // Checkout
-
-let stockItems = [];
-
-function renderStock() {
-  if (!$("stock-dialog").open) return;
-  const lines = state.cart?.lines ?? [];
-  const matches = (line, item) =>
-    line.item_id === item.item_id || line.item_id === item.combo_item_id ||
-    (line.components ?? []).some((component) => component.item_id === item.item_id);
-  const rows = stockItems.flatMap((item) =>
-    lines.filter((line) => matches(line, item)).map((line) =>
-      el("li", { dataset: { testid: "stock-item", itemId: item.item_id } },
-        el("span", {}, view.t("stock.left", { name: item.name, left: item.left })),
-        el("button", { type: "button", class: "danger", dataset: { testid: `stock-remove-${line.id}` }, onclick: () => setQty(line, 0) },
-          `${view.t("cart.remove")}: ${line.name}`)),
-    ),
-  );
-  if (!rows.length) $("stock-dialog").close();
-  else $("stock-items").replaceChildren(...rows);
-}
 
 async function checkout(expectedTotal) {
   if (!state.cart || pay.phase !== "idle") return;
@@ -198,17 +180,10 @@ async function checkout(expectedTotal) {
     if (error.code === "price_changed") {
       if (error.details.cart) state.cart = error.details.cart;
       renderCartBox();
-      const amounts = { old: view.money(error.details.expected_total), new: view.money(error.details.total) };
-      $("price-text").textContent = view.t("price.text", amounts);
-      $("price-text").dataset.old = error.details.expected_total;
-      $("price-text").dataset.new = error.details.total;
-      $("price-confirm").textContent = view.t("price.confirm", amounts);
-      $("price-confirm").onclick = () => checkout(error.details.total);
-      $("price-dialog").showModal();
+      showPriceChanged(view, error.details, () => checkout(error.details.total));
     } else if (error.code === "out_of_stock") {
-      stockItems = error.details.items ?? [];
-      $("stock-dialog").showModal();
-      renderStock();
+      stockNotice.show(error.details.items ?? []);
+      stockNotice.render(state.cart);
     } else failed(error);
   }
 }
@@ -277,7 +252,6 @@ function wire() {
   $("pay-abort").addEventListener("click", () => startOver());
   $("done-new").addEventListener("click", () => startOver());
   $("price-back").addEventListener("click", () => $("price-dialog").close());
-  $("stock-back").addEventListener("click", () => $("stock-dialog").close());
   $("idle-stay").addEventListener("click", () => idle.touch());
 }
 

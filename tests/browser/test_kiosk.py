@@ -167,7 +167,7 @@ async def test_a_customer_orders_a_combo_and_a_burger_and_pays_at_the_terminal(
 
 async def test_a_declined_payment_can_be_tried_again(page: Page, live: Live, demo: DemoResult) -> None:
     menu = await english_menu(live, demo)
-    await open_kiosk(page, live, demo, "?lang=en")
+    await open_kiosk(page, live, demo, "?lang=en&done=1")
     await start_in_english(page)
     await add_water(page, menu)
     async with DeviceClient(live.ws, token(live.services, demo, DeviceKind.PAYMENT_TERMINAL)) as client:
@@ -181,6 +181,7 @@ async def test_a_declined_payment_can_be_tried_again(page: Page, live: Live, dem
         await terminal.answer("approved")
     await expect(page.get_by_test_id("order-number")).to_have_text(re.compile(r"^\d+$"))
     # The kiosk starts over by itself (here after 1 s).
+    await expect(page.get_by_test_id("screen-start")).to_be_visible()
 
 
 async def test_a_changed_price_is_explained_and_confirmed(page: Page, live: Live, demo: DemoResult) -> None:
@@ -214,7 +215,7 @@ async def test_an_idle_kiosk_cancels_the_payment_and_the_order_and_starts_over(
     page: Page, live: Live, demo: DemoResult
 ) -> None:
     menu = await english_menu(live, demo)
-    await open_kiosk(page, live, demo, "?lang=en&idle=4")
+    await open_kiosk(page, live, demo, "?lang=en&idle=3")
     await start_in_english(page)
     await add_water(page, menu)
     admin = await staff_token(live.http, live.services.settings.API_V1_STR, demo)
@@ -237,3 +238,38 @@ async def test_an_idle_kiosk_cancels_the_payment_and_the_order_and_starts_over(
         order = await staff.next_event(orders_channel, "order.cancelled")
         assert order["data"]["id"] == cancelled["data"]["order_id"]
         assert order["data"]["cancel_reason"] == "cancelled_by_kiosk"
+
+
+async def test_a_sold_out_item_greys_out_live_and_is_named_for_removal_at_checkout(
+    page: Page, live: Live, demo: DemoResult
+) -> None:
+    menu = await english_menu(live, demo)
+    combo, hash_brown = menu_item(menu, "Breakfast Combo"), menu_item(menu, "Hash Brown")
+    await open_kiosk(page, live, demo, "?lang=en")
+    await start_in_english(page)
+    await add_water(page, menu)
+    breakfast = next(category for category in menu["categories"] if category["name"] == "Breakfast")
+    await page.get_by_test_id(f"category-{breakfast['id']}").click()
+    await page.get_by_test_id(f"item-{combo['id']}").click()
+    await page.get_by_test_id("dialog-add").click()  # the default filling: muffin, hash brown, small cola
+    await expect(page.get_by_test_id("cart-line")).to_have_count(2)
+
+    admin = await staff_token(live.http, live.services.settings.API_V1_STR, demo)
+    async with DeviceClient(live.ws, admin) as staff:
+        await staff.command(
+            "item.set_available", {"item_id": hash_brown["id"], "available": False, "branch_id": demo.branch_id}
+        )
+    # The hash brown, and the combo whose side it is alone, can no longer be ordered.
+    for item in (hash_brown, combo):
+        await expect(page.get_by_test_id(f"item-{item['id']}")).to_be_disabled()
+        await expect(page.get_by_test_id(f"item-{item['id']}")).to_have_attribute("data-orderable", "false")
+    await page.get_by_test_id("checkout").click()
+    await expect(page.get_by_test_id("stock-item")).to_contain_text("Hash Brown")
+    await screenshot(page, "kiosk-out-of-stock")
+    combo_line = page.get_by_test_id("cart-line").filter(has_text="Breakfast Combo")
+    line_id = await combo_line.get_attribute("data-line-id")
+    await page.get_by_test_id(f"stock-remove-{line_id}").click()
+    await expect(page.get_by_test_id("stock-dialog")).to_be_hidden()
+    await expect(page.get_by_test_id("cart-line")).to_have_count(1)
+    await expect(page.get_by_test_id("cart-total")).to_have_attribute("data-total", "220")
+    await expect(page.get_by_test_id("checkout")).to_be_enabled()
