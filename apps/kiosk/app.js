@@ -26,9 +26,16 @@ const DONE_S = seconds("done", 10);
 
 const $ = (id) => document.getElementById(id);
 const menu = new MenuStore();
-const view = { menu, locale: currentLocale(), t: null, money: (minor) => formatMoney(minor, menu.data?.currency ?? "EUR", view.locale) };
+const view = {
+  menu,
+  locale: currentLocale(),
+  t: null,
+  money: (minor) => formatMoney(minor, menu.data?.currency ?? "EUR", view.locale),
+};
 view.t = wordsFor(view.locale);
 
+// The language a new customer starts in: `?lang=`, else the browser's (the branch's default when it offers neither).
+let homeLocale = view.locale;
 const state = { connection: null, menuChannel: null, deviceChannel: null, screen: "start", cart: null, category: null };
 const command = (type, data) => state.connection.command(type, data);
 const pay = new PayFlow(command, renderPay);
@@ -90,7 +97,8 @@ function renderMenu() {
 }
 
 function renderCartBox() {
-  renderCart($("cart"), state.cart, view, { setQty, checkout: () => checkout(state.cart?.total), cancel: () => startOver() });
+  const actions = { setQty, checkout: () => checkout(state.cart?.total), cancel: () => startOver() };
+  renderCart($("cart"), state.cart, view, actions);
 }
 
 function renderPay() {
@@ -118,7 +126,9 @@ async function setLanguage(code) {
   renderAll();
   try {
     if (menu.ready && menu.data.locale !== code) menu.replace(await command("menu.get", { locale: code }));
-    if (state.cart?.status === "open") state.cart = await command("cart.set_locale", { cart_id: state.cart.id, locale: code });
+    if (state.cart?.status === "open") {
+      state.cart = await command("cart.set_locale", { cart_id: state.cart.id, locale: code });
+    }
   } catch (error) {
     failed(error);
   }
@@ -146,7 +156,8 @@ function startOver() {
   pay.reset();
   state.cart = null;
   show("start");
-  renderAll();
+  if (view.locale !== homeLocale) setLanguage(homeLocale);
+  else renderAll();
 }
 
 // The cart
@@ -217,7 +228,8 @@ function warnIdle(left) {
 function onSnapshot(channel, data) {
   if (channel === state.menuChannel) {
     menu.replace(data);
-    if (!menu.locales.includes(view.locale)) return setLanguage(data.default_locale);
+    if (!menu.locales.includes(homeLocale)) homeLocale = data.default_locale;
+    if (!menu.locales.includes(view.locale)) return setLanguage(homeLocale);
     renderAll();
     itemDialog.refresh();
   } else if (channel === state.deviceChannel) {

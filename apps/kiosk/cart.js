@@ -21,7 +21,10 @@ function lineView(line, view, actions) {
   );
   return el(
     "li",
-    { class: `cart-line${line.problem ? " problem" : ""}`, dataset: { testid: "cart-line", lineId: line.id, itemId: line.item_id } },
+    {
+      class: `cart-line${line.problem ? " problem" : ""}`,
+      dataset: { testid: "cart-line", lineId: line.id, itemId: line.item_id },
+    },
     el(
       "div",
       { class: "line-head" },
@@ -37,7 +40,8 @@ function lineView(line, view, actions) {
       { class: "line-actions" },
       el("button", { type: "button", "aria-label": t("dialog.less"), dataset: { testid: "line-minus" },
         onclick: () => actions.setQty(line, line.qty - 1) }, "−"),
-      el("button", { type: "button", "aria-label": t("dialog.more"), dataset: { testid: "line-plus" }, disabled: line.qty >= 99,
+      el("button", { type: "button", "aria-label": t("dialog.more"), dataset: { testid: "line-plus" },
+        disabled: line.qty >= 99,
         onclick: () => actions.setQty(line, line.qty + 1) }, "+"),
       el("button", { type: "button", class: "remove", dataset: { testid: "line-remove" },
         onclick: () => actions.setQty(line, 0) }, t("cart.remove")),
@@ -68,7 +72,8 @@ export function renderCart(container, cart, view, actions) {
       el(
         "div",
         { class: "button-row" },
-        el("button", { type: "button", dataset: { testid: "cancel-order" }, onclick: actions.cancel }, t("cancel.order")),
+        el("button", { type: "button", dataset: { testid: "cancel-order" }, onclick: actions.cancel },
+          t("cancel.order")),
         el("button", { type: "button", class: "primary", dataset: { testid: "checkout" },
           disabled: !lines.length || lines.some((line) => line.problem), onclick: actions.checkout }, t("checkout")),
       ),

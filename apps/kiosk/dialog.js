@@ -197,7 +197,12 @@ export class ItemDialog {
           ),
         ),
         description ? el("p", { class: "muted" }, description) : null,
-        el("div", { class: "facts" }, allergenList(allergensOf(...rows), t), kcal === null ? null : el("span", { class: "kcal" }, t("item.kcal", { kcal }))),
+        el(
+          "div",
+          { class: "facts" },
+          allergenList(allergensOf(...rows), t),
+          kcal === null ? null : el("span", { class: "kcal" }, t("item.kcal", { kcal })),
+        ),
         (item.combo_slots ?? []).map((slot) => this._slotView(slot)),
         item.option_groups.map((group) => this._groupView(`g${group.id}`, group)),
         el(
@@ -276,9 +281,16 @@ ItemDialog.prototype.refresh = function refresh() {
   const fresh = this.view.menu.item(this.item.id);
   if (!fresh || !fresh.orderable) return this.close();
   this.item = fresh;
+  // Groups the new state brings start at their defaults; a slot's choice no longer available is picked again.
+  for (const group of fresh.option_groups) {
+    if (!this.picked.has(`g${group.id}`)) this.picked.set(`g${group.id}`, defaults(group));
+  }
   for (const slot of fresh.combo_slots ?? []) {
     const choice = this._slotChoice(slot);
-    if (choice && !choice.available) this.slots.set(slot.id, null);
+    if (!choice || !choice.available) this.slots.set(slot.id, null);
+    else if (choice.option_groups.some((group) => !this.picked.has(`s${slot.id}g${group.id}`))) {
+      this._pickSlot(slot, choice);
+    }
   }
   return this.render();
 };

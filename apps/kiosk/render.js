@@ -19,7 +19,8 @@ export function renderStart(view, { onLanguage, onMode }) {
   );
   document.getElementById("modes").replaceChildren(
     ...(menu.data?.service_modes ?? []).map((mode) =>
-      el("button", { type: "button", class: "mode primary", dataset: { testid: `mode-${mode}` }, onclick: () => onMode(mode) },
+      el("button", { type: "button", class: "mode primary", dataset: { testid: `mode-${mode}` },
+        onclick: () => onMode(mode) },
         t(`mode.${mode}`)),
     ),
   );
@@ -33,7 +34,7 @@ export function renderCategories(view, current, onPick) {
     ...menu.categories().map((category) =>
       el(
         "button",
-        { type: "button", class: "category", role: "tab", "aria-selected": String(category.id === current),
+        { type: "button", class: "category", "aria-current": category.id === current ? "true" : null,
           dataset: { testid: `category-${category.id}` }, onclick: () => onPick(category.id) },
         menu.text(category, locale),
       ),
@@ -72,5 +73,6 @@ function itemCard(item, view, onOpen) {
 /** The items of the category `current`. */
 export function renderItems(view, current, onOpen) {
   const category = view.menu.categories().find((row) => row.id === current);
-  document.getElementById("items").replaceChildren(...(category?.items ?? []).map((item) => itemCard(item, view, onOpen)));
+  const cards = (category?.items ?? []).map((item) => itemCard(item, view, onOpen));
+  document.getElementById("items").replaceChildren(...cards);
 }

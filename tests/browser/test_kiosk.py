@@ -128,6 +128,12 @@ async def test_a_customer_orders_a_combo_and_a_burger_and_pays_at_the_terminal(
     await expect(dialog.get_by_test_id(f"choice-{choice_id(fries, 'Garlic aioli')}")).to_be_disabled()
     await page.keyboard.press("Escape")
     await expect(dialog).to_be_hidden()
+    # The keyboard finds its way back: focus returns to the card, Enter opens it again.
+    await expect(page.get_by_test_id(f"item-{fries['id']}")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(dialog).to_be_visible()
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
 
     # Two cheeseburgers with bacon and a note for the kitchen.
     burgers = next(category for category in menu["categories"] if category["name"] == "Burgers")
