@@ -260,7 +260,7 @@ function onEvent(channel, event, data) {
 
 function wire() {
   $("pay-cancel").addEventListener("click", () => pay.cancelPayment());
-  $("pay-retry").addEventListener("click", () => pay.start());
+  $("pay-retry").addEventListener("click", () => pay.start().catch(failed));
   $("pay-abort").addEventListener("click", () => startOver());
   $("done-new").addEventListener("click", () => startOver());
   $("price-back").addEventListener("click", () => $("price-dialog").close());

@@ -13,11 +13,13 @@ export class PayFlow {
   constructor(command, onChange) {
     this.command = command;
     this.onChange = onChange;
+    this.generation = 0; // raised by every reset: an answer for an earlier customer is undone, not shown
     this.reset();
   }
 
   /** Forget everything (a new customer). */
   reset() {
+    this.generation += 1;
     this.phase = "idle"; // placing | waiting | failed | done | cancelled (the order, by its payment timeout)
     this.order = null;
     this.payment = null;
@@ -32,26 +34,42 @@ export class PayFlow {
 
   /** Place the cart's order at `expectedTotal` and start paying; price_changed and out_of_stock are thrown. */
   async place(cart, expectedTotal) {
+    const generation = this.generation;
     this._set("placing");
+    let order;
     try {
-      this.order = await this.command("order.place", { cart_id: cart.id, expected_total: expectedTotal });
+      order = await this.command("order.place", { cart_id: cart.id, expected_total: expectedTotal });
     } catch (error) {
+      if (generation !== this.generation) return;
       this._set("idle");
       throw error;
     }
+    if (generation !== this.generation) {
+      // The customer left while the order was being placed.
+      this.command("order.cancel", { order_id: order.id }).catch(() => {});
+      return;
+    }
+    this.order = order;
     await this.start();
   }
 
   /** Ask the paired terminal to charge the order (again). */
   async start() {
     if (!this.order) return;
+    const { generation, order } = this;
     this._set("placing");
     try {
-      this._payment(await this.command("payment.start", { order_id: this.order.id }));
+      const payment = await this.command("payment.start", { order_id: this.order.id });
+      if (generation === this.generation) return this._payment(payment);
+      // The customer left while the terminal was being asked: stop the charge and the order.
+      await this.command("payment.cancel", { payment_id: payment.id });
+      await this.command("order.cancel", { order_id: order.id });
     } catch (error) {
+      if (generation !== this.generation) return undefined;
       if (error instanceof CommandError) this._set("failed", error.code);
       else throw error;
     }
+    return undefined;
   }
 
   /** The customer stops the charge at the terminal; the order stays for another try. */

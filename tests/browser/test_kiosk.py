@@ -279,3 +279,24 @@ async def test_a_sold_out_item_greys_out_live_and_is_named_for_removal_at_checko
     await expect(page.get_by_test_id("cart-line")).to_have_count(1)
     await expect(page.get_by_test_id("cart-total")).to_have_attribute("data-total", "220")
     await expect(page.get_by_test_id("checkout")).to_be_enabled()
+
+
+async def test_without_its_terminal_the_kiosk_says_so_and_cancelling_drops_the_order(
+    page: Page, live: Live, demo: DemoResult
+) -> None:
+    menu = await english_menu(live, demo)
+    await open_kiosk(page, live, demo, "?lang=en")
+    await start_in_english(page)
+    await add_water(page, menu)
+    admin = await staff_token(live.http, live.services.settings.API_V1_STR, demo)
+    async with DeviceClient(live.ws, admin) as staff:
+        orders_channel = names.branch_orders(demo.branch_id)
+        await staff.command("subscribe", {"channel": orders_channel})
+        await page.get_by_test_id("checkout").click()  # nobody is at the terminal
+        await expect(page.get_by_test_id("pay-reason")).to_have_text("The terminal cannot be reached right now.")
+        await expect(page.get_by_test_id("pay-retry")).to_be_visible()
+        await page.get_by_test_id("pay-abort").click()
+        await expect(page.get_by_test_id("screen-start")).to_be_visible()
+        placed = await staff.next_event(orders_channel, "order.placed")
+        cancelled = await staff.next_event(orders_channel, "order.cancelled")
+        assert cancelled["data"]["id"] == placed["data"]["id"]
