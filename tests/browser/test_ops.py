@@ -18,14 +18,13 @@ from tests.flows.test_demo_walk_through import menu_item, token
 from tests.live import Live
 
 
-async def log_in(page: Page, demo: DemoResult) -> None:
-    """Open the ops page and log in as the demo's admin."""
+async def log_in(page: Page, demo: DemoResult, username: str = "", password: str = "", role: str = "admin") -> None:
+    """Open the ops page and log in, as the demo's admin unless another user is named."""
     await page.goto("/apps/ops/?lang=en")
-    await page.get_by_test_id("username").fill(demo.admin_username)
-    assert demo.admin_password is not None
-    await page.get_by_test_id("password").fill(demo.admin_password)
+    await page.get_by_test_id("username").fill(username or demo.admin_username)
+    await page.get_by_test_id("password").fill(password or demo.admin_password or "")
     await page.get_by_test_id("login").click()
-    await expect(page.get_by_test_id("who")).to_contain_text("role admin")
+    await expect(page.get_by_test_id("who")).to_contain_text(f"role {role}")
     await expect(page.get_by_test_id("status")).to_be_hidden()
 
 
@@ -164,3 +163,46 @@ async def test_a_fresh_screen_is_set_up_by_claiming_its_code(
         assert problems == []
     finally:
         await screen_context.close()
+
+
+async def test_a_member_of_staff_sees_what_the_role_allows(page: Page, live: Live, demo: DemoResult) -> None:
+    """Staff switch items off but neither refund nor set devices up: those are shown disabled, naming the permission."""
+    async with httpx.AsyncClient(base_url=live.http) as http:
+        headers = {"Authorization": f"Bearer {await staff_token(live.http, live.services.settings.API_V1_STR, demo)}"}
+        roles = (await http.get("/api/v1/roles", headers=headers)).json()["items"]
+        staff_role = next(role["id"] for role in roles if role["name"] == "staff")
+        user = {"username": "sam", "password": "counter-2026", "role_id": staff_role, "branch_id": demo.branch_id}
+        created = await http.post("/api/v1/users", json=user, headers=headers)
+        assert created.status_code == 201, created.text
+
+    await log_in(page, demo, "sam", "counter-2026", role="staff")
+    await expect(page.get_by_test_id("branch")).to_be_hidden()
+    await expect(page.get_by_test_id("branch-name")).to_have_text(demo.branch.name)
+    await expect(page.get_by_test_id("devices").locator("li")).to_have_count(len(demo.devices))
+    await expect(page.get_by_test_id("claim-note")).to_have_text("Your role lacks the permission devices:write.")
+    await expect(page.get_by_test_id("claim-submit")).to_be_disabled()
+    await expect(page.get_by_test_id("refunds-note")).to_contain_text("payments:refund")
+    toggles = page.get_by_test_id("items").get_by_test_id("item-toggle")
+    await expect(toggles.first).to_be_enabled()
+
+
+async def test_an_admin_switches_between_branches(page: Page, live: Live, demo: DemoResult) -> None:
+    """Each branch shows its own devices and menu; coming back to a branch starts again from its snapshots."""
+    async with httpx.AsyncClient(base_url=live.http) as http:
+        headers = {"Authorization": f"Bearer {await staff_token(live.http, live.services.settings.API_V1_STR, demo)}"}
+        branch = {"name": "Second Street", "currency": "EUR", "timezone": "Europe/Berlin"}
+        created = await http.post("/api/v1/branches", json=branch, headers=headers)
+        assert created.status_code == 201, created.text
+        second = created.json()["id"]
+
+    await log_in(page, demo)
+    devices, items = page.get_by_test_id("devices"), page.get_by_test_id("items").locator("li")
+    await expect(devices.locator("li[data-testid^=device-]")).to_have_count(len(demo.devices))
+    await expect(items).to_have_count(demo.items)
+    await page.get_by_test_id("branch").select_option(str(second))
+    await expect(devices).to_have_text("No devices")
+    await expect(items).to_have_count(0)
+    await expect(page.get_by_test_id("claim-branch")).to_have_value(str(second))
+    await page.get_by_test_id("branch").select_option(str(demo.branch_id))
+    await expect(devices.locator("li[data-testid^=device-]")).to_have_count(len(demo.devices))
+    await expect(items).to_have_count(demo.items)
