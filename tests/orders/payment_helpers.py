@@ -1,4 +1,4 @@
-"""What the tests of payment results and refunds share: status shorthands, who hears a payment's event, and
+"""What the tests of order and payment changes share: status shorthands, who hears a payment's event, and
 a check that a payment is still as it was written.
 """
 
