@@ -1,4 +1,6 @@
-"""REST items: option groups written whole with stable ids, validation with field paths, soft delete, filters."""
+"""REST item writes: option groups written whole with stable ids, validation with field paths, patches that
+change only what is sent, and tax categories.
+"""
 
 from __future__ import annotations
 
@@ -8,65 +10,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from persistence.base import utcnow
-from persistence.tables import Category, Item, ItemAvailability, OptionChoice
+from persistence.tables import Item, OptionChoice
 from server.services import Services
+from tests.api.item_helpers import ITEMS, _burger, _category, _create
 from tests.world import World
-
-ITEMS = "/api/v1/items"
-
-
-async def _category(services: Services, name: str = "Burgers", *, deleted: bool = False) -> int:
-    async with services.db.session() as session:
-        category = Category(name=name, deleted_at=utcnow() if deleted else None)
-        session.add(category)
-        await session.flush()
-        return category.id
-
-
-def _burger(category_id: int, **changes: Any) -> dict[str, Any]:
-    """A burger with a size (exactly one, default medium) and extras (up to two)."""
-    body: dict[str, Any] = {
-        "category_id": category_id,
-        "name": "Cheeseburger",
-        "description": "Two patties",
-        "image_url": "https://img.example.com/cheeseburger.png",
-        "price": 650,
-        "position": 1,
-        "option_groups": [
-            {
-                "name": "Size",
-                "min_select": 1,
-                "max_select": 1,
-                "position": 0,
-                "choices": [
-                    {"name": "Small", "price_delta": -100, "position": 0},
-                    {"name": "Medium", "price_delta": 0, "is_default": True, "position": 1},
-                    {"name": "Large", "price_delta": 150, "position": 2},
-                ],
-            },
-            {
-                "name": "Extras",
-                "min_select": 0,
-                "max_select": 2,
-                "position": 1,
-                "choices": [{"name": "Bacon", "price_delta": 120}, {"name": "Jalapeños", "price_delta": 50}],
-            },
-        ],
-    }
-    body.update(changes)
-    return body
-
-
-async def _create(client: httpx.AsyncClient, world: World, body: dict[str, Any]) -> dict[str, Any]:
-    response = await client.post(ITEMS, json=body, headers=world.admin.headers)
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-async def _offer(services: Services, item_id: int, branch_id: int, stock: int | None = None) -> None:
-    async with services.db.session() as session:
-        session.add(ItemAvailability(branch_id=branch_id, item_id=item_id, stock=stock))
 
 
 def _fields(response: httpx.Response) -> list[str]:
@@ -303,120 +250,3 @@ async def test_an_items_tax_category_is_set_changed_and_cleared(
     cleared = await client.patch(url, json={"tax_category_id": None}, headers=world.admin.headers)
     assert cleared.json()["tax_category_id"] is None
     assert (await client.get(url, headers=world.admin.headers)).json()["tax_category_id"] is None
-
-
-async def test_delete_is_soft(client: httpx.AsyncClient, services: Services, world: World) -> None:
-    """A deleted item leaves the list but keeps its row, groups and id; it can no longer be edited."""
-    item = await _create(client, world, _burger(await _category(services)))
-    url = f"{ITEMS}/{item['id']}"
-    assert (await client.delete(url, headers=world.admin.headers)).status_code == 204
-
-    assert (await client.get(ITEMS, headers=world.admin.headers)).json()["items"] == []
-    listed = (await client.get(ITEMS, params={"include_deleted": "true"}, headers=world.admin.headers)).json()
-    assert [i["id"] for i in listed["items"]] == [item["id"]]
-    read = (await client.get(url, headers=world.admin.headers)).json()
-    assert read["deleted_at"] is not None
-    assert read["option_groups"] == item["option_groups"]
-    assert (await client.patch(url, json={"price": 1}, headers=world.admin.headers)).status_code == 409
-    async with services.db.session() as session:
-        assert await session.get(Item, item["id"]) is not None
-
-
-async def test_list_filters_by_category_and_name(client: httpx.AsyncClient, services: Services, world: World) -> None:
-    """category_id and q (a case-insensitive substring of the name, wildcards taken literally) narrow the list."""
-    burgers, drinks = await _category(services), await _category(services, "Drinks")
-    cheese = await _create(client, world, _burger(burgers, option_groups=[]))
-    await _create(client, world, _burger(burgers, name="Veggie Burger", option_groups=[]))
-    cola = await _create(client, world, _burger(drinks, name="Cola 100% sugar", option_groups=[]))
-
-    def ids(response: httpx.Response) -> list[int]:
-        assert response.status_code == 200, response.text
-        return [i["id"] for i in response.json()["items"]]
-
-    headers = world.staff_a.headers
-    assert ids(await client.get(ITEMS, params={"category_id": drinks}, headers=headers)) == [cola["id"]]
-    assert ids(await client.get(ITEMS, params={"q": "CHEESE"}, headers=headers)) == [cheese["id"]]
-    assert ids(await client.get(ITEMS, params={"q": "0%"}, headers=headers)) == [cola["id"]]
-    assert ids(await client.get(ITEMS, params={"q": "_"}, headers=headers)) == []
-
-
-async def test_list_for_a_branch_shows_what_it_offers(
-    client: httpx.AsyncClient, services: Services, world: World
-) -> None:
-    """With branch_id, only items the branch offers, each with its availability there."""
-    category_id = await _category(services)
-    offered = await _create(client, world, _burger(category_id, name="A", option_groups=[]))
-    await _create(client, world, _burger(category_id, name="B", option_groups=[]))
-    await _offer(services, offered["id"], world.branch_a, stock=7)
-
-    response = await client.get(ITEMS, params={"branch_id": world.branch_a}, headers=world.staff_a.headers)
-    assert response.status_code == 200, response.text
-    page = response.json()
-    assert page["total"] == 1
-    availability = page["items"][0]["availability"]
-    assert (availability["branch_id"], availability["available"], availability["stock"]) == (world.branch_a, True, 7)
-    everything = (await client.get(ITEMS, headers=world.staff_a.headers)).json()
-    assert [i["availability"] for i in everything["items"]] == [None, None]
-
-
-@pytest.mark.parametrize("actor", ["staff_b", "manager_b"])
-async def test_another_branch_list_is_forbidden(
-    client: httpx.AsyncClient, services: Services, world: World, actor: str
-) -> None:
-    """Staff and managers may not list the offer of a branch other than theirs."""
-    response = await client.get(ITEMS, params={"branch_id": world.branch_a}, headers=getattr(world, actor).headers)
-    assert response.status_code == 403
-    assert response.json()["error"]["code"] == "forbidden"
-
-
-async def test_read_shows_availability_of_the_branches_the_caller_sees(
-    client: httpx.AsyncClient, services: Services, world: World
-) -> None:
-    """Admins see every branch's availability of an item; branch users only their own branch's."""
-    item = await _create(client, world, _burger(await _category(services)))
-    await _offer(services, item["id"], world.branch_a, stock=3)
-    await _offer(services, item["id"], world.branch_b)
-    url = f"{ITEMS}/{item['id']}"
-
-    admin = (await client.get(url, headers=world.admin.headers)).json()["availability"]
-    assert [(a["branch_id"], a["stock"]) for a in admin] == [(world.branch_a, 3), (world.branch_b, None)]
-    staff_b = (await client.get(url, headers=world.staff_b.headers)).json()["availability"]
-    assert [(a["branch_id"], a["stock"]) for a in staff_b] == [(world.branch_b, None)]
-
-
-async def test_list_paginates(client: httpx.AsyncClient, services: Services, world: World) -> None:
-    """Items come in position order, cut by limit and offset, with the total."""
-    category_id = await _category(services)
-    ids = [
-        (await _create(client, world, _burger(category_id, name=f"I{i}", position=i, option_groups=[])))["id"]
-        for i in range(4)
-    ]
-    page = (await client.get(ITEMS, params={"limit": 2, "offset": 1}, headers=world.admin.headers)).json()
-    assert [i["id"] for i in page["items"]] == ids[1:3]
-    assert page["total"] == 4
-
-
-@pytest.mark.parametrize("actor", ["manager_a", "staff_a"])
-async def test_only_menu_writers_change_items(
-    client: httpx.AsyncClient, services: Services, world: World, actor: str
-) -> None:
-    """Managers and staff may not create, edit or delete items."""
-    headers = getattr(world, actor).headers
-    category_id = await _category(services)
-    item = await _create(client, world, _burger(category_id))
-    url = f"{ITEMS}/{item['id']}"
-    assert (await client.post(ITEMS, json=_burger(category_id), headers=headers)).status_code == 403
-    assert (await client.patch(url, json={"price": 1}, headers=headers)).status_code == 403
-    assert (await client.delete(url, headers=headers)).status_code == 403
-    assert (await client.get(url, headers=headers)).json()["price"] == 650
-
-
-async def test_unknown_item_is_not_found(client: httpx.AsyncClient, world: World) -> None:
-    """Reading, editing or deleting an item that does not exist is `not_found`."""
-    url = f"{ITEMS}/999"
-    for response in (
-        await client.get(url, headers=world.admin.headers),
-        await client.patch(url, json={"price": 1}, headers=world.admin.headers),
-        await client.delete(url, headers=world.admin.headers),
-    ):
-        assert response.status_code == 404, response.text

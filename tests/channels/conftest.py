@@ -1,4 +1,6 @@
-"""Fixtures of the broker tests: a key prefix of the test's own, and brokers of each kind."""
+"""Fixtures of the broker tests (a key prefix of the test's own, and brokers of each kind) and of the hub's tests
+(a hub over a fake broker and snapshot source, tests/channels/hub_fakes.py).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from channels.hub import Hub
 from tests.channels.broker_helpers import LIMIT_S, REDIS_URL, Brokers
+from tests.channels.hub_fakes import MAX_REPLAY, FakeBroker, Snapshots
 
 
 @pytest.fixture
@@ -41,3 +45,21 @@ async def redis_brokers(prefix: str) -> AsyncIterator[Brokers]:
     opened = Brokers("redis", REDIS_URL, prefix)
     yield opened
     await opened.close_all()
+
+
+@pytest.fixture
+def broker() -> FakeBroker:
+    """A fresh fake broker."""
+    return FakeBroker()
+
+
+@pytest.fixture
+def snapshots() -> Snapshots:
+    """A fresh snapshot source."""
+    return Snapshots()
+
+
+@pytest.fixture
+def hub(broker: FakeBroker, snapshots: Snapshots) -> Hub:
+    """A hub over the fake broker, replaying at most MAX_REPLAY missed events."""
+    return Hub(broker, snapshots, max_replay=MAX_REPLAY)

@@ -1,9 +1,10 @@
-"""The broker contract (channels/brokers/base.py), one test body for every backend, plus what only Redis has:
-several instances sharing channels, and a pub/sub connection that drops or goes silent.
+"""The broker contract (channels/brokers/base.py), one test body for every backend: sequence numbers and
+epochs, the event frame, duplicates, deliveries, history, control messages, ping and batches.
 
 Redis tests use a real server (`TEST_REDIS_URL`, database 15) under a prefix of their own; Redis Cluster
-tests the session's own three-master cluster (tests/redis_cluster.py). What only a cluster has (channels on
-different masters, a master restarting) is in test_redis_cluster.py.
+tests the session's own three-master cluster (tests/redis_cluster.py). What only Redis has is in
+test_redis_brokers.py; what only a cluster has (channels on different masters, a master restarting) is in
+test_redis_cluster.py.
 """
 
 from __future__ import annotations
@@ -11,26 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-import pytest
-from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-
 from channels.brokers import Outgoing
 from channels.brokers.base import event_frame, event_tail
-from channels.redis_clients import MAX_CONNECTIONS
-from tests.channels.broker_helpers import (
-    DEVICE,
-    KITCHEN,
-    LIMIT_S,
-    MENU,
-    REDIS_URL,
-    TS,
-    Brokers,
-    delete_keys,
-    publish,
-)
-
-# The contract, for every backend.
+from tests.channels.broker_helpers import DEVICE, KITCHEN, LIMIT_S, MENU, TS, Brokers, publish
 
 
 async def test_seq_starts_at_one_and_has_no_gaps(brokers: Brokers) -> None:
@@ -203,212 +187,6 @@ async def test_ping_answers(brokers: Brokers) -> None:
         await broker.ping()
 
 
-# Redis: several instances share each channel.
-
-
-async def test_a_publish_on_one_instance_is_delivered_on_another(redis_brokers: Brokers) -> None:
-    """Fan-out crosses instances with the same seq, epoch and frame; control messages reach every instance."""
-    async with asyncio.timeout(LIMIT_S):
-        a, recorder_a = await redis_brokers.open()
-        b, recorder_b = await redis_brokers.open()
-        await b.subscribe(KITCHEN)
-        published = await publish(a)
-        assert await recorder_b.next_delivery() == published
-        assert await b.history(KITCHEN, 0, published.epoch) == [published]
-        await a.send_control({"type": "revoke", "token_id": "t1"})
-        for recorder in (recorder_a, recorder_b):
-            assert await asyncio.wait_for(recorder.controls.get(), LIMIT_S) == {"type": "revoke", "token_id": "t1"}
-        assert recorder_a.deliveries.empty()
-
-
-async def test_concurrent_publishes_from_two_instances_get_distinct_consecutive_seqs(redis_brokers: Brokers) -> None:
-    """Two instances publishing to one channel at once get seqs 1..N, none twice, in one epoch."""
-    async with asyncio.timeout(LIMIT_S):
-        a, _ = await redis_brokers.open()
-        b, recorder = await redis_brokers.open()
-        await b.subscribe(KITCHEN)
-        deliveries = await asyncio.gather(*(publish(broker, n=n) for n in range(40) for broker in (a, b)))
-        assert sorted(d.seq for d in deliveries) == list(range(1, 81))
-        assert len({d.epoch for d in deliveries}) == 1
-        received = [await recorder.next_delivery() for _ in range(80)]
-        assert [d.seq for d in received] == list(range(1, 81))
-        assert sorted(deliveries, key=lambda d: d.seq) == received
-
-
-# Redis: losing the history, the connection, or the server's answers.
-
-
-async def test_lost_history_starts_a_new_epoch(redis_brokers: Brokers) -> None:
-    """When Redis loses the channel (a restart), the next event is seq 1 of a new epoch; the old one cannot resume."""
-    async with asyncio.timeout(LIMIT_S):
-        broker, _ = await redis_brokers.open()
-        before = [await publish(broker) for _ in range(3)]
-        await delete_keys(redis_brokers.prefix, "*")
-        after = await publish(broker)
-        assert after.seq == 1
-        assert after.epoch != before[0].epoch
-        assert await broker.history(KITCHEN, 3, before[0].epoch) is None
-        assert await broker.history(KITCHEN, 0, after.epoch) == [after]
-
-
-async def test_a_lost_counter_never_serves_the_old_history_as_the_new_epoch(redis_brokers: Brokers) -> None:
-    """If only the counter goes (evicted, say), the new epoch's history holds its own events alone."""
-    async with asyncio.timeout(LIMIT_S):
-        broker, _ = await redis_brokers.open()
-        before = [await publish(broker) for _ in range(3)]
-        await delete_keys(redis_brokers.prefix, f"ch:{KITCHEN}")
-        after = await publish(broker)
-        assert after.seq == 1
-        assert after.epoch != before[0].epoch
-        assert await broker.history(KITCHEN, 0, after.epoch) == [after]
-
-
-async def test_a_killed_pubsub_connection_resubscribes_and_reports_the_reconnect(redis_brokers: Brokers) -> None:
-    """When Redis drops the pub/sub connection, the broker reconnects by itself, says so once, and delivers again."""
-    async with asyncio.timeout(LIMIT_S):
-        broker, recorder = await redis_brokers.open()
-        await broker.subscribe(KITCHEN)
-        redis = Redis.from_url(REDIS_URL, decode_responses=True)
-        try:
-            ours = [c["id"] for c in await redis.client_list() if c["name"] == f"{redis_brokers.prefix}:broker-pubsub"]
-            assert len(ours) == 1
-            await redis.execute_command("CLIENT", "KILL", "ID", ours[0])
-        finally:
-            await redis.aclose()
-        await recorder.wait_reconnected()
-        published = await publish(broker)
-        assert await recorder.next_delivery() == published
-        assert recorder.reconnects == 1
-
-
-async def test_an_outage_makes_publish_fail_and_the_broker_recovers_after_it(redis_brokers: Brokers) -> None:
-    """While Redis is unreachable publish raises; once it is back the broker reconnects, says so, and delivers."""
-    async with asyncio.timeout(LIMIT_S), TcpProxy() as proxy:
-        broker, recorder = await redis_brokers.open_redis(proxy.url)
-        await broker.subscribe(KITCHEN)
-        before = await publish(broker)
-        assert await recorder.next_delivery() == before
-
-        await proxy.stop()
-        with pytest.raises(RedisConnectionError):
-            await publish(broker)
-        await proxy.start()
-        await recorder.wait_reconnected()
-        after = await publish(broker)
-        assert after.seq == 2
-        assert await recorder.next_delivery() == after
-        assert recorder.reconnects == 1
-
-
-async def test_a_silent_connection_is_noticed_and_replaced(redis_brokers: Brokers) -> None:
-    """A pub/sub connection that stops answering (a vanished host) is given up after an unanswered ping."""
-    async with asyncio.timeout(LIMIT_S), TcpProxy() as proxy:
-        broker, recorder = await redis_brokers.open_redis(proxy.url, idle_ping_s=0.2)
-        await broker.subscribe(KITCHEN)
-        proxy.silence()
-        await recorder.wait_reconnected()
-        published = await publish(broker)
-        assert await recorder.next_delivery() == published
-
-
-async def test_subscribe_on_a_silent_connection_returns_once_redis_confirms_it(redis_brokers: Brokers) -> None:
-    """subscribe() waits for Redis to confirm, here on the new connection, so the next publish is delivered."""
-    async with asyncio.timeout(LIMIT_S), TcpProxy() as proxy:
-        broker, recorder = await redis_brokers.open_redis(proxy.url, idle_ping_s=0.2)
-        proxy.silence()
-        await broker.subscribe(KITCHEN)
-        published = await publish(broker)
-        assert await recorder.next_delivery() == published
-        assert recorder.reconnects == 1
-
-
-async def test_start_raises_when_redis_is_unreachable(redis_brokers: Brokers) -> None:
-    """A broker that cannot reach Redis at start says so rather than start deaf."""
-    async with asyncio.timeout(LIMIT_S), TcpProxy() as proxy:
-        await proxy.stop()
-        with pytest.raises(RedisConnectionError):
-            await redis_brokers.open_redis(proxy.url)
-
-
-class TcpProxy:
-    """A loopback relay to the test Redis that a test can take down or silence, as a network would."""
-
-    def __init__(self) -> None:
-        target = Redis.from_url(REDIS_URL).get_connection_kwargs()
-        self._target = (str(target.get("host", "127.0.0.1")), int(target.get("port", 6379)))
-        self._db = int(target.get("db", 0))
-        self._port = 0
-        self._server: asyncio.Server | None = None
-        self._relays: set[asyncio.Task[None]] = set()
-        # Open connections whose bytes still flow; silence() takes them off.
-        self._flowing: list[asyncio.Event] = []
-
-    @property
-    def url(self) -> str:
-        """The Redis URL that goes through the proxy."""
-        return f"redis://127.0.0.1:{self._port}/{self._db}"
-
-    async def __aenter__(self) -> TcpProxy:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    async def start(self) -> None:
-        """Listen (again, on the same port)."""
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self._port)
-        self._port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        """Stop listening and cut every connection, as a Redis restart does."""
-        if self._server is not None:
-            self._server.close()
-            await asyncio.wait_for(self._server.wait_closed(), LIMIT_S)
-            self._server = None
-        for relay in self._relays:
-            relay.cancel()
-        await asyncio.wait_for(asyncio.gather(*self._relays, return_exceptions=True), LIMIT_S)
-
-    def silence(self) -> None:
-        """Stop passing bytes on every open connection, without closing any: new connections still work."""
-        for flowing in self._flowing:
-            flowing.clear()
-        self._flowing = []
-
-    async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._relays.add(task)
-        flowing = asyncio.Event()
-        flowing.set()
-        self._flowing.append(flowing)
-        try:
-            server_reader, server_writer = await asyncio.wait_for(asyncio.open_connection(*self._target), LIMIT_S)
-            try:
-                await asyncio.gather(
-                    _pump(client_reader, server_writer, flowing), _pump(server_reader, client_writer, flowing)
-                )
-            finally:
-                server_writer.close()
-        finally:
-            client_writer.close()
-            self._relays.discard(task)
-
-
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event) -> None:
-    """Copy bytes one way until either side closes; bytes read while silenced are held back for good."""
-    try:
-        while data := await reader.read(65536):
-            await flowing.wait()
-            writer.write(data)
-            await writer.drain()
-    except OSError:
-        return
-    finally:
-        writer.close()
-
-
 async def test_publish_many_is_publish_one_by_one(brokers: Brokers) -> None:
     """Several events at once get the seqs, history and deliveries that publishing them in order gives."""
     async with asyncio.timeout(LIMIT_S):
@@ -441,24 +219,6 @@ async def test_publish_many_is_publish_one_by_one(brokers: Brokers) -> None:
         assert [d.seq for d in await broker.history(KITCHEN, 0, epoch) or []] == [1, 2]
 
 
-async def test_publish_many_survives_redis_forgetting_its_scripts(redis_brokers: Brokers) -> None:
-    """After SCRIPT FLUSH (as after a Redis restart) several events still go out, each once, in order."""
-    async with asyncio.timeout(LIMIT_S):
-        broker, recorder = await redis_brokers.open()
-        await broker.subscribe(KITCHEN)
-        # Both scripts loaded first, so that the flush really takes them away.
-        await publish(broker)
-        await broker.publish_many([Outgoing(KITCHEN, f"evt-{n}", "order.queued", "{}", TS) for n in range(2)])
-        redis = Redis.from_url(REDIS_URL)
-        try:
-            await redis.script_flush()
-        finally:
-            await redis.aclose()
-        await broker.publish_many([Outgoing(KITCHEN, f"evt-{n}", "order.queued", "{}", TS) for n in range(2, 5)])
-        assert [(await recorder.next_delivery()).seq for _ in range(6)] == [1, 2, 3, 4, 5, 6]
-        assert recorder.deliveries.empty()
-
-
 async def test_an_event_id_twice_in_one_batch_goes_out_once(brokers: Brokers) -> None:
     """A relay pass and a publish after commit can carry the same row: its second copy gets no seq of its own."""
     async with asyncio.timeout(LIMIT_S):
@@ -471,12 +231,3 @@ async def test_an_event_id_twice_in_one_batch_goes_out_once(brokers: Brokers) ->
         assert await broker.position(KITCHEN) == (2, delivered[0].epoch)
         await asyncio.sleep(0.05)
         assert recorder.deliveries.empty()
-
-
-async def test_a_burst_beyond_the_connection_pool_waits_instead_of_failing(redis_brokers: Brokers) -> None:
-    """Far more concurrent calls than the pool holds connections (a crowd saying hello) all succeed, in turn."""
-    async with asyncio.timeout(LIMIT_S):
-        broker, _ = await redis_brokers.open()
-        burst = 6 * MAX_CONNECTIONS
-        positions = await asyncio.gather(*(broker.position(f"device:{n}") for n in range(burst)))
-        assert [seq for seq, _ in positions] == [0] * burst

@@ -13,7 +13,7 @@ from persistence.tables import Order
 from server.services import Services
 from server.settings import Settings
 from tests.live import add_device, live_server
-from tests.realtime.test_connection import services_with
+from tests.realtime.socket_helpers import services_with
 from tests.shop import Shop
 from tests.world import World
 

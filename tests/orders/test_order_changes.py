@@ -3,12 +3,11 @@
 Each move is one conditional UPDATE that stamps the moment reached and emits the move's
 events; a move the state does not allow, or one another transaction beat, is `conflict`
 and changes nothing; cancelling gives the stock back; paying or cancelling ends the
-order's payment deadline; a paid order is queued for the POS when there is one.
+order's payment deadline.
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 import pytest
@@ -17,12 +16,11 @@ from sqlalchemy import update
 from channels import names
 from persistence.base import rfc3339, table, utcnow
 from persistence.database import Database
-from persistence.enums import DeadlineKind, DeliveryStatus, OrderStatus, PaymentMethod, PaymentStatus
+from persistence.enums import DeadlineKind, OrderStatus
 from persistence.tables import Order
 from server.domain.order_states import OrderAction
 from server.errors import ApiError
-from server.orders.order_changes import give_back_stock, lock_order, mark_order_paid, move, payment_in_flight
-from tests.locks import until_blocked_or_done
+from server.orders.order_changes import give_back_stock, lock_order, move
 from tests.orders.order_rows import (
     FRIES_LEFT,
     LONG_AGO,
@@ -31,20 +29,14 @@ from tests.orders.order_rows import (
     Heard,
     add_counter,
     add_order,
-    add_payment,
     deadline_done_at,
     moments,
     open_deadline,
     order_row,
-    pos_queue,
-    settings,
 )
+from tests.orders.payment_helpers import A
 from tests.rows import add_item, stock_of
 
-# Bounds every wait on another transaction, so that a hang fails the test instead of stalling the suite.
-TIMEOUT_S = 30
-
-A = OrderStatus.AWAITING_PAYMENT
 # Every move the state machine allows: where from, the action, where to, and who hears what. Keys name the
 # audience (the branch's staff, the ordering kiosk, the kitchen, the board); the board's value is the column the
 # order moves to (None: off the board), and a board that is not named hears nothing.
@@ -311,99 +303,3 @@ async def test_paying_or_cancelling_ends_the_orders_payment_deadline(
     stored = await order_row(db, order_id)
     assert await deadline_done_at(db, DeadlineKind.ORDER_PAYMENT, order_id) == getattr(stored, moment)
     assert await deadline_done_at(db, DeadlineKind.PAYMENT, order_id) is None
-
-
-# mark_order_paid
-
-
-@pytest.mark.parametrize("pos", [True, False], ids=["with-pos", "without-pos"])
-async def test_marking_an_order_paid_pays_it_and_queues_it_for_the_pos_when_there_is_one(
-    db: Database, pos: bool
-) -> None:
-    """The order is paid with the events of a payment; with `POS_API_URL` set it is queued once, not yet tried."""
-    counter = await add_counter(db)
-    order_id = await add_order(db, counter, A)
-    heard = Heard()
-    async with db.session() as session:
-        order = await lock_order(session, order_id)
-        assert order is not None
-        assert await mark_order_paid(session, order, heard, settings(pos=pos)) is order
-    assert (await order_row(db, order_id)).status == OrderStatus.PAID
-    assert (names.branch_kitchen(counter.branch_id), "order.queued") in heard.pairs()
-    assert await pos_queue(db) == ([(order_id, DeliveryStatus.PENDING, 0)] if pos else [])
-
-
-async def test_marking_an_order_paid_twice_is_conflict_and_queues_nothing(db: Database) -> None:
-    """An order already paid is `conflict`; nothing goes to the POS."""
-    counter = await add_counter(db)
-    order_id = await add_order(db, counter, OrderStatus.PAID)
-    heard = Heard()
-    async with db.session() as session:
-        order = await lock_order(session, order_id)
-        assert order is not None
-        with pytest.raises(ApiError) as caught:
-            await mark_order_paid(session, order, heard, settings(pos=True))
-    assert (caught.value.code, caught.value.details) == ("conflict", {"order_id": order_id, "status": "paid"})
-    assert heard.events == []
-    assert await pos_queue(db) == []
-
-
-# Reading and locking
-
-
-@pytest.mark.parametrize("status", list(PaymentStatus))
-async def test_a_payment_is_in_flight_while_pending_or_processing(db: Database, status: PaymentStatus) -> None:
-    """`payment_in_flight` names the order's pending or processing payment, and no final one."""
-    counter = await add_counter(db)
-    order_id = await add_order(db, counter, A)
-    payment_id = await add_payment(db, counter, order_id, status)
-    in_flight = status in (PaymentStatus.PENDING, PaymentStatus.PROCESSING)
-    async with db.session() as session:
-        assert await payment_in_flight(session, order_id) == (payment_id if in_flight else None)
-
-
-async def test_another_orders_payment_in_flight_is_not_this_orders(db: Database) -> None:
-    """Only the order's own payments count."""
-    counter = await add_counter(db)
-    order_id = await add_order(db, counter, A)
-    other_id = await add_order(db, counter, A)
-    await add_payment(db, counter, other_id, PaymentStatus.PENDING, method=PaymentMethod.GATEWAY)
-    await add_payment(db, counter, order_id, PaymentStatus.DECLINED)
-    async with db.session() as session:
-        assert await payment_in_flight(session, order_id) is None
-
-
-async def test_locking_reads_the_order_with_its_lines(db: Database) -> None:
-    """`lock_order` gives the order with its lines in order; an unknown id is None."""
-    counter = await add_counter(db)
-    order_id = await add_order(db, counter, A, [(counter.fries, 2), (counter.cola, 1)])
-    async with db.session() as session:
-        order = await lock_order(session, order_id)
-        assert order is not None
-        assert (order.id, [(line.item_id, line.qty) for line in order.lines]) == (
-            order_id,
-            [(counter.fries, 2), (counter.cola, 1)],
-        )
-        assert await lock_order(session, order_id + 1000) is None
-
-
-async def _lock_in_own_transaction(db: Database, order_id: int) -> int | None:
-    async with db.session() as session:
-        order = await lock_order(session, order_id)
-        return None if order is None else order.id
-
-
-@pytest.mark.parametrize("backend", ["postgresql"])
-async def test_an_order_another_transaction_holds_is_waited_for_or_passed_over_if_free(db: Database) -> None:
-    """While another transaction holds the order, `lock_order` waits for it, and with `if_free` answers None at
-    once (the workers pass over it)."""
-    counter = await add_counter(db)
-    order_id = await add_order(db, counter, A)
-    async with db.session() as holder:
-        await holder.get(Order, order_id, with_for_update=True)
-        async with db.session() as other:
-            assert await asyncio.wait_for(lock_order(other, order_id, if_free=True), TIMEOUT_S) is None
-        waiting = asyncio.create_task(_lock_in_own_transaction(db, order_id))
-        await until_blocked_or_done(db, waiting, TIMEOUT_S)
-        assert not waiting.done()
-    assert await asyncio.wait_for(waiting, TIMEOUT_S) == order_id

@@ -19,7 +19,7 @@ from persistence.enums import DeviceKind
 from server.services import Services
 from server.settings import Settings
 from tests.live import add_device, live_server
-from tests.realtime.test_connection import (
+from tests.realtime.socket_helpers import (
     TIMEOUT_S,
     bearer,
     raw_socket,

@@ -18,7 +18,7 @@ from persistence.enums import DeviceKind
 from persistence.tables import Branch, Item
 from server.services import Services
 from tests.live import add_device, live_server
-from tests.realtime.test_connection import raw_socket, recv, say_hello
+from tests.realtime.socket_helpers import raw_socket, recv, say_hello
 from tests.rows import add_item
 from tests.world import World
 

@@ -9,7 +9,7 @@ from channels import frames, names
 from channels.client import DeviceClient
 from server.api.asyncapi import asyncapi_document
 from server.settings import Settings
-from tests.api.test_asyncapi import COMMANDS, _Frames
+from tests.api.asyncapi_helpers import COMMANDS, _Frames
 from tests.commands.test_stations import stations
 from tests.live import live_server
 from tests.shop import Shop

@@ -1,15 +1,12 @@
-"""Payment results and refunds (server/orders/payment_changes.py), on SQLite and PostgreSQL.
+"""Payment results (`record_result` in server/orders/payment_changes.py), on SQLite and PostgreSQL.
 
 A result is never dropped: an approval pays the order, or becomes `needs_refund` when the
 order cannot take it, even after the payment ended without money; a decline or failure is
 final; the same result again changes nothing; anything else for a final payment is
-`conflict`. A refund gives back an approved or `needs_refund` payment, through the payment
-API for gateway payments, and changes nothing when the API does not do it.
+`conflict`.
 """
 
 from __future__ import annotations
-
-import asyncio
 
 import pytest
 
@@ -18,19 +15,8 @@ from persistence.base import rfc3339, utcnow
 from persistence.database import Database
 from persistence.enums import DeadlineKind, DeliveryStatus, OrderStatus, PaymentMethod, PaymentStatus
 from persistence.payments import PaymentRecord, lock_payment
-from persistence.tables import Payment
 from server.errors import ApiError
-from server.integrations.payment_gateway import (
-    GatewayBadResponse,
-    GatewayBusy,
-    GatewayDeclined,
-    GatewayError,
-    GatewayRefund,
-    GatewayRejected,
-    GatewayUnavailable,
-)
-from server.orders.payment_changes import record_result, refund_payment
-from tests.locks import until_blocked_or_done
+from server.orders.payment_changes import record_result
 from tests.orders.order_rows import (
     LONG_AGO,
     Counter,
@@ -45,35 +31,7 @@ from tests.orders.order_rows import (
     pos_queue,
     settings,
 )
-
-# Bounds every wait on another transaction, so that a hang fails the test instead of stalling the suite.
-TIMEOUT_S = 30
-
-A = OrderStatus.AWAITING_PAYMENT
-P = PaymentStatus
-
-
-class Refunds:
-    """A payment API that keeps every refund asked of it and raises the given errors, one per call, first."""
-
-    def __init__(self, *errors: GatewayError) -> None:
-        self.errors = list(errors)
-        self.asked: list[tuple[str, int, str]] = []
-
-    async def refund(self, provider_ref: str, amount: int, idempotency_key: str) -> object:
-        """Keep the call; raise the next error, if any is left."""
-        self.asked.append((provider_ref, amount, idempotency_key))
-        if self.errors:
-            raise self.errors.pop(0)
-        return GatewayRefund(id="re_1", status="succeeded")
-
-
-def _payment_audience(counter: Counter, event: str, *, terminal: bool = True) -> list[tuple[str, str]]:
-    """Staff, the kiosk and (for a terminal payment) the terminal hear `event`."""
-    heard = [(names.branch_orders(counter.branch_id), event), (names.device(counter.kiosk_id), event)]
-    if terminal:
-        heard.append((names.device(counter.terminal_id), event))
-    return heard
+from tests.orders.payment_helpers import A, P, _payment_audience, _unchanged
 
 
 def _order_paid_audience(counter: Counter) -> list[tuple[str, str]]:
@@ -102,12 +60,6 @@ async def _record(
         assert payment is not None
         recorded = await record_result(session, payment, status, provider_ref, message, heard, settings(pos=pos))
     return recorded, heard
-
-
-async def _unchanged(db: Database, payment_id: int, status: PaymentStatus) -> None:
-    """The payment is still as `add_payment` wrote it."""
-    stored = await payment_row(db, payment_id)
-    assert (stored.status, stored.message, stored.updated_at) == (status, "as it was", LONG_AGO)
 
 
 # Results for a payment in flight
@@ -301,165 +253,3 @@ async def test_a_status_that_is_no_result_is_refused(db: Database) -> None:
                 await record_result(session, payment, status, "x", "y", heard, settings())
     assert heard.events == []
     await _unchanged(db, payment_id, P.PENDING)
-
-
-# Refunds
-
-
-async def _refund(db: Database, payment_id: int, gateway: Refunds | None) -> Heard:
-    """Lock the payment and refund it in a transaction of its own, as the refund routes do; what it emitted."""
-    heard = Heard()
-    async with db.session() as session:
-        payment = await lock_payment(session, payment_id)
-        assert payment is not None
-        assert await refund_payment(session, payment, heard, gateway) is payment
-    return heard
-
-
-@pytest.mark.parametrize("method", [PaymentMethod.TERMINAL, PaymentMethod.CASH])
-@pytest.mark.parametrize("before", [P.APPROVED, P.NEEDS_REFUND])
-async def test_a_terminal_or_cash_payment_is_refunded_by_hand(
-    db: Database, before: PaymentStatus, method: PaymentMethod
-) -> None:
-    """Given back at the counter, not through the payment API even when there is one: the payment is `refunded`
-    with its moments kept; its order is left to the caller; those who heard of it hear `payment.refunded`."""
-    counter = await add_counter(db)
-    order_id = await add_order(db, counter, OrderStatus.PAID)
-    payment_id = await add_payment(db, counter, order_id, before, method=method, provider_ref="auth-1")
-    api = Refunds()
-    heard = await _refund(db, payment_id, api)
-    assert api.asked == []
-    stored = await payment_row(db, payment_id)
-    assert (stored.status, stored.approved_at, stored.finished_at) == (P.REFUNDED, LONG_AGO, LONG_AGO)
-    assert (await order_row(db, order_id)).status == OrderStatus.PAID
-    if method == PaymentMethod.TERMINAL:
-        assert heard.pairs() == sorted(_payment_audience(counter, "payment.refunded"))
-    else:
-        assert heard.pairs() == [(names.branch_orders(counter.branch_id), "payment.refunded")]
-    assert heard.data(names.branch_orders(counter.branch_id), "payment.refunded")["status"] == "refunded"
-
-
-async def test_a_gateway_payment_is_refunded_through_the_api_with_its_refund_key(db: Database) -> None:
-    """The API is asked once for the payment's amount under its reference, with the payment's own refund key."""
-    counter = await add_counter(db)
-    order_id = await add_order(db, counter, OrderStatus.PAID)
-    payment_id = await add_payment(db, counter, order_id, P.APPROVED, method=PaymentMethod.GATEWAY, provider_ref="pi_1")
-    api = Refunds()
-    heard = await _refund(db, payment_id, api)
-    stored = await payment_row(db, payment_id)
-    assert api.asked == [("pi_1", stored.amount, f"{stored.idempotency_key}:refund")]
-    assert stored.status == P.REFUNDED
-    assert heard.pairs() == sorted(_payment_audience(counter, "payment.refunded", terminal=False))
-
-
-async def test_a_refund_tried_again_asks_the_api_with_the_same_key(db: Database) -> None:
-    """The API did not answer the first try: nothing changed; the next try sends the same key, so the money goes
-    back once, and then the payment is refunded."""
-    counter = await add_counter(db)
-    order_id = await add_order(db, counter, OrderStatus.PAID)
-    payment_id = await add_payment(db, counter, order_id, P.APPROVED, method=PaymentMethod.GATEWAY, provider_ref="pi_1")
-    api = Refunds(GatewayUnavailable("no answer"))
-    with pytest.raises(ApiError):
-        await _refund(db, payment_id, api)
-    await _unchanged(db, payment_id, P.APPROVED)
-    await _refund(db, payment_id, api)
-    assert len(api.asked) == 2 and api.asked[0] == api.asked[1]
-    assert (await payment_row(db, payment_id)).status == P.REFUNDED
-
-
-@pytest.mark.parametrize(
-    ("error", "code"),
-    [
-        (GatewayBusy("in progress", status_code=409, code="idempotency_in_progress"), "unavailable"),
-        (GatewayUnavailable("no answer", code="timeout"), "unavailable"),
-        (GatewayBadResponse("not json", status_code=200, code="bad_body"), "unavailable"),
-        (GatewayRejected("refused", status_code=400, code="charge_already_refunded"), "conflict"),
-        (GatewayDeclined("declined", status_code=402, code="refund_declined"), "conflict"),
-    ],
-    ids=["busy", "unavailable", "bad-response", "rejected", "declined"],
-)
-async def test_a_refund_the_api_does_not_make_changes_nothing(db: Database, error: GatewayError, code: str) -> None:
-    """No answer or busy: `unavailable` (safe to try again); refused: `conflict`; with the API's code in the
-    details either way, and the payment as it was."""
-    counter = await add_counter(db)
-    order_id = await add_order(db, counter, OrderStatus.PAID)
-    payment_id = await add_payment(db, counter, order_id, P.APPROVED, method=PaymentMethod.GATEWAY, provider_ref="pi_1")
-    heard = Heard()
-    with pytest.raises(ApiError) as caught:
-        async with db.session() as session:
-            payment = await lock_payment(session, payment_id)
-            assert payment is not None
-            await refund_payment(session, payment, heard, Refunds(error))
-    assert (caught.value.code, caught.value.details) == (code, {"payment_id": payment_id, "gateway_code": error.code})
-    assert "nothing was changed" in caught.value.message
-    assert heard.events == []
-    await _unchanged(db, payment_id, P.APPROVED)
-
-
-@pytest.mark.parametrize(("configured", "provider_ref"), [(False, "pi_1"), (True, None)], ids=["no-api", "no-ref"])
-async def test_a_gateway_refund_without_the_api_or_its_reference_is_unavailable(
-    db: Database, configured: bool, provider_ref: str | None
-) -> None:
-    """With no payment API configured, or no reference to name the payment by, nothing can be given back."""
-    counter = await add_counter(db)
-    order_id = await add_order(db, counter, OrderStatus.PAID)
-    payment_id = await add_payment(
-        db, counter, order_id, P.APPROVED, method=PaymentMethod.GATEWAY, provider_ref=provider_ref
-    )
-    api = Refunds() if configured else None
-    with pytest.raises(ApiError) as caught:
-        await _refund(db, payment_id, api)
-    assert caught.value.code == "unavailable"
-    assert api is None or api.asked == []
-    await _unchanged(db, payment_id, P.APPROVED)
-
-
-@pytest.mark.parametrize("before", [P.PENDING, P.PROCESSING, P.DECLINED, P.FAILED, P.CANCELLED, P.EXPIRED, P.REFUNDED])
-async def test_a_payment_that_holds_no_money_to_give_back_is_conflict(db: Database, before: PaymentStatus) -> None:
-    """Only approved and `needs_refund` payments are refunded: others are `conflict` and the API is not asked."""
-    counter = await add_counter(db)
-    order_id = await add_order(db, counter, A)
-    payment_id = await add_payment(db, counter, order_id, before, method=PaymentMethod.GATEWAY, provider_ref="pi_1")
-    api = Refunds()
-    with pytest.raises(ApiError) as caught:
-        await _refund(db, payment_id, api)
-    assert (caught.value.code, caught.value.details) == ("conflict", {"payment_id": payment_id, "status": before.value})
-    assert api.asked == []
-    await _unchanged(db, payment_id, before)
-
-
-# Locking
-
-
-async def test_locking_reads_the_payment(db: Database) -> None:
-    """`lock_payment` gives the payment; an unknown id is None."""
-    counter = await add_counter(db)
-    order_id = await add_order(db, counter, A)
-    payment_id = await add_payment(db, counter, order_id, P.PENDING)
-    async with db.session() as session:
-        payment = await lock_payment(session, payment_id)
-        assert payment is not None and (payment.id, payment.order_id) == (payment_id, order_id)
-        assert await lock_payment(session, payment_id + 1000) is None
-
-
-async def _lock_in_own_transaction(db: Database, payment_id: int) -> int | None:
-    async with db.session() as session:
-        payment = await lock_payment(session, payment_id)
-        return None if payment is None else payment.id
-
-
-@pytest.mark.parametrize("backend", ["postgresql"])
-async def test_a_payment_another_transaction_holds_is_waited_for_or_passed_over_if_free(db: Database) -> None:
-    """While another transaction holds the payment (a result being recorded), `lock_payment` waits for it, and
-    with `if_free` answers None at once (the deadline worker passes over it)."""
-    counter = await add_counter(db)
-    order_id = await add_order(db, counter, A)
-    payment_id = await add_payment(db, counter, order_id, P.PENDING)
-    async with db.session() as holder:
-        await holder.get(Payment, payment_id, with_for_update=True)
-        async with db.session() as other:
-            assert await asyncio.wait_for(lock_payment(other, payment_id, if_free=True), TIMEOUT_S) is None
-        waiting = asyncio.create_task(_lock_in_own_transaction(db, payment_id))
-        await until_blocked_or_done(db, waiting, TIMEOUT_S)
-        assert not waiting.done()
-    assert await asyncio.wait_for(waiting, TIMEOUT_S) == payment_id
