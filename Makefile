@@ -31,9 +31,12 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The README's pictures of the apps, taken by the browser tests (which otherwise save them in var/screenshots/).
+# The README's pictures of the apps, taken by the tests of the whole restaurant, enrolment and the ops page (the
+# browser tests otherwise save theirs in var/screenshots/).
+SCREENSHOT_TESTS := tests/browser/test_restaurant.py tests/browser/test_enrolment.py tests/browser/test_ops.py
+
 screenshots: $(VENV)/.installed-dev
-	SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -n 2 tests/browser -k sqlite
+	SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -n 2 $(SCREENSHOT_TESTS) -k sqlite
 
 fmt: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .
