@@ -92,12 +92,9 @@ async function loadBranches(session) {
 }
 
 function leave(branch) {
-  const connection = state.connection;
   for (const channel of Object.values(channelsOf(branch))) {
-    // Forgotten as well as left, so that coming back to the branch starts from a snapshot.
-    connection.extraChannels.delete(channel);
-    connection.channels.delete(channel);
-    connection.command("unsubscribe", { channel }).catch(() => {});
+    // Coming back to the branch starts from a snapshot.
+    state.connection.unsubscribe(channel).catch(() => {});
   }
 }
 

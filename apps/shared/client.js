@@ -4,7 +4,7 @@
 //   const connection = new DeviceConnection({ token, locale: "de", onSnapshot, onEvent, onStatus, onWelcome, getToken });
 //   connection.start();
 //   const cart = await connection.command("cart.create", {});      // rejects with CommandError
-//   await connection.subscribe("branch:1:orders");                 // users: extra channels
+//   await connection.subscribe("branch:1:orders");                 // users: extra channels (unsubscribe leaves one)
 //   connection.close();
 //
 // It keeps the connection: after a close it reconnects with full-jitter exponential backoff (a random wait up to a
@@ -108,6 +108,13 @@ export class DeviceConnection {
   async subscribe(channel) {
     this.extraChannels.add(channel);
     return this.command("subscribe", this._subscribeData(channel));
+  }
+
+  /** Leave `channel` and forget where it stood: subscribing again later starts from a snapshot. */
+  async unsubscribe(channel) {
+    this.extraChannels.delete(channel);
+    this.channels.delete(channel);
+    return this.command("unsubscribe", { channel });
   }
 
   /** Hand a fresh access token to the connection (`auth.refresh`) and to every later hello. */
