@@ -24,7 +24,7 @@ import persistence.tables  # noqa: F401  (registers every table on Base.metadata
 from persistence import migrate
 from persistence.base import Base
 from persistence.database import create_engine
-from tests.persistence.migration_helpers import _tables
+from tests.persistence.migration_helpers import table_names
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -92,7 +92,7 @@ async def test_upgrade_builds_the_models_schema_and_downgrade_removes_it(fresh_u
 
     await migrate.downgrade(fresh_url)
     assert await migrate.current_revision(fresh_url) is None
-    assert await _inspect(fresh_url, _tables) & MODEL_TABLES == set()
+    assert await _inspect(fresh_url, table_names) & MODEL_TABLES == set()
 
     await migrate.upgrade(fresh_url)
     assert await migrate.current_revision(fresh_url) == migrate.head_revision()

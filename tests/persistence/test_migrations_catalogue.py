@@ -13,7 +13,15 @@ from sqlalchemy.engine import Connection
 
 from persistence import migrate
 from persistence.database import create_engine
-from tests.persistence.migration_helpers import _json, _tables
+from tests.persistence.migration_helpers import (
+    A_BURGER,
+    A_KIOSK,
+    A_PAID_ORDER,
+    AN_OPEN_CART,
+    ITS_EXTRAS,
+    json_value,
+    table_names,
+)
 
 
 async def test_rows_written_before_versions_start_at_version_1_and_keep_their_data_down_again(fresh_url: str) -> None:
@@ -82,7 +90,7 @@ async def test_the_catalogue_version_is_raised_by_triggers_at_0005_and_gone_with
         await migrate.downgrade(fresh_url, "0004")
         async with engine.begin() as connection:
             await connection.execute(categories.insert().values(name="after", position=0))
-            assert "catalogue_version" not in await connection.run_sync(_tables)
+            assert "catalogue_version" not in await connection.run_sync(table_names)
     finally:
         await engine.dispose()
 
@@ -120,7 +128,7 @@ async def test_at_0006_existing_rows_are_eat_in_and_the_catalogue_triggers_still
             assert (await connection.execute(cart_modes)).scalars().all() == ["eat_in"]
             branch = sa.text("SELECT service_modes, tax_rates FROM branches")
             modes, rates = (await connection.execute(branch)).one()
-            assert (_json(modes), _json(rates)) == (["eat_in", "takeaway"], [])
+            assert (json_value(modes), json_value(rates)) == (["eat_in", "takeaway"], [])
             before = (await connection.execute(sa.select(version.c.version))).scalar_one()
             await connection.execute(items.insert().values(id=1, category_id=1, name="Burger", price=900, position=0))
             assert (await connection.execute(sa.select(version.c.version))).scalar_one() == before + 1
@@ -142,22 +150,12 @@ async def test_at_0007_existing_rows_have_no_allergens_calories_or_notes_and_the
     await migrate.upgrade(fresh_url, "0006")
     version = sa.table("catalogue_version", sa.column("version"))
     made_at_0006 = (
-        "INSERT INTO branches (id, name, currency, timezone, tax_rate_bp, is_active)"
-        " VALUES (1, 'Mitte', 'EUR', 'UTC', 1900, true)",
-        "INSERT INTO devices (id, branch_id, kind, name, secret_hash, secret_version, is_active, info)"
-        " VALUES (1, 1, 'kiosk', 'k', 'x', 1, true, '{}')",
-        "INSERT INTO categories (id, name, position) VALUES (1, 'Mains', 0)",
-        "INSERT INTO items_live (id, category_id, name, price, position) VALUES (1, 1, 'Burger', 900, 0)",
-        "INSERT INTO option_groups (id, item_id, name, min_select, max_select, position)"
-        " VALUES (1, 1, 'Extras', 0, 1, 0)",
-        "INSERT INTO option_choices (id, group_id, name, price_delta, is_default, position)"
-        " VALUES (1, 1, 'Cheese', 80, false, 0)",
-        "INSERT INTO carts (id, branch_id, device_id, status, version) VALUES (1, 1, 1, 'open', 1)",
+        *A_KIOSK,
+        *A_BURGER,
+        *ITS_EXTRAS,
+        *AN_OPEN_CART,
         "INSERT INTO cart_lines (id, cart_id, item_id, qty, choice_ids) VALUES (1, 1, 1, 2, '[1]')",
-        "INSERT INTO orders (id, branch_id, number, business_date, status, currency, subtotal, tax, total)"
-        " VALUES (1, 1, 1, '2026-12-07', 'paid', 'EUR', 756, 144, 900)",
-        "INSERT INTO order_lines (id, order_id, item_id, name, qty, unit_price, options, line_total)"
-        " VALUES (1, 1, 1, 'Burger', 1, 900, '[]', 900)",
+        *A_PAID_ORDER,
     )
     engine = create_engine(fresh_url)
     try:
@@ -169,7 +167,7 @@ async def test_at_0007_existing_rows_have_no_allergens_calories_or_notes_and_the
             for table in ("items_live", "option_choices"):
                 read = sa.text(f"SELECT allergens, calories FROM {table}")
                 allergens, calories = (await connection.execute(read)).one()
-                assert (_json(allergens), calories) == ([], None), table
+                assert (json_value(allergens), calories) == ([], None), table
             for table in ("cart_lines", "order_lines"):
                 assert (await connection.execute(sa.text(f"SELECT note FROM {table}"))).scalars().all() == [None], table
             for change in ("UPDATE items_live SET calories = 550", "UPDATE option_choices SET calories = -20"):

@@ -10,7 +10,15 @@ from sqlalchemy import inspect
 
 from persistence import migrate
 from persistence.database import create_engine
-from tests.persistence.migration_helpers import _json, _tables
+from tests.persistence.migration_helpers import (
+    A_BURGER,
+    A_KIOSK,
+    A_PAID_ORDER,
+    AN_OPEN_CART,
+    ITS_EXTRAS,
+    json_value,
+    table_names,
+)
 
 
 async def test_at_0008_existing_items_have_no_daypart_and_a_dayparts_change_raises_the_catalogue_version(
@@ -40,7 +48,7 @@ async def test_at_0008_existing_items_have_no_daypart_and_a_dayparts_change_rais
             assert (await connection.execute(sa.select(version.c.version))).scalar_one() == before + 2
         await migrate.downgrade(fresh_url, "0006")
         async with engine.connect() as connection:
-            assert "dayparts" not in await connection.run_sync(_tables)
+            assert "dayparts" not in await connection.run_sync(table_names)
             assert (await connection.execute(sa.select(items.c.name))).scalars().all() == ["Burger"]
     finally:
         await engine.dispose()
@@ -55,21 +63,11 @@ async def test_at_0009_existing_rows_are_english_only_and_a_translation_raises_t
     await migrate.upgrade(fresh_url, "0008")
     version = sa.table("catalogue_version", sa.column("version"))
     made_at_0008 = (
-        "INSERT INTO branches (id, name, currency, timezone, tax_rate_bp, is_active)"
-        " VALUES (1, 'Mitte', 'EUR', 'UTC', 1900, true)",
-        "INSERT INTO devices (id, branch_id, kind, name, secret_hash, secret_version, is_active, info)"
-        " VALUES (1, 1, 'kiosk', 'k', 'x', 1, true, '{}')",
-        "INSERT INTO categories (id, name, position) VALUES (1, 'Mains', 0)",
-        "INSERT INTO items_live (id, category_id, name, price, position) VALUES (1, 1, 'Burger', 900, 0)",
-        "INSERT INTO option_groups (id, item_id, name, min_select, max_select, position)"
-        " VALUES (1, 1, 'Extras', 0, 1, 0)",
-        "INSERT INTO option_choices (id, group_id, name, price_delta, is_default, position)"
-        " VALUES (1, 1, 'Cheese', 80, false, 0)",
-        "INSERT INTO carts (id, branch_id, device_id, status, version) VALUES (1, 1, 1, 'open', 1)",
-        "INSERT INTO orders (id, branch_id, number, business_date, status, currency, subtotal, tax, total)"
-        " VALUES (1, 1, 1, '2026-12-07', 'paid', 'EUR', 756, 144, 900)",
-        "INSERT INTO order_lines (id, order_id, item_id, name, qty, unit_price, options, line_total)"
-        " VALUES (1, 1, 1, 'Burger', 1, 900, '[]', 900)",
+        *A_KIOSK,
+        *A_BURGER,
+        *ITS_EXTRAS,
+        *AN_OPEN_CART,
+        *A_PAID_ORDER,
     )
     engine = create_engine(fresh_url)
     try:
@@ -81,10 +79,10 @@ async def test_at_0009_existing_rows_are_english_only_and_a_translation_raises_t
             branch = (
                 await connection.execute(sa.text("SELECT default_locale, locales, kitchen_locale FROM branches"))
             ).one()
-            assert (branch[0], _json(branch[1]), branch[2]) == ("en", ["en"], "en")
+            assert (branch[0], json_value(branch[1]), branch[2]) == ("en", ["en"], "en")
             for table in ("categories", "items_live", "option_groups", "option_choices"):
                 texts = (await connection.execute(sa.text(f"SELECT translations FROM {table}"))).scalar_one()
-                assert _json(texts) == {}, table
+                assert json_value(texts) == {}, table
             for table in ("carts", "orders"):
                 assert (await connection.execute(sa.text(f"SELECT locale FROM {table}"))).scalars().all() == [None]
             line = (await connection.execute(sa.text("SELECT display_name, display_options FROM order_lines"))).one()
@@ -174,7 +172,7 @@ async def test_at_0010_existing_rows_have_no_station_and_a_stations_change_raise
             await connection.execute(sa.text("UPDATE devices SET station_id = NULL"))
         await migrate.downgrade(fresh_url, "0008")
         async with engine.connect() as connection:
-            tables = await connection.run_sync(_tables)
+            tables = await connection.run_sync(table_names)
             assert "stations" not in tables and "order_stations" not in tables
             names = sa.text("SELECT name FROM items_live UNION ALL SELECT name FROM devices")
             assert (await connection.execute(names)).scalars().all() == ["Burger", "grill"]
@@ -191,19 +189,12 @@ async def test_at_0011_existing_lines_are_no_combos_and_slot_changes_raise_the_c
     await migrate.upgrade(fresh_url, "0008")
     version = sa.table("catalogue_version", sa.column("version"))
     made_at_0008 = (
-        "INSERT INTO branches (id, name, currency, timezone, tax_rate_bp, is_active)"
-        " VALUES (1, 'Mitte', 'EUR', 'UTC', 1900, true)",
-        "INSERT INTO devices (id, branch_id, kind, name, secret_hash, secret_version, is_active, info)"
-        " VALUES (1, 1, 'kiosk', 'k', 'x', 1, true, '{}')",
-        "INSERT INTO categories (id, name, position) VALUES (1, 'Mains', 0)",
-        "INSERT INTO items_live (id, category_id, name, price, position) VALUES (1, 1, 'Burger', 900, 0)",
+        *A_KIOSK,
+        *A_BURGER,
         "INSERT INTO items_live (id, category_id, name, price, position) VALUES (2, 1, 'Menu', 1200, 1)",
-        "INSERT INTO carts (id, branch_id, device_id, status, version) VALUES (1, 1, 1, 'open', 1)",
+        *AN_OPEN_CART,
         "INSERT INTO cart_lines (id, cart_id, item_id, qty, choice_ids) VALUES (1, 1, 1, 2, '[]')",
-        "INSERT INTO orders (id, branch_id, number, business_date, status, currency, subtotal, tax, total)"
-        " VALUES (1, 1, 1, '2026-12-07', 'paid', 'EUR', 756, 144, 900)",
-        "INSERT INTO order_lines (id, order_id, item_id, name, qty, unit_price, options, line_total)"
-        " VALUES (1, 1, 1, 'Burger', 1, 900, '[]', 900)",
+        *A_PAID_ORDER,
     )
     engine = create_engine(fresh_url)
     try:
@@ -214,7 +205,7 @@ async def test_at_0011_existing_lines_are_no_combos_and_slot_changes_raise_the_c
         async with engine.begin() as connection:
             for table in ("cart_lines", "order_lines"):
                 read = sa.text(f"SELECT components FROM {table}")
-                assert [_json(value) for value in (await connection.execute(read)).scalars()] == [[]], table
+                assert [json_value(value) for value in (await connection.execute(read)).scalars()] == [[]], table
             changes = (
                 "INSERT INTO combo_slots (id, item_id, name, position) VALUES (1, 2, 'Main', 0)",
                 "INSERT INTO combo_slot_choices (id, slot_id, item_id, upcharge, is_default, position)"
@@ -230,7 +221,7 @@ async def test_at_0011_existing_lines_are_no_combos_and_slot_changes_raise_the_c
                 await connection.execute(sa.text("UPDATE combo_slot_choices SET upcharge = -1"))
         await migrate.downgrade(fresh_url, "0008")
         async with engine.connect() as connection:
-            assert not {"combo_slots", "combo_slot_choices"} & await connection.run_sync(_tables)
+            assert not {"combo_slots", "combo_slot_choices"} & await connection.run_sync(table_names)
             assert (await connection.execute(sa.text("SELECT qty FROM cart_lines"))).scalars().all() == [2]
             assert (await connection.execute(sa.text("SELECT name FROM order_lines"))).scalars().all() == ["Burger"]
     finally:
@@ -269,7 +260,7 @@ async def test_at_0012_pairing_codes_are_unique_go_with_their_device_and_leave_d
             assert ids == [2, 3]
         await migrate.downgrade(fresh_url, "0011")
         async with engine.connect() as connection:
-            assert "pairing_codes" not in await connection.run_sync(_tables)
+            assert "pairing_codes" not in await connection.run_sync(table_names)
             assert (await connection.execute(sa.text("SELECT id FROM devices"))).scalars().all() == [2]
     finally:
         await engine.dispose()
