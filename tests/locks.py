@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import text
@@ -29,3 +30,24 @@ async def until_blocked_or_done(db: Database, task: asyncio.Task[Any], limit_s: 
             if await lock_waiters(db) >= waiters:
                 return
             await asyncio.sleep(0.01)
+
+
+async def waited_for_or_passed_over(
+    db: Database, model: type[Any], row_id: int, lock: Callable[..., Awaitable[Any]], limit_s: float
+) -> None:
+    """While another transaction holds row `row_id` of `model`, `lock(session, row_id)` waits for it, and with
+    `if_free=True` answers None at once; once the holder ends, the waiting lock gets the row."""
+
+    async def lock_in_own_transaction() -> int | None:
+        async with db.session() as session:
+            row = await lock(session, row_id)
+            return None if row is None else int(row.id)
+
+    async with db.session() as holder:
+        await holder.get(model, row_id, with_for_update=True)
+        async with db.session() as other:
+            assert await asyncio.wait_for(lock(other, row_id, if_free=True), limit_s) is None
+        waiting = asyncio.create_task(lock_in_own_transaction())
+        await until_blocked_or_done(db, waiting, limit_s)
+        assert not waiting.done()
+    assert await asyncio.wait_for(waiting, limit_s) == row_id

@@ -4,15 +4,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from persistence.database import Database
 from persistence.enums import PaymentMethod, PaymentStatus
 from persistence.tables import Order
 from server.orders.order_changes import lock_order, payment_in_flight
-from tests.locks import until_blocked_or_done
+from tests.locks import waited_for_or_passed_over
 from tests.orders.order_rows import add_counter, add_order, add_payment
 from tests.orders.payment_helpers import A
 
@@ -56,23 +54,10 @@ async def test_locking_reads_the_order_with_its_lines(db: Database) -> None:
         assert await lock_order(session, order_id + 1000) is None
 
 
-async def _lock_in_own_transaction(db: Database, order_id: int) -> int | None:
-    async with db.session() as session:
-        order = await lock_order(session, order_id)
-        return None if order is None else order.id
-
-
 @pytest.mark.parametrize("backend", ["postgresql"])
 async def test_an_order_another_transaction_holds_is_waited_for_or_passed_over_if_free(db: Database) -> None:
     """While another transaction holds the order, `lock_order` waits for it, and with `if_free` answers None at
     once (the workers pass over it)."""
     counter = await add_counter(db)
     order_id = await add_order(db, counter, A)
-    async with db.session() as holder:
-        await holder.get(Order, order_id, with_for_update=True)
-        async with db.session() as other:
-            assert await asyncio.wait_for(lock_order(other, order_id, if_free=True), TIMEOUT_S) is None
-        waiting = asyncio.create_task(_lock_in_own_transaction(db, order_id))
-        await until_blocked_or_done(db, waiting, TIMEOUT_S)
-        assert not waiting.done()
-    assert await asyncio.wait_for(waiting, TIMEOUT_S) == order_id
+    await waited_for_or_passed_over(db, Order, order_id, lock_order, TIMEOUT_S)

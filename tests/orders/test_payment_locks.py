@@ -4,14 +4,12 @@ transaction holds it, or passed over when only a free one will do.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from persistence.database import Database
 from persistence.payments import lock_payment
 from persistence.tables import Payment
-from tests.locks import until_blocked_or_done
+from tests.locks import waited_for_or_passed_over
 from tests.orders.order_rows import add_counter, add_order, add_payment
 from tests.orders.payment_helpers import A, P
 
@@ -30,12 +28,6 @@ async def test_locking_reads_the_payment(db: Database) -> None:
         assert await lock_payment(session, payment_id + 1000) is None
 
 
-async def _lock_in_own_transaction(db: Database, payment_id: int) -> int | None:
-    async with db.session() as session:
-        payment = await lock_payment(session, payment_id)
-        return None if payment is None else payment.id
-
-
 @pytest.mark.parametrize("backend", ["postgresql"])
 async def test_a_payment_another_transaction_holds_is_waited_for_or_passed_over_if_free(db: Database) -> None:
     """While another transaction holds the payment (a result being recorded), `lock_payment` waits for it, and
@@ -43,11 +35,4 @@ async def test_a_payment_another_transaction_holds_is_waited_for_or_passed_over_
     counter = await add_counter(db)
     order_id = await add_order(db, counter, A)
     payment_id = await add_payment(db, counter, order_id, P.PENDING)
-    async with db.session() as holder:
-        await holder.get(Payment, payment_id, with_for_update=True)
-        async with db.session() as other:
-            assert await asyncio.wait_for(lock_payment(other, payment_id, if_free=True), TIMEOUT_S) is None
-        waiting = asyncio.create_task(_lock_in_own_transaction(db, payment_id))
-        await until_blocked_or_done(db, waiting, TIMEOUT_S)
-        assert not waiting.done()
-    assert await asyncio.wait_for(waiting, TIMEOUT_S) == payment_id
+    await waited_for_or_passed_over(db, Payment, payment_id, lock_payment, TIMEOUT_S)
