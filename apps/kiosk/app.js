@@ -97,7 +97,7 @@ function renderMenu() {
 }
 
 function renderCartBox() {
-  const actions = { setQty, checkout: () => checkout(state.cart?.total), cancel: () => startOver() };
+  const actions = { setQty, checkout, cancel: () => startOver() };
   renderCart($("cart"), state.cart, view, actions);
 }
 
@@ -179,19 +179,19 @@ async function setQty(line, qty) {
 
 // Checkout
 
-async function checkout(expectedTotal) {
+async function checkout() {
   if (!state.cart || pay.phase !== "idle") return;
   closeDialogs();
   show("pay");
   try {
-    await pay.place(state.cart, expectedTotal);
+    await pay.place(state.cart, state.cart.total);
   } catch (error) {
     show("order");
     if (!(error instanceof CommandError)) return failed(error);
     if (error.code === "price_changed") {
       if (error.details.cart) state.cart = error.details.cart;
       renderCartBox();
-      showPriceChanged(view, error.details, () => checkout(error.details.total));
+      showPriceChanged(view, error.details, checkout);
     } else if (error.code === "out_of_stock") {
       stockNotice.show(error.details.items ?? []);
       stockNotice.render(state.cart);
