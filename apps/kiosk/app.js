@@ -11,13 +11,12 @@ import { deviceSession } from "../shared/enrol.js";
 import { currentLocale, formatMoney, translatePage } from "../shared/i18n.js";
 import { renderCart } from "./cart.js";
 import { ItemDialog } from "./dialog.js";
-import { el } from "./dom.js";
 import { IdleWatch } from "./idle.js";
 import { MenuStore } from "./menu.js";
 import { StockNotice, showPriceChanged } from "./notices.js";
 import { PayFlow } from "./pay.js";
-import { renderCategories, renderItems, renderStart } from "./render.js";
-import { languageName, wordsFor } from "./strings.js";
+import { languageButtons, renderCategories, renderItems, renderStart } from "./render.js";
+import { wordsFor } from "./strings.js";
 
 const params = new URLSearchParams(window.location.search);
 const seconds = (name, fallback) => (Number(params.get(name)) > 0 ? Number(params.get(name)) : fallback);
@@ -75,10 +74,7 @@ function renderAll() {
   translatePage(document, view.t, view.locale);
   renderStart(view, { onLanguage: setLanguage, onMode: startOrder });
   $("order-languages").replaceChildren(
-    ...menu.locales.map((code) =>
-      el("button", { type: "button", class: "language small", lang: code, "aria-pressed": String(code === view.locale),
-        dataset: { testid: `language-${code}` }, onclick: () => setLanguage(code) }, languageName(code)),
-    ),
+    ...languageButtons(view, { prefix: "language-", extra: " small", onLanguage: setLanguage }),
   );
   renderMenu();
   renderCartBox();

@@ -4,18 +4,23 @@
 import { allergenList, el } from "./dom.js";
 import { languageName } from "./strings.js";
 
+/** A button per branch language, the current one pressed; `prefix` starts each test id, `extra` adds a class. */
+export function languageButtons(view, { prefix, extra = "", onLanguage }) {
+  return view.menu.locales.map((code) =>
+    el(
+      "button",
+      { type: "button", class: `language${extra}`, lang: code, "aria-pressed": String(code === view.locale),
+        dataset: { testid: `${prefix}${code}` }, onclick: () => onLanguage(code) },
+      languageName(code),
+    ),
+  );
+}
+
 /** The start screen's choices: the branch's languages and its service modes. */
 export function renderStart(view, { onLanguage, onMode }) {
-  const { menu, t, locale } = view;
+  const { menu, t } = view;
   document.getElementById("languages").replaceChildren(
-    ...menu.locales.map((code) =>
-      el(
-        "button",
-        { type: "button", class: "language", lang: code, "aria-pressed": String(code === locale),
-          dataset: { testid: `start-language-${code}` }, onclick: () => onLanguage(code) },
-        languageName(code),
-      ),
-    ),
+    ...languageButtons(view, { prefix: "start-language-", onLanguage }),
   );
   document.getElementById("modes").replaceChildren(
     ...(menu.data?.service_modes ?? []).map((mode) =>
