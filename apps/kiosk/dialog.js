@@ -13,6 +13,11 @@ function ruleText(group, t) {
   if (min === max) return t("group.exactly", { n: min });
   if (min === 0) return t("group.upTo", { max });
   return t("group.range", { min, max });
+/** The key of a group's choices: the item's own (`slotId` null) or a combo slot's item's. */
+function groupKey(slotId, groupId) {
+  return slotId === null ? `g${groupId}` : `s${slotId}g${groupId}`;
+}
+
 }
 
 function defaults(group) {
@@ -38,7 +43,7 @@ export class ItemDialog {
     this.busy = false;
     this.picked = new Map(); // group key -> Set of choice ids
     this.slots = new Map(); // slot id -> chosen item id (or null)
-    for (const group of item.option_groups) this.picked.set(`g${group.id}`, defaults(group));
+    for (const group of item.option_groups) this.picked.set(groupKey(null, group.id), defaults(group));
     for (const slot of item.combo_slots ?? []) {
       const pick = slot.choices.find((choice) => choice.is_default && choice.available) ?? null;
       this.slots.set(slot.id, null);
@@ -54,7 +59,7 @@ export class ItemDialog {
 
   _pickSlot(slot, choice) {
     this.slots.set(slot.id, choice.item_id);
-    for (const group of choice.option_groups) this.picked.set(`s${slot.id}g${group.id}`, defaults(group));
+    for (const group of choice.option_groups) this.picked.set(groupKey(slot.id, group.id), defaults(group));
   }
 
   _slotChoice(slot) {
@@ -63,10 +68,10 @@ export class ItemDialog {
 
   /** Every group in force now, with its key: the item's, then each filled slot's item's. */
   _groups() {
-    const groups = this.item.option_groups.map((group) => ({ key: `g${group.id}`, group }));
+    const groups = this.item.option_groups.map((group) => ({ key: groupKey(null, group.id), group }));
     for (const slot of this.item.combo_slots ?? []) {
       const choice = this._slotChoice(slot);
-      for (const group of choice?.option_groups ?? []) groups.push({ key: `s${slot.id}g${group.id}`, group });
+      for (const group of choice?.option_groups ?? []) groups.push({ key: groupKey(slot.id, group.id), group });
     }
     return groups;
   }
@@ -154,22 +159,22 @@ export class ItemDialog {
           ),
         ),
       ),
-      (current?.option_groups ?? []).map((group) => this._groupView(`s${slot.id}g${group.id}`, group)),
+      (current?.option_groups ?? []).map((group) => this._groupView(groupKey(slot.id, group.id), group)),
     );
   }
 
   /** The chosen rows (the item, its choices, each component with its choices) for allergens and calories. */
   _rows() {
     const rows = [];
-    const choicesOf = (groups, prefix) =>
-      groups.flatMap((group) => group.choices.filter((c) => this.picked.get(`${prefix}g${group.id}`)?.has(c.id)));
+    const choicesOf = (groups, slotId) =>
+      groups.flatMap((group) => group.choices.filter((c) => this.picked.get(groupKey(slotId, group.id))?.has(c.id)));
     if (this.item.combo_slots?.length) {
       for (const slot of this.item.combo_slots) {
         const choice = this._slotChoice(slot);
-        if (choice) rows.push(choice, ...choicesOf(choice.option_groups, `s${slot.id}`));
+        if (choice) rows.push(choice, ...choicesOf(choice.option_groups, slot.id));
       }
     } else rows.push(this.item);
-    return rows.concat(choicesOf(this.item.option_groups, ""));
+    return rows.concat(choicesOf(this.item.option_groups, null));
   }
 
   render() {
@@ -204,7 +209,7 @@ export class ItemDialog {
           kcal === null ? null : el("span", { class: "kcal" }, t("item.kcal", { kcal })),
         ),
         (item.combo_slots ?? []).map((slot) => this._slotView(slot)),
-        item.option_groups.map((group) => this._groupView(`g${group.id}`, group)),
+        item.option_groups.map((group) => this._groupView(groupKey(null, group.id), group)),
         el(
           "label",
           { class: "note" },
@@ -245,11 +250,11 @@ export class ItemDialog {
   data() {
     const item = this.item;
     const data = { item_id: item.id, qty: this.qty };
-    data.options = item.option_groups.flatMap((group) => [...this.picked.get(`g${group.id}`)]);
+    data.options = item.option_groups.flatMap((group) => [...this.picked.get(groupKey(null, group.id))]);
     if (item.combo_slots?.length) {
       data.components = item.combo_slots.map((slot) => {
         const choice = this._slotChoice(slot);
-        const choiceIds = choice.option_groups.flatMap((group) => [...this.picked.get(`s${slot.id}g${group.id}`)]);
+        const choiceIds = choice.option_groups.flatMap((group) => [...this.picked.get(groupKey(slot.id, group.id))]);
         return { slot_id: slot.id, item_id: choice.item_id, choice_ids: choiceIds };
       });
     }
