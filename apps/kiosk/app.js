@@ -148,8 +148,8 @@ async function startOrder(mode) {
 function startOver() {
   clearInterval(doneTimer);
   closeDialogs();
-  if (pay.phase !== "done") pay.abandon();
-  pay.reset();
+  if (pay.phase === "done") pay.reset();
+  else pay.abandon();
   state.cart = null;
   show("start");
   if (view.locale !== homeLocale) setLanguage(homeLocale);
