@@ -1,7 +1,7 @@
 // The cart as the server priced it (docs/protocol.md "Carts"): its lines with their options, components, notes and
 // problems, each line's total, the tax it contains per rate and the total. Nothing is added up here.
 
-import { delta, el } from "./dom.js";
+import { MAX_QTY, delta, el } from "./dom.js";
 
 function optionText(options, money) {
   return options.map((option) => [option.name, delta(option.price_delta, money)].filter(Boolean).join(" "));
@@ -41,7 +41,7 @@ function lineView(line, view, actions) {
       el("button", { type: "button", "aria-label": t("dialog.less"), dataset: { testid: "line-minus" },
         onclick: () => actions.setQty(line, line.qty - 1) }, "−"),
       el("button", { type: "button", "aria-label": t("dialog.more"), dataset: { testid: "line-plus" },
-        disabled: line.qty >= 99,
+        disabled: line.qty >= MAX_QTY,
         onclick: () => actions.setQty(line, line.qty + 1) }, "+"),
       el("button", { type: "button", class: "remove", dataset: { testid: "line-remove" },
         onclick: () => actions.setQty(line, 0) }, t("cart.remove")),

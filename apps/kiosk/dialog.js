@@ -3,9 +3,7 @@
 // disabled, with a hint saying what is missing, until every group and slot is valid; then it sends `cart.add`
 // through `onAdd(data)` (docs/protocol.md "cart.add"). Prices shown are the menu's; totals come from the server.
 
-import { allergenList, allergensOf, caloriesOf, delta, el } from "./dom.js";
-
-const MAX_QTY = 99;
+import { MAX_QTY, allergenList, allergensOf, caloriesOf, delta, el } from "./dom.js";
 
 /** A group's rule in words: "Choose 1", "Up to 3", "Choose 1 to 2". */
 function ruleText(group, t) {

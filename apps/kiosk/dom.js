@@ -1,5 +1,8 @@
 // Small helpers the kiosk's views share: building elements, allergen labels, calories.
 
+/** The most of one line a customer can order. */
+export const MAX_QTY = 99;
+
 // The 14 allergens of EU law, in the EU's order (docs/protocol.md "Allergens and calories").
 export const ALLERGENS = [
   "gluten", "crustaceans", "eggs", "fish", "peanuts", "soybeans", "milk",
