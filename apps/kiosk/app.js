@@ -65,7 +65,6 @@ function show(screen) {
   for (const name of ["start", "order", "pay", "done"]) $(name).hidden = name !== screen;
   if (screen === "order" || screen === "pay") idle.arm();
   else idle.disarm();
-  document.body.dataset.screen = screen;
 }
 
 // Rendering

@@ -4,7 +4,7 @@
 export const MAX_QTY = 99;
 
 // The 14 allergens of EU law, in the EU's order (docs/protocol.md "Allergens and calories").
-export const ALLERGENS = [
+const ALLERGENS = [
   "gluten", "crustaceans", "eggs", "fish", "peanuts", "soybeans", "milk",
   "nuts", "celery", "mustard", "sesame", "sulphites", "lupin", "molluscs",
 ];

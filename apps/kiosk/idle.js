@@ -47,7 +47,6 @@ export class IdleWatch {
   }
 
   _tick() {
-    if (!this.armed) return;
     const left = this.seconds - (Date.now() - this.last) / 1000;
     if (left <= 0) {
       this.disarm();
