@@ -186,7 +186,7 @@ export class ItemDialog {
     this.dialog.replaceChildren(
       el(
         "form",
-        { method: "dialog", class: "item-dialog", onsubmit: (event) => this._submit(event) },
+        { class: "item-dialog", onsubmit: (event) => this._submit(event) },
         el(
           "header",
           { class: "dialog-head" },
@@ -194,7 +194,7 @@ export class ItemDialog {
           el("span", { class: "price" }, money(item.price)),
           el(
             "button",
-            { type: "button", class: "close", value: "cancel", dataset: { testid: "dialog-close" },
+            { type: "button", class: "close", dataset: { testid: "dialog-close" },
               "aria-label": t("dialog.close"), onclick: () => this.close() },
             "×",
           ),
