@@ -11,11 +11,11 @@ function ruleText(group, t) {
   if (min === max) return t("group.exactly", { n: min });
   if (min === 0) return t("group.upTo", { max });
   return t("group.range", { min, max });
+}
+
 /** The key of a group's choices: the item's own (`slotId` null) or a combo slot's item's. */
 function groupKey(slotId, groupId) {
   return slotId === null ? `g${groupId}` : `s${slotId}g${groupId}`;
-}
-
 }
 
 function defaults(group) {
@@ -276,24 +276,24 @@ export class ItemDialog {
       if (this.item) this.render();
     }
   }
-}
 
-/** Show the menu's newest state of the open item; close when it can no longer be ordered. */
-ItemDialog.prototype.refresh = function refresh() {
-  if (!this.item) return;
-  const fresh = this.view.menu.item(this.item.id);
-  if (!fresh || !fresh.orderable) return this.close();
-  this.item = fresh;
-  // Groups the new state brings start at their defaults; a slot's choice no longer available is picked again.
-  for (const group of fresh.option_groups) {
-    if (!this.picked.has(`g${group.id}`)) this.picked.set(`g${group.id}`, defaults(group));
-  }
-  for (const slot of fresh.combo_slots ?? []) {
-    const choice = this._slotChoice(slot);
-    if (!choice || !choice.available) this.slots.set(slot.id, null);
-    else if (choice.option_groups.some((group) => !this.picked.has(`s${slot.id}g${group.id}`))) {
-      this._pickSlot(slot, choice);
+  /** Show the menu's newest state of the open item; close when it can no longer be ordered. */
+  refresh() {
+    if (!this.item) return;
+    const fresh = this.view.menu.item(this.item.id);
+    if (!fresh || !fresh.orderable) return this.close();
+    this.item = fresh;
+    // Groups the new state brings start at their defaults; a slot's choice no longer available is picked again.
+    for (const group of fresh.option_groups) {
+      if (!this.picked.has(groupKey(null, group.id))) this.picked.set(groupKey(null, group.id), defaults(group));
     }
+    for (const slot of fresh.combo_slots ?? []) {
+      const choice = this._slotChoice(slot);
+      if (!choice || !choice.available) this.slots.set(slot.id, null);
+      else if (choice.option_groups.some((group) => !this.picked.has(groupKey(slot.id, group.id)))) {
+        this._pickSlot(slot, choice);
+      }
+    }
+    return this.render();
   }
-  return this.render();
-};
+}
