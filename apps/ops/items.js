@@ -13,20 +13,24 @@ export class ItemsPanel {
     this.onError = onError;
     this.connection = null;
     this.branch = null;
-    this.items = new Map(); // id -> {id, name, category, position, available, stock, orderable}
+    this.items = new Map(); // id -> {id, name, category_id, position, available, stock, orderable}
+    this.categories = new Map(); // category id -> its position in the menu
     this.busy = new Set();
   }
 
   setBranch(branch) {
     this.branch = branch;
     this.items.clear();
+    this.categories.clear();
     this.render();
   }
 
   snapshot(data) {
     this.items.clear();
+    this.categories.clear();
     for (const category of data.categories ?? []) {
-      for (const item of category.items ?? []) this.items.set(item.id, { ...item, category: category.position });
+      this.categories.set(category.id, category.position);
+      for (const item of category.items ?? []) this.items.set(item.id, { ...item, category_id: category.id });
     }
     this.render();
   }
@@ -37,8 +41,7 @@ export class ItemsPanel {
       if (!held) return;
       Object.assign(held, { available: data.available, stock: data.stock, orderable: data.orderable });
     } else if (event === "menu.item_updated") {
-      const held = this.items.get(data.id);
-      this.items.set(data.id, { ...data, category: held?.category ?? data.category_id });
+      this.items.set(data.id, { ...data, category_id: data.category_id ?? this.items.get(data.id)?.category_id });
     } else if (event === "menu.item_removed") {
       this.items.delete(data.item_id);
     } else {
@@ -66,8 +69,9 @@ export class ItemsPanel {
   render() {
     const allowed = this.session.can("stock:write");
     this.note.textContent = allowed ? t("items.hint") : t("missing.permission", { permission: "stock:write" });
+    const position = (item) => this.categories.get(item.category_id) ?? Number.MAX_SAFE_INTEGER;
     const items = [...this.items.values()].sort(
-      (a, b) => a.category - b.category || a.position - b.position || a.id - b.id,
+      (a, b) => position(a) - position(b) || a.position - b.position || a.id - b.id,
     );
     this.list.replaceChildren(...items.map((item) => this.row(item, allowed)));
   }
