@@ -1,6 +1,7 @@
 // A member of staff's REST session (docs/protocol.md "Getting a token", `/api/v1/openapi.json`).
 //
 //   const session = StaffSession.restore() ?? (await StaffSession.login("anna", "secret"));
+//   await session.loadMe();                         // session.me: GET /auth/me
 //   await session.get("/branches");                 // rejects with ApiError {status, code, message, details}
 //   await session.post("/payments/7/refund");
 //   await session.accessToken();                    // a fresh access token (refreshed when near its expiry)
@@ -48,12 +49,12 @@ async function call(method, path, { body, token } = {}) {
   return parsed;
 }
 
-/** A logged-in member of staff: their tokens, who they are (`me`), and authorised REST calls. */
+/** A logged-in member of staff: their tokens, who they are (`me`, after loadMe()), and authorised REST calls. */
 export class StaffSession {
-  constructor(tokens, me = null, username = "") {
+  constructor(tokens, username = "") {
     this.tokens = tokens; // {access_token, refresh_token, expires_at, refresh_expires_at}
     this.username = username;
-    this.me = me; // GET /auth/me: {kind, id, branch_id, role, permissions}
+    this.me = null; // GET /auth/me, read by loadMe(): {kind, id, branch_id, role, permissions}
     this.onToken = null;
     this.onEnded = null;
     this._refreshing = null;
@@ -63,8 +64,7 @@ export class StaffSession {
   /** Log in with a username and password; rejects with ApiError (401 `unauthorized`, 429 `rate_limited`, ...). */
   static async login(username, password) {
     const tokens = await call("POST", "/auth/login", { body: { username, password } });
-    const session = new StaffSession(tokens, null, username);
-    session.me = await session.get("/auth/me");
+    const session = new StaffSession(tokens, username);
     session._keep();
     session._schedule();
     return session;
@@ -75,12 +75,18 @@ export class StaffSession {
     try {
       const held = JSON.parse(sessionStorage.getItem(STORAGE_KEY) ?? "null");
       if (!held?.tokens?.access_token || !held?.tokens?.refresh_token) return null;
-      const session = new StaffSession(held.tokens, held.me ?? null, held.username ?? "");
+      const session = new StaffSession(held.tokens, held.username ?? "");
       session._schedule();
       return session;
     } catch (error) {
       return null;
     }
+  }
+
+  /** Read who the user is and what their role grants now (a kept session's role may have changed). */
+  async loadMe() {
+    this.me = await this.get("/auth/me");
+    return this.me;
   }
 
   /** True when the role grants `permission` ("*" grants everything). */
@@ -152,7 +158,7 @@ export class StaffSession {
   }
 
   _keep() {
-    sessionStorage.setItem(STORAGE_KEY, JSON.stringify({ tokens: this.tokens, me: this.me, username: this.username }));
+    sessionStorage.setItem(STORAGE_KEY, JSON.stringify({ tokens: this.tokens, username: this.username }));
   }
 
   _lifetime() {

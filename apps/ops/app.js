@@ -145,7 +145,7 @@ async function start(session) {
     state.connection?.close();
     location.reload();
   };
-  if (!session.me) session.me = await session.get("/auth/me");
+  await session.loadMe();
   $("login").hidden = true;
   $("ops").hidden = false;
   const { me } = session;
