@@ -166,6 +166,7 @@ async function start(session) {
     session,
     devices: panels.devices,
     onClaimed: () => panels.devices.load(),
+    onError: showError,
   });
 
   state.connection = new DeviceConnection({
