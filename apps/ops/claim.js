@@ -107,6 +107,7 @@ export class ClaimForm {
       result.textContent = t("claim.done", { id: device.id, name: device.name, kind: t(`kind.${device.kind}`), until });
       result.dataset.state = "ok";
       result.dataset.device = String(device.id);
+      delete result.dataset.code;
       this.$("claim-code").value = "";
       this.$("claim-name").value = "";
       this.onClaimed(device);
