@@ -4,7 +4,6 @@
 //   await session.loadMe();                         // session.me: GET /auth/me
 //   await session.get("/branches");                 // rejects with ApiError {status, code, message, details}
 //   await session.post("/payments/7/refund");
-//   await session.accessToken();                    // a fresh access token (refreshed when near its expiry)
 //   session.onToken = (token) => connection.refreshToken(token);
 //
 // The tokens are kept in sessionStorage (one browser tab, gone with it). The access token is renewed with the refresh
@@ -114,12 +113,6 @@ export class StaffSession {
     return call(method, path, { body, token: this.tokens.access_token });
   }
 
-  /** The current access token, renewed first when it is close to expiring. */
-  async accessToken() {
-    if (this._nearExpiry()) await this.refresh();
-    return this.tokens.access_token;
-  }
-
   /** Exchange the refresh token for a new pair (one exchange at a time); a refused one ends the session. */
   refresh() {
     if (!this._refreshing) {
@@ -164,11 +157,6 @@ export class StaffSession {
   _lifetime() {
     const expires = Date.parse(this.tokens.expires_at);
     return Number.isFinite(expires) ? expires : null;
-  }
-
-  _nearExpiry() {
-    const expires = this._lifetime();
-    return expires !== null && expires - Date.now() < 60_000;
   }
 
   _schedule() {

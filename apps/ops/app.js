@@ -82,8 +82,8 @@ async function loadBranches(session) {
   const me = session.me;
   if (session.can("branches:read")) {
     try {
-      const page = await session.get("/branches?limit=500");
-      return page.items.filter((branch) => me.branch_id === null || branch.id === me.branch_id);
+      // The server lists a branch's staff their own branch only.
+      return (await session.get("/branches?limit=500")).items;
     } catch (error) {
       showError(error);
     }

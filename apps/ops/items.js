@@ -2,7 +2,6 @@
 // `menu.item_updated` and `menu.item_removed` keep it), each switched off or on with `item.set_available`
 // (stock:write; docs/protocol.md "Menu"). The switch shows what the server says: the reply, then the event.
 
-import { CommandError } from "../shared/client.js";
 import { lang, t } from "./strings.js";
 
 export class ItemsPanel {
@@ -59,7 +58,7 @@ export class ItemsPanel {
       const reply = await this.connection.command("item.set_available", data);
       this.event("stock.changed", reply);
     } catch (error) {
-      this.onError(error instanceof CommandError ? error : new CommandError("error", String(error)));
+      this.onError(error);
     } finally {
       this.busy.delete(item.id);
       this.render();

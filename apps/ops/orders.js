@@ -5,7 +5,7 @@
 import { formatMoney } from "../shared/i18n.js";
 import { lang, t } from "./strings.js";
 
-export const COLUMNS = ["awaiting_payment", "paid", "preparing", "ready"];
+const COLUMNS = ["awaiting_payment", "paid", "preparing", "ready"];
 
 export class OrdersPanel {
   constructor(container) {
