@@ -110,9 +110,13 @@ async function selectBranch(branch) {
   items.setBranch(branch);
   state.claim.selectBranch(branch);
   devices.setBranch(branch);
+  // The refunds are read on the orders snapshot that follows (a channel left starts from a snapshot again).
   refunds.setBranch(branch);
-  for (const channel of Object.values(channelsOf(branch))) {
-    state.connection.subscribe(channel).catch(showError);
+  for (const [name, channel] of Object.entries(channelsOf(branch))) {
+    state.connection.subscribe(channel).catch((error) => {
+      showError(error);
+      if (name === "orders") refunds.load(); // no snapshot will come
+    });
   }
 }
 

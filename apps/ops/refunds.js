@@ -18,14 +18,14 @@ export class RefundsPanel {
     this.busy = new Set();
   }
 
-  async setBranch(branch) {
+  /** Show another branch: its payments are read on the orders snapshot that follows. */
+  setBranch(branch) {
     this.branch = branch;
     this.payments.clear();
     this.render();
-    await this.load();
   }
 
-  /** Read the branch's payments in needs_refund again (on a branch change and on every orders snapshot). */
+  /** Read the branch's payments in needs_refund again (on every orders snapshot). */
   async load() {
     const missing = ["payments:read", "payments:refund"].filter((permission) => !this.session.can(permission));
     this.note.hidden = missing.length === 0;
