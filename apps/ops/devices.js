@@ -19,6 +19,7 @@ export class DevicesPanel {
   async setBranch(branch) {
     this.branch = branch;
     this.devices.clear();
+    delete this.list.dataset.loadedBranch;
     this.render();
     await this.load();
   }
@@ -45,8 +46,9 @@ export class DevicesPanel {
     return this.session.can("devices:read");
   }
 
-  /** The channel's snapshot: every device of the branch. */
+  /** The channel's snapshot: every device of the branch (`data-loaded-branch` on the list says it came). */
   snapshot(data) {
+    this.list.dataset.loadedBranch = String(this.branch);
     if (!this.allowed()) return;
     const seen = new Set();
     for (const device of data.devices ?? []) {

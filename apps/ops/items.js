@@ -21,6 +21,7 @@ export class ItemsPanel {
     this.branch = branch;
     this.items.clear();
     this.categories.clear();
+    delete this.list.dataset.loadedBranch;
     this.render();
   }
 
@@ -32,6 +33,7 @@ export class ItemsPanel {
       for (const item of category.items ?? []) this.items.set(item.id, { ...item, category_id: category.id });
     }
     this.render();
+    this.list.dataset.loadedBranch = String(this.branch); // the snapshot of the branch shown came
   }
 
   event(event, data) {

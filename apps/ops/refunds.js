@@ -22,10 +22,11 @@ export class RefundsPanel {
   setBranch(branch) {
     this.branch = branch;
     this.payments.clear();
+    delete this.list.dataset.loadedBranch;
     this.render();
   }
 
-  /** Read the branch's payments in needs_refund again (on every orders snapshot). */
+  /** Read the branch's payments in needs_refund again (on every orders snapshot); `data-loaded-branch` says done. */
   async load() {
     const missing = ["payments:read", "payments:refund"].filter((permission) => !this.session.can(permission));
     this.note.hidden = missing.length === 0;
@@ -38,6 +39,7 @@ export class RefundsPanel {
       this.payments.clear();
       for (const payment of page.items) this.payments.set(payment.id, payment);
       this.render();
+      this.list.dataset.loadedBranch = String(branch);
     } catch (error) {
       this.onError(error);
     }
