@@ -1,9 +1,9 @@
 // A member of staff's REST session (docs/protocol.md "Getting a token", `/api/v1/openapi.json`).
 //
 //   const session = StaffSession.restore() ?? (await StaffSession.login("anna", "secret"));
+//   await session.loadMe();                         // session.me: GET /auth/me
 //   await session.get("/branches");                 // rejects with ApiError {status, code, message, details}
 //   await session.post("/payments/7/refund");
-//   await session.accessToken();                    // a fresh access token (refreshed when near its expiry)
 //   session.onToken = (token) => connection.refreshToken(token);
 //
 // The tokens are kept in sessionStorage (one browser tab, gone with it). The access token is renewed with the refresh
@@ -48,12 +48,12 @@ async function call(method, path, { body, token } = {}) {
   return parsed;
 }
 
-/** A logged-in member of staff: their tokens, who they are (`me`), and authorised REST calls. */
+/** A logged-in member of staff: their tokens, who they are (`me`, after loadMe()), and authorised REST calls. */
 export class StaffSession {
-  constructor(tokens, me = null, username = "") {
+  constructor(tokens, username = "") {
     this.tokens = tokens; // {access_token, refresh_token, expires_at, refresh_expires_at}
     this.username = username;
-    this.me = me; // GET /auth/me: {kind, id, branch_id, role, permissions}
+    this.me = null; // GET /auth/me, read by loadMe(): {kind, id, branch_id, role, permissions}
     this.onToken = null;
     this.onEnded = null;
     this._refreshing = null;
@@ -63,8 +63,7 @@ export class StaffSession {
   /** Log in with a username and password; rejects with ApiError (401 `unauthorized`, 429 `rate_limited`, ...). */
   static async login(username, password) {
     const tokens = await call("POST", "/auth/login", { body: { username, password } });
-    const session = new StaffSession(tokens, null, username);
-    session.me = await session.get("/auth/me");
+    const session = new StaffSession(tokens, username);
     session._keep();
     session._schedule();
     return session;
@@ -75,12 +74,18 @@ export class StaffSession {
     try {
       const held = JSON.parse(sessionStorage.getItem(STORAGE_KEY) ?? "null");
       if (!held?.tokens?.access_token || !held?.tokens?.refresh_token) return null;
-      const session = new StaffSession(held.tokens, held.me ?? null, held.username ?? "");
+      const session = new StaffSession(held.tokens, held.username ?? "");
       session._schedule();
       return session;
     } catch (error) {
       return null;
     }
+  }
+
+  /** Read who the user is and what their role grants now (a kept session's role may have changed). */
+  async loadMe() {
+    this.me = await this.get("/auth/me");
+    return this.me;
   }
 
   /** True when the role grants `permission` ("*" grants everything). */
@@ -106,12 +111,6 @@ export class StaffSession {
     }
     await this.refresh();
     return call(method, path, { body, token: this.tokens.access_token });
-  }
-
-  /** The current access token, renewed first when it is close to expiring. */
-  async accessToken() {
-    if (this._nearExpiry()) await this.refresh();
-    return this.tokens.access_token;
   }
 
   /** Exchange the refresh token for a new pair (one exchange at a time); a refused one ends the session. */
@@ -152,17 +151,12 @@ export class StaffSession {
   }
 
   _keep() {
-    sessionStorage.setItem(STORAGE_KEY, JSON.stringify({ tokens: this.tokens, me: this.me, username: this.username }));
+    sessionStorage.setItem(STORAGE_KEY, JSON.stringify({ tokens: this.tokens, username: this.username }));
   }
 
   _lifetime() {
     const expires = Date.parse(this.tokens.expires_at);
     return Number.isFinite(expires) ? expires : null;
-  }
-
-  _nearExpiry() {
-    const expires = this._lifetime();
-    return expires !== null && expires - Date.now() < 60_000;
   }
 
   _schedule() {

@@ -82,8 +82,8 @@ async function loadBranches(session) {
   const me = session.me;
   if (session.can("branches:read")) {
     try {
-      const page = await session.get("/branches?limit=500");
-      return page.items.filter((branch) => me.branch_id === null || branch.id === me.branch_id);
+      // The server lists a branch's staff their own branch only.
+      return (await session.get("/branches?limit=500")).items;
     } catch (error) {
       showError(error);
     }
@@ -110,9 +110,13 @@ async function selectBranch(branch) {
   items.setBranch(branch);
   state.claim.selectBranch(branch);
   devices.setBranch(branch);
+  // The refunds are read on the orders snapshot that follows (a channel left starts from a snapshot again).
   refunds.setBranch(branch);
-  for (const channel of Object.values(channelsOf(branch))) {
-    state.connection.subscribe(channel).catch(showError);
+  for (const [name, channel] of Object.entries(channelsOf(branch))) {
+    state.connection.subscribe(channel).catch((error) => {
+      showError(error);
+      if (name === "orders") refunds.load(); // no snapshot will come
+    });
   }
 }
 
@@ -145,7 +149,7 @@ async function start(session) {
     state.connection?.close();
     location.reload();
   };
-  if (!session.me) session.me = await session.get("/auth/me");
+  await session.loadMe();
   $("login").hidden = true;
   $("ops").hidden = false;
   const { me } = session;
@@ -166,6 +170,7 @@ async function start(session) {
     session,
     devices: panels.devices,
     onClaimed: () => panels.devices.load(),
+    onError: showError,
   });
 
   state.connection = new DeviceConnection({

@@ -10,12 +10,13 @@ const PARTNER = {
 };
 
 export class ClaimForm {
-  constructor(root, { session, devices, onClaimed }) {
+  constructor(root, { session, devices, onClaimed, onError }) {
     this.$ = (id) => root.querySelector(`#${id}`);
     this.form = this.$("claim");
     this.session = session;
     this.devices = devices; // the DevicesPanel: partners to pair with
     this.onClaimed = onClaimed;
+    this.onError = onError; // the page's error display: a station list that could not be read
     this.stations = new Map(); // branch id -> [{id, code, name}]
     this.allowed = session.can("devices:write");
     this.$("claim-note").hidden = this.allowed;
@@ -54,7 +55,7 @@ export class ClaimForm {
         const page = await this.session.get(`/stations?branch_id=${branch}&limit=500`);
         this.stations.set(branch, page.items);
       } catch (error) {
-        this.stations.set(branch, []);
+        this.onError(error); // not kept: the next look at this branch reads it again
       }
     }
     const select = this.$("claim-station");
@@ -106,6 +107,7 @@ export class ClaimForm {
       result.textContent = t("claim.done", { id: device.id, name: device.name, kind: t(`kind.${device.kind}`), until });
       result.dataset.state = "ok";
       result.dataset.device = String(device.id);
+      delete result.dataset.code;
       this.$("claim-code").value = "";
       this.$("claim-name").value = "";
       this.onClaimed(device);

@@ -19,17 +19,14 @@ export class DevicesPanel {
   async setBranch(branch) {
     this.branch = branch;
     this.devices.clear();
+    delete this.list.dataset.loadedBranch;
     this.render();
     await this.load();
   }
 
   /** Read the branch's devices over REST (their names, kinds and stations); the channel says who is online. */
   async load() {
-    if (!this.session.can("devices:read")) {
-      this.note.hidden = false;
-      this.note.textContent = t("missing.permission", { permission: "devices:read" });
-      return;
-    }
+    if (!this.allowed()) return;
     const branch = this.branch;
     try {
       const page = await this.session.get(`/devices?branch_id=${branch}&limit=500`);
@@ -44,7 +41,15 @@ export class DevicesPanel {
     }
   }
 
+  /** The list is left out without devices:read, whatever the channel sends. */
+  allowed() {
+    return this.session.can("devices:read");
+  }
+
+  /** The channel's snapshot: every device of the branch (`data-loaded-branch` on the list says it came). */
   snapshot(data) {
+    this.list.dataset.loadedBranch = String(this.branch);
+    if (!this.allowed()) return;
     const seen = new Set();
     for (const device of data.devices ?? []) {
       seen.add(device.id);
@@ -55,7 +60,7 @@ export class DevicesPanel {
   }
 
   event(event, data) {
-    if (event !== "device.online" && event !== "device.offline") return;
+    if (!this.allowed() || (event !== "device.online" && event !== "device.offline")) return;
     const held = this.devices.get(data.device_id);
     if (held) {
       held.online = data.online;
@@ -74,6 +79,14 @@ export class DevicesPanel {
   }
 
   render() {
+    const allowed = this.allowed();
+    this.note.hidden = allowed;
+    this.note.textContent = allowed ? "" : t("missing.permission", { permission: "devices:read" });
+    if (!allowed) {
+      this.list.replaceChildren();
+      this.onChange();
+      return;
+    }
     const rows = [...this.devices.values()].sort((a, b) => a.id - b.id).map((device) => this.row(device));
     if (!rows.length) {
       const empty = document.createElement("li");

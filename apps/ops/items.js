@@ -2,7 +2,6 @@
 // `menu.item_updated` and `menu.item_removed` keep it), each switched off or on with `item.set_available`
 // (stock:write; docs/protocol.md "Menu"). The switch shows what the server says: the reply, then the event.
 
-import { CommandError } from "../shared/client.js";
 import { lang, t } from "./strings.js";
 
 export class ItemsPanel {
@@ -13,22 +12,28 @@ export class ItemsPanel {
     this.onError = onError;
     this.connection = null;
     this.branch = null;
-    this.items = new Map(); // id -> {id, name, category, position, available, stock, orderable}
+    this.items = new Map(); // id -> {id, name, category_id, position, available, stock, orderable}
+    this.categories = new Map(); // category id -> its position in the menu
     this.busy = new Set();
   }
 
   setBranch(branch) {
     this.branch = branch;
     this.items.clear();
+    this.categories.clear();
+    delete this.list.dataset.loadedBranch;
     this.render();
   }
 
   snapshot(data) {
     this.items.clear();
+    this.categories.clear();
     for (const category of data.categories ?? []) {
-      for (const item of category.items ?? []) this.items.set(item.id, { ...item, category: category.position });
+      this.categories.set(category.id, category.position);
+      for (const item of category.items ?? []) this.items.set(item.id, { ...item, category_id: category.id });
     }
     this.render();
+    this.list.dataset.loadedBranch = String(this.branch); // the snapshot of the branch shown came
   }
 
   event(event, data) {
@@ -37,8 +42,7 @@ export class ItemsPanel {
       if (!held) return;
       Object.assign(held, { available: data.available, stock: data.stock, orderable: data.orderable });
     } else if (event === "menu.item_updated") {
-      const held = this.items.get(data.id);
-      this.items.set(data.id, { ...data, category: held?.category ?? data.category_id });
+      this.items.set(data.id, { ...data, category_id: data.category_id ?? this.items.get(data.id)?.category_id });
     } else if (event === "menu.item_removed") {
       this.items.delete(data.item_id);
     } else {
@@ -56,7 +60,7 @@ export class ItemsPanel {
       const reply = await this.connection.command("item.set_available", data);
       this.event("stock.changed", reply);
     } catch (error) {
-      this.onError(error instanceof CommandError ? error : new CommandError("error", String(error)));
+      this.onError(error);
     } finally {
       this.busy.delete(item.id);
       this.render();
@@ -66,8 +70,9 @@ export class ItemsPanel {
   render() {
     const allowed = this.session.can("stock:write");
     this.note.textContent = allowed ? t("items.hint") : t("missing.permission", { permission: "stock:write" });
+    const position = (item) => this.categories.get(item.category_id) ?? Number.MAX_SAFE_INTEGER;
     const items = [...this.items.values()].sort(
-      (a, b) => a.category - b.category || a.position - b.position || a.id - b.id,
+      (a, b) => position(a) - position(b) || a.position - b.position || a.id - b.id,
     );
     this.list.replaceChildren(...items.map((item) => this.row(item, allowed)));
   }

@@ -5,7 +5,7 @@
 import { formatMoney } from "../shared/i18n.js";
 import { lang, t } from "./strings.js";
 
-export const COLUMNS = ["awaiting_payment", "paid", "preparing", "ready"];
+const COLUMNS = ["awaiting_payment", "paid", "preparing", "ready"];
 
 export class OrdersPanel {
   constructor(container) {
@@ -37,16 +37,15 @@ export class OrdersPanel {
 
   snapshot(data) {
     this.orders.clear();
-    for (const order of data.orders ?? []) this.orders.set(order.id, order);
+    for (const order of data.orders ?? []) if (COLUMNS.includes(order.status)) this.orders.set(order.id, order);
     this.render();
   }
 
-  /** An `order.*` event (already checked against the version held). */
+  /** An `order.*` event (the shared client drops older versions); an order that leaves the columns is forgotten. */
   event(event, data) {
     if (!event.startsWith("order.") || typeof data?.id !== "number") return;
-    const held = this.orders.get(data.id);
-    if (held && held.version > data.version) return;
-    this.orders.set(data.id, data);
+    if (COLUMNS.includes(data.status)) this.orders.set(data.id, data);
+    else this.orders.delete(data.id);
     this.render();
   }
 

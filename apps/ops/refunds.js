@@ -18,14 +18,15 @@ export class RefundsPanel {
     this.busy = new Set();
   }
 
-  async setBranch(branch) {
+  /** Show another branch: its payments are read on the orders snapshot that follows. */
+  setBranch(branch) {
     this.branch = branch;
     this.payments.clear();
+    delete this.list.dataset.loadedBranch;
     this.render();
-    await this.load();
   }
 
-  /** Read the branch's payments in needs_refund again (on a branch change and on every orders snapshot). */
+  /** Read the branch's payments in needs_refund again (on every orders snapshot); `data-loaded-branch` says done. */
   async load() {
     const missing = ["payments:read", "payments:refund"].filter((permission) => !this.session.can(permission));
     this.note.hidden = missing.length === 0;
@@ -38,6 +39,7 @@ export class RefundsPanel {
       this.payments.clear();
       for (const payment of page.items) this.payments.set(payment.id, payment);
       this.render();
+      this.list.dataset.loadedBranch = String(branch);
     } catch (error) {
       this.onError(error);
     }

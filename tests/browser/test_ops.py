@@ -85,6 +85,7 @@ async def test_a_payment_that_needs_a_refund_is_refunded_and_leaves_the_list(
     page: Page, live: Live, demo: DemoResult
 ) -> None:
     await log_in(page, demo)
+    await expect(page.get_by_test_id("refunds")).to_have_attribute("data-loaded-branch", str(demo.branch_id))
     await expect(page.get_by_test_id("refunds").locator("li")).to_have_count(0)
     async with (
         DeviceClient(live.ws, token(live.services, demo, DeviceKind.KIOSK)) as kiosk,
@@ -200,6 +201,8 @@ async def test_an_admin_switches_between_branches(page: Page, live: Live, demo: 
     await expect(devices.locator("li[data-testid^=device-]")).to_have_count(len(demo.devices))
     await expect(items).to_have_count(demo.items)
     await page.get_by_test_id("branch").select_option(str(second))
+    await expect(devices).to_have_attribute("data-loaded-branch", str(second))
+    await expect(page.get_by_test_id("items")).to_have_attribute("data-loaded-branch", str(second))
     await expect(devices).to_have_text("No devices")
     await expect(items).to_have_count(0)
     await expect(page.get_by_test_id("claim-branch")).to_have_value(str(second))
