@@ -37,11 +37,17 @@ def bearer(headers: dict[str, str]) -> str:
 
 @contextmanager
 def statements(services: Services) -> Iterator[list[str]]:
-    """Every SQL statement the server runs meanwhile."""
+    """Every SQL statement the server runs meanwhile outside its background workers.
+
+    The workers (cart expiry, dayparts, the outbox relay, ...) run in tasks they name, and may read
+    branches at any moment; a connection is served in an unnamed task.
+    """
     seen: list[str] = []
 
     def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
+        task = asyncio.current_task()
+        if task is None or task.get_name().startswith("Task-"):
+            seen.append(statement)
 
     engine = services.db.engine.sync_engine
     event.listen(engine, "before_cursor_execute", note)
