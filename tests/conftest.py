@@ -19,7 +19,6 @@ import asyncpg
 import httpx
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import text
 
 import persistence.tables  # noqa: F401
 from persistence import migrate
@@ -130,13 +129,15 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 async def _empty(db: Database) -> None:
-    tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
+    # DELETE, children first, in one round trip: TRUNCATE of every table costs PostgreSQL ~0.4 s a test, DELETE of
+    # a test's few rows ~15 ms. Ids are not restarted; no test may count on them.
+    deletes = "; ".join(f"DELETE FROM {table.name}" for table in reversed(Base.metadata.sorted_tables))
     async with db.engine.begin() as connection:
+        raw = await connection.get_raw_connection()
         if db.backend == "postgresql":
-            await connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            await raw.driver_connection.execute(deletes)
         else:
-            for table in tables:
-                await connection.execute(text(f"DELETE FROM {table}"))
+            await raw.driver_connection.executescript(deletes)
 
 
 @pytest.fixture
