@@ -133,11 +133,12 @@ async def _empty(db: Database) -> None:
     # a test's few rows ~15 ms. Ids are not restarted; no test may count on them.
     deletes = "; ".join(f"DELETE FROM {table.name}" for table in reversed(Base.metadata.sorted_tables))
     async with db.engine.begin() as connection:
-        raw = await connection.get_raw_connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
         if db.backend == "postgresql":
-            await raw.driver_connection.execute(deletes)
+            await driver.execute(deletes)
         else:
-            await raw.driver_connection.executescript(deletes)
+            await driver.executescript(deletes)
 
 
 @pytest.fixture
