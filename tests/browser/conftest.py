@@ -9,8 +9,9 @@ Fixtures:
 - `screenshot(page, name)`: saves <name>.png in var/screenshots/ (ignored by git), or in $SCREENSHOTS_DIR:
   `make screenshots` refreshes the README's, docs/screenshots/.
 
-The apps are backend-independent JavaScript, but the server under them is not: like every other test they run on
-SQLite and on PostgreSQL with Redis.
+The apps are backend-independent JavaScript and the server's behaviour on each backend has its own tests, so the
+browser tests run on SQLite, the runtime of `make run`; only the whole restaurant (test_restaurant.py) runs on
+PostgreSQL with Redis as well.
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or Path(__file__).resolve().parents[2] / "var" / "screenshots")
 # Every wait in a browser test is bounded by this (milliseconds): the apps answer within well under a second.
 WAIT_MS = 10_000
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """SQLite only (see the module's docstring)."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,20 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 from playwright.async_api import Page, expect
 
 from server.demo import DemoResult
 from tests.browser.conftest import PageOpener, screenshot
+from tests.conftest import BACKENDS
 from tests.live import Live
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The whole restaurant runs on both backends, unlike the other browser tests."""
+    return str(request.param)
+
 
 # The kiosk is a portrait screen (1080×1920) at half size; the others landscape.
 KIOSK_SIZE = {"width": 540, "height": 960}
