@@ -21,9 +21,10 @@ run: $(VENV)/.installed
 	$(SERVER) serve
 
 # pytest exits 5 when it collects no tests; like any other non-zero status, that fails `make test`.
-# Two workers (pytest-xdist): each has its own PostgreSQL database and Redis key prefix.
+# Two workers (pytest-xdist): each has its own PostgreSQL database and Redis key prefix; tests marked with the same
+# xdist_group run in the same worker.
 test: lint
-	$(BIN)/pytest -n 2 --cov --cov-branch --cov-report=term
+	$(BIN)/pytest -n 2 --dist loadgroup --cov --cov-branch --cov-report=term
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/python -m tests.lock_check

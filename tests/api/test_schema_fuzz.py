@@ -128,6 +128,8 @@ async def _send(client: httpx.AsyncClient, case: Case[Any], headers: dict[str, s
     return await asyncio.wait_for(client.send(request), timeout=30)
 
 
+# Drawing the cases costs more than sending them: both backends' runs share one worker process, which draws once.
+@pytest.mark.xdist_group("schema-fuzz")
 async def test_every_operation_answers_as_documented(
     client: httpx.AsyncClient, services: Services, world: World
 ) -> None:
