@@ -60,6 +60,27 @@ def settings(backend: str) -> Settings:
 # --- Users -------------------------------------------------------------------
 
 
+async def test_login_is_rate_limited_per_username(client: httpx.AsyncClient, services: Services, world: World) -> None:
+    """Past the limit a login gets `rate_limited` with Retry-After, even with the right password."""
+    limit = services.settings.LOGIN_RATE_LIMIT
+    for _ in range(limit):
+        assert (await login(client, "staff.b", "wrong")).status_code == 401
+    blocked = await login(client, "staff.b")
+    assert blocked.status_code == 429
+    assert blocked.json()["error"]["code"] == "rate_limited"
+    assert int(blocked.headers["Retry-After"]) >= 1
+    # Another username from the same address is not blocked yet.
+    assert (await login(client, "staff.a")).status_code == 200
+
+
+async def test_login_is_rate_limited_per_address(client: httpx.AsyncClient, services: Services, world: World) -> None:
+    """Spraying many usernames from one address is stopped too."""
+    limit = services.settings.LOGIN_RATE_LIMIT * 5
+    for i in range(limit):
+        await login(client, f"user{i}", "wrong")
+    assert (await login(client, "admin")).status_code == 429
+
+
 async def test_a_strangers_failures_do_not_lock_the_owner_out(services: Services, world: World) -> None:
     """Wrong passwords from one address block that address for the name, not the owner elsewhere."""
     limit = services.settings.LOGIN_RATE_LIMIT
