@@ -31,6 +31,8 @@ from tests.shop import Shop, build_shop
 from tests.world import World, build_world
 
 if TYPE_CHECKING:
+    from redis.asyncio.cluster import RedisCluster as ClusterClient
+
     from tests.redis_cluster import RedisCluster
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -69,6 +71,15 @@ async def drop_pg_database(name: str) -> None:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await connection.close()
+
+
+async def delete_keys(redis: Redis | ClusterClient, pattern: str) -> int:
+    """Delete the keys matching `pattern` (a test's prefix and `:*`); how many there were."""
+    # Large pages: the test database holds other runs' keys, and SCAN's default page is 10 keys a round trip.
+    keys = [key async for key in redis.scan_iter(match=pattern, count=1000)]
+    if keys:
+        await redis.delete(*keys)
+    return len(keys)
 
 
 @pytest.fixture(scope="session")
@@ -169,9 +180,7 @@ async def services(settings: Settings, db: Database, redis_client: Redis) -> Asy
     yield built
     await built.stop()
     if built.redis is not None:
-        keys = [key async for key in built.redis.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await built.redis.delete(*keys)
+        await delete_keys(built.redis, f"{prefix}:*")
     await built.backend.close()
 
 

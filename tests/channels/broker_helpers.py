@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from typing import Any, TypeVar
 
@@ -14,8 +13,8 @@ from channels.backend import Backend, create_backend
 from channels.brokers import Broker, Delivery
 from channels.brokers.redis import RedisBroker
 from channels.redis_clients import shared_client
+from tests.conftest import REDIS_URL, delete_keys
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 # Every await of a test is bounded by this, so a lost message fails the test instead of hanging the suite.
 LIMIT_S = 10
 TS = "2026-11-26T12:00:00.000Z"
@@ -103,12 +102,10 @@ async def publish(broker: Broker, channel: str = KITCHEN, event: str = "order.qu
     return await broker.publish(channel, str(uuid.uuid4()), event, json.dumps(data), TS)
 
 
-async def delete_keys(prefix: str, pattern: str) -> None:
+async def evict_keys(prefix: str, pattern: str) -> None:
     """Delete the keys `{prefix}:{pattern}`, as a Redis restart or an eviction would."""
     redis = Redis.from_url(REDIS_URL)
     try:
-        keys = [key async for key in redis.scan_iter(match=f"{prefix}:{pattern}")]
-        assert keys
-        await redis.delete(*keys)
+        assert await delete_keys(redis, f"{prefix}:{pattern}")
     finally:
         await redis.aclose()

@@ -12,8 +12,9 @@ import pytest
 from redis.asyncio import Redis
 
 from channels.hub import Hub
-from tests.channels.broker_helpers import LIMIT_S, REDIS_URL, Brokers
+from tests.channels.broker_helpers import LIMIT_S, Brokers
 from tests.channels.hub_fakes import MAX_REPLAY, FakeBroker, Snapshots
+from tests.conftest import REDIS_URL, delete_keys
 
 
 @pytest.fixture
@@ -24,9 +25,7 @@ async def prefix() -> AsyncIterator[str]:
     redis = Redis.from_url(REDIS_URL)
     try:
         async with asyncio.timeout(LIMIT_S):
-            keys = [key async for key in redis.scan_iter(match=f"{prefix}:*")]
-            if keys:
-                await redis.delete(*keys)
+            await delete_keys(redis, f"{prefix}:*")
     finally:
         await redis.aclose()
 

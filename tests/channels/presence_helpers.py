@@ -13,7 +13,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from channels.presence import Announce, MemoryPresence, Presence, RedisPresence
 from channels.redis_clients import cluster_client, shared_client
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, delete_keys
 
 TIMEOUT_S = 10
 # Small, so that a connection expires within a test; the refresh stays well inside the TTL.
@@ -104,8 +104,6 @@ class Fleet:
         if self.kind == "redis":
             redis = Redis.from_url(REDIS_URL)
             try:
-                keys = [key async for key in redis.scan_iter(match=f"{self.prefix}:*")]
-                if keys:
-                    await redis.delete(*keys)
+                await delete_keys(redis, f"{self.prefix}:*")
             finally:
                 await redis.aclose()

@@ -23,7 +23,7 @@ from channels.rate_limit import MemoryRateLimiter, RedisRateLimiter
 from channels.redis_clients import pubsub_client
 from server.app import create_app
 from server.settings import Settings
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, delete_keys
 
 LIMIT_S = 10
 URLS = {"memory": None, "redis": REDIS_URL}
@@ -86,9 +86,7 @@ async def backends() -> AsyncIterator[Backends]:
     await asyncio.wait_for(opened.close_all(), LIMIT_S)
     redis = Redis.from_url(REDIS_URL)
     try:
-        keys = [key async for key in redis.scan_iter(match=f"{opened.prefix}:*")]
-        if keys:
-            await redis.delete(*keys)
+        await delete_keys(redis, f"{opened.prefix}:*")
     finally:
         await redis.aclose()
 

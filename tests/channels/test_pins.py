@@ -11,7 +11,8 @@ import asyncio
 from redis.asyncio import Redis
 
 from channels.brokers.base import MAX_PINS
-from tests.channels.broker_helpers import KITCHEN, LIMIT_S, MENU, REDIS_URL, Brokers, delete_keys, publish
+from tests.channels.broker_helpers import KITCHEN, LIMIT_S, MENU, Brokers, evict_keys, publish
+from tests.conftest import REDIS_URL
 
 TTL_S = 60
 
@@ -71,7 +72,7 @@ async def test_a_channel_whose_state_is_lost_loses_its_pins(redis_brokers: Broke
         published = await publish(broker, KITCHEN)
         _, at = await broker.pinned(KITCHEN, "k")
         await broker.pin(KITCHEN, at, "k", "v", TTL_S)
-        await delete_keys(redis_brokers.prefix, f"ch:{KITCHEN}")
+        await evict_keys(redis_brokers.prefix, f"ch:{KITCHEN}")
         value, now = await broker.pinned(KITCHEN, "k")
         assert value is None
         assert now[1] != published.epoch

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from channels.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from channels.redis_clients import cluster_client
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, delete_keys
 
 TIMEOUT_S = 30
 
@@ -37,9 +37,7 @@ async def limiters(
     prefix = f"test:{uuid.uuid4()}"
     other = Redis.from_url(REDIS_URL)
     yield RedisRateLimiter(redis_client, prefix=prefix), RedisRateLimiter(other, prefix=prefix)
-    keys = [key async for key in redis_client.scan_iter(match=f"{prefix}:*")]
-    if keys:
-        await redis_client.delete(*keys)
+    await delete_keys(redis_client, f"{prefix}:*")
     await other.aclose()
 
 

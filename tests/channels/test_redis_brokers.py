@@ -14,7 +14,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from channels.brokers import Outgoing
 from channels.redis_clients import MAX_CONNECTIONS
-from tests.channels.broker_helpers import KITCHEN, LIMIT_S, REDIS_URL, TS, Brokers, delete_keys, publish
+from tests.channels.broker_helpers import KITCHEN, LIMIT_S, TS, Brokers, evict_keys, publish
+from tests.conftest import REDIS_URL
 
 # Redis: several instances share each channel.
 
@@ -56,7 +57,7 @@ async def test_lost_history_starts_a_new_epoch(redis_brokers: Brokers) -> None:
     async with asyncio.timeout(LIMIT_S):
         broker, _ = await redis_brokers.open()
         before = [await publish(broker) for _ in range(3)]
-        await delete_keys(redis_brokers.prefix, "*")
+        await evict_keys(redis_brokers.prefix, "*")
         after = await publish(broker)
         assert after.seq == 1
         assert after.epoch != before[0].epoch
@@ -69,7 +70,7 @@ async def test_a_lost_counter_never_serves_the_old_history_as_the_new_epoch(redi
     async with asyncio.timeout(LIMIT_S):
         broker, _ = await redis_brokers.open()
         before = [await publish(broker) for _ in range(3)]
-        await delete_keys(redis_brokers.prefix, f"ch:{KITCHEN}")
+        await evict_keys(redis_brokers.prefix, f"ch:{KITCHEN}")
         after = await publish(broker)
         assert after.seq == 1
         assert after.epoch != before[0].epoch
