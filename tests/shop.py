@@ -41,8 +41,7 @@ from server.auth.principals import Principal, authenticate
 from server.commands import command_registry
 from server.commands.router import execute
 from server.services import Services
-from tests.live import add_device
-from tests.world import Actor, World
+from tests.world import PASSWORD_HASH, World
 
 COMMANDS = command_registry()
 
@@ -168,13 +167,18 @@ async def principal_of(services: Services, token: str) -> Principal:
         return await authenticate(session, services.tokens, token)
 
 
-async def _device(services: Services, branch_id: int, kind: DeviceKind, name: str) -> Device:
-    device_id, token = await add_device(services, branch_id, kind, name)
-    return Device(device_id, token, await principal_of(services, token))
+# The shop's devices: (kind, name), in the order of Shop's fields.
+DEVICES = [
+    (DeviceKind.KIOSK, "kiosk 1"),
+    (DeviceKind.KIOSK, "kiosk 2"),
+    (DeviceKind.PAYMENT_TERMINAL, "terminal 1"),
+    (DeviceKind.KITCHEN_DISPLAY, "kitchen"),
+    (DeviceKind.ORDER_BOARD, "board"),
+]
 
 
 async def build_shop(services: Services, world: World) -> Shop:
-    """Set up branch a's menu, stock, a known customer and devices."""
+    """Set up branch a's menu, stock, a known customer and devices, in one transaction."""
     branch_id = world.branch_a
     async with services.db.session() as session:
         await session.execute(update(Branch).where(Branch.id == branch_id).values(tax_rate_bp=TAX_BP))
@@ -198,8 +202,13 @@ async def build_shop(services: Services, world: World) -> Shop:
         )
         fries = Item(category_id=mains.id, name="Fries", price=350, calories=320, position=1)
         cola = Item(category_id=drinks.id, name="Cola", price=300)
-        session.add_all([burger, fries, cola])
+        devices = [
+            DeviceRow(branch_id=branch_id, kind=kind, name=name, secret_hash=PASSWORD_HASH) for kind, name in DEVICES
+        ]
+        session.add_all([burger, fries, cola, *devices])
         await session.flush()
+        kiosk, _, terminal, _, _ = devices
+        kiosk.paired_terminal_id = terminal.id
         session.add_all(
             [
                 ItemAvailability(branch_id=branch_id, item_id=burger.id, available=True, stock=None),
@@ -211,10 +220,13 @@ async def build_shop(services: Services, world: World) -> Shop:
         await session.flush()
         ids = (burger.id, fries.id, cola.id)
         choices = {c.name: c.id for c in (regular, large, cheese, bacon)}
-    kiosk = await _device(services, branch_id, DeviceKind.KIOSK, "kiosk 1")
-    terminal = await _device(services, branch_id, DeviceKind.PAYMENT_TERMINAL, "terminal 1")
-    async with services.db.session() as session:
-        await session.execute(update(DeviceRow).where(DeviceRow.id == kiosk.id).values(paired_terminal_id=terminal.id))
+        tokens = [services.tokens.issue("device", device.id, secret_version=1)[0] for device in devices]
+        shop_devices = [
+            Device(device.id, token, await authenticate(session, services.tokens, token))
+            for device, token in zip(devices, tokens, strict=True)
+        ]
+        staff = await authenticate(session, services.tokens, world.staff_a.headers["Authorization"].split()[1])
+    kiosk1, kiosk2, terminal1, kitchen, board = shop_devices
     return Shop(
         services=services,
         branch_id=branch_id,
@@ -223,14 +235,10 @@ async def build_shop(services: Services, world: World) -> Shop:
         cola=ids[2],
         choices=choices,
         customer_phone="+49 30 123456",
-        kiosk=kiosk,
-        kiosk2=await _device(services, branch_id, DeviceKind.KIOSK, "kiosk 2"),
-        terminal=terminal,
-        kitchen=await _device(services, branch_id, DeviceKind.KITCHEN_DISPLAY, "kitchen"),
-        board=await _device(services, branch_id, DeviceKind.ORDER_BOARD, "board"),
-        staff=await _staff(services, world.staff_a),
+        kiosk=kiosk1,
+        kiosk2=kiosk2,
+        terminal=terminal1,
+        kitchen=kitchen,
+        board=board,
+        staff=staff,
     )
-
-
-async def _staff(services: Services, actor: Actor) -> Principal:
-    return await principal_of(services, actor.headers["Authorization"].split()[1])

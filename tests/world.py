@@ -45,22 +45,26 @@ class World:
     staff_b: Actor
 
 
+def _session_of(services: Services, user_id: int) -> tuple[Session, dict[str, str]]:
+    """A new login session row of `user_id` (to be added) and the Authorization headers of its access token."""
+    now = utcnow()
+    row = Session(
+        id=str(uuid.uuid4()),
+        user_id=user_id,
+        refresh_jti=str(uuid.uuid4()),
+        created_at=now,
+        expires_at=now + services.tokens.refresh_ttl,
+    )
+    token, _ = services.tokens.issue("user", user_id, session_id=row.id)
+    return row, {"Authorization": f"Bearer {token}"}
+
+
 async def login_as(services: Services, user_id: int) -> dict[str, str]:
     """Authorization headers for a fresh session of `user_id`."""
-    now = utcnow()
-    session_id = str(uuid.uuid4())
+    row, headers = _session_of(services, user_id)
     async with services.db.session() as session:
-        session.add(
-            Session(
-                id=session_id,
-                user_id=user_id,
-                refresh_jti=str(uuid.uuid4()),
-                created_at=now,
-                expires_at=now + services.tokens.refresh_ttl,
-            )
-        )
-    token, _ = services.tokens.issue("user", user_id, session_id=session_id)
-    return {"Authorization": f"Bearer {token}"}
+        session.add(row)
+    return headers
 
 
 async def add_user(db: Database, username: str, role: Role | int, branch_id: int | None) -> int:
@@ -78,7 +82,7 @@ async def add_user(db: Database, username: str, role: Role | int, branch_id: int
 
 
 async def build_world(services: Services) -> World:
-    """Create the branches, roles and users of the world."""
+    """Create the branches, roles and users of the world, in one transaction."""
     async with services.db.session() as session:
         roles = await ensure_default_roles(session)
         a = Branch(name="Alpha", currency="EUR", timezone="Europe/Berlin")
@@ -86,19 +90,24 @@ async def build_world(services: Services) -> World:
         session.add_all([a, b])
         await session.flush()
         role_ids = {name: role.id for name, role in roles.items()}
+        people = [
+            ("admin", "admin", None),
+            ("manager.a", "manager", a.id),
+            ("staff.a", "staff", a.id),
+            ("manager.b", "manager", b.id),
+            ("staff.b", "staff", b.id),
+        ]
+        users = [
+            User(username=name, password_hash=PASSWORD_HASH, role_id=role_ids[role], branch_id=branch)
+            for name, role, branch in people
+        ]
+        session.add_all(users)
+        await session.flush()
+        actors = []
+        for user, (name, role, branch) in zip(users, people, strict=True):
+            row, headers = _session_of(services, user.id)
+            session.add(row)
+            actors.append(Actor(user.id, name, role, branch, headers))
         branch_a, branch_b = a.id, b.id
-
-    async def actor(username: str, role: str, branch_id: int | None) -> Actor:
-        user_id = await add_user(services.db, username, role_ids[role], branch_id)
-        return Actor(user_id, username, role, branch_id, await login_as(services, user_id))
-
-    return World(
-        branch_a=branch_a,
-        branch_b=branch_b,
-        roles=role_ids,
-        admin=await actor("admin", "admin", None),
-        manager_a=await actor("manager.a", "manager", branch_a),
-        staff_a=await actor("staff.a", "staff", branch_a),
-        manager_b=await actor("manager.b", "manager", branch_b),
-        staff_b=await actor("staff.b", "staff", branch_b),
-    )
+    admin, manager_a, staff_a, manager_b, staff_b = actors
+    return World(branch_a, branch_b, role_ids, admin, manager_a, staff_a, manager_b, staff_b)
