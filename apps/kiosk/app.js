@@ -110,6 +110,12 @@ function renderPay() {
   }
   if (phase === "done" && state.screen !== "done") finish();
   if (phase === "cancelled" && state.screen === "pay") startOver();
+  // While the terminal charges, the customer is at the terminal, not the kiosk: the payment's own timeout on the
+  // server ends a charge nobody finishes. Once a payment has ended without success, the idle watch runs again.
+  if (state.screen === "pay") {
+    if (phase === "placing" || phase === "waiting") idle.disarm();
+    else if (!idle.armed) idle.arm();
+  }
 }
 
 // Language and the start

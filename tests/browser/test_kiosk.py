@@ -1,8 +1,8 @@
 """The kiosk in Chromium over the demo at 08:00: enrolled by its link, a customer picks English and take away,
 orders a breakfast combo and a burger with extras (the option groups' limits enforced), sees the total the server
 priced, and pays at the paired terminal (a protocol client here) to get the order number; a declined payment can be
-tried again; a changed price is explained before the customer confirms; an idle kiosk cancels what is open and
-starts over; a sold-out item greys out live and is named for removal at checkout; without its terminal the kiosk says
+tried again; a changed price is explained before the customer confirms; an idle kiosk waits while the terminal
+charges, then cancels the unpaid order and starts over; a sold-out item greys out live and is named for removal at checkout; without its terminal the kiosk says
 so, and cancelling drops the order."""
 
 from __future__ import annotations
@@ -228,7 +228,7 @@ async def test_a_changed_price_is_explained_and_confirmed(page: Page, live: Live
     await expect(page.get_by_test_id("order-number")).to_have_text(re.compile(r"^\d+$"))
 
 
-async def test_an_idle_kiosk_cancels_the_payment_and_the_order_and_starts_over(
+async def test_an_idle_kiosk_waits_for_the_terminal_then_cancels_the_unpaid_order_and_starts_over(
     page: Page, live: Live, demo: DemoResult
 ) -> None:
     await water_in_cart(page, live, demo, "?lang=en&idle=3")
@@ -238,17 +238,22 @@ async def test_an_idle_kiosk_cancels_the_payment_and_the_order_and_starts_over(
         DeviceClient(live.ws, token(live.services, demo, DeviceKind.PAYMENT_TERMINAL)) as client,
         DeviceClient(live.ws, admin) as staff,
     ):
-        terminal_channel = names.device(client.welcome["principal"]["id"])
+        terminal = Terminal(client)
         orders_channel = await watch_orders(staff, demo)
         await page.get_by_test_id("checkout").click()
         await expect(page.get_by_test_id("pay-waiting")).to_be_visible()
-        # Nobody touches the screen: the countdown shows, then the kiosk gives up.
+        # The customer is at the terminal for longer than the idle time: the kiosk neither warns nor gives up.
+        await page.wait_for_timeout(4_000)
+        await expect(page.get_by_test_id("idle-warning")).to_be_hidden()
+        await expect(page.get_by_test_id("pay-waiting")).to_be_visible()
+        # The card is declined and the customer walks away: the countdown shows, then the kiosk cancels the order.
+        requested = await terminal.answer("declined")
+        await expect(page.get_by_test_id("pay-failed")).to_be_visible()
         await expect(page.get_by_test_id("idle-warning")).to_be_visible()
         await expect(page.get_by_test_id("idle-countdown")).to_contain_text(re.compile(r"\d s"))
         await expect(page.get_by_test_id("screen-start")).to_be_visible()
-        cancelled = await client.next_event(terminal_channel, "payment.cancel_requested")
         order = await staff.next_event(orders_channel, "order.cancelled")
-        assert order["data"]["id"] == cancelled["data"]["order_id"]
+        assert order["data"]["id"] == requested["order_id"]
         assert order["data"]["cancel_reason"] == "cancelled_by_kiosk"
 
 
