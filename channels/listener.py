@@ -25,6 +25,7 @@ class InstanceListener:
         self.hub = hub
         self.presence = presence
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     def deliver(self, delivery: Delivery) -> None:
         """An event of a channel this instance subscribed to."""
@@ -36,10 +37,19 @@ class InstanceListener:
 
     def reconnected(self) -> None:
         """Catch every channel up, and register this instance's device connections again."""
+        if self._closed:
+            return
         self.hub.reconnected()
         task = asyncio.get_running_loop().create_task(self._refresh(), name="presence-after-reconnect")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Cancel a registration still running (its Redis may hang); a reconnect reported later is ignored."""
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _refresh(self) -> None:
         try:

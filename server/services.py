@@ -60,6 +60,8 @@ class Services:
     # sets the branch's time of day with it. Rows, deadlines and tokens keep the real time, which the workers
     # compare them with.
     clock: Callable[[], datetime] = utcnow
+    # What the broker calls on this instance, from `start` on.
+    _listener: InstanceListener | None = field(default=None, init=False, repr=False)
 
     @property
     def broker(self) -> Broker:
@@ -83,7 +85,8 @@ class Services:
 
     async def start(self) -> None:
         """Connect the realtime layer (broker deliveries to the hub, outbox relay, presence) and start the workers."""
-        await self.broker.start(InstanceListener(self.hub, self.presence))
+        self._listener = InstanceListener(self.hub, self.presence)
+        await self.broker.start(self._listener)
         await self.presence.start()
         self.relay.start()
         self.housekeeping.start()
@@ -102,6 +105,8 @@ class Services:
         await self.deadlines.close()
         await self.housekeeping.close()
         await self.relay.close()
+        if self._listener is not None:
+            await self._listener.close()
         await self.presence.close()
         await self.broker.close()
 
