@@ -7,8 +7,10 @@ orders reserve it (persistence/stock.py): concurrent changes can never oversell.
 
 Every change is announced on the `branch:{b}:menu` channel of the branch concerned:
 `menu.item_updated` when the branch starts offering the item, `stock.changed` after.
-`announce_items` tells every branch that offers an item how its menu now shows it; the
-item and category routes call it after their changes.
+`announce_items` tells every branch that offers an item how its menu now shows it, and how
+it shows every combo offering the item in a slot (a combo's choices carry their items' names,
+allergens, calories, options and availability); the item, category, daypart and combo routes
+call it after their changes.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sqlalchemy import CursorResult, bindparam, select, update
 
 from channels import names
 from persistence.base import table
-from persistence.tables import Branch, Item, ItemAvailability
+from persistence.tables import Branch, ComboSlot, ComboSlotChoice, Item, ItemAvailability
 from persistence.upsert import Upsert
 from server.api.pagination import Page, PageQuery, fetch_page
 from server.api.routing import ApiRouter, Call
@@ -97,11 +99,18 @@ def _body_errors(change: StockChange) -> list[dict[str, str]]:
 async def announce_items(call: Call[Any, Any], item_ids: Iterable[int]) -> None:
     """Tell every branch offering these items how its menu shows each now: `menu.item_updated` or `menu.item_removed`.
 
-    Call it after the change is flushed, so that the events carry what was written.
+    The combos offering any of them in a slot are announced too. Call it after the change is flushed, so that the
+    events carry what was written.
     """
+    changed = set(item_ids)
+    combos = await call.session.scalars(
+        select(ComboSlot.item_id)
+        .join(ComboSlotChoice, ComboSlotChoice.slot_id == ComboSlot.id)
+        .where(ComboSlotChoice.item_id.in_(changed))
+    )
     offers = await call.session.execute(
         select(ItemAvailability.branch_id, ItemAvailability.item_id)
-        .where(ItemAvailability.item_id.in_(list(item_ids)))
+        .where(ItemAvailability.item_id.in_(changed | set(combos)))
         .order_by(ItemAvailability.item_id, ItemAvailability.branch_id)
     )
     for branch_id, item_id in offers.all():

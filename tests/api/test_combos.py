@@ -140,3 +140,24 @@ async def test_a_slot_is_named_in_other_languages_and_the_menu_shows_it_in_the_o
         for locale, menu in menus.items()
     }
     assert shown == {"de": ["Hauptgericht", "Drink"], "en": ["Main", "Drink"]}
+
+
+async def test_a_changed_component_announces_the_combos_offering_it(
+    client: httpx.AsyncClient, shop: Shop, world: World
+) -> None:
+    """A component's new allergen reaches the kiosks on the combo's choice as well as on the item itself."""
+    combo = await _combo_item(shop)
+    headers = world.admin.headers
+    assert (await client.put(f"/api/v1/items/{combo}/combo", json=_body(shop), headers=headers)).status_code == 200
+    async with shop.services.db.session() as session:
+        before = len((await session.scalars(select(OutboxEvent.id))).all())
+    patched = await client.patch(f"/api/v1/items/{shop.cola}", json={"allergens": ["sulphites"]}, headers=headers)
+    assert patched.status_code == 200, patched.text
+    async with shop.services.db.session() as session:
+        rows = (await session.scalars(select(OutboxEvent).order_by(OutboxEvent.id))).all()[before:]
+    assert sorted((row.event, row.data["id"]) for row in rows) == sorted(
+        [("menu.item_updated", shop.cola), ("menu.item_updated", combo)]
+    )
+    announced = next(row.data for row in rows if row.data["id"] == combo)
+    cola = next(c for slot in announced["combo_slots"] for c in slot["choices"] if c["item_id"] == shop.cola)
+    assert cola["allergens"] == ["sulphites"]
