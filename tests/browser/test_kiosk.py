@@ -2,8 +2,8 @@
 orders a breakfast combo and a burger with extras (the option groups' limits enforced), sees the total the server
 priced, and pays at the paired terminal (a protocol client here) to get the order number; a declined payment can be
 tried again; a changed price is explained before the customer confirms; an idle kiosk waits while the terminal
-charges, then cancels the unpaid order and starts over; a sold-out item greys out live and is named for removal at checkout; without its terminal the kiosk says
-so, and cancelling drops the order."""
+charges, then cancels the unpaid order and starts over; a sold-out item greys out live and is named for removal at
+checkout; without its terminal the kiosk says so, and cancelling drops the order."""
 
 from __future__ import annotations
 
