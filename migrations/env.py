@@ -51,15 +51,11 @@ def _configure(connection: Connection) -> None:
         context.run_migrations()
 
 
-OFFLINE_REFUSED = (
-    "SQL scripts (alembic --sql) are not supported: several migrations read the rows they rewrite (the default "
-    "roles' permissions, for one). Migrate the database itself with `python -m server migrate`."
-)
-
-
 def run_offline() -> None:
-    """`alembic upgrade head --sql` stops at once with a clear message rather than half a script and a traceback."""
-    raise SystemExit(OFFLINE_REFUSED)
+    """Emit SQL without a connection (`alembic upgrade head --sql`)."""
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True, compare_type=True)
+    with context.begin_transaction():
+        context.run_migrations()
 
 
 async def run_online() -> None:
