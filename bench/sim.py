@@ -43,6 +43,7 @@ from typing import Any, Protocol
 
 from bench.processes import run_fast
 from bench.provision import Fleet, NoMenu, SimDevice, provision_for, reissue
+from bench.sim_carts import Carts
 from bench.sim_client import SimClient, Wants, wants_board, wants_payment, wants_payment_request
 from bench.sim_stations import StationDisplays, wants_tickets
 from bench.tally import Outcomes, Tally
@@ -56,8 +57,6 @@ PAYMENT_TRIES = 3
 CONNECT_BATCH = 200
 DRAIN_S = 15.0
 REPLY_TIMEOUT_S = 30.0
-# The share of carts whose customer switches language before ordering (cart.set_locale).
-SWITCH_LOCALE = 0.2
 # What a kitchen display still has to do for a ticket, by the status the ticket shows.
 KITCHEN_STEPS = {
     "paid": ("order.start", "order.ready", "order.complete"),
@@ -134,10 +133,7 @@ class Simulation:
         # Set before the listeners are cancelled: on Python 3.11 asyncio.wait_for can swallow a cancellation
         # that lands as a frame arrives, and a listener that only watched its cancellation would go on forever.
         self.finished = False
-        self.menu: list[dict[str, Any]] = []
-        # The branch's service modes: each cart is eaten in or taken away at random, as customers choose.
-        self.service_modes: list[str] = []
-        self.locales: list[str] = []
+        self.carts = Carts(self.rng, fleet.locales)
         self.approved_at: dict[int, float] = {}
         self.ready_at: dict[int, float] = {}
         self.payments: dict[int, Outcomes] = {}
@@ -218,49 +214,6 @@ class Simulation:
             return False
         return True
 
-    def _new_cart(self) -> dict[str, Any]:
-        """`cart.create` data: a random service mode of those the branch offers; the cart's locale is its kiosk's
-        (said in its hello) unless the fleet knew none, then a random one the branch offers."""
-        data: dict[str, Any] = {}
-        if self.service_modes:
-            data["service_mode"] = self.rng.choice(self.service_modes)
-        if self.locales and not self.fleet.locales:
-            data["locale"] = self.rng.choice(self.locales)
-        return data
-
-    def _lines(self) -> list[dict[str, Any]]:
-        lines = []
-        for item in self.rng.sample(self.menu, k=min(len(self.menu), self.rng.randint(1, 3))):
-            line = {"item_id": item["id"], "qty": self.rng.randint(1, 2), "options": self._options(item)}
-            if item.get("combo_slots"):
-                line["components"] = self._components(item["combo_slots"])
-            lines.append(line)
-        return lines
-
-    def _options(self, item: dict[str, Any]) -> list[int]:
-        """An item's options as a customer picks them: the defaults, or now and then another choice of a group that
-        takes exactly one (a larger drink)."""
-        options: list[int] = []
-        for group in item["option_groups"]:
-            picked = [c["id"] for c in group["choices"] if c["is_default"]][: group["max_select"]]
-            others = [c["id"] for c in group["choices"] if c["id"] not in picked]
-            if group["min_select"] == group["max_select"] == 1 and others and self.rng.random() < 0.3:
-                picked = [self.rng.choice(others)]
-            picked += others[: max(0, group["min_select"] - len(picked))]
-            options += [choice for choice in picked if choice not in options]
-        return options
-
-    def _components(self, slots: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """A combo's slots filled as a customer fills them: any available choice of each, with its options."""
-        components = []
-        for slot in slots:
-            available = [choice for choice in slot["choices"] if choice["available"]] or slot["choices"]
-            choice = self.rng.choice(available)
-            components.append(
-                {"slot_id": slot["id"], "item_id": choice["item_id"], "choice_ids": self._options(choice)}
-            )
-        return components
-
     # Kiosks and their terminals
 
     async def _kiosk(self, client: ReconnectingDevice, kiosk_id: int) -> None:
@@ -268,12 +221,12 @@ class Simulation:
         while self._more_orders() and not client.closed.is_set():
             self.tally.placed += 1  # counted before the reply, so --orders is never overshot
             try:
-                cart = await client.command("cart.create", self._new_cart(), timeout=REPLY_TIMEOUT_S)
-                for line in self._lines():
+                cart = await client.command("cart.create", self.carts.new_cart(), timeout=REPLY_TIMEOUT_S)
+                for line in self.carts.lines():
                     await client.command("cart.add", {"cart_id": cart["id"], **line}, timeout=REPLY_TIMEOUT_S)
-                if len(self.locales) > 1 and self.rng.random() < SWITCH_LOCALE:
+                other = self.carts.switch_locale(cart)
+                if other is not None:
                     # The customer switches language half way.
-                    other = self.rng.choice([locale for locale in self.locales if locale != cart["locale"]])
                     await client.command(
                         "cart.set_locale", {"cart_id": cart["id"], "locale": other}, timeout=REPLY_TIMEOUT_S
                     )
@@ -476,10 +429,8 @@ class Simulation:
         """Connect every device, drive orders until the plan is met, let the kitchens finish, close."""
         kiosks, terminals, kitchens, boards = await self._connect_all()
         menu = await kiosks[0].command("menu.get")
-        self.menu = [item for category in menu["categories"] for item in category["items"] if item["orderable"]]
-        self.service_modes = list(menu["service_modes"])
-        self.locales = list(menu.get("locales", []))
-        if not self.menu:
+        self.carts.take_menu(menu)
+        if not self.carts.menu:
             raise CommandError("the simulator's branch sells nothing orderable")
         for kiosk, device in zip(kiosks, self.fleet.kiosks, strict=True):
             self._spawn(

@@ -289,10 +289,11 @@ async def test_a_simulated_kiosk_fills_a_combos_slots_as_the_server_takes_them(s
     async with shop.services.db.session() as session:
         menu = await branch_menu(session, shop.branch_id)
     simulation = Simulation(Plan(urls=[], progress=False, seed=3), Fleet(0, [], {}, [], []), [])
-    simulation.menu = [item for category in menu["categories"] for item in category["items"] if item["combo_slots"]]
+    carts = simulation.carts
+    carts.menu = [item for category in menu["categories"] for item in category["items"] if item["combo_slots"]]
     cart = await shop.send(shop.kiosk, "cart.create", {})
     for _ in range(10):
-        [line] = simulation._lines()
+        [line] = carts.lines()
         assert [c["slot_id"] for c in line["components"]] == [combo.main, combo.side, combo.drink]
         assert combo.shake not in [c["item_id"] for c in line["components"]]
         data = await shop.send(shop.kiosk, "cart.add", {"cart_id": cart["id"], **line})
