@@ -46,6 +46,7 @@ from bench.provision import Fleet, NoMenu, SimDevice, provision_for, reissue
 from bench.sim_carts import Carts
 from bench.sim_client import SimClient, Wants, wants_board, wants_payment, wants_payment_request
 from bench.sim_stations import StationDisplays, wants_tickets
+from bench.sim_terminals import Terminals
 from bench.tally import Outcomes, Tally
 from channels.client import CommandFailed, HandshakeRefused
 from channels.reconnecting import ReconnectingDevice
@@ -140,14 +141,22 @@ class Simulation:
         # Per kiosk, the payments it waits for and their orders: a snapshot tells how those it missed ended.
         self.paying: dict[int, dict[int, int]] = {}
         self.placed_ids: set[int] = set()
-        # Payments a terminal is charging and tickets a display is cooking (or has cooked): an event or a snapshot
-        # seen twice, as a resume from an older position can show them, starts nothing twice.
-        self.charging: set[int] = set()
+        # Tickets a display is cooking (or has cooked): an event or a snapshot seen twice, as a resume from an older
+        # position can show them, starts nothing twice.
         self.cooking: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._clients: list[ReconnectingDevice] = []
         self.station_clients: dict[str, ReconnectingDevice] = {}
         self.steps = HAND_OVER_STEPS if fleet.stations else KITCHEN_STEPS
+        self.terminals = Terminals(
+            self._spawn,
+            self._error,
+            self.rng,
+            self.approved_at,
+            plan.approve_after_s,
+            plan.decline_share,
+            REPLY_TIMEOUT_S,
+        )
         self.stations = StationDisplays(self._spawn, self._error, self.ready_at, plan.kitchen_step_s, REPLY_TIMEOUT_S)
 
     def _spawn(self, work: Awaitable[None]) -> None:
@@ -307,42 +316,6 @@ class Simulation:
                 # Over, but how is not shown: paid if its order no longer awaits payment, else try again.
                 outcomes.report(payment_id, "declined" if order_id in unpaid else "approved")
 
-    def _terminal_event(self, client: ReconnectingDevice, frame: dict[str, Any]) -> None:
-        if frame["event"] == "payment.requested":
-            self._charge_once(client, frame["data"])
-
-    def _terminal_snapshot(self, client: ReconnectingDevice, frame: dict[str, Any]) -> None:
-        """The terminal's own channel: charge the payments it was asked for while it was away."""
-        terminal_id = int(frame["channel"].split(":")[1])
-        for payment in frame["data"].get("payments", []):
-            if payment.get("terminal_id") == terminal_id:
-                self._charge_once(client, payment)
-
-    def _charge_once(self, client: ReconnectingDevice, payment: dict[str, Any]) -> None:
-        if payment["id"] not in self.charging:
-            self.charging.add(payment["id"])
-            self._spawn(self._charge(client, payment))
-
-    async def _charge(self, client: ReconnectingDevice, payment: dict[str, Any]) -> None:
-        try:
-            if payment.get("status") != "processing":
-                await client.command(
-                    "payment.progress", {"payment_id": payment["id"], "status": "processing"}, timeout=REPLY_TIMEOUT_S
-                )
-            if self.plan.approve_after_s:
-                await asyncio.sleep(self.plan.approve_after_s)
-            approve = self.rng.random() >= self.plan.decline_share
-            if approve:
-                self.approved_at[payment["order_id"]] = time.monotonic()
-            status = "approved" if approve else "declined"
-            await client.command(
-                "payment.result", {"payment_id": payment["id"], "status": status}, timeout=REPLY_TIMEOUT_S
-            )
-        except Exception as exc:
-            self._error(exc)
-            if not isinstance(exc, CommandFailed):
-                self.charging.discard(payment["id"])  # not answered: a later snapshot may show it again
-
     # Kitchen displays and boards
 
     def _takes(self, index: int, order_id: int) -> bool:
@@ -439,7 +412,7 @@ class Simulation:
         for terminal in terminals.values():
             self._spawn(
                 self._listen(
-                    terminal, partial(self._terminal_event, terminal), partial(self._terminal_snapshot, terminal)
+                    terminal, partial(self.terminals.event, terminal), partial(self.terminals.snapshot, terminal)
                 )
             )
         for index, kitchen in enumerate(kitchens):
