@@ -45,6 +45,7 @@ from bench.processes import run_fast
 from bench.provision import Fleet, NoMenu, SimDevice, provision_for, reissue
 from bench.sim_carts import Carts
 from bench.sim_client import SimClient, Wants, wants_board, wants_payment, wants_payment_request
+from bench.sim_kitchens import KitchenDisplays
 from bench.sim_stations import StationDisplays, wants_tickets
 from bench.sim_terminals import Terminals
 from bench.tally import Outcomes, Tally
@@ -58,14 +59,6 @@ PAYMENT_TRIES = 3
 CONNECT_BATCH = 200
 DRAIN_S = 15.0
 REPLY_TIMEOUT_S = 30.0
-# What a kitchen display still has to do for a ticket, by the status the ticket shows.
-KITCHEN_STEPS = {
-    "paid": ("order.start", "order.ready", "order.complete"),
-    "preparing": ("order.ready", "order.complete"),
-    "ready": ("order.complete",),
-}
-# The same where stations bump the orders ready: the kitchen displays hand them over.
-HAND_OVER_STEPS = {"ready": ("order.complete",)}
 
 
 @dataclass(frozen=True)
@@ -141,13 +134,9 @@ class Simulation:
         # Per kiosk, the payments it waits for and their orders: a snapshot tells how those it missed ended.
         self.paying: dict[int, dict[int, int]] = {}
         self.placed_ids: set[int] = set()
-        # Tickets a display is cooking (or has cooked): an event or a snapshot seen twice, as a resume from an older
-        # position can show them, starts nothing twice.
-        self.cooking: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._clients: list[ReconnectingDevice] = []
         self.station_clients: dict[str, ReconnectingDevice] = {}
-        self.steps = HAND_OVER_STEPS if fleet.stations else KITCHEN_STEPS
         self.terminals = Terminals(
             self._spawn,
             self._error,
@@ -155,6 +144,17 @@ class Simulation:
             self.approved_at,
             plan.approve_after_s,
             plan.decline_share,
+            REPLY_TIMEOUT_S,
+        )
+        self.kitchens = KitchenDisplays(
+            self._spawn,
+            self._error,
+            len(fleet.kitchens),
+            bool(fleet.stations),
+            self.ready_at,
+            self._queued,
+            self._cooked,
+            plan.kitchen_step_s,
             REPLY_TIMEOUT_S,
         )
         self.stations = StationDisplays(self._spawn, self._error, self.ready_at, plan.kitchen_step_s, REPLY_TIMEOUT_S)
@@ -192,7 +192,7 @@ class Simulation:
             assert kiosk.paired_terminal_id is not None
             terminal = self.fleet.terminals[kiosk.paired_terminal_id]
             jobs.append((terminal, index + 1, wants_payment_request))
-        jobs += [(device, i, partial(self._kitchen_wants, i)) for i, device in enumerate(self.fleet.kitchens)]
+        jobs += [(device, i, partial(self.kitchens.wants, i)) for i, device in enumerate(self.fleet.kitchens)]
         jobs += [(device, i, wants_board) for i, device in enumerate(self.fleet.boards)]
         jobs += [(device, i, wants_tickets) for i, device in enumerate(self.fleet.stations.values())]
         clients: list[ReconnectingDevice] = []
@@ -318,56 +318,14 @@ class Simulation:
 
     # Kitchen displays and boards
 
-    def _takes(self, index: int, order_id: int) -> bool:
-        return order_id % len(self.fleet.kitchens) == index  # each display takes the orders whose id falls to it
-
-    def _kitchen_wants(self, index: int, event: str, order_id: int | None) -> bool:
-        # With stations, the kitchen displays hand over what the stations' bumps made ready.
-        acts_on = ("order.queued", "order.ready") if self.fleet.stations else ("order.queued",)
-        return event in acts_on and (order_id is None or self._takes(index, order_id))
-
-    def _kitchen_event(self, client: ReconnectingDevice, index: int, frame: dict[str, Any]) -> None:
-        if frame["event"] not in ("order.queued", "order.ready"):
-            return
-        order_id = frame["data"]["id"]
-        if not self._takes(index, order_id):
-            return  # another display's ticket
-        if frame["event"] == "order.ready":
-            self._cook_once(client, order_id, "ready")
-            return
+    def _queued(self, order_id: int) -> None:
         approved = self.approved_at.pop(order_id, None)
         if approved is not None:
             self.tally.kitchen_s.append(time.monotonic() - approved)
-        self._cook_once(client, order_id, "paid")
 
-    def _kitchen_snapshot(self, client: ReconnectingDevice, index: int, frame: dict[str, Any]) -> None:
-        """The kitchen queue, instead of the events missed: take up every ticket of this display where it stands."""
-        if not frame["channel"].endswith(":kitchen"):
-            return
-        for ticket in frame["data"].get("tickets", []):
-            if self._takes(index, ticket["id"]):
-                self._cook_once(client, ticket["id"], ticket["status"])
-
-    def _cook_once(self, client: ReconnectingDevice, order_id: int, status: str) -> None:
-        steps = self.steps.get(status)
-        if steps and order_id not in self.cooking:
-            self.cooking.add(order_id)
-            self._spawn(self._cook(client, order_id, steps))
-
-    async def _cook(self, client: ReconnectingDevice, order_id: int, steps: Sequence[str]) -> None:
-        try:
-            for step in steps:
-                if self.plan.kitchen_step_s:
-                    await asyncio.sleep(self.plan.kitchen_step_s)
-                if step == "order.ready":
-                    self.ready_at[order_id] = time.monotonic()
-                await client.command(step, {"order_id": order_id}, timeout=REPLY_TIMEOUT_S)
-            if order_id in self.placed_ids:
-                self.tally.complete()  # orders of an earlier run, taken from a snapshot, are not this run's
-        except Exception as exc:
-            self._error(exc)
-            if not isinstance(exc, CommandFailed):
-                self.cooking.discard(order_id)  # unanswered: a later snapshot may show the ticket again
+    def _cooked(self, order_id: int) -> None:
+        if order_id in self.placed_ids:
+            self.tally.complete()  # orders of an earlier run, taken from a snapshot, are not this run's
 
     def _board_event(self, frame: dict[str, Any]) -> None:
         if frame["event"] == "board.updated" and frame["data"]["column"] == "ready":
@@ -419,8 +377,8 @@ class Simulation:
             self._spawn(
                 self._listen(
                     kitchen,
-                    partial(self._kitchen_event, kitchen, index),
-                    partial(self._kitchen_snapshot, kitchen, index),
+                    partial(self.kitchens.event, kitchen, index),
+                    partial(self.kitchens.snapshot, kitchen, index),
                 )
             )
         for board in boards:

@@ -261,7 +261,7 @@ async def test_a_kitchen_display_takes_up_the_tickets_of_a_snapshot_where_they_s
     tickets = [{"id": 2, "status": "preparing"}, {"id": 3, "status": "ready"}]
     snapshot = {"type": "snapshot", "channel": "branch:1:kitchen", "seq": 9, "epoch": "e", "data": {"tickets": tickets}}
     for _ in range(2):  # the same ticket shown twice (a resume from an older position) is cooked once
-        simulation._kitchen_snapshot(kitchen, 0, snapshot)  # type: ignore[arg-type]
+        simulation.kitchens.snapshot(kitchen, 0, snapshot)  # type: ignore[arg-type]
     await asyncio.wait_for(asyncio.gather(*simulation._tasks), 5)
     assert sorted(kitchen.sent) == [("order.complete", 2), ("order.complete", 3), ("order.ready", 2)]
     assert simulation.tally.completed == 2
