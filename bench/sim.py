@@ -45,17 +45,16 @@ from bench.processes import run_fast
 from bench.provision import Fleet, NoMenu, SimDevice, provision_for, reissue
 from bench.sim_carts import Carts
 from bench.sim_client import SimClient, Wants, wants_board, wants_payment, wants_payment_request
+from bench.sim_kiosks import PAYMENT_TRIES, Kiosks
 from bench.sim_kitchens import KitchenDisplays
 from bench.sim_stations import StationDisplays, wants_tickets
 from bench.sim_terminals import Terminals
-from bench.tally import Outcomes, Tally
+from bench.tally import Tally
 from channels.client import CommandFailed, HandshakeRefused
 from channels.reconnecting import ReconnectingDevice
 from persistence.enums import DeviceKind
 from server.cli import CommandError, load_settings
 
-FINAL = {"approved", "declined", "failed", "cancelled", "expired", "needs_refund"}
-PAYMENT_TRIES = 3
 CONNECT_BATCH = 200
 DRAIN_S = 15.0
 REPLY_TIMEOUT_S = 30.0
@@ -130,13 +129,19 @@ class Simulation:
         self.carts = Carts(self.rng, fleet.locales)
         self.approved_at: dict[int, float] = {}
         self.ready_at: dict[int, float] = {}
-        self.payments: dict[int, Outcomes] = {}
-        # Per kiosk, the payments it waits for and their orders: a snapshot tells how those it missed ended.
-        self.paying: dict[int, dict[int, int]] = {}
-        self.placed_ids: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._clients: list[ReconnectingDevice] = []
         self.station_clients: dict[str, ReconnectingDevice] = {}
+        # A run starts a new tally as its orders begin: the kiosks read the current one.
+        self.kiosks = Kiosks(
+            self._error,
+            self.carts,
+            lambda: self.tally,
+            self._more_orders,
+            plan.approve_after_s,
+            plan.think_s,
+            REPLY_TIMEOUT_S,
+        )
         self.terminals = Terminals(
             self._spawn,
             self._error,
@@ -223,63 +228,6 @@ class Simulation:
             return False
         return True
 
-    # Kiosks and their terminals
-
-    async def _kiosk(self, client: ReconnectingDevice, kiosk_id: int) -> None:
-        outcomes = self.payments.setdefault(kiosk_id, Outcomes())
-        while self._more_orders() and not client.closed.is_set():
-            self.tally.placed += 1  # counted before the reply, so --orders is never overshot
-            try:
-                cart = await client.command("cart.create", self.carts.new_cart(), timeout=REPLY_TIMEOUT_S)
-                for line in self.carts.lines():
-                    await client.command("cart.add", {"cart_id": cart["id"], **line}, timeout=REPLY_TIMEOUT_S)
-                other = self.carts.switch_locale(cart)
-                if other is not None:
-                    # The customer switches language half way.
-                    await client.command(
-                        "cart.set_locale", {"cart_id": cart["id"], "locale": other}, timeout=REPLY_TIMEOUT_S
-                    )
-                sent = time.monotonic()
-                order = await client.command("order.place", {"cart_id": cart["id"]}, timeout=REPLY_TIMEOUT_S)
-                self.tally.place_s.append(time.monotonic() - sent)
-                self.placed_ids.add(order["id"])
-            except Exception as exc:
-                self.tally.placed -= 1
-                self._error(exc)
-                await asyncio.sleep(0.2)
-                continue
-            try:
-                await self._pay(client, kiosk_id, outcomes, order["id"])
-            except Exception as exc:
-                self._error(exc)
-                await self._give_up(client, order["id"])
-            if self.plan.think_s:
-                await asyncio.sleep(self.plan.think_s)
-
-    async def _pay(self, client: ReconnectingDevice, kiosk_id: int, outcomes: Outcomes, order_id: int) -> None:
-        paying = self.paying.setdefault(kiosk_id, {})
-        for _ in range(PAYMENT_TRIES):
-            payment = await client.command("payment.start", {"order_id": order_id}, timeout=REPLY_TIMEOUT_S)
-            paying[payment["id"]] = order_id
-            try:
-                async with asyncio.timeout(self.plan.approve_after_s + REPLY_TIMEOUT_S):
-                    status = await outcomes.wait(payment["id"])
-            finally:
-                paying.pop(payment["id"], None)
-            if status in ("approved", "needs_refund"):
-                self.tally.paid += 1
-                return
-            self.tally.declined += 1
-        await client.command("order.cancel", {"order_id": order_id}, timeout=REPLY_TIMEOUT_S)
-
-    async def _give_up(self, client: ReconnectingDevice, order_id: int) -> None:
-        """A kiosk that could not get its order paid cancels it, as its customer walks away."""
-        try:
-            await client.command("order.cancel", {"order_id": order_id}, timeout=REPLY_TIMEOUT_S)
-        except Exception as exc:
-            # A payment still in progress (conflict) or the device gone: the server's deadlines end the order.
-            self._error(exc)
-
     async def _listen(
         self,
         client: ReconnectingDevice,
@@ -300,22 +248,6 @@ class Simulation:
             # The device stopped for good (4003: disabled); its waits fail from now on, and the close says why.
             self.tally.errors[f"closed {client.close_code}"] += 1
 
-    def _kiosk_event(self, kiosk_id: int, frame: dict[str, Any]) -> None:
-        if frame["event"].startswith("payment.") and frame["data"]["status"] in FINAL:
-            self.payments.setdefault(kiosk_id, Outcomes()).report(frame["data"]["id"], frame["data"]["status"])
-
-    def _kiosk_snapshot(self, kiosk_id: int, frame: dict[str, Any]) -> None:
-        """The kiosk's own channel, instead of the events it missed: the payments it waits for that are over."""
-        if not frame["channel"].startswith("device:"):
-            return
-        still_open = {payment["id"] for payment in frame["data"].get("payments", [])}
-        unpaid = {order["id"] for order in frame["data"].get("orders", [])}
-        outcomes = self.payments.setdefault(kiosk_id, Outcomes())
-        for payment_id, order_id in list(self.paying.get(kiosk_id, {}).items()):
-            if payment_id not in still_open:
-                # Over, but how is not shown: paid if its order no longer awaits payment, else try again.
-                outcomes.report(payment_id, "declined" if order_id in unpaid else "approved")
-
     # Kitchen displays and boards
 
     def _queued(self, order_id: int) -> None:
@@ -324,7 +256,7 @@ class Simulation:
             self.tally.kitchen_s.append(time.monotonic() - approved)
 
     def _cooked(self, order_id: int) -> None:
-        if order_id in self.placed_ids:
+        if order_id in self.kiosks.placed_ids:
             self.tally.complete()  # orders of an earlier run, taken from a snapshot, are not this run's
 
     def _board_event(self, frame: dict[str, Any]) -> None:
@@ -365,7 +297,7 @@ class Simulation:
             raise CommandError("the simulator's branch sells nothing orderable")
         for kiosk, device in zip(kiosks, self.fleet.kiosks, strict=True):
             self._spawn(
-                self._listen(kiosk, partial(self._kiosk_event, device.id), partial(self._kiosk_snapshot, device.id))
+                self._listen(kiosk, partial(self.kiosks.event, device.id), partial(self.kiosks.snapshot, device.id))
             )
         for terminal in terminals.values():
             self._spawn(
@@ -396,7 +328,9 @@ class Simulation:
             await meter.start()
         self.tally = Tally(errors=self.tally.errors, connections=self.tally.connections)
         progress = asyncio.ensure_future(self._progress()) if self.plan.progress else None
-        shoppers = [asyncio.ensure_future(self._kiosk(c, d.id)) for c, d in zip(kiosks, self.fleet.kiosks, strict=True)]
+        shoppers = [
+            asyncio.ensure_future(self.kiosks.shop(c, d.id)) for c, d in zip(kiosks, self.fleet.kiosks, strict=True)
+        ]
         try:
             await asyncio.wait_for(self.stopping.wait(), self.plan.duration_s)
         except TimeoutError:

@@ -256,7 +256,7 @@ async def test_a_kitchen_display_takes_up_the_tickets_of_a_snapshot_where_they_s
     """A snapshot instead of missed events: a preparing ticket is readied and completed, a ready one completed."""
     display = SimDevice(1, DeviceKind.KITCHEN_DISPLAY, "sim-kitchen-00001", "token")
     simulation = Simulation(Plan(urls=[], kitchen_step_s=0, progress=False), Fleet(0, [], {}, [display], []), [])
-    simulation.placed_ids = {2, 3}
+    simulation.kiosks.placed_ids = {2, 3}
     kitchen = Kitchen()
     tickets = [{"id": 2, "status": "preparing"}, {"id": 3, "status": "ready"}]
     snapshot = {"type": "snapshot", "channel": "branch:1:kitchen", "seq": 9, "epoch": "e", "data": {"tickets": tickets}}
@@ -270,10 +270,10 @@ async def test_a_kitchen_display_takes_up_the_tickets_of_a_snapshot_where_they_s
 async def test_a_kiosk_reads_from_a_snapshot_how_the_payments_it_missed_ended() -> None:
     """Gone from the open payments: paid when its order no longer awaits payment, declined when it still does."""
     simulation = Simulation(Plan(urls=[], progress=False), Fleet(0, [], {}, [], []), [])
-    simulation.paying[5] = {10: 100, 11: 101, 12: 102}
+    simulation.kiosks.paying[5] = {10: 100, 11: 101, 12: 102}
     data = {"carts": [], "orders": [{"id": 101}, {"id": 102}], "payments": [{"id": 12}]}
-    simulation._kiosk_snapshot(5, {"type": "snapshot", "channel": "device:5", "seq": 3, "epoch": "e", "data": data})
-    outcomes = simulation.payments[5]
+    simulation.kiosks.snapshot(5, {"type": "snapshot", "channel": "device:5", "seq": 3, "epoch": "e", "data": data})
+    outcomes = simulation.kiosks.payments[5]
     assert await asyncio.wait_for(outcomes.wait(10), 5) == "approved"
     assert await asyncio.wait_for(outcomes.wait(11), 5) == "declined"
     with pytest.raises(TimeoutError):
