@@ -49,7 +49,7 @@ from bench.sim_kiosks import PAYMENT_TRIES, Kiosks
 from bench.sim_kitchens import KitchenDisplays
 from bench.sim_stations import StationDisplays, wants_tickets
 from bench.sim_terminals import Terminals
-from bench.tally import Tally
+from bench.tally import Tally, show_progress
 from channels.client import CommandFailed, HandshakeRefused
 from channels.reconnecting import ReconnectingDevice
 from persistence.enums import DeviceKind
@@ -265,29 +265,6 @@ class Simulation:
             if ready is not None:
                 self.tally.board_s.append(time.monotonic() - ready)
 
-    async def _progress(self) -> None:
-        plan, tally = self.plan, self.tally
-        tty = sys.stderr.isatty()
-        last_line = 0.0
-        while True:
-            if plan.orders is not None:
-                done, goal, unit = tally.placed, plan.orders, "orders"
-            else:
-                done, goal, unit = round(tally.elapsed_s), round(plan.duration_s or 0), "s"
-            filled = int(30 * min(1.0, done / goal)) if goal else 30
-            errors = sum(tally.errors.values())
-            line = (
-                f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{goal} {unit}  placed {tally.placed}  "
-                f"paid {tally.paid}  completed {tally.completed}  errors {errors}"
-            )
-            now = time.monotonic()
-            if tty:
-                print(f"\r{line}", end="", file=sys.stderr, flush=True)
-            elif now - last_line >= 5:
-                print(line, file=sys.stderr, flush=True)
-                last_line = now
-            await asyncio.sleep(0.25)
-
     async def run(self) -> Tally:
         """Connect every device, drive orders until the plan is met, let the kitchens finish, close."""
         kiosks, terminals, kitchens, boards = await self._connect_all()
@@ -327,7 +304,11 @@ class Simulation:
         for meter in self.meters:
             await meter.start()
         self.tally = Tally(errors=self.tally.errors, connections=self.tally.connections)
-        progress = asyncio.ensure_future(self._progress()) if self.plan.progress else None
+        progress = (
+            asyncio.ensure_future(show_progress(self.tally, self.plan.orders, self.plan.duration_s))
+            if self.plan.progress
+            else None
+        )
         shoppers = [
             asyncio.ensure_future(self.kiosks.shop(c, d.id)) for c, d in zip(kiosks, self.fleet.kiosks, strict=True)
         ]
