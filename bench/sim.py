@@ -4,21 +4,23 @@
     .venv/bin/python -m bench.sim             # another: 10 kiosks for 30 s
     .venv/bin/python -m bench.sim --kiosks 50 --orders 1000 --approve-after 0 --kitchen-step 0
 
-Each kiosk builds a cart of one to three items, places the order, starts the payment and
-waits for its result; a declined card is tried again (three tries, then the order is
-cancelled). Each terminal charges what it is asked after `--approve-after` seconds and
-declines a `--decline` share. Kitchen displays share the tickets (each takes the orders
-whose id falls to it), start, ready and complete them `--kitchen-step` seconds apart;
-order boards watch `board.updated`. With `--stations grill,drinks` the branch has those
+Each kiosk builds a cart of one to three items (bench/sim_carts.py), places the order,
+starts the payment and waits for its result; a declined card is tried again, three tries
+in all, then the order is cancelled (bench/sim_kiosks.py). Each terminal charges what it is asked
+after `--approve-after` seconds and declines a `--decline` share (bench/sim_terminals.py).
+Kitchen displays share the tickets (each takes the orders whose id falls to it), start,
+ready and complete them `--kitchen-step` seconds apart (bench/sim_kitchens.py); order
+boards watch `board.updated`. With `--stations grill,drinks` the branch has those
 kitchen stations, each with a display that bumps its lines of every ticket
 (bench/sim_stations.py); the kitchen displays then only hand over the orders the last
 bump made ready. With several `--url`s, devices are spread over them
-and each kiosk's terminal sits on another instance than the kiosk.
+and each kiosk's terminal sits on another instance than the kiosk. This file holds the
+run itself (connecting the devices, listening, timing and counting) and the command line.
 
 It ends with a table: orders placed, paid and completed, errors by code, and latencies
 (p50/p95/p99): the `order.place` reply, payment approved (the terminal sends its result) to
 `order.queued` on the kitchen display, and `order.ready` (the kitchen sends it) to
-`board.updated` on the board. The devices live in a branch of their own ("Simulator"),
+`board.updated` on the board (bench/tally.py). The devices live in a branch of their own ("Simulator"),
 made in the server's database (bench/provision.py).
 
 Every device behaves like a real one (channels/reconnecting.py): closed by the server, it reconnects
@@ -248,7 +250,7 @@ class Simulation:
             # The device stopped for good (4003: disabled); its waits fail from now on, and the close says why.
             self.tally.errors[f"closed {client.close_code}"] += 1
 
-    # Kitchen displays and boards
+    # What the run times and counts
 
     def _queued(self, order_id: int) -> None:
         approved = self.approved_at.pop(order_id, None)
