@@ -4,21 +4,23 @@
     .venv/bin/python -m bench.sim             # another: 10 kiosks for 30 s
     .venv/bin/python -m bench.sim --kiosks 50 --orders 1000 --approve-after 0 --kitchen-step 0
 
-Each kiosk builds a cart of one to three items, places the order, starts the payment and
-waits for its result; a declined card is tried again (three tries, then the order is
-cancelled). Each terminal charges what it is asked after `--approve-after` seconds and
-declines a `--decline` share. Kitchen displays share the tickets (each takes the orders
-whose id falls to it), start, ready and complete them `--kitchen-step` seconds apart;
-order boards watch `board.updated`. With `--stations grill,drinks` the branch has those
+Each kiosk builds a cart of one to three items (bench/sim_carts.py), places the order,
+starts the payment and waits for its result; a declined card is tried again, three tries
+in all, then the order is cancelled (bench/sim_kiosks.py). Each terminal charges what it is asked
+after `--approve-after` seconds and declines a `--decline` share (bench/sim_terminals.py).
+Kitchen displays share the tickets (each takes the orders whose id falls to it), start,
+ready and complete them `--kitchen-step` seconds apart (bench/sim_kitchens.py); order
+boards watch `board.updated`. With `--stations grill,drinks` the branch has those
 kitchen stations, each with a display that bumps its lines of every ticket
 (bench/sim_stations.py); the kitchen displays then only hand over the orders the last
 bump made ready. With several `--url`s, devices are spread over them
-and each kiosk's terminal sits on another instance than the kiosk.
+and each kiosk's terminal sits on another instance than the kiosk. This file holds the
+run itself (connecting the devices, listening, timing and counting) and the command line.
 
 It ends with a table: orders placed, paid and completed, errors by code, and latencies
 (p50/p95/p99): the `order.place` reply, payment approved (the terminal sends its result) to
 `order.queued` on the kitchen display, and `order.ready` (the kitchen sends it) to
-`board.updated` on the board. The devices live in a branch of their own ("Simulator"),
+`board.updated` on the board (bench/tally.py). The devices live in a branch of their own ("Simulator"),
 made in the server's database (bench/provision.py).
 
 Every device behaves like a real one (channels/reconnecting.py): closed by the server, it reconnects
@@ -43,29 +45,21 @@ from typing import Any, Protocol
 
 from bench.processes import run_fast
 from bench.provision import Fleet, NoMenu, SimDevice, provision_for, reissue
+from bench.sim_carts import Carts
 from bench.sim_client import SimClient, Wants, wants_board, wants_payment, wants_payment_request
+from bench.sim_kiosks import PAYMENT_TRIES, Kiosks
+from bench.sim_kitchens import KitchenDisplays
 from bench.sim_stations import StationDisplays, wants_tickets
-from bench.tally import Outcomes, Tally
+from bench.sim_terminals import Terminals
+from bench.tally import Tally, show_progress
 from channels.client import CommandFailed, HandshakeRefused
 from channels.reconnecting import ReconnectingDevice
 from persistence.enums import DeviceKind
 from server.cli import CommandError, load_settings
 
-FINAL = {"approved", "declined", "failed", "cancelled", "expired", "needs_refund"}
-PAYMENT_TRIES = 3
 CONNECT_BATCH = 200
 DRAIN_S = 15.0
 REPLY_TIMEOUT_S = 30.0
-# The share of carts whose customer switches language before ordering (cart.set_locale).
-SWITCH_LOCALE = 0.2
-# What a kitchen display still has to do for a ticket, by the status the ticket shows.
-KITCHEN_STEPS = {
-    "paid": ("order.start", "order.ready", "order.complete"),
-    "preparing": ("order.ready", "order.complete"),
-    "ready": ("order.complete",),
-}
-# The same where stations bump the orders ready: the kitchen displays hand them over.
-HAND_OVER_STEPS = {"ready": ("order.complete",)}
 
 
 @dataclass(frozen=True)
@@ -134,24 +128,42 @@ class Simulation:
         # Set before the listeners are cancelled: on Python 3.11 asyncio.wait_for can swallow a cancellation
         # that lands as a frame arrives, and a listener that only watched its cancellation would go on forever.
         self.finished = False
-        self.menu: list[dict[str, Any]] = []
-        # The branch's service modes: each cart is eaten in or taken away at random, as customers choose.
-        self.service_modes: list[str] = []
-        self.locales: list[str] = []
+        self.carts = Carts(self.rng, fleet.locales)
         self.approved_at: dict[int, float] = {}
         self.ready_at: dict[int, float] = {}
-        self.payments: dict[int, Outcomes] = {}
-        # Per kiosk, the payments it waits for and their orders: a snapshot tells how those it missed ended.
-        self.paying: dict[int, dict[int, int]] = {}
-        self.placed_ids: set[int] = set()
-        # Payments a terminal is charging and tickets a display is cooking (or has cooked): an event or a snapshot
-        # seen twice, as a resume from an older position can show them, starts nothing twice.
-        self.charging: set[int] = set()
-        self.cooking: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._clients: list[ReconnectingDevice] = []
         self.station_clients: dict[str, ReconnectingDevice] = {}
-        self.steps = HAND_OVER_STEPS if fleet.stations else KITCHEN_STEPS
+        # A run starts a new tally as its orders begin: the kiosks read the current one.
+        self.kiosks = Kiosks(
+            self._error,
+            self.carts,
+            lambda: self.tally,
+            self._more_orders,
+            plan.approve_after_s,
+            plan.think_s,
+            REPLY_TIMEOUT_S,
+        )
+        self.terminals = Terminals(
+            self._spawn,
+            self._error,
+            self.rng,
+            self.approved_at,
+            plan.approve_after_s,
+            plan.decline_share,
+            REPLY_TIMEOUT_S,
+        )
+        self.kitchens = KitchenDisplays(
+            self._spawn,
+            self._error,
+            len(fleet.kitchens),
+            bool(fleet.stations),
+            self.ready_at,
+            self._queued,
+            self._cooked,
+            plan.kitchen_step_s,
+            REPLY_TIMEOUT_S,
+        )
         self.stations = StationDisplays(self._spawn, self._error, self.ready_at, plan.kitchen_step_s, REPLY_TIMEOUT_S)
 
     def _spawn(self, work: Awaitable[None]) -> None:
@@ -187,7 +199,7 @@ class Simulation:
             assert kiosk.paired_terminal_id is not None
             terminal = self.fleet.terminals[kiosk.paired_terminal_id]
             jobs.append((terminal, index + 1, wants_payment_request))
-        jobs += [(device, i, partial(self._kitchen_wants, i)) for i, device in enumerate(self.fleet.kitchens)]
+        jobs += [(device, i, partial(self.kitchens.wants, i)) for i, device in enumerate(self.fleet.kitchens)]
         jobs += [(device, i, wants_board) for i, device in enumerate(self.fleet.boards)]
         jobs += [(device, i, wants_tickets) for i, device in enumerate(self.fleet.stations.values())]
         clients: list[ReconnectingDevice] = []
@@ -218,106 +230,6 @@ class Simulation:
             return False
         return True
 
-    def _new_cart(self) -> dict[str, Any]:
-        """`cart.create` data: a random service mode of those the branch offers; the cart's locale is its kiosk's
-        (said in its hello) unless the fleet knew none, then a random one the branch offers."""
-        data: dict[str, Any] = {}
-        if self.service_modes:
-            data["service_mode"] = self.rng.choice(self.service_modes)
-        if self.locales and not self.fleet.locales:
-            data["locale"] = self.rng.choice(self.locales)
-        return data
-
-    def _lines(self) -> list[dict[str, Any]]:
-        lines = []
-        for item in self.rng.sample(self.menu, k=min(len(self.menu), self.rng.randint(1, 3))):
-            line = {"item_id": item["id"], "qty": self.rng.randint(1, 2), "options": self._options(item)}
-            if item.get("combo_slots"):
-                line["components"] = self._components(item["combo_slots"])
-            lines.append(line)
-        return lines
-
-    def _options(self, item: dict[str, Any]) -> list[int]:
-        """An item's options as a customer picks them: the defaults, or now and then another choice of a group that
-        takes exactly one (a larger drink)."""
-        options: list[int] = []
-        for group in item["option_groups"]:
-            picked = [c["id"] for c in group["choices"] if c["is_default"]][: group["max_select"]]
-            others = [c["id"] for c in group["choices"] if c["id"] not in picked]
-            if group["min_select"] == group["max_select"] == 1 and others and self.rng.random() < 0.3:
-                picked = [self.rng.choice(others)]
-            picked += others[: max(0, group["min_select"] - len(picked))]
-            options += [choice for choice in picked if choice not in options]
-        return options
-
-    def _components(self, slots: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """A combo's slots filled as a customer fills them: any available choice of each, with its options."""
-        components = []
-        for slot in slots:
-            available = [choice for choice in slot["choices"] if choice["available"]] or slot["choices"]
-            choice = self.rng.choice(available)
-            components.append(
-                {"slot_id": slot["id"], "item_id": choice["item_id"], "choice_ids": self._options(choice)}
-            )
-        return components
-
-    # Kiosks and their terminals
-
-    async def _kiosk(self, client: ReconnectingDevice, kiosk_id: int) -> None:
-        outcomes = self.payments.setdefault(kiosk_id, Outcomes())
-        while self._more_orders() and not client.closed.is_set():
-            self.tally.placed += 1  # counted before the reply, so --orders is never overshot
-            try:
-                cart = await client.command("cart.create", self._new_cart(), timeout=REPLY_TIMEOUT_S)
-                for line in self._lines():
-                    await client.command("cart.add", {"cart_id": cart["id"], **line}, timeout=REPLY_TIMEOUT_S)
-                if len(self.locales) > 1 and self.rng.random() < SWITCH_LOCALE:
-                    # The customer switches language half way.
-                    other = self.rng.choice([locale for locale in self.locales if locale != cart["locale"]])
-                    await client.command(
-                        "cart.set_locale", {"cart_id": cart["id"], "locale": other}, timeout=REPLY_TIMEOUT_S
-                    )
-                sent = time.monotonic()
-                order = await client.command("order.place", {"cart_id": cart["id"]}, timeout=REPLY_TIMEOUT_S)
-                self.tally.place_s.append(time.monotonic() - sent)
-                self.placed_ids.add(order["id"])
-            except Exception as exc:
-                self.tally.placed -= 1
-                self._error(exc)
-                await asyncio.sleep(0.2)
-                continue
-            try:
-                await self._pay(client, kiosk_id, outcomes, order["id"])
-            except Exception as exc:
-                self._error(exc)
-                await self._give_up(client, order["id"])
-            if self.plan.think_s:
-                await asyncio.sleep(self.plan.think_s)
-
-    async def _pay(self, client: ReconnectingDevice, kiosk_id: int, outcomes: Outcomes, order_id: int) -> None:
-        paying = self.paying.setdefault(kiosk_id, {})
-        for _ in range(PAYMENT_TRIES):
-            payment = await client.command("payment.start", {"order_id": order_id}, timeout=REPLY_TIMEOUT_S)
-            paying[payment["id"]] = order_id
-            try:
-                async with asyncio.timeout(self.plan.approve_after_s + REPLY_TIMEOUT_S):
-                    status = await outcomes.wait(payment["id"])
-            finally:
-                paying.pop(payment["id"], None)
-            if status in ("approved", "needs_refund"):
-                self.tally.paid += 1
-                return
-            self.tally.declined += 1
-        await client.command("order.cancel", {"order_id": order_id}, timeout=REPLY_TIMEOUT_S)
-
-    async def _give_up(self, client: ReconnectingDevice, order_id: int) -> None:
-        """A kiosk that could not get its order paid cancels it, as its customer walks away."""
-        try:
-            await client.command("order.cancel", {"order_id": order_id}, timeout=REPLY_TIMEOUT_S)
-        except Exception as exc:
-            # A payment still in progress (conflict) or the device gone: the server's deadlines end the order.
-            self._error(exc)
-
     async def _listen(
         self,
         client: ReconnectingDevice,
@@ -338,110 +250,16 @@ class Simulation:
             # The device stopped for good (4003: disabled); its waits fail from now on, and the close says why.
             self.tally.errors[f"closed {client.close_code}"] += 1
 
-    def _kiosk_event(self, kiosk_id: int, frame: dict[str, Any]) -> None:
-        if frame["event"].startswith("payment.") and frame["data"]["status"] in FINAL:
-            self.payments.setdefault(kiosk_id, Outcomes()).report(frame["data"]["id"], frame["data"]["status"])
+    # What the run times and counts
 
-    def _kiosk_snapshot(self, kiosk_id: int, frame: dict[str, Any]) -> None:
-        """The kiosk's own channel, instead of the events it missed: the payments it waits for that are over."""
-        if not frame["channel"].startswith("device:"):
-            return
-        still_open = {payment["id"] for payment in frame["data"].get("payments", [])}
-        unpaid = {order["id"] for order in frame["data"].get("orders", [])}
-        outcomes = self.payments.setdefault(kiosk_id, Outcomes())
-        for payment_id, order_id in list(self.paying.get(kiosk_id, {}).items()):
-            if payment_id not in still_open:
-                # Over, but how is not shown: paid if its order no longer awaits payment, else try again.
-                outcomes.report(payment_id, "declined" if order_id in unpaid else "approved")
-
-    def _terminal_event(self, client: ReconnectingDevice, frame: dict[str, Any]) -> None:
-        if frame["event"] == "payment.requested":
-            self._charge_once(client, frame["data"])
-
-    def _terminal_snapshot(self, client: ReconnectingDevice, frame: dict[str, Any]) -> None:
-        """The terminal's own channel: charge the payments it was asked for while it was away."""
-        terminal_id = int(frame["channel"].split(":")[1])
-        for payment in frame["data"].get("payments", []):
-            if payment.get("terminal_id") == terminal_id:
-                self._charge_once(client, payment)
-
-    def _charge_once(self, client: ReconnectingDevice, payment: dict[str, Any]) -> None:
-        if payment["id"] not in self.charging:
-            self.charging.add(payment["id"])
-            self._spawn(self._charge(client, payment))
-
-    async def _charge(self, client: ReconnectingDevice, payment: dict[str, Any]) -> None:
-        try:
-            if payment.get("status") != "processing":
-                await client.command(
-                    "payment.progress", {"payment_id": payment["id"], "status": "processing"}, timeout=REPLY_TIMEOUT_S
-                )
-            if self.plan.approve_after_s:
-                await asyncio.sleep(self.plan.approve_after_s)
-            approve = self.rng.random() >= self.plan.decline_share
-            if approve:
-                self.approved_at[payment["order_id"]] = time.monotonic()
-            status = "approved" if approve else "declined"
-            await client.command(
-                "payment.result", {"payment_id": payment["id"], "status": status}, timeout=REPLY_TIMEOUT_S
-            )
-        except Exception as exc:
-            self._error(exc)
-            if not isinstance(exc, CommandFailed):
-                self.charging.discard(payment["id"])  # not answered: a later snapshot may show it again
-
-    # Kitchen displays and boards
-
-    def _takes(self, index: int, order_id: int) -> bool:
-        return order_id % len(self.fleet.kitchens) == index  # each display takes the orders whose id falls to it
-
-    def _kitchen_wants(self, index: int, event: str, order_id: int | None) -> bool:
-        # With stations, the kitchen displays hand over what the stations' bumps made ready.
-        acts_on = ("order.queued", "order.ready") if self.fleet.stations else ("order.queued",)
-        return event in acts_on and (order_id is None or self._takes(index, order_id))
-
-    def _kitchen_event(self, client: ReconnectingDevice, index: int, frame: dict[str, Any]) -> None:
-        if frame["event"] not in ("order.queued", "order.ready"):
-            return
-        order_id = frame["data"]["id"]
-        if not self._takes(index, order_id):
-            return  # another display's ticket
-        if frame["event"] == "order.ready":
-            self._cook_once(client, order_id, "ready")
-            return
+    def _queued(self, order_id: int) -> None:
         approved = self.approved_at.pop(order_id, None)
         if approved is not None:
             self.tally.kitchen_s.append(time.monotonic() - approved)
-        self._cook_once(client, order_id, "paid")
 
-    def _kitchen_snapshot(self, client: ReconnectingDevice, index: int, frame: dict[str, Any]) -> None:
-        """The kitchen queue, instead of the events missed: take up every ticket of this display where it stands."""
-        if not frame["channel"].endswith(":kitchen"):
-            return
-        for ticket in frame["data"].get("tickets", []):
-            if self._takes(index, ticket["id"]):
-                self._cook_once(client, ticket["id"], ticket["status"])
-
-    def _cook_once(self, client: ReconnectingDevice, order_id: int, status: str) -> None:
-        steps = self.steps.get(status)
-        if steps and order_id not in self.cooking:
-            self.cooking.add(order_id)
-            self._spawn(self._cook(client, order_id, steps))
-
-    async def _cook(self, client: ReconnectingDevice, order_id: int, steps: Sequence[str]) -> None:
-        try:
-            for step in steps:
-                if self.plan.kitchen_step_s:
-                    await asyncio.sleep(self.plan.kitchen_step_s)
-                if step == "order.ready":
-                    self.ready_at[order_id] = time.monotonic()
-                await client.command(step, {"order_id": order_id}, timeout=REPLY_TIMEOUT_S)
-            if order_id in self.placed_ids:
-                self.tally.complete()  # orders of an earlier run, taken from a snapshot, are not this run's
-        except Exception as exc:
-            self._error(exc)
-            if not isinstance(exc, CommandFailed):
-                self.cooking.discard(order_id)  # unanswered: a later snapshot may show the ticket again
+    def _cooked(self, order_id: int) -> None:
+        if order_id in self.kiosks.placed_ids:
+            self.tally.complete()  # orders of an earlier run, taken from a snapshot, are not this run's
 
     def _board_event(self, frame: dict[str, Any]) -> None:
         if frame["event"] == "board.updated" and frame["data"]["column"] == "ready":
@@ -449,54 +267,29 @@ class Simulation:
             if ready is not None:
                 self.tally.board_s.append(time.monotonic() - ready)
 
-    async def _progress(self) -> None:
-        plan, tally = self.plan, self.tally
-        tty = sys.stderr.isatty()
-        last_line = 0.0
-        while True:
-            if plan.orders is not None:
-                done, goal, unit = tally.placed, plan.orders, "orders"
-            else:
-                done, goal, unit = round(tally.elapsed_s), round(plan.duration_s or 0), "s"
-            filled = int(30 * min(1.0, done / goal)) if goal else 30
-            errors = sum(tally.errors.values())
-            line = (
-                f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{goal} {unit}  placed {tally.placed}  "
-                f"paid {tally.paid}  completed {tally.completed}  errors {errors}"
-            )
-            now = time.monotonic()
-            if tty:
-                print(f"\r{line}", end="", file=sys.stderr, flush=True)
-            elif now - last_line >= 5:
-                print(line, file=sys.stderr, flush=True)
-                last_line = now
-            await asyncio.sleep(0.25)
-
     async def run(self) -> Tally:
         """Connect every device, drive orders until the plan is met, let the kitchens finish, close."""
         kiosks, terminals, kitchens, boards = await self._connect_all()
         menu = await kiosks[0].command("menu.get")
-        self.menu = [item for category in menu["categories"] for item in category["items"] if item["orderable"]]
-        self.service_modes = list(menu["service_modes"])
-        self.locales = list(menu.get("locales", []))
-        if not self.menu:
+        self.carts.take_menu(menu)
+        if not self.carts.menu:
             raise CommandError("the simulator's branch sells nothing orderable")
         for kiosk, device in zip(kiosks, self.fleet.kiosks, strict=True):
             self._spawn(
-                self._listen(kiosk, partial(self._kiosk_event, device.id), partial(self._kiosk_snapshot, device.id))
+                self._listen(kiosk, partial(self.kiosks.event, device.id), partial(self.kiosks.snapshot, device.id))
             )
         for terminal in terminals.values():
             self._spawn(
                 self._listen(
-                    terminal, partial(self._terminal_event, terminal), partial(self._terminal_snapshot, terminal)
+                    terminal, partial(self.terminals.event, terminal), partial(self.terminals.snapshot, terminal)
                 )
             )
         for index, kitchen in enumerate(kitchens):
             self._spawn(
                 self._listen(
                     kitchen,
-                    partial(self._kitchen_event, kitchen, index),
-                    partial(self._kitchen_snapshot, kitchen, index),
+                    partial(self.kitchens.event, kitchen, index),
+                    partial(self.kitchens.snapshot, kitchen, index),
                 )
             )
         for board in boards:
@@ -513,8 +306,14 @@ class Simulation:
         for meter in self.meters:
             await meter.start()
         self.tally = Tally(errors=self.tally.errors, connections=self.tally.connections)
-        progress = asyncio.ensure_future(self._progress()) if self.plan.progress else None
-        shoppers = [asyncio.ensure_future(self._kiosk(c, d.id)) for c, d in zip(kiosks, self.fleet.kiosks, strict=True)]
+        progress = (
+            asyncio.ensure_future(show_progress(self.tally, self.plan.orders, self.plan.duration_s))
+            if self.plan.progress
+            else None
+        )
+        shoppers = [
+            asyncio.ensure_future(self.kiosks.shop(c, d.id)) for c, d in zip(kiosks, self.fleet.kiosks, strict=True)
+        ]
         try:
             await asyncio.wait_for(self.stopping.wait(), self.plan.duration_s)
         except TimeoutError:

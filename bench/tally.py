@@ -1,8 +1,9 @@
-"""What a simulator run counts as it goes, and the closing table it prints."""
+"""What a simulator run counts as it goes, the progress line it shows meanwhile, and the closing table it prints."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -65,6 +66,33 @@ class Tally:
         """One more order completed, now."""
         self.completed += 1
         self.completed_at.append(time.monotonic())
+
+
+async def show_progress(tally: Tally, orders: int | None, duration_s: float | None) -> None:
+    """Show a run's progress on stderr until cancelled: towards `orders`, else towards `duration_s` seconds.
+
+    On a terminal the line is redrawn in place four times a second; elsewhere (a log) a line is printed every 5 s.
+    """
+    tty = sys.stderr.isatty()
+    last_line = 0.0
+    while True:
+        if orders is not None:
+            done, goal, unit = tally.placed, orders, "orders"
+        else:
+            done, goal, unit = round(tally.elapsed_s), round(duration_s or 0), "s"
+        filled = int(30 * min(1.0, done / goal)) if goal else 30
+        errors = sum(tally.errors.values())
+        line = (
+            f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{goal} {unit}  placed {tally.placed}  "
+            f"paid {tally.paid}  completed {tally.completed}  errors {errors}"
+        )
+        now = time.monotonic()
+        if tty:
+            print(f"\r{line}", end="", file=sys.stderr, flush=True)
+        elif now - last_line >= 5:
+            print(line, file=sys.stderr, flush=True)
+            last_line = now
+        await asyncio.sleep(0.25)
 
 
 class Outcomes:

@@ -256,12 +256,12 @@ async def test_a_kitchen_display_takes_up_the_tickets_of_a_snapshot_where_they_s
     """A snapshot instead of missed events: a preparing ticket is readied and completed, a ready one completed."""
     display = SimDevice(1, DeviceKind.KITCHEN_DISPLAY, "sim-kitchen-00001", "token")
     simulation = Simulation(Plan(urls=[], kitchen_step_s=0, progress=False), Fleet(0, [], {}, [display], []), [])
-    simulation.placed_ids = {2, 3}
+    simulation.kiosks.placed_ids = {2, 3}
     kitchen = Kitchen()
     tickets = [{"id": 2, "status": "preparing"}, {"id": 3, "status": "ready"}]
     snapshot = {"type": "snapshot", "channel": "branch:1:kitchen", "seq": 9, "epoch": "e", "data": {"tickets": tickets}}
     for _ in range(2):  # the same ticket shown twice (a resume from an older position) is cooked once
-        simulation._kitchen_snapshot(kitchen, 0, snapshot)  # type: ignore[arg-type]
+        simulation.kitchens.snapshot(kitchen, 0, snapshot)  # type: ignore[arg-type]
     await asyncio.wait_for(asyncio.gather(*simulation._tasks), 5)
     assert sorted(kitchen.sent) == [("order.complete", 2), ("order.complete", 3), ("order.ready", 2)]
     assert simulation.tally.completed == 2
@@ -270,10 +270,10 @@ async def test_a_kitchen_display_takes_up_the_tickets_of_a_snapshot_where_they_s
 async def test_a_kiosk_reads_from_a_snapshot_how_the_payments_it_missed_ended() -> None:
     """Gone from the open payments: paid when its order no longer awaits payment, declined when it still does."""
     simulation = Simulation(Plan(urls=[], progress=False), Fleet(0, [], {}, [], []), [])
-    simulation.paying[5] = {10: 100, 11: 101, 12: 102}
+    simulation.kiosks.paying[5] = {10: 100, 11: 101, 12: 102}
     data = {"carts": [], "orders": [{"id": 101}, {"id": 102}], "payments": [{"id": 12}]}
-    simulation._kiosk_snapshot(5, {"type": "snapshot", "channel": "device:5", "seq": 3, "epoch": "e", "data": data})
-    outcomes = simulation.payments[5]
+    simulation.kiosks.snapshot(5, {"type": "snapshot", "channel": "device:5", "seq": 3, "epoch": "e", "data": data})
+    outcomes = simulation.kiosks.payments[5]
     assert await asyncio.wait_for(outcomes.wait(10), 5) == "approved"
     assert await asyncio.wait_for(outcomes.wait(11), 5) == "declined"
     with pytest.raises(TimeoutError):
@@ -289,10 +289,11 @@ async def test_a_simulated_kiosk_fills_a_combos_slots_as_the_server_takes_them(s
     async with shop.services.db.session() as session:
         menu = await branch_menu(session, shop.branch_id)
     simulation = Simulation(Plan(urls=[], progress=False, seed=3), Fleet(0, [], {}, [], []), [])
-    simulation.menu = [item for category in menu["categories"] for item in category["items"] if item["combo_slots"]]
+    carts = simulation.carts
+    carts.menu = [item for category in menu["categories"] for item in category["items"] if item["combo_slots"]]
     cart = await shop.send(shop.kiosk, "cart.create", {})
     for _ in range(10):
-        [line] = simulation._lines()
+        [line] = carts.lines()
         assert [c["slot_id"] for c in line["components"]] == [combo.main, combo.side, combo.drink]
         assert combo.shake not in [c["item_id"] for c in line["components"]]
         data = await shop.send(shop.kiosk, "cart.add", {"cart_id": cart["id"], **line})
