@@ -28,6 +28,7 @@ const state = {
   connection: null,
   channel: null, // the kitchen channel this display shows
   station: null, // the display's own station; null for a whole-kitchen display
+  stationName: null, // its name, from its channel's snapshot
   filter: localStorage.getItem("kitchen:filter") || "", // a whole-kitchen display's station filter
   selected: null, // the selected order id
   clockOffset: 0, // server clock minus this browser's, from the welcome
@@ -42,7 +43,9 @@ function kitchenChannel(welcome) {
 }
 
 function onWelcome(welcome) {
-  state.station = welcome.principal.station || null;
+  const station = welcome.principal.station || null;
+  if (station !== state.station) state.stationName = null;
+  state.station = station;
   const channel = kitchenChannel(welcome);
   // A display moved to another station says hello again: its old tickets go until the new channel's snapshot.
   if (state.channel && channel !== state.channel) store.replace([]);
@@ -50,9 +53,15 @@ function onWelcome(welcome) {
   const serverTime = Date.parse(welcome.server_time);
   if (serverTime) state.clockOffset = serverTime - Date.now();
   document.body.dataset.station = state.station || "";
-  $("title").textContent = state.station ? stationName(state.station) : t("title");
+  renderTitle();
   $("filter-box").hidden = Boolean(state.station);
   render();
+}
+
+// A station's display is titled with the station's name from its channel's snapshot; until one has come (or when
+// the station has none), with its code.
+function renderTitle() {
+  $("title").textContent = state.station ? state.stationName || stationName(state.station) : t("title");
 }
 
 function stationName(code) {
@@ -61,6 +70,10 @@ function stationName(code) {
 
 function onSnapshot(channel, data) {
   if (channel !== state.channel) return;
+  if (data.station) {
+    state.stationName = data.station.name;
+    renderTitle();
+  }
   store.replace(data.tickets);
   render();
 }

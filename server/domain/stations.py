@@ -51,6 +51,8 @@ class KitchenStation:
     code: str
     is_expo: bool = False
     position: int = 0
+    # What the kitchen calls it ("Grill"); the code is what lines and channels name.
+    name: str = ""
 
 
 @dataclass(frozen=True)

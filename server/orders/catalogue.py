@@ -237,7 +237,7 @@ async def _read_slots(session: AsyncSession, combo_ids: list[int]) -> dict[int, 
 
 _STATIONS = table(Station).c
 _READ_KITCHEN = Prepared(
-    select(_STATIONS.id, _STATIONS.code, _STATIONS.is_expo, _STATIONS.position).where(
+    select(_STATIONS.id, _STATIONS.code, _STATIONS.is_expo, _STATIONS.position, _STATIONS.name).where(
         _STATIONS.branch_id == bindparam("branch_id")
     )
 )
@@ -246,7 +246,7 @@ _READ_KITCHEN = Prepared(
 async def read_kitchen(session: AsyncSession, branch_id: int) -> Kitchen:
     """The branch's kitchen stations, as the session's transaction sees them."""
     rows = await _READ_KITCHEN.rows(session, {"branch_id": branch_id})
-    return Kitchen.of(KitchenStation(row.id, row.code, row.is_expo, row.position) for row in rows)
+    return Kitchen.of(KitchenStation(row.id, row.code, row.is_expo, row.position, row.name) for row in rows)
 
 
 class Catalogue:

@@ -20,12 +20,23 @@ class KitchenSnapshot(BaseModel):
     tickets: list[OrderView]
 
 
-class StationSnapshot(BaseModel):
-    """`branch:{b}:kitchen:{station}`: the open tickets with lines at the station (every one at expo), the first paid
-    first, each cut to the station's lines."""
+class StationInfo(BaseModel):
+    """The station a station channel is of: its code, the name its display shows, and whether it is expo."""
 
     model_config = ConfigDict(extra="forbid")
 
+    code: str
+    name: str
+    is_expo: bool
+
+
+class StationSnapshot(BaseModel):
+    """`branch:{b}:kitchen:{station}`: the station (null for a code the branch has no station for) and the open
+    tickets with lines at it (every one at expo), the first paid first, each cut to the station's lines."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    station: StationInfo | None
     tickets: list[StationTicket]
 
 

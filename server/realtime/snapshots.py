@@ -109,8 +109,9 @@ class Snapshots:
     async def _station(self, session: AsyncSession, channel: ChannelName, locale: str | None = None) -> Any:
         assert channel.branch_id is not None and channel.station is not None
         kitchen = await read_kitchen(session, channel.branch_id)
-        if kitchen.by_code(channel.station) is None:
-            return {"tickets": []}  # no such station (yet): nothing is routed to it
+        station = kitchen.by_code(channel.station)
+        if station is None:
+            return {"station": None, "tickets": []}  # no such station (yet): nothing is routed to it
         statement = (
             select(Order)
             .where(Order.branch_id == channel.branch_id, Order.status.in_(OPEN_TICKETS))
@@ -119,7 +120,10 @@ class Snapshots:
         orders = [order for order in (await session.scalars(statement)).all() if station_progress.routed(order)]
         bumps = await station_progress.bumps_of(session, [order.id for order in orders])
         tickets = (station_tickets(order, kitchen, bumps.get(order.id, {})).get(channel.station) for order in orders)
-        return {"tickets": [ticket for ticket in tickets if ticket is not None]}
+        return {
+            "station": {"code": station.code, "name": station.name, "is_expo": station.is_expo},
+            "tickets": [ticket for ticket in tickets if ticket is not None],
+        }
 
     async def _board(self, session: AsyncSession, channel: ChannelName, locale: str | None = None) -> Any:
         statement = (

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 from playwright.async_api import Page, expect
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from channels import names
 from channels.client import DeviceClient
@@ -52,8 +52,15 @@ async def test_the_grill_display_shows_its_part_and_bumps_by_tap_and_by_key(
         DeviceClient(live.ws, await staff_token(live.http, prefix, demo)) as staff,
     ):
         orders = Orders(kiosk, staff)
+        # The display is titled with the station's name, which its channel's snapshot carries.
+        async with live.services.db.session() as session:
+            await session.execute(
+                update(Station)
+                .where(Station.branch_id == demo.branch_id, Station.code == "grill")
+                .values(name="Grill & Burger")
+            )
         await open_display(page, live, demo, "grill")
-        await expect(page.locator("#title")).to_have_text("Grill")
+        await expect(page.locator("#title")).to_have_text("Grill & Burger")
         # The browser lets the page make a sound once it was touched.
         await page.locator("#title").click()
         await expect(page.locator("#sound-hint")).to_be_hidden()

@@ -175,7 +175,9 @@ async def test_a_station_snapshot_holds_its_open_tickets_cut_to_its_lines(shop: 
     snapshots = Snapshots(shop.services.db, shop.services.presence, shop.services.settings)
     grill_channel = parse(names.branch_station(shop.branch_id, "grill"))
     assert grill_channel is not None
-    grill = StationSnapshot.model_validate(await snapshots.snapshot(grill_channel)).model_dump(mode="json")["tickets"]
+    grill_snapshot = StationSnapshot.model_validate(await snapshots.snapshot(grill_channel)).model_dump(mode="json")
+    assert grill_snapshot["station"] == {"code": "grill", "name": "Grill", "is_expo": False}
+    grill = grill_snapshot["tickets"]
     assert [(t["id"], [line["name"] for line in t["lines"]], t["bumped_at"] is not None) for t in grill] == [
         (order["id"], ["Burger", "Fries"], True)
     ]
@@ -185,7 +187,7 @@ async def test_a_station_snapshot_holds_its_open_tickets_cut_to_its_lines(shop: 
     assert [(t["id"], t["bumped_at"]) for t in drinks] == [(order["id"], None), (drinks_only["id"], None)]
     unknown = parse(names.branch_station(shop.branch_id, "sushi"))
     assert unknown is not None
-    assert await snapshots.snapshot(unknown) == {"tickets": []}
+    assert await snapshots.snapshot(unknown) == {"station": None, "tickets": []}
 
 
 async def test_a_branch_without_stations_works_as_before(shop: Shop) -> None:
