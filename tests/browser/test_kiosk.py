@@ -234,7 +234,7 @@ async def test_an_idle_kiosk_waits_for_the_terminal_then_cancels_the_unpaid_orde
     await water_in_cart(page, live, demo, "?lang=en&idle=3")
     admin = await staff_token(live.http, live.services.settings.API_V1_STR, demo)
     async with (
-        asyncio.timeout(20),
+        asyncio.timeout(30),
         DeviceClient(live.ws, token(live.services, demo, DeviceKind.PAYMENT_TERMINAL)) as client,
         DeviceClient(live.ws, admin) as staff,
     ):
