@@ -37,7 +37,7 @@ view.t = wordsFor(view.locale);
 let homeLocale = view.locale;
 const state = { connection: null, menuChannel: null, deviceChannel: null, screen: "start", cart: null, category: null };
 const command = (type, data) => state.connection.command(type, data);
-const pay = new PayFlow(command, renderPay);
+const pay = new PayFlow(command, onPayChange);
 const itemDialog = new ItemDialog($("item-dialog"), view, (data) => addToCart(data));
 const stockNotice = new StockNotice($("stock-dialog"), view, (line) => setQty(line, 0));
 const idle = new IdleWatch({ seconds: IDLE_S, onWarn: warnIdle, onExpire: () => startOver() });
@@ -108,14 +108,22 @@ function renderPay() {
     $("pay-reason").textContent = text === key ? view.t("pay.failed") : text;
     $("pay-retry").hidden = pay.reason === "needs_refund";
   }
-  if (phase === "done" && state.screen !== "done") finish();
-  if (phase === "cancelled" && state.screen === "pay") startOver();
+}
+
+// What a change of the payment's phase does besides showing it: the order number once paid, the start once the
+// order is gone, and the idle watch.
+function onPayChange() {
+  renderPay();
+  const phase = pay.phase;
+  if (phase === "done" && state.screen !== "done") return finish();
+  if (phase === "cancelled" && state.screen === "pay") return startOver();
   // While the terminal charges, the customer is at the terminal, not the kiosk: the payment's own timeout on the
   // server ends a charge nobody finishes. Once a payment has ended without success, the idle watch runs again.
   if (state.screen === "pay") {
     if (phase === "placing" || phase === "waiting") idle.disarm();
     else if (!idle.armed) idle.arm();
   }
+  return undefined;
 }
 
 // Language and the start
@@ -185,7 +193,7 @@ async function checkout() {
   closeDialogs();
   show("pay");
   try {
-    await pay.place(state.cart, state.cart.total);
+    await pay.place(state.cart);
   } catch (error) {
     show("order");
     if (!(error instanceof CommandError)) return failed(error);

@@ -32,13 +32,14 @@ export class PayFlow {
     this.onChange();
   }
 
-  /** Place the cart's order at `expectedTotal` and start paying; price_changed and out_of_stock are thrown. */
-  async place(cart, expectedTotal) {
+  /** Place the cart's order at the total the customer saw (the cart's) and start paying; price_changed and
+   * out_of_stock are thrown. */
+  async place(cart) {
     const generation = this.generation;
     this._set("placing");
     let order;
     try {
-      order = await this.command("order.place", { cart_id: cart.id, expected_total: expectedTotal });
+      order = await this.command("order.place", { cart_id: cart.id, expected_total: cart.total });
     } catch (error) {
       if (generation !== this.generation) return;
       this._set("idle");
