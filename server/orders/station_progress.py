@@ -32,7 +32,7 @@ _STATIONS, _BUMPS = table(Station), table(OrderStation)
 _STATION, _BUMP = _STATIONS.c, _BUMPS.c
 # The branch's stations, each with its bump of the order (NULL: not bumped).
 _PROGRESS = Prepared(
-    select(_STATION.id, _STATION.code, _STATION.is_expo, _STATION.position, _STATION.name, _BUMP.bumped_at)
+    select(_STATION.id, _STATION.code, _STATION.is_expo, _STATION.position, _BUMP.bumped_at)
     .select_from(
         _STATIONS.outerjoin(_BUMPS, and_(_BUMP.station_id == _STATION.id, _BUMP.order_id == bindparam("order_id")))
     )
@@ -59,7 +59,8 @@ def routed(order: AnyOrder) -> bool:
 async def read_progress(session: AsyncSession, branch_id: int, order_id: int) -> tuple[Kitchen, Bumps]:
     """The branch's stations and the order's bumps by station id, in one statement."""
     rows = await _PROGRESS.rows(session, {"branch_id": branch_id, "order_id": order_id})
-    kitchen = Kitchen.of(KitchenStation(row.id, row.code, row.is_expo, row.position, row.name) for row in rows)
+    # No names: a bump needs only codes (the channel snapshot reads names through read_kitchen).
+    kitchen = Kitchen.of(KitchenStation(row.id, row.code, row.is_expo, row.position) for row in rows)
     return kitchen, {row.id: row.bumped_at for row in rows if row.bumped_at is not None}
 
 
