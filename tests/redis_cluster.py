@@ -26,6 +26,8 @@ from tests.cluster import START_TIMEOUT_S, Child
 from tests.live import free_port
 
 MASTERS = 3
+# Tries at a node's ports (see _new_node).
+PORT_TRIES = 3
 
 
 class ClusterNodeProcess(Child):
@@ -147,15 +149,32 @@ async def _cli(port: int, *args: str) -> str:
     return out.decode().strip() if process.returncode == 0 else ""
 
 
+async def _new_node(folder: Path) -> ClusterNodeProcess:
+    """A master started on ports free a moment ago; chosen again when one was taken before redis-server bound it
+    (a client socket's ephemeral port may be any of them)."""
+    for attempt in range(1, PORT_TRIES + 1):
+        node = ClusterNodeProcess(free_port(), folder)
+        try:
+            await node.start()
+        except BaseException as failure:
+            await node.kill()
+            taken = isinstance(failure, RuntimeError) and "Address already in use" in node.log_tail()
+            if attempt == PORT_TRIES or not taken:
+                raise
+            continue
+        return node
+    raise AssertionError("unreachable")
+
+
 @asynccontextmanager
 async def running_redis_cluster(folder: Path) -> AsyncIterator[RedisCluster]:
     """Start three masters in `folder`, join them into one cluster covering every slot, and kill them at the end."""
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
         raise RuntimeError("the Redis Cluster tests need redis-server and redis-cli on PATH")
-    cluster = RedisCluster([ClusterNodeProcess(free_port(), folder) for _ in range(MASTERS)])
+    cluster = RedisCluster([])
     try:
-        for node in cluster.nodes:
-            await node.start()
+        for _ in range(MASTERS):
+            cluster.nodes.append(await _new_node(folder))
         create = await asyncio.create_subprocess_exec(
             "redis-cli",
             "--cluster",
