@@ -16,9 +16,10 @@ from channels.redis_clients import cluster_client, shared_client
 from tests.conftest import REDIS_URL, delete_keys
 
 TIMEOUT_S = 10
-# Small, so that a connection expires within a test; the refresh stays well inside the TTL.
-TTL_S = 0.5
-REFRESH_S = 0.2
+# Small, so that a connection expires within a test; the refresh stays well inside the TTL, by more than the event
+# loop of a loaded two-core machine stalls (0.3 s of margin once let a live connection expire).
+TTL_S = 1.2
+REFRESH_S = 0.3
 
 
 class Heard:
